@@ -1,0 +1,368 @@
+//! Agent identities: the Ed25519 public key that names an agent, its key pair, and key files.
+//!
+//! The printable form of an agent id is its 32-byte public key as 64 lowercase hex digits. It is
+//! the same in the CLI, the HTTP API, logs and docs, and it is what standard tools print for the
+//! raw key bytes, so an auditor can match ids by eye.
+//!
+//! A key file is text: the line [`KEY_FILE_HEADER`] followed by the 32-byte secret seed in hex on
+//! a second line. The node writes it with mode 0600 and refuses to load it when group or others
+//! may read it (see [`check_key_file_mode`]).
+
+use std::fmt;
+use std::str::FromStr;
+
+use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
+use rand_core::OsRng;
+use zeroize::Zeroizing;
+
+/// Length in bytes of an Ed25519 public key (an agent id).
+pub const PUBLIC_KEY_LEN: usize = 32;
+
+/// Length in bytes of an Ed25519 signature.
+pub const SIGNATURE_LEN: usize = 64;
+
+/// First line of every key file; it names the format so a wrong file is recognised at once.
+pub const KEY_FILE_HEADER: &str = "plexus-ed25519-secret-key-v1";
+
+/// Errors about identities, keys and their printable forms.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum IdentityError {
+    /// Text that should be hex was not, or had the wrong length.
+    #[error("invalid {what}: expected {expected} hex digits, got {problem}")]
+    BadHex {
+        what: &'static str,
+        expected: usize,
+        problem: String,
+    },
+    /// The bytes are not a point on the curve.
+    #[error("invalid agent id: not a valid Ed25519 public key")]
+    InvalidKey,
+    /// The key has small order: any signature would verify against it.
+    #[error("invalid agent id: weak (small-order) Ed25519 key, which anyone could sign for")]
+    WeakKey,
+    /// A key file whose text is not in the expected format.
+    #[error("malformed key file: {0}")]
+    MalformedKeyFile(String),
+    /// A key file that group or others may read.
+    #[error(
+        "key file permissions are too open (mode {mode:04o}): group or others can read the secret \
+         key; run `chmod 600` on the file"
+    )]
+    KeyFileTooOpen { mode: u32 },
+}
+
+/// An agent's identity: a valid, non-weak Ed25519 public key.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AgentId(VerifyingKey);
+
+/// An Ed25519 signature as transported: 64 raw bytes.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Signature(pub [u8; SIGNATURE_LEN]);
+
+/// An agent's key pair. `Debug` never shows the secret.
+#[derive(Clone)]
+pub struct Keypair {
+    signing_key: SigningKey,
+}
+
+impl AgentId {
+    /// Parses and validates a public key: it must decompress and must not have small order.
+    pub fn from_bytes(bytes: &[u8; PUBLIC_KEY_LEN]) -> Result<AgentId, IdentityError> {
+        let key = VerifyingKey::from_bytes(bytes).map_err(|_| IdentityError::InvalidKey)?;
+        if key.is_weak() {
+            return Err(IdentityError::WeakKey);
+        }
+        Ok(AgentId(key))
+    }
+
+    /// Like [`AgentId::from_bytes`] for a slice of any length.
+    pub fn from_slice(bytes: &[u8]) -> Result<AgentId, IdentityError> {
+        let array = <[u8; PUBLIC_KEY_LEN]>::try_from(bytes).map_err(|_| IdentityError::BadHex {
+            what: "agent id",
+            expected: PUBLIC_KEY_LEN * 2,
+            problem: format!("{} bytes", bytes.len()),
+        })?;
+        AgentId::from_bytes(&array)
+    }
+
+    /// The raw 32 bytes of the key.
+    pub fn as_bytes(&self) -> &[u8; PUBLIC_KEY_LEN] {
+        self.0.as_bytes()
+    }
+
+    /// The first eight hex digits, for compact human output.
+    pub fn short(&self) -> String {
+        let mut text = self.to_string();
+        text.truncate(8);
+        text
+    }
+
+    /// Verifies one signature strictly (`verify_strict`): rejects malleable and small-order
+    /// signature components as well as wrong signatures.
+    pub fn verify_strict(&self, message: &[u8], signature: &Signature) -> bool {
+        let signature = ed25519_dalek::Signature::from_bytes(&signature.0);
+        self.0.verify_strict(message, &signature).is_ok()
+    }
+
+    pub(crate) fn verifying_key(&self) -> &VerifyingKey {
+        &self.0
+    }
+}
+
+impl fmt::Display for AgentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for byte in self.as_bytes() {
+            write!(f, "{byte:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for AgentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "AgentId({self})")
+    }
+}
+
+impl FromStr for AgentId {
+    type Err = IdentityError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let bytes = decode_hex_exact::<PUBLIC_KEY_LEN>(text, "agent id")?;
+        AgentId::from_bytes(&bytes)
+    }
+}
+
+impl PartialOrd for AgentId {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for AgentId {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_bytes().cmp(other.as_bytes())
+    }
+}
+
+impl Signature {
+    /// Builds a signature from a slice that must be exactly [`SIGNATURE_LEN`] bytes long.
+    pub fn from_slice(bytes: &[u8]) -> Option<Signature> {
+        <[u8; SIGNATURE_LEN]>::try_from(bytes).ok().map(Signature)
+    }
+}
+
+impl fmt::Debug for Signature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Signature(")?;
+        for byte in &self.0[..8] {
+            write!(f, "{byte:02x}")?;
+        }
+        f.write_str("..)")
+    }
+}
+
+impl Keypair {
+    /// Generates a fresh key pair from the operating system's random source.
+    pub fn generate() -> Keypair {
+        Keypair {
+            signing_key: SigningKey::generate(&mut OsRng),
+        }
+    }
+
+    /// Builds a key pair from a 32-byte secret seed (used by test vectors and key files).
+    pub fn from_seed(seed: &[u8; 32]) -> Keypair {
+        Keypair {
+            signing_key: SigningKey::from_bytes(seed),
+        }
+    }
+
+    /// The public half: this agent's id.
+    ///
+    /// A key derived from a secret seed is never weak: the clamped scalar times the base point
+    /// has the full prime order, so the [`AgentId`] invariant holds without a check.
+    pub fn agent_id(&self) -> AgentId {
+        AgentId(self.signing_key.verifying_key())
+    }
+
+    /// Signs `message`.
+    pub fn sign(&self, message: &[u8]) -> Signature {
+        Signature(self.signing_key.sign(message).to_bytes())
+    }
+
+    /// The 32-byte secret seed, wrapped so it is wiped from memory when dropped. Needed to derive
+    /// the node's libp2p identity from the same key.
+    pub fn secret_seed(&self) -> Zeroizing<[u8; 32]> {
+        Zeroizing::new(self.signing_key.to_bytes())
+    }
+
+    /// Renders the key file text. The caller writes it with mode 0600.
+    pub fn to_key_file_text(&self) -> Zeroizing<String> {
+        let seed = self.secret_seed();
+        let mut text = Zeroizing::new(String::with_capacity(KEY_FILE_HEADER.len() + 66));
+        text.push_str(KEY_FILE_HEADER);
+        text.push('\n');
+        for byte in seed.iter() {
+            text.push_str(&format!("{byte:02x}"));
+        }
+        text.push('\n');
+        text
+    }
+
+    /// Parses key file text produced by [`Keypair::to_key_file_text`].
+    pub fn from_key_file_text(text: &str) -> Result<Keypair, IdentityError> {
+        let mut lines = text.lines();
+        if lines.next().map(str::trim) != Some(KEY_FILE_HEADER) {
+            return Err(IdentityError::MalformedKeyFile(format!(
+                "the first line must be `{KEY_FILE_HEADER}`"
+            )));
+        }
+        let seed_line = lines.next().map(str::trim).unwrap_or_default();
+        let seed = Zeroizing::new(decode_hex_exact::<32>(seed_line, "secret key").map_err(
+            |_| {
+                IdentityError::MalformedKeyFile(
+                    "the second line must hold the 32-byte secret key as 64 hex digits".into(),
+                )
+            },
+        )?);
+        if lines.any(|line| !line.trim().is_empty()) {
+            return Err(IdentityError::MalformedKeyFile(
+                "unexpected text after the secret key line".into(),
+            ));
+        }
+        Ok(Keypair::from_seed(&seed))
+    }
+}
+
+impl fmt::Debug for Keypair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Keypair({}, secret redacted)", self.agent_id())
+    }
+}
+
+/// Checks the Unix permission bits of a key file: group and others must have no access at all.
+pub fn check_key_file_mode(mode: u32) -> Result<(), IdentityError> {
+    if mode & 0o077 != 0 {
+        return Err(IdentityError::KeyFileTooOpen {
+            mode: mode & 0o7777,
+        });
+    }
+    Ok(())
+}
+
+/// Decodes exactly `N` bytes of hex (either case), naming `what` in the error.
+pub(crate) fn decode_hex_exact<const N: usize>(
+    text: &str,
+    what: &'static str,
+) -> Result<[u8; N], IdentityError> {
+    let bad = |problem: String| IdentityError::BadHex {
+        what,
+        expected: N * 2,
+        problem,
+    };
+    let text = text.trim();
+    if text.len() != N * 2 {
+        return Err(bad(format!("{} characters", text.len())));
+    }
+    let mut out = [0u8; N];
+    for (index, (slot, pair)) in out.iter_mut().zip(text.as_bytes().chunks(2)).enumerate() {
+        let digit = |c: u8| (c as char).to_digit(16);
+        match pair {
+            [high, low] => match (digit(*high), digit(*low)) {
+                (Some(high), Some(low)) => *slot = (high * 16 + low) as u8,
+                _ => {
+                    return Err(bad(format!(
+                        "a non-hex character near position {}",
+                        index * 2
+                    )))
+                }
+            },
+            _ => return Err(bad("an odd number of digits".into())),
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn agent_id_prints_and_parses_as_hex() {
+        let keypair = Keypair::from_seed(&[7; 32]);
+        let id = keypair.agent_id();
+        let text = id.to_string();
+        assert_eq!(text.len(), 64);
+        assert!(text
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert_eq!(text.parse::<AgentId>().unwrap(), id);
+        assert_eq!(text.to_uppercase().parse::<AgentId>().unwrap(), id);
+    }
+
+    #[test]
+    fn bad_agent_id_text_is_explained() {
+        let err = "zz".repeat(32).parse::<AgentId>().unwrap_err().to_string();
+        assert!(err.contains("non-hex"), "{err}");
+        let err = "ab".parse::<AgentId>().unwrap_err().to_string();
+        assert!(
+            err.contains("expected 64 hex digits, got 2 characters"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn weak_keys_are_rejected() {
+        // The identity point (y = 1) has small order.
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        assert_eq!(AgentId::from_bytes(&identity), Err(IdentityError::WeakKey));
+    }
+
+    #[test]
+    fn strict_verification_accepts_good_and_rejects_bad_signatures() {
+        let keypair = Keypair::generate();
+        let signature = keypair.sign(b"hello");
+        assert!(keypair.agent_id().verify_strict(b"hello", &signature));
+        assert!(!keypair.agent_id().verify_strict(b"hellO", &signature));
+        let other = Keypair::generate();
+        assert!(!other.agent_id().verify_strict(b"hello", &signature));
+    }
+
+    #[test]
+    fn key_file_round_trip_and_debug_hides_secret() {
+        let keypair = Keypair::generate();
+        let text = keypair.to_key_file_text();
+        let loaded = Keypair::from_key_file_text(&text).unwrap();
+        assert_eq!(loaded.agent_id(), keypair.agent_id());
+        let debug = format!("{keypair:?}");
+        let seed_hex: String = keypair
+            .secret_seed()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert!(!debug.contains(&seed_hex));
+        assert!(debug.contains("redacted"));
+    }
+
+    #[test]
+    fn malformed_key_files_are_explained() {
+        let err = Keypair::from_key_file_text("hello\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(KEY_FILE_HEADER), "{err}");
+        let err = Keypair::from_key_file_text(&format!("{KEY_FILE_HEADER}\nxyz\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("64 hex digits"), "{err}");
+    }
+
+    #[test]
+    fn open_key_file_modes_are_refused() {
+        assert!(check_key_file_mode(0o600).is_ok());
+        assert!(check_key_file_mode(0o400).is_ok());
+        let err = check_key_file_mode(0o644).unwrap_err().to_string();
+        assert!(err.contains("0644") && err.contains("chmod 600"), "{err}");
+        assert!(check_key_file_mode(0o604).is_err());
+    }
+}

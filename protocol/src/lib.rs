@@ -1,0 +1,32 @@
+//! The Plexus protocol: entry format, canonical CBOR, feeds and forks, and the audit export
+//! format, as pure logic.
+//!
+//! Nothing here does I/O or reads the clock: functions take bytes (and, where time matters, a
+//! `now` passed in) and return decisions. Untrusted bytes never panic: the crate denies
+//! `unwrap`, `expect`, indexing and `panic!` outside tests, and every decoder checks sizes before
+//! parsing.
+//!
+//! - [`cbor`]: strict canonical CBOR (decode, re-encode, compare) and item framing.
+//! - [`value`]: the canonical form of free-form JSON-like body data.
+//! - [`entry`]: the signed entry, its encoding, id and signature input.
+//! - [`feed`]: chains, placement of incoming entries, fork detection and proofs.
+//! - [`export`]: the self-contained audit export file's header and signed trailer.
+
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
+
+pub mod cbor;
+pub mod entry;
+pub mod export;
+pub mod feed;
+pub mod value;
+
+pub use entry::{Draft, Entry, EntryError, Header, MAX_BODY_LEN, MAX_ENTRY_LEN};
+pub use feed::{ChainEvent, ChainTracker, FeedHead, FeedKey, ForkProof, ForkProofError, Placement};
