@@ -29,4 +29,6 @@ pub use identity::{
     check_key_file_mode, AgentId, IdentityError, Keypair, Signature, KEY_FILE_HEADER,
     PUBLIC_KEY_LEN, SIGNATURE_LEN,
 };
-pub use verify::{verify_batch_parallel, verify_batch_with_fallback, BatchItem, VerifyError};
+pub use verify::{
+    verify_batch_parallel, verify_batch_with_fallback, BatchItem, VerifyError, BATCH_CHUNK,
+};

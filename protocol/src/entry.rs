@@ -105,6 +105,26 @@ pub enum EntryError {
     BodyHashMismatch { declared: Hash256, actual: Hash256 },
 }
 
+impl EntryError {
+    /// A stable, machine-readable code for the error, used in test vectors and rejection
+    /// records (`field:<name>` for field errors).
+    pub fn code(&self) -> String {
+        match self {
+            EntryError::TooLarge { .. } => "too-large".into(),
+            EntryError::Cbor(CborError::Truncated { .. }) => "truncated".into(),
+            EntryError::Cbor(CborError::Malformed { .. }) => "malformed-cbor".into(),
+            EntryError::Cbor(CborError::TooDeep) => "too-deep".into(),
+            EntryError::Cbor(CborError::NotCanonical { .. }) => "non-canonical".into(),
+            EntryError::Cbor(CborError::TrailingBytes { .. }) => "trailing-bytes".into(),
+            EntryError::Cbor(CborError::UnsortedMap) => "unsorted-map".into(),
+            EntryError::Field { field, .. } => format!("field:{field}"),
+            EntryError::UnsupportedVersion(_) => "unsupported-version".into(),
+            EntryError::BodyLenMismatch { .. } => "body-len-mismatch".into(),
+            EntryError::BodyHashMismatch { .. } => "body-hash-mismatch".into(),
+        }
+    }
+}
+
 impl Entry {
     /// Signs a draft with `keypair`, checking every field as [`Entry::decode`] would.
     pub fn sign(keypair: &Keypair, draft: Draft) -> Result<Entry, EntryError> {
@@ -132,6 +152,16 @@ impl Entry {
 
     /// Decodes and checks an envelope. Does not verify the signature.
     pub fn decode(bytes: &[u8]) -> Result<Entry, EntryError> {
+        match Entry::decode_keeping_header(bytes)? {
+            (entry, None) => Ok(entry),
+            (_, Some(body_error)) => Err(body_error),
+        }
+    }
+
+    /// Like [`Entry::decode`], but a body that does not match its signed hash or length is
+    /// returned as a separate error beside the (body-less) entry, so an auditor can still
+    /// locate it by author and seq and check its signature and chain.
+    pub fn decode_keeping_header(bytes: &[u8]) -> Result<(Entry, Option<EntryError>), EntryError> {
         if bytes.len() > MAX_ENTRY_LEN {
             return Err(EntryError::TooLarge {
                 len: bytes.len(),
@@ -154,9 +184,10 @@ impl Entry {
             _ => return Err(field("body", "must be a byte string or null")),
         };
         check_header(&header)?;
-        if let Some(body) = &body {
-            check_body(&header, body)?;
-        }
+        let body_error = body
+            .as_ref()
+            .and_then(|body| check_body(&header, body).err());
+        let body = if body_error.is_some() { None } else { body };
         // The signed header is the first item of the envelope, after its one-byte array head.
         let header_len = bytes
             .get(1..)
@@ -167,13 +198,14 @@ impl Entry {
                 available: bytes.len(),
             })?;
         let signed_header_bytes = bytes.get(1..1 + header_len).unwrap_or_default().to_vec();
-        Ok(Entry {
+        let entry = Entry {
             id: sha256(&signed_header_bytes),
             header,
             signature,
             body,
             signed_header_bytes,
-        })
+        };
+        Ok((entry, body_error))
     }
 
     /// The canonical envelope bytes.

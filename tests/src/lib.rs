@@ -1,1 +1,7 @@
-//! placeholder
+//! Integration harness for Plexus: helpers to build logs, locate items in export files and
+//! tamper with them, plus the generator of the checked-in test vectors.
+//!
+//! The scenarios themselves live in `tests/tests/*.rs`.
+
+pub mod fixtures;
+pub mod vectors;

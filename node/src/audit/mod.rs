@@ -1,0 +1,15 @@
+//! Offline audit: exporting the log to one self-contained file, and verifying a file or a data
+//! directory with nothing but its bytes (and optionally a list of trusted authors).
+//!
+//! - [`export`] writes the CBOR-sequence export (format in `plexus_protocol::export`).
+//! - [`verify`] streams a file or a log through parallel decoding and batch signature
+//!   verification, then a sequential chain check with one small tracker per feed.
+//! - [`report`] holds the findings and renders them for people and machines.
+
+pub mod export;
+pub mod report;
+pub mod verify;
+
+pub use export::{export_to_file, ExportSummary};
+pub use report::{Finding, FindingKind, Report, Verdict};
+pub use verify::{read_trusted_keys, verify_data_dir, verify_file, Progress, VerifyOptions};

@@ -1,0 +1,212 @@
+//! Commands that work on the local data directory: `init`, `id`, `publish`, `log`.
+
+use std::collections::VecDeque;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use plexus_crypto::{AgentId, Keypair};
+use plexus_protocol::entry::check_name;
+use plexus_protocol::{value, Entry};
+
+use super::{InitArgs, LogArgs, PublishArgs};
+use crate::clock::now_ms;
+use crate::config::{self, Config, ConfigFile, PathOverrides};
+use crate::store::Log;
+
+pub fn init(
+    config: &Config,
+    overrides: &PathOverrides,
+    args: InitArgs,
+) -> anyhow::Result<ExitCode> {
+    if let Some(namespace) = &args.namespace {
+        check_name("namespace", namespace)?;
+    }
+    let key_path = config.key_path();
+    let keypair = if key_path.exists() {
+        let keypair = config::load_key_file(&key_path)?;
+        println!("identity already exists: {}", keypair.agent_id());
+        keypair
+    } else {
+        let keypair = Keypair::generate();
+        config::create_key_file(&key_path, &keypair)?;
+        println!("created identity {}", keypair.agent_id());
+        keypair
+    };
+    drop(Log::open(&config.data_dir)?);
+    println!("  key file:   {} (mode 0600)", key_path.display());
+    println!(
+        "  log:        {}",
+        config.data_dir.join(crate::store::DB_DIR).display()
+    );
+    if config.config_file_exists {
+        println!(
+            "  config:     {} (kept as it was)",
+            config.config_path.display()
+        );
+    } else {
+        let file = ConfigFile {
+            data_dir: overrides.data_dir.clone(),
+            namespace: Some(args.namespace.unwrap_or_else(|| config.namespace.clone())),
+        };
+        config::write_config_file(&config.config_path, &file)?;
+        println!("  config:     {} (written)", config.config_path.display());
+    }
+    drop(keypair);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn id(config: &Config) -> anyhow::Result<ExitCode> {
+    println!("{}", config::load_key_file(&config.key_path())?.agent_id());
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn publish(config: &Config, args: PublishArgs) -> anyhow::Result<ExitCode> {
+    let namespace = args.namespace.unwrap_or_else(|| config.namespace.clone());
+    check_name("namespace", &namespace)?;
+    check_name("kind", &args.kind)?;
+    let body = value::json_text_to_canonical(&args.body)
+        .with_context(|| "--body must be one JSON value, for example '{\"text\": \"hello\"}'")?;
+    let keypair = config::load_key_file(&config.key_path())?;
+    let log = Log::open(&config.data_dir)?;
+    let entry = log.append_own(&keypair, &namespace, &args.kind, body, now_ms())?;
+    if args.json {
+        println!("{}", entry_json(&entry, None));
+    } else {
+        println!(
+            "published {} seq {} in {} ({} bytes): id {}",
+            entry.header().kind,
+            entry.header().seq,
+            entry.header().namespace,
+            entry.encoded_len(),
+            entry.id()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn log(config: &Config, args: LogArgs) -> anyhow::Result<ExitCode> {
+    let author: Option<AgentId> = args
+        .author
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .context("--author must be an agent id (64 hex digits)")?;
+    if args.limit == Some(0) {
+        bail!("--limit must be at least 1");
+    }
+    let log = Log::open_read_only(&config.data_dir)?;
+    let capacity = args.limit.unwrap_or(usize::MAX);
+    let mut shown: VecDeque<(u64, Entry)> = VecDeque::new();
+    for item in log.journal(0) {
+        let item = item?;
+        let header = item.entry.header();
+        let keep = author.is_none_or(|author| header.author == author)
+            && args.kind.as_deref().is_none_or(|kind| header.kind == kind)
+            && args
+                .namespace
+                .as_deref()
+                .is_none_or(|namespace| header.namespace == namespace);
+        if keep {
+            if shown.len() == capacity {
+                shown.pop_front();
+            }
+            shown.push_back((item.arrival, item.entry));
+        }
+    }
+    for (arrival, entry) in &shown {
+        if args.json {
+            println!("{}", entry_json(entry, Some(*arrival)));
+        } else {
+            let header = entry.header();
+            println!(
+                "#{arrival:<6} {} {} seq {:<5} {:<14} {} {}",
+                format_time(header.timestamp_ms),
+                header.author.short(),
+                header.seq,
+                header.kind,
+                header.namespace,
+                body_text(entry)
+            );
+        }
+    }
+    if shown.is_empty() && !args.json {
+        eprintln!("no entries match");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// An entry as one JSON object (the same shape the HTTP API will use).
+pub fn entry_json(entry: &Entry, arrival: Option<u64>) -> serde_json::Value {
+    let header = entry.header();
+    let decoded = entry.body().map(value::canonical_to_json);
+    // Bodies that are not canonical JSON values are shown as hex rather than hidden.
+    let (body, body_hex) = match (decoded, entry.body()) {
+        (Some(Ok(json)), _) => (json, None),
+        (Some(Err(_)), Some(bytes)) => (serde_json::Value::Null, Some(hex_string(bytes))),
+        _ => (serde_json::Value::Null, None),
+    };
+    serde_json::json!({
+        "arrival": arrival,
+        "id": entry.id().to_string(),
+        "namespace": header.namespace,
+        "author": header.author.to_string(),
+        "seq": header.seq,
+        "prev": header.prev.map(|prev| prev.to_string()),
+        "timestamp_ms": header.timestamp_ms,
+        "kind": header.kind,
+        "body_hash": header.body_hash.to_string(),
+        "body_len": header.body_len,
+        "body": body,
+        "body_hex": body_hex,
+    })
+}
+
+fn hex_string(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+fn body_text(entry: &Entry) -> String {
+    match entry.body() {
+        None => "(body pruned)".to_owned(),
+        Some(bytes) => match value::canonical_to_json(bytes) {
+            Ok(json) => json.to_string(),
+            Err(_) => format!("({} bytes, not JSON)", bytes.len()),
+        },
+    }
+}
+
+/// Formats milliseconds since the epoch as `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC).
+pub fn format_time(ms: u64) -> String {
+    let seconds = ms / 1000;
+    let days = seconds / 86_400;
+    let time_of_day = seconds % 86_400;
+    // Civil-from-days (Howard Hinnant's algorithm), valid for all dates after 1970.
+    let z = days as i64 + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        time_of_day / 3600,
+        time_of_day % 3600 / 60,
+        time_of_day % 60,
+        ms % 1000
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::format_time;
+
+    #[test]
+    fn times_format_as_utc() {
+        assert_eq!(format_time(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(format_time(1_764_064_800_123), "2025-11-25T10:00:00.123Z");
+        assert_eq!(format_time(951_782_400_000), "2000-02-29T00:00:00.000Z");
+    }
+}

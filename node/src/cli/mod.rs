@@ -1,0 +1,181 @@
+//! The `plexus` command line: argument definitions and dispatch.
+//!
+//! Exit codes: 0 success; 1 an error, or an audit that found problems; 2 bad usage (clap);
+//! 3 an audit whose log is intact but proves that an author forked.
+
+mod audit;
+mod demo;
+mod local;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::{Config, PathOverrides};
+
+/// Plexus: a peer-to-peer coordination layer for AI agents.
+///
+/// Each agent runs a Plexus node beside it. The node holds the agent's Ed25519 identity, signs
+/// what the agent publishes into an append-only log, and lets anyone verify that log offline.
+#[derive(Debug, Parser)]
+#[command(name = "plexus", version, propagate_version = true)]
+pub struct Cli {
+    /// Data directory holding the identity key and the log [default: ~/.local/share/plexus]
+    #[arg(long, global = true, env = "PLEXUS_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Config file [default: ~/.config/plexus/config.toml]
+    #[arg(long, global = true, env = "PLEXUS_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Format of diagnostic logs on stderr
+    #[arg(long, global = true, env = "PLEXUS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// How diagnostics are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create this agent's identity, its log and a config file
+    Init(InitArgs),
+    /// Print this agent's id (its public key)
+    Id,
+    /// Append a signed entry to this agent's own feed
+    Publish(PublishArgs),
+    /// Show entries of the local log in arrival order
+    Log(LogArgs),
+    /// Export the log for auditors, or verify an export or a data directory offline
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Run a short self-contained demonstration in a temporary directory
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Namespace recorded in a newly written config file as the default
+    #[arg(long)]
+    pub namespace: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// Entry kind, for example `note` (lowercase letters, digits, '.', '_', '-')
+    #[arg(long)]
+    pub kind: String,
+    /// Body as JSON text; stored in canonical form, so key order does not matter
+    #[arg(long)]
+    pub body: String,
+    /// Namespace to publish in [default: from the config file, else `default`]
+    #[arg(long)]
+    pub namespace: Option<String>,
+    /// Print the stored entry as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// Only entries by this author (agent id, 64 hex digits)
+    #[arg(long)]
+    pub author: Option<String>,
+    /// Only entries of this kind
+    #[arg(long)]
+    pub kind: Option<String>,
+    /// Only entries in this namespace
+    #[arg(long)]
+    pub namespace: Option<String>,
+    /// Show only the last N matching entries
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    /// One JSON object per line instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Write the whole log to one self-contained file, signed by this node
+    Export(ExportArgs),
+    /// Verify an export file or a data directory: signatures, chains, forks, truncation
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Where to write the export
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// An export file, or a node's data directory
+    #[arg(value_name = "FILE|DATA_DIR")]
+    pub target: PathBuf,
+    /// File of trusted author ids, one per line; entries by anyone else are reported
+    #[arg(long, value_name = "FILE")]
+    pub trusted_keys: Option<PathBuf>,
+    /// Print the full report as JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Keep the demo's files in this directory instead of a temporary one
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+/// Parses the command line, runs the command and maps the outcome to an exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.log_format);
+    match run(cli) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let overrides = PathOverrides {
+        data_dir: cli.data_dir.clone(),
+        config: cli.config.clone(),
+    };
+    let config = || Config::resolve(&overrides);
+    match cli.command {
+        Command::Init(args) => local::init(&config()?, &overrides, args),
+        Command::Id => local::id(&config()?),
+        Command::Publish(args) => local::publish(&config()?, args),
+        Command::Log(args) => local::log(&config()?, args),
+        Command::Audit(AuditCommand::Export(args)) => audit::export(&config()?, args),
+        Command::Audit(AuditCommand::Verify(args)) => audit::verify(args),
+        Command::Demo(args) => demo::run(args),
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PLEXUS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Human => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}

@@ -1,0 +1,321 @@
+//! Where the node keeps its state and how it is configured.
+//!
+//! The data directory is chosen by, in order: the `--data-dir` flag, the `PLEXUS_DATA_DIR`
+//! environment variable, `data_dir` in the config file, and the per-user default
+//! `$XDG_DATA_HOME/plexus` (`~/.local/share/plexus`). The config file is chosen by `--config`,
+//! then `PLEXUS_CONFIG`, then `$XDG_CONFIG_HOME/plexus/config.toml`
+//! (`~/.config/plexus/config.toml`); it is optional.
+//!
+//! The data directory holds the identity key (`identity.key`, mode 0600), the RocksDB log
+//! (`log/`) and the lock file (`plexus.lock`).
+
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use plexus_crypto::{check_key_file_mode, IdentityError, Keypair};
+use serde::{Deserialize, Serialize};
+
+/// File name of the identity key inside the data directory.
+pub const KEY_FILE: &str = "identity.key";
+/// Namespace used when neither a flag nor the config names one.
+pub const DEFAULT_NAMESPACE: &str = "default";
+/// Largest config file read; a config is a few lines.
+const MAX_CONFIG_LEN: u64 = 1 << 20;
+
+/// Errors about configuration and key files.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("cannot determine a home directory: set HOME, or pass --data-dir and --config")]
+    NoHome,
+    #[error("no identity in {dir}: run `plexus init` first, or pass the right --data-dir")]
+    NoIdentity { dir: PathBuf },
+    #[error("key file {path}: {source}")]
+    Key {
+        path: PathBuf,
+        source: IdentityError,
+    },
+    #[error("key file {path}: {source}")]
+    KeyIo {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Settings read from the config file. Every field is optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// Where the node keeps its key and log.
+    pub data_dir: Option<PathBuf>,
+    /// The namespace `publish` and `log` use by default.
+    pub namespace: Option<String>,
+}
+
+/// Flags and environment that decide the paths, as parsed by the CLI.
+#[derive(Debug, Clone, Default)]
+pub struct PathOverrides {
+    pub data_dir: Option<PathBuf>,
+    pub config: Option<PathBuf>,
+}
+
+/// The resolved configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub config_path: PathBuf,
+    pub config_file_exists: bool,
+    pub data_dir: PathBuf,
+    pub namespace: String,
+}
+
+impl Config {
+    /// Resolves paths and reads the config file if there is one. The CLI passes flag values in
+    /// `overrides`; clap already folds `PLEXUS_DATA_DIR` and `PLEXUS_CONFIG` into them.
+    pub fn resolve(overrides: &PathOverrides) -> Result<Config, ConfigError> {
+        let config_path = match &overrides.config {
+            Some(path) => path.clone(),
+            None => default_config_path()?,
+        };
+        let (file, exists) = match std::fs::metadata(&config_path) {
+            Ok(_) => (read_config_file(&config_path)?, true),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                (ConfigFile::default(), false)
+            }
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: config_path,
+                    source,
+                })
+            }
+        };
+        let data_dir = match (&overrides.data_dir, &file.data_dir) {
+            (Some(dir), _) | (None, Some(dir)) => dir.clone(),
+            (None, None) => default_data_dir()?,
+        };
+        Ok(Config {
+            config_path,
+            config_file_exists: exists,
+            data_dir,
+            namespace: file
+                .namespace
+                .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned()),
+        })
+    }
+
+    /// Path of the identity key.
+    pub fn key_path(&self) -> PathBuf {
+        self.data_dir.join(KEY_FILE)
+    }
+}
+
+/// Reads and parses a config file.
+pub fn read_config_file(path: &Path) -> Result<ConfigFile, ConfigError> {
+    let read_error = |source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let metadata = std::fs::metadata(path).map_err(read_error)?;
+    if metadata.len() > MAX_CONFIG_LEN {
+        return Err(ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: format!("{} bytes is too large for a config file", metadata.len()),
+        });
+    }
+    let text = std::fs::read_to_string(path).map_err(read_error)?;
+    let file: ConfigFile = toml::from_str(&text).map_err(|error| ConfigError::Parse {
+        path: path.to_path_buf(),
+        message: error.to_string(),
+    })?;
+    if let Some(namespace) = &file.namespace {
+        plexus_protocol::entry::check_name("namespace", namespace).map_err(|error| {
+            ConfigError::Parse {
+                path: path.to_path_buf(),
+                message: error.to_string(),
+            }
+        })?;
+    }
+    Ok(file)
+}
+
+/// Writes a config file (creating its directory), refusing to overwrite an existing one.
+pub fn write_config_file(path: &Path, file: &ConfigFile) -> Result<(), ConfigError> {
+    let write_error = |source| ConfigError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(write_error)?;
+    }
+    let body = toml::to_string(file).map_err(|error| ConfigError::Write {
+        path: path.to_path_buf(),
+        source: std::io::Error::other(error),
+    })?;
+    let text = format!("# Plexus node configuration (see README.md, \"Configuration\").\n{body}");
+    let mut out = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(write_error)?;
+    out.write_all(text.as_bytes()).map_err(write_error)?;
+    out.sync_all().map_err(write_error)
+}
+
+/// Creates a new identity key file with mode 0600. Fails if the file exists.
+pub fn create_key_file(path: &Path, keypair: &Keypair) -> Result<(), ConfigError> {
+    let io_error = |source| ConfigError::KeyIo {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(io_error)?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io_error)?;
+    file.write_all(keypair.to_key_file_text().as_bytes())
+        .map_err(io_error)?;
+    file.sync_all().map_err(io_error)
+}
+
+/// Loads the identity key, refusing a file that group or others can read.
+pub fn load_key_file(path: &Path) -> Result<Keypair, ConfigError> {
+    let metadata = match std::fs::metadata(path) {
+        Ok(metadata) => metadata,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ConfigError::NoIdentity {
+                dir: path.parent().unwrap_or(path).to_path_buf(),
+            })
+        }
+        Err(source) => {
+            return Err(ConfigError::KeyIo {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+    };
+    check_key_file_mode(metadata.permissions().mode()).map_err(|source| ConfigError::Key {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let text = zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|source| {
+        ConfigError::KeyIo {
+            path: path.to_path_buf(),
+            source,
+        }
+    })?);
+    Keypair::from_key_file_text(&text).map_err(|source| ConfigError::Key {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn home() -> Result<PathBuf, ConfigError> {
+    std::env::var_os("HOME")
+        .filter(|home| !home.is_empty())
+        .map(PathBuf::from)
+        .ok_or(ConfigError::NoHome)
+}
+
+fn xdg_dir(variable: &str, fallback: &str) -> Result<PathBuf, ConfigError> {
+    match std::env::var_os(variable).filter(|dir| !dir.is_empty()) {
+        Some(dir) => Ok(PathBuf::from(dir)),
+        None => Ok(home()?.join(fallback)),
+    }
+}
+
+/// `$XDG_DATA_HOME/plexus`, or `~/.local/share/plexus`.
+pub fn default_data_dir() -> Result<PathBuf, ConfigError> {
+    Ok(xdg_dir("XDG_DATA_HOME", ".local/share")?.join("plexus"))
+}
+
+/// `$XDG_CONFIG_HOME/plexus/config.toml`, or `~/.config/plexus/config.toml`.
+pub fn default_config_path() -> Result<PathBuf, ConfigError> {
+    Ok(xdg_dir("XDG_CONFIG_HOME", ".config")?
+        .join("plexus")
+        .join("config.toml"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_beat_the_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let config_path = dir.path().join("config.toml");
+        std::fs::write(
+            &config_path,
+            "data_dir = \"/from/file\"\nnamespace = \"team\"\n",
+        )
+        .unwrap();
+        let from_file = Config::resolve(&PathOverrides {
+            data_dir: None,
+            config: Some(config_path.clone()),
+        })
+        .unwrap();
+        assert_eq!(from_file.data_dir, PathBuf::from("/from/file"));
+        assert_eq!(from_file.namespace, "team");
+        let from_flag = Config::resolve(&PathOverrides {
+            data_dir: Some("/from/flag".into()),
+            config: Some(config_path),
+        })
+        .unwrap();
+        assert_eq!(from_flag.data_dir, PathBuf::from("/from/flag"));
+    }
+
+    #[test]
+    fn bad_config_files_are_explained() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, "data_dirr = \"/x\"\n").unwrap();
+        let err = read_config_file(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("config.toml") && err.contains("data_dirr"),
+            "{err}"
+        );
+        std::fs::write(&path, "namespace = \"Bad Name\"\n").unwrap();
+        let err = read_config_file(&path).unwrap_err().to_string();
+        assert!(err.contains("namespace"), "{err}");
+    }
+
+    #[test]
+    fn key_files_are_private_and_open_ones_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(KEY_FILE);
+        let keypair = Keypair::generate();
+        create_key_file(&path, &keypair).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(load_key_file(&path).unwrap().agent_id(), keypair.agent_id());
+
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = load_key_file(&path).unwrap_err().to_string();
+        assert!(err.contains("chmod 600") && err.contains(KEY_FILE), "{err}");
+        // Creating over an existing key never replaces it.
+        assert!(create_key_file(&path, &Keypair::generate()).is_err());
+    }
+
+    #[test]
+    fn a_missing_key_says_to_run_init() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = load_key_file(&dir.path().join(KEY_FILE))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("plexus init"), "{err}");
+    }
+}

@@ -1,0 +1,93 @@
+//! Key layouts of the log's column families.
+//!
+//! Every key that belongs to a feed starts with the feed prefix
+//! `namespace-length (1 byte) || namespace || author (32 bytes)`, so iterating a column family
+//! in key order visits feeds by namespace, then author, then ascending seq (big-endian). That is
+//! also the order of an audit export.
+
+use plexus_crypto::{AgentId, Hash256, PUBLIC_KEY_LEN};
+use plexus_protocol::FeedKey;
+
+/// The prefix shared by every key of one feed.
+pub fn feed_prefix(feed: &FeedKey) -> Vec<u8> {
+    let mut key = Vec::with_capacity(1 + feed.namespace.len() + PUBLIC_KEY_LEN + 8);
+    // Namespaces are at most 64 bytes (checked by the protocol), so the length fits a byte.
+    key.push(feed.namespace.len() as u8);
+    key.extend_from_slice(feed.namespace.as_bytes());
+    key.extend_from_slice(feed.author.as_bytes());
+    key
+}
+
+/// Key of the entry at `seq` in a feed: the feed prefix and the seq in big-endian.
+pub fn entry_key(feed: &FeedKey, seq: u64) -> Vec<u8> {
+    let mut key = feed_prefix(feed);
+    key.extend_from_slice(&seq.to_be_bytes());
+    key
+}
+
+/// Key of a fork proof: the entry key of the forked seq plus the rival entry's id, so several
+/// rivals at one seq each keep their own proof.
+pub fn fork_key(feed: &FeedKey, seq: u64, rival: &Hash256) -> Vec<u8> {
+    let mut key = entry_key(feed, seq);
+    key.extend_from_slice(rival.as_bytes());
+    key
+}
+
+/// Splits an entry key (or any key that starts with one) into feed and seq.
+pub fn split_entry_key(key: &[u8]) -> Option<(FeedKey, u64)> {
+    let (&ns_len, rest) = key.split_first()?;
+    let ns_len = usize::from(ns_len);
+    let namespace = std::str::from_utf8(rest.get(..ns_len)?).ok()?.to_owned();
+    let author = AgentId::from_slice(rest.get(ns_len..ns_len + PUBLIC_KEY_LEN)?).ok()?;
+    let seq_bytes = rest.get(ns_len + PUBLIC_KEY_LEN..ns_len + PUBLIC_KEY_LEN + 8)?;
+    let seq = u64::from_be_bytes(seq_bytes.try_into().ok()?);
+    Some((FeedKey { namespace, author }, seq))
+}
+
+/// Splits a feed-prefix key (the heads column family) into its feed.
+pub fn split_feed_prefix(key: &[u8]) -> Option<FeedKey> {
+    let (&ns_len, rest) = key.split_first()?;
+    let ns_len = usize::from(ns_len);
+    if rest.len() != ns_len + PUBLIC_KEY_LEN {
+        return None;
+    }
+    let namespace = std::str::from_utf8(rest.get(..ns_len)?).ok()?.to_owned();
+    let author = AgentId::from_slice(rest.get(ns_len..)?).ok()?;
+    Some(FeedKey { namespace, author })
+}
+
+/// A big-endian counter key (journal and rejection journal).
+pub fn counter_key(counter: u64) -> [u8; 8] {
+    counter.to_be_bytes()
+}
+
+/// Reads a big-endian counter key.
+pub fn split_counter_key(key: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(key.try_into().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use plexus_crypto::Keypair;
+
+    #[test]
+    fn keys_round_trip_and_sort_by_feed_then_seq() {
+        let author = Keypair::from_seed(&[1; 32]).agent_id();
+        let feed = FeedKey {
+            namespace: "ns".into(),
+            author,
+        };
+        assert_eq!(
+            split_entry_key(&entry_key(&feed, 7)),
+            Some((feed.clone(), 7))
+        );
+        assert_eq!(split_feed_prefix(&feed_prefix(&feed)), Some(feed.clone()));
+        assert!(entry_key(&feed, 2) < entry_key(&feed, 256));
+        let other = FeedKey {
+            namespace: "nt".into(),
+            author,
+        };
+        assert!(entry_key(&feed, u64::MAX) < entry_key(&other, 1));
+    }
+}

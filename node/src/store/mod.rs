@@ -1,0 +1,768 @@
+//! The node's append-only log in RocksDB.
+//!
+//! Column families:
+//!
+//! | family     | key                                  | value                              |
+//! |------------|--------------------------------------|------------------------------------|
+//! | `entries`  | feed prefix, seq (BE)                | the entry envelope                 |
+//! | `ids`      | entry id                             | the entry's `entries` key          |
+//! | `heads`    | feed prefix                          | head seq (BE), head id             |
+//! | `journal`  | arrival counter (BE)                 | entry id (node-local order)        |
+//! | `forks`    | feed prefix, seq, rival id           | encoded fork proof                 |
+//! | `pending`  | feed prefix, seq, entry id           | envelope waiting for a predecessor |
+//! | `rejected` | rejection counter (BE)               | encoded [`Rejection`]              |
+//!
+//! Invariants:
+//! - **Every change is one atomic `WriteBatch`, written with `sync = true`**: an acknowledged
+//!   write is in the fsynced write-ahead log and survives a crash of the process or the machine.
+//! - **A feed in `entries` has every seq from 1 to its head with valid links**; entries that do
+//!   not chain yet wait in `pending` (bounded by [`MAX_PENDING`]) and move over, in the same
+//!   batch, when their predecessor arrives.
+//! - **Nothing stored is overwritten**: a second entry at a stored seq becomes a fork proof.
+//! - One writer at a time: a mutex serialises read-modify-write sequences (seq assignment,
+//!   placement), and a lock file keeps other processes out of the data directory.
+
+mod keys;
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use ciborium::Value;
+use plexus_crypto::{sha256, Hash256, Keypair};
+use plexus_protocol::feed::place;
+use plexus_protocol::{cbor, Draft, Entry, EntryError, FeedHead, FeedKey, ForkProof, Placement};
+use rocksdb::{
+    ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB,
+};
+
+pub use keys::{entry_key, feed_prefix, split_entry_key};
+
+/// Entries held while their predecessors are missing, over all feeds. Sized for a backfill gap
+/// of a few thousand entries without letting a peer fill memory or disk with unchainable data.
+pub const MAX_PENDING: usize = 10_000;
+
+const CF_ENTRIES: &str = "entries";
+const CF_IDS: &str = "ids";
+const CF_HEADS: &str = "heads";
+const CF_JOURNAL: &str = "journal";
+const CF_FORKS: &str = "forks";
+const CF_PENDING: &str = "pending";
+const CF_REJECTED: &str = "rejected";
+const COLUMN_FAMILIES: [&str; 7] = [
+    CF_ENTRIES,
+    CF_IDS,
+    CF_HEADS,
+    CF_JOURNAL,
+    CF_FORKS,
+    CF_PENDING,
+    CF_REJECTED,
+];
+
+/// Name of the lock file in the data directory.
+pub const LOCK_FILE: &str = "plexus.lock";
+/// Name of the RocksDB directory inside the data directory.
+pub const DB_DIR: &str = "log";
+
+/// Errors of the log.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "data directory {dir} is in use by another plexus process{pid}; stop that process or \
+         use another --data-dir"
+    )]
+    Locked { dir: PathBuf, pid: String },
+    #[error("no log in {dir}: run `plexus init` first or pass the right --data-dir")]
+    NotInitialised { dir: PathBuf },
+    #[error("cannot open the log in {dir}: {source}")]
+    Open {
+        dir: PathBuf,
+        source: rocksdb::Error,
+    },
+    #[error("log I/O failed: {0}")]
+    Rocks(#[from] rocksdb::Error),
+    #[error("file I/O on {path} failed: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("corrupt log: {0}; run `plexus audit verify` on the data directory for details")]
+    Corrupt(String),
+    #[error("cannot create the entry: {0}")]
+    Entry(#[from] EntryError),
+}
+
+/// What happened to an entry offered to the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IngestOutcome {
+    /// Stored and chained; `released` more entries left `pending` because of it.
+    Accepted { id: Hash256, released: usize },
+    /// Already stored: nothing changed.
+    Duplicate { id: Hash256 },
+    /// Held until the entries from `missing_from` arrive.
+    Pending { id: Hash256, missing_from: u64 },
+    /// The author forked: the proof is stored, the stored entry stays.
+    Fork { proof: Box<ForkProof> },
+    /// Refused and recorded in the rejection journal.
+    Rejected {
+        reason: RejectReason,
+        detail: String,
+    },
+}
+
+/// Why input was refused: a stable machine-readable code with every rejection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RejectReason {
+    Malformed,
+    BadSignature,
+    ChainConflict,
+    PendingFull,
+}
+
+/// One record of the rejection journal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub counter: u64,
+    pub time_ms: u64,
+    pub reason: String,
+    pub detail: String,
+    pub input_hash: Hash256,
+    pub input_len: u64,
+    pub source: String,
+}
+
+/// A stored envelope as it sits in RocksDB: its `entries` key and its bytes.
+pub type RawEntry = (Box<[u8]>, Box<[u8]>);
+
+/// A stored entry with its local arrival number.
+#[derive(Debug, Clone)]
+pub struct JournalEntry {
+    pub arrival: u64,
+    pub entry: Entry,
+}
+
+/// Counts for status displays.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogStats {
+    pub entries: u64,
+    pub feeds: u64,
+    pub forks: u64,
+    pub pending: u64,
+    pub rejected: u64,
+}
+
+/// Tunables of a writable log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogOptions {
+    /// Most entries held in `pending` at once (see [`MAX_PENDING`]).
+    pub max_pending: usize,
+}
+
+impl Default for LogOptions {
+    fn default() -> Self {
+        LogOptions {
+            max_pending: MAX_PENDING,
+        }
+    }
+}
+
+/// The node's log.
+pub struct Log {
+    db: DB,
+    write_lock: Mutex<Counters>,
+    max_pending: usize,
+    /// Held for the lifetime of a writable log; dropping it releases the directory.
+    _lock_file: Option<File>,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    next_arrival: u64,
+    next_rejection: u64,
+    pending: usize,
+}
+
+impl std::fmt::Debug for Log {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Log")
+            .field("path", &self.db.path())
+            .finish()
+    }
+}
+
+impl RejectReason {
+    /// The stable code stored in the rejection journal.
+    pub fn code(self) -> &'static str {
+        match self {
+            RejectReason::Malformed => "malformed",
+            RejectReason::BadSignature => "bad-signature",
+            RejectReason::ChainConflict => "chain-conflict",
+            RejectReason::PendingFull => "pending-full",
+        }
+    }
+}
+
+impl Log {
+    /// Opens (creating if needed) the log in `data_dir` for reading and writing, taking the
+    /// directory's lock.
+    pub fn open(data_dir: &Path) -> Result<Log, StoreError> {
+        Log::open_with(data_dir, LogOptions::default())
+    }
+
+    /// Like [`Log::open`], with explicit options.
+    pub fn open_with(data_dir: &Path, options_in: LogOptions) -> Result<Log, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::Io {
+            path: data_dir.to_path_buf(),
+            source,
+        })?;
+        let lock_file = lock_data_dir(data_dir)?;
+        let mut options = Options::default();
+        options.create_if_missing(true);
+        options.create_missing_column_families(true);
+        options.set_compression_type(rocksdb::DBCompressionType::Lz4);
+        let db_path = data_dir.join(DB_DIR);
+        let descriptors = COLUMN_FAMILIES
+            .iter()
+            .map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));
+        let db = DB::open_cf_descriptors(&options, &db_path, descriptors).map_err(|source| {
+            StoreError::Open {
+                dir: db_path.clone(),
+                source,
+            }
+        })?;
+        Log::from_db(db, Some(lock_file), options_in.max_pending)
+    }
+
+    /// Opens an existing log read-only, without the lock: safe next to a running node (it sees
+    /// the log as of the moment it opened).
+    pub fn open_read_only(data_dir: &Path) -> Result<Log, StoreError> {
+        let db_path = data_dir.join(DB_DIR);
+        if !db_path.join("CURRENT").exists() {
+            return Err(StoreError::NotInitialised {
+                dir: data_dir.to_path_buf(),
+            });
+        }
+        let db = DB::open_cf_for_read_only(&Options::default(), &db_path, COLUMN_FAMILIES, false)
+            .map_err(|source| StoreError::Open {
+            dir: db_path.clone(),
+            source,
+        })?;
+        Log::from_db(db, None, MAX_PENDING)
+    }
+
+    fn from_db(db: DB, lock_file: Option<File>, max_pending: usize) -> Result<Log, StoreError> {
+        let log = Log {
+            db,
+            write_lock: Mutex::new(Counters::default()),
+            max_pending,
+            _lock_file: lock_file,
+        };
+        log.recover_counters()?;
+        Ok(log)
+    }
+
+    /// Appends a new entry to `keypair`'s own feed in `namespace`, assigning seq and prev
+    /// atomically. Returns the stored entry once it is durable.
+    pub fn append_own(
+        &self,
+        keypair: &Keypair,
+        namespace: &str,
+        kind: &str,
+        body: Vec<u8>,
+        timestamp_ms: u64,
+    ) -> Result<Entry, StoreError> {
+        let mut counters = self.lock_counters();
+        let feed = FeedKey {
+            namespace: namespace.to_owned(),
+            author: keypair.agent_id(),
+        };
+        let head = self.head(&feed)?;
+        let entry = Entry::sign(
+            keypair,
+            Draft {
+                namespace: namespace.to_owned(),
+                seq: head.map_or(1, |head| head.seq + 1),
+                prev: head.map(|head| head.id),
+                timestamp_ms,
+                kind: kind.to_owned(),
+                body,
+            },
+        )?;
+        let mut batch = WriteBatch::default();
+        self.put_accepted(&mut batch, &mut counters, &entry);
+        self.commit(batch)?;
+        Ok(entry)
+    }
+
+    /// Offers an entry received from elsewhere (a peer, a file). It is validated first: a bad
+    /// entry lands in the rejection journal; a good one is stored, held as pending, recognised
+    /// as a duplicate, or turned into a fork proof.
+    pub fn ingest(
+        &self,
+        bytes: &[u8],
+        source: &str,
+        now_ms: u64,
+    ) -> Result<IngestOutcome, StoreError> {
+        let entry = match Entry::decode(bytes) {
+            Ok(entry) => entry,
+            Err(error) => {
+                return self.reject(
+                    bytes,
+                    RejectReason::Malformed,
+                    error.to_string(),
+                    source,
+                    now_ms,
+                )
+            }
+        };
+        if !entry.verify_signature() {
+            let detail = format!(
+                "signature does not verify for author {} seq {}",
+                entry.header().author,
+                entry.header().seq
+            );
+            return self.reject(bytes, RejectReason::BadSignature, detail, source, now_ms);
+        }
+        self.ingest_verified(entry, bytes, source, now_ms)
+    }
+
+    /// Like [`Log::ingest`] for an entry whose encoding and signature were already checked
+    /// (for example by a batch verification).
+    pub fn ingest_verified(
+        &self,
+        entry: Entry,
+        bytes: &[u8],
+        source: &str,
+        now_ms: u64,
+    ) -> Result<IngestOutcome, StoreError> {
+        let mut counters = self.lock_counters();
+        let id = entry.id();
+        if self
+            .db
+            .get_pinned_cf(self.cf(CF_IDS), id.as_bytes())?
+            .is_some()
+        {
+            return Ok(IngestOutcome::Duplicate { id });
+        }
+        let feed = FeedKey::of(&entry);
+        let seq = entry.header().seq;
+        let head = self.head(&feed)?;
+        let stored_at_seq = match head {
+            Some(head) if seq <= head.seq => self.entry_at(&feed, seq)?.map(|stored| stored.id()),
+            _ => None,
+        };
+        match place(head, stored_at_seq, &entry) {
+            Placement::Next => {
+                let mut batch = WriteBatch::default();
+                self.put_accepted(&mut batch, &mut counters, &entry);
+                let released = self.release_pending(&mut batch, &mut counters, &feed, &entry)?;
+                self.commit(batch)?;
+                Ok(IngestOutcome::Accepted { id, released })
+            }
+            Placement::Duplicate => Ok(IngestOutcome::Duplicate { id }),
+            Placement::Fork { .. } => {
+                let fork_key = keys::fork_key(&feed, seq, &id);
+                if self
+                    .db
+                    .get_pinned_cf(self.cf(CF_FORKS), &fork_key)?
+                    .is_some()
+                {
+                    return Ok(IngestOutcome::Duplicate { id });
+                }
+                let stored = self.entry_at(&feed, seq)?.ok_or_else(|| {
+                    StoreError::Corrupt(format!("entry {seq} of a feed vanished"))
+                })?;
+                let proof = ForkProof::new(stored, entry).map_err(|error| {
+                    StoreError::Corrupt(format!("fork proof from stored entry failed: {error}"))
+                })?;
+                self.db
+                    .put_cf_opt(self.cf(CF_FORKS), fork_key, proof.encode(), &sync_options())?;
+                Ok(IngestOutcome::Fork {
+                    proof: Box::new(proof),
+                })
+            }
+            Placement::Ahead { missing_from } => {
+                let key = pending_key(&feed, seq, &id);
+                if self.db.get_pinned_cf(self.cf(CF_PENDING), &key)?.is_some() {
+                    return Ok(IngestOutcome::Pending { id, missing_from });
+                }
+                if counters.pending >= self.max_pending {
+                    drop(counters);
+                    let detail = format!(
+                        "{} entries already wait for missing predecessors; entry seq \
+                         {seq} of author {} was not kept; it will be fetched again by backfill",
+                        self.max_pending, feed.author
+                    );
+                    return self.reject(bytes, RejectReason::PendingFull, detail, source, now_ms);
+                }
+                self.db
+                    .put_cf_opt(self.cf(CF_PENDING), key, entry.encode(), &sync_options())?;
+                counters.pending += 1;
+                Ok(IngestOutcome::Pending { id, missing_from })
+            }
+            Placement::BrokenLink { head } => {
+                drop(counters);
+                let detail =
+                    format!(
+                    "entry seq {seq} of author {} names prev {} but the stored entry at seq {} is \
+                     {}: the author may have forked",
+                    feed.author, entry.header().prev.map(|p| p.to_string()).unwrap_or_default(),
+                    head.seq, head.id
+                );
+                self.reject(bytes, RejectReason::ChainConflict, detail, source, now_ms)
+            }
+        }
+    }
+
+    /// The stored head of a feed.
+    pub fn head(&self, feed: &FeedKey) -> Result<Option<FeedHead>, StoreError> {
+        let Some(value) = self
+            .db
+            .get_pinned_cf(self.cf(CF_HEADS), feed_prefix(feed))?
+        else {
+            return Ok(None);
+        };
+        decode_head(&value).map(Some)
+    }
+
+    /// Every feed head, in feed order.
+    pub fn heads(&self) -> Result<Vec<(FeedKey, FeedHead)>, StoreError> {
+        let mut heads = Vec::new();
+        for item in self.db.iterator_cf(self.cf(CF_HEADS), IteratorMode::Start) {
+            let (key, value) = item?;
+            let feed = keys::split_feed_prefix(&key)
+                .ok_or_else(|| StoreError::Corrupt("unreadable feed head key".into()))?;
+            heads.push((feed, decode_head(&value)?));
+        }
+        Ok(heads)
+    }
+
+    /// The entry stored at `seq` of a feed.
+    pub fn entry_at(&self, feed: &FeedKey, seq: u64) -> Result<Option<Entry>, StoreError> {
+        self.db
+            .get_pinned_cf(self.cf(CF_ENTRIES), entry_key(feed, seq))?
+            .map(|bytes| decode_stored(&bytes))
+            .transpose()
+    }
+
+    /// The entry with this id, if stored.
+    pub fn entry_by_id(&self, id: &Hash256) -> Result<Option<Entry>, StoreError> {
+        let Some(key) = self.db.get_pinned_cf(self.cf(CF_IDS), id.as_bytes())? else {
+            return Ok(None);
+        };
+        self.db
+            .get_pinned_cf(self.cf(CF_ENTRIES), &key)?
+            .map(|bytes| decode_stored(&bytes))
+            .transpose()
+    }
+
+    /// Raw envelopes in export order (namespace, author, seq), each with its key.
+    pub fn raw_entries(&self) -> impl Iterator<Item = Result<RawEntry, StoreError>> + '_ {
+        self.db
+            .iterator_cf(self.cf(CF_ENTRIES), IteratorMode::Start)
+            .map(|item| item.map_err(StoreError::from))
+    }
+
+    /// Stored entries in arrival order, starting at arrival number `from`.
+    pub fn journal(
+        &self,
+        from: u64,
+    ) -> impl Iterator<Item = Result<JournalEntry, StoreError>> + '_ {
+        let start = keys::counter_key(from);
+        self.db
+            .iterator_cf(
+                self.cf(CF_JOURNAL),
+                IteratorMode::From(&start, Direction::Forward),
+            )
+            .map(move |item| {
+                let (key, id) = item?;
+                let arrival = keys::split_counter_key(&key)
+                    .ok_or_else(|| StoreError::Corrupt("unreadable journal key".into()))?;
+                let id = Hash256::from_slice(&id)
+                    .ok_or_else(|| StoreError::Corrupt("unreadable journal value".into()))?;
+                let entry = self.entry_by_id(&id)?.ok_or_else(|| {
+                    StoreError::Corrupt(format!("journal names entry {id} which is not stored"))
+                })?;
+                Ok(JournalEntry { arrival, entry })
+            })
+    }
+
+    /// Every stored fork proof, in feed order.
+    pub fn forks(&self) -> Result<Vec<ForkProof>, StoreError> {
+        let mut proofs = Vec::new();
+        for item in self.db.iterator_cf(self.cf(CF_FORKS), IteratorMode::Start) {
+            let (_, value) = item?;
+            proofs.push(
+                ForkProof::decode(&value)
+                    .map_err(|error| StoreError::Corrupt(format!("stored fork proof: {error}")))?,
+            );
+        }
+        Ok(proofs)
+    }
+
+    /// The rejection journal, oldest first.
+    pub fn rejections(&self) -> Result<Vec<Rejection>, StoreError> {
+        let mut out = Vec::new();
+        for item in self
+            .db
+            .iterator_cf(self.cf(CF_REJECTED), IteratorMode::Start)
+        {
+            let (key, value) = item?;
+            let counter = keys::split_counter_key(&key)
+                .ok_or_else(|| StoreError::Corrupt("unreadable rejection key".into()))?;
+            out.push(decode_rejection(counter, &value)?);
+        }
+        Ok(out)
+    }
+
+    /// Counts for status output.
+    pub fn stats(&self) -> Result<LogStats, StoreError> {
+        let counters = self.lock_counters();
+        let heads = self.heads()?;
+        Ok(LogStats {
+            entries: heads.iter().map(|(_, head)| head.seq).sum(),
+            feeds: heads.len() as u64,
+            forks: self.count(CF_FORKS)?,
+            pending: counters.pending as u64,
+            rejected: counters.next_rejection,
+        })
+    }
+
+    /// Flushes memtables to SST files. Durability does not depend on it (the WAL is synced on
+    /// every write); it makes a clean shutdown faster to reopen.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        for name in COLUMN_FAMILIES {
+            self.db.flush_cf(self.cf(name))?;
+        }
+        Ok(())
+    }
+
+    fn put_accepted(&self, batch: &mut WriteBatch, counters: &mut Counters, entry: &Entry) {
+        let feed = FeedKey::of(entry);
+        let key = entry_key(&feed, entry.header().seq);
+        batch.put_cf(self.cf(CF_ENTRIES), &key, entry.encode());
+        batch.put_cf(self.cf(CF_IDS), entry.id().as_bytes(), &key);
+        batch.put_cf(
+            self.cf(CF_HEADS),
+            feed_prefix(&feed),
+            encode_head(entry.header().seq, &entry.id()),
+        );
+        batch.put_cf(
+            self.cf(CF_JOURNAL),
+            keys::counter_key(counters.next_arrival),
+            entry.id().as_bytes(),
+        );
+        counters.next_arrival += 1;
+    }
+
+    /// Moves pending entries that now chain onto `accepted` into the batch, repeatedly.
+    fn release_pending(
+        &self,
+        batch: &mut WriteBatch,
+        counters: &mut Counters,
+        feed: &FeedKey,
+        accepted: &Entry,
+    ) -> Result<usize, StoreError> {
+        let mut released = 0;
+        let mut tip = accepted.id();
+        let mut next_seq = accepted.header().seq + 1;
+        loop {
+            let prefix = entry_key(feed, next_seq);
+            let mut found = None;
+            for item in self.db.prefix_iterator_cf(self.cf(CF_PENDING), &prefix) {
+                let (key, value) = item?;
+                if !key.starts_with(&prefix) {
+                    break;
+                }
+                match decode_stored(&value) {
+                    Ok(entry) if entry.header().prev == Some(tip) => {
+                        found = Some((key, entry));
+                        break;
+                    }
+                    // A pending entry on another branch stays until its own branch shows up.
+                    _ => continue,
+                }
+            }
+            let Some((key, entry)) = found else {
+                return Ok(released);
+            };
+            batch.delete_cf(self.cf(CF_PENDING), &key);
+            counters.pending = counters.pending.saturating_sub(1);
+            self.put_accepted(batch, counters, &entry);
+            tip = entry.id();
+            next_seq += 1;
+            released += 1;
+        }
+    }
+
+    fn reject(
+        &self,
+        bytes: &[u8],
+        reason: RejectReason,
+        detail: String,
+        source: &str,
+        now_ms: u64,
+    ) -> Result<IngestOutcome, StoreError> {
+        let mut counters = self.lock_counters();
+        let record = Value::Array(vec![
+            Value::Integer(now_ms.into()),
+            Value::Text(reason.code().into()),
+            Value::Text(detail.clone()),
+            Value::Bytes(sha256(bytes).0.to_vec()),
+            Value::Integer((bytes.len() as u64).into()),
+            Value::Text(source.to_owned()),
+        ]);
+        self.db.put_cf_opt(
+            self.cf(CF_REJECTED),
+            keys::counter_key(counters.next_rejection),
+            cbor::encode(&record),
+            &sync_options(),
+        )?;
+        counters.next_rejection += 1;
+        Ok(IngestOutcome::Rejected { reason, detail })
+    }
+
+    fn commit(&self, batch: WriteBatch) -> Result<(), StoreError> {
+        self.db.write_opt(batch, &sync_options())?;
+        Ok(())
+    }
+
+    fn recover_counters(&self) -> Result<(), StoreError> {
+        let next_after_last = |cf: &str| -> Result<u64, StoreError> {
+            match self.db.iterator_cf(self.cf(cf), IteratorMode::End).next() {
+                Some(item) => {
+                    let (key, _) = item?;
+                    keys::split_counter_key(&key)
+                        .map(|last| last + 1)
+                        .ok_or_else(|| StoreError::Corrupt(format!("unreadable {cf} key")))
+                }
+                None => Ok(0),
+            }
+        };
+        let mut counters = self.lock_counters();
+        counters.next_arrival = next_after_last(CF_JOURNAL)?;
+        counters.next_rejection = next_after_last(CF_REJECTED)?;
+        counters.pending = self.count(CF_PENDING)? as usize;
+        Ok(())
+    }
+
+    fn count(&self, cf: &str) -> Result<u64, StoreError> {
+        let mut count = 0;
+        for item in self.db.iterator_cf(self.cf(cf), IteratorMode::Start) {
+            item?;
+            count += 1;
+        }
+        Ok(count)
+    }
+
+    fn lock_counters(&self) -> std::sync::MutexGuard<'_, Counters> {
+        // A panic while holding the lock cannot leave RocksDB half-written (batches are
+        // atomic), so a poisoned lock is safe to keep using.
+        self.write_lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
+        // Every family in COLUMN_FAMILIES is created or opened with the database, so the
+        // handle always exists for the names used in this module.
+        #[allow(clippy::expect_used)]
+        self.db
+            .cf_handle(name)
+            .expect("column family opened with the database")
+    }
+}
+
+fn sync_options() -> WriteOptions {
+    let mut options = WriteOptions::default();
+    options.set_sync(true);
+    options
+}
+
+fn pending_key(feed: &FeedKey, seq: u64, id: &Hash256) -> Vec<u8> {
+    keys::fork_key(feed, seq, id)
+}
+
+fn encode_head(seq: u64, id: &Hash256) -> Vec<u8> {
+    let mut value = seq.to_be_bytes().to_vec();
+    value.extend_from_slice(id.as_bytes());
+    value
+}
+
+fn decode_head(value: &[u8]) -> Result<FeedHead, StoreError> {
+    let corrupt = || StoreError::Corrupt("unreadable feed head".into());
+    let seq = u64::from_be_bytes(
+        value
+            .get(..8)
+            .ok_or_else(corrupt)?
+            .try_into()
+            .map_err(|_| corrupt())?,
+    );
+    let id = Hash256::from_slice(value.get(8..).ok_or_else(corrupt)?).ok_or_else(corrupt)?;
+    Ok(FeedHead { seq, id })
+}
+
+fn decode_stored(bytes: &[u8]) -> Result<Entry, StoreError> {
+    Entry::decode(bytes).map_err(|error| StoreError::Corrupt(format!("stored entry: {error}")))
+}
+
+fn decode_rejection(counter: u64, bytes: &[u8]) -> Result<Rejection, StoreError> {
+    let corrupt = || StoreError::Corrupt(format!("unreadable rejection record {counter}"));
+    let Ok(Value::Array(items)) = cbor::decode_canonical(bytes) else {
+        return Err(corrupt());
+    };
+    let [Value::Integer(time), Value::Text(reason), Value::Text(detail), Value::Bytes(hash), Value::Integer(len), Value::Text(source)]: [Value; 6] =
+        items.try_into().map_err(|_| corrupt())?
+    else {
+        return Err(corrupt());
+    };
+    Ok(Rejection {
+        counter,
+        time_ms: u64::try_from(time).map_err(|_| corrupt())?,
+        reason,
+        detail,
+        input_hash: Hash256::from_slice(&hash).ok_or_else(corrupt)?,
+        input_len: u64::try_from(len).map_err(|_| corrupt())?,
+        source,
+    })
+}
+
+/// Takes the data directory's lock file, writing our pid into it for the error message other
+/// processes will show.
+fn lock_data_dir(data_dir: &Path) -> Result<File, StoreError> {
+    let path = data_dir.join(LOCK_FILE);
+    let io_error = |source| StoreError::Io {
+        path: path.clone(),
+        source,
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(io_error)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let pid = std::fs::read_to_string(&path)
+                .ok()
+                .map(|text| text.trim().to_owned())
+                .filter(|text| !text.is_empty())
+                .map(|pid| format!(" (pid {pid})"))
+                .unwrap_or_default();
+            return Err(StoreError::Locked {
+                dir: data_dir.to_path_buf(),
+                pid,
+            });
+        }
+        Err(std::fs::TryLockError::Error(source)) => return Err(io_error(source)),
+    }
+    file.set_len(0).map_err(io_error)?;
+    writeln!(file, "{}", std::process::id()).map_err(io_error)?;
+    Ok(file)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,314 @@
+//! Tests of the RocksDB log: appends, ingest outcomes, pending, forks, rejection, locking and
+//! durability across reopen.
+
+use super::*;
+use plexus_protocol::Draft;
+
+fn foreign_chain(keypair: &Keypair, count: u64) -> Vec<Entry> {
+    let mut entries: Vec<Entry> = Vec::new();
+    for seq in 1..=count {
+        let entry = Entry::sign(
+            keypair,
+            Draft {
+                namespace: "ns".into(),
+                seq,
+                prev: entries.last().map(Entry::id),
+                timestamp_ms: 10 + seq,
+                kind: "note".into(),
+                body: format!("entry {seq}").into_bytes(),
+            },
+        )
+        .unwrap();
+        entries.push(entry);
+    }
+    entries
+}
+
+fn feed(keypair: &Keypair) -> FeedKey {
+    FeedKey {
+        namespace: "ns".into(),
+        author: keypair.agent_id(),
+    }
+}
+
+#[test]
+fn own_appends_chain_and_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let keypair = Keypair::generate();
+    let ids: Vec<Hash256> = {
+        let log = Log::open(dir.path()).unwrap();
+        (0..5)
+            .map(|i| {
+                log.append_own(&keypair, "ns", "note", vec![i], 100 + u64::from(i))
+                    .unwrap()
+                    .id()
+            })
+            .collect()
+    };
+    let log = Log::open(dir.path()).unwrap();
+    let head = log.head(&feed(&keypair)).unwrap().unwrap();
+    assert_eq!(head, FeedHead { seq: 5, id: ids[4] });
+    let third = log.entry_at(&feed(&keypair), 3).unwrap().unwrap();
+    assert_eq!(third.header().prev, Some(ids[1]));
+    let arrivals: Vec<u64> = log.journal(0).map(|item| item.unwrap().arrival).collect();
+    assert_eq!(arrivals, vec![0, 1, 2, 3, 4]);
+    // The journal continues where it stopped.
+    log.append_own(&keypair, "ns", "note", vec![9], 200)
+        .unwrap();
+    assert_eq!(log.journal(5).next().unwrap().unwrap().arrival, 5);
+}
+
+#[test]
+fn a_second_process_cannot_open_the_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let _log = Log::open(dir.path()).unwrap();
+    let err = Log::open(dir.path()).unwrap_err().to_string();
+    assert!(err.contains("in use by another plexus process"), "{err}");
+    assert!(
+        err.contains(&format!("pid {}", std::process::id())),
+        "{err}"
+    );
+}
+
+#[test]
+fn read_only_open_works_beside_a_writer_and_refuses_missing_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let keypair = Keypair::generate();
+    let log = Log::open(dir.path()).unwrap();
+    log.append_own(&keypair, "ns", "note", vec![1], 1).unwrap();
+    let reader = Log::open_read_only(dir.path()).unwrap();
+    assert_eq!(reader.stats().unwrap().entries, 1);
+
+    let empty = tempfile::tempdir().unwrap();
+    let err = Log::open_read_only(empty.path()).unwrap_err().to_string();
+    assert!(err.contains("run `plexus init`"), "{err}");
+}
+
+#[test]
+fn ingest_accepts_duplicates_are_no_ops() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path()).unwrap();
+    let entries = foreign_chain(&Keypair::generate(), 2);
+    let first = log.ingest(&entries[0].encode(), "test", 0).unwrap();
+    assert_eq!(
+        first,
+        IngestOutcome::Accepted {
+            id: entries[0].id(),
+            released: 0
+        }
+    );
+    let again = log.ingest(&entries[0].encode(), "test", 0).unwrap();
+    assert_eq!(
+        again,
+        IngestOutcome::Duplicate {
+            id: entries[0].id()
+        }
+    );
+    assert_eq!(log.stats().unwrap().entries, 1);
+    assert_eq!(log.journal(0).count(), 1);
+}
+
+#[test]
+fn out_of_order_entries_wait_in_pending_then_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path()).unwrap();
+    let keypair = Keypair::generate();
+    let entries = foreign_chain(&keypair, 4);
+    for entry in entries[1..].iter().rev() {
+        let outcome = log.ingest(&entry.encode(), "test", 0).unwrap();
+        assert_eq!(
+            outcome,
+            IngestOutcome::Pending {
+                id: entry.id(),
+                missing_from: 1
+            }
+        );
+    }
+    assert_eq!(log.head(&feed(&keypair)).unwrap(), None);
+    assert_eq!(log.stats().unwrap().pending, 3);
+
+    let outcome = log.ingest(&entries[0].encode(), "test", 0).unwrap();
+    assert_eq!(
+        outcome,
+        IngestOutcome::Accepted {
+            id: entries[0].id(),
+            released: 3
+        }
+    );
+    assert_eq!(log.head(&feed(&keypair)).unwrap().unwrap().seq, 4);
+    assert_eq!(log.stats().unwrap().pending, 0);
+    // Arrival order follows chain order, not receive order.
+    let seqs: Vec<u64> = log
+        .journal(0)
+        .map(|item| item.unwrap().entry.header().seq)
+        .collect();
+    assert_eq!(seqs, vec![1, 2, 3, 4]);
+}
+
+#[test]
+fn pending_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let keypair = Keypair::generate();
+    let entries = foreign_chain(&keypair, 2);
+    {
+        let log = Log::open(dir.path()).unwrap();
+        log.ingest(&entries[1].encode(), "test", 0).unwrap();
+    }
+    let log = Log::open(dir.path()).unwrap();
+    assert_eq!(log.stats().unwrap().pending, 1);
+    let outcome = log.ingest(&entries[0].encode(), "test", 0).unwrap();
+    assert!(matches!(
+        outcome,
+        IngestOutcome::Accepted { released: 1, .. }
+    ));
+}
+
+#[test]
+fn a_fork_is_kept_as_proof_and_never_overwrites() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path()).unwrap();
+    let keypair = Keypair::generate();
+    let entries = foreign_chain(&keypair, 2);
+    for entry in &entries {
+        log.ingest(&entry.encode(), "test", 0).unwrap();
+    }
+    let rival = Entry::sign(
+        &keypair,
+        Draft {
+            namespace: "ns".into(),
+            seq: 2,
+            prev: Some(entries[0].id()),
+            timestamp_ms: 99,
+            kind: "note".into(),
+            body: b"the other story".to_vec(),
+        },
+    )
+    .unwrap();
+    let outcome = log.ingest(&rival.encode(), "peer-x", 0).unwrap();
+    let IngestOutcome::Fork { proof } = outcome else {
+        panic!("expected a fork, got {outcome:?}");
+    };
+    assert_eq!(proof.seq(), 2);
+    assert_eq!(
+        log.entry_at(&feed(&keypair), 2).unwrap().unwrap().id(),
+        entries[1].id()
+    );
+    let stored = log.forks().unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0], *proof);
+    assert_eq!(log.stats().unwrap().forks, 1);
+    // The same rival again changes nothing.
+    assert_eq!(
+        log.ingest(&rival.encode(), "peer-y", 0).unwrap(),
+        IngestOutcome::Duplicate { id: rival.id() }
+    );
+    assert_eq!(log.forks().unwrap().len(), 1);
+}
+
+#[test]
+fn bad_input_is_journaled_with_reason_and_hash() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path()).unwrap();
+    let garbage = b"\xff\x00not an entry";
+    let outcome = log.ingest(garbage, "peer-a", 1234).unwrap();
+    assert!(matches!(
+        outcome,
+        IngestOutcome::Rejected {
+            reason: RejectReason::Malformed,
+            ..
+        }
+    ));
+
+    let keypair = Keypair::generate();
+    let entry = &foreign_chain(&keypair, 1)[0];
+    let mut forged = entry.encode();
+    // Flip a bit in the signature (the last 64 bytes of the signed header precede the body).
+    let signature_start = forged.len() - entry.body().unwrap().len() - 1 - 64;
+    forged[signature_start] ^= 0x80;
+    let outcome = log.ingest(&forged, "peer-b", 1235).unwrap();
+    assert!(matches!(
+        outcome,
+        IngestOutcome::Rejected {
+            reason: RejectReason::BadSignature,
+            ..
+        }
+    ));
+
+    let rejections = log.rejections().unwrap();
+    assert_eq!(rejections.len(), 2);
+    assert_eq!(rejections[0].reason, "malformed");
+    assert_eq!(rejections[0].input_hash, sha256(garbage));
+    assert_eq!(rejections[0].source, "peer-a");
+    assert_eq!(rejections[1].reason, "bad-signature");
+    assert!(rejections[1]
+        .detail
+        .contains(&keypair.agent_id().to_string()));
+    // Nothing was stored as accepted.
+    assert_eq!(log.stats().unwrap().entries, 0);
+    assert_eq!(log.journal(0).count(), 0);
+}
+
+#[test]
+fn a_child_of_an_unknown_branch_is_a_chain_conflict() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path()).unwrap();
+    let keypair = Keypair::generate();
+    let entries = foreign_chain(&keypair, 1);
+    log.ingest(&entries[0].encode(), "test", 0).unwrap();
+    let stray = Entry::sign(
+        &keypair,
+        Draft {
+            namespace: "ns".into(),
+            seq: 2,
+            prev: Some(sha256(b"a branch this node never saw")),
+            timestamp_ms: 5,
+            kind: "note".into(),
+            body: vec![],
+        },
+    )
+    .unwrap();
+    let outcome = log.ingest(&stray.encode(), "test", 0).unwrap();
+    assert!(matches!(
+        outcome,
+        IngestOutcome::Rejected {
+            reason: RejectReason::ChainConflict,
+            ..
+        }
+    ));
+    assert_eq!(log.head(&feed(&keypair)).unwrap().unwrap().seq, 1);
+}
+
+#[test]
+fn pending_is_bounded_and_overflow_is_journaled() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open_with(dir.path(), LogOptions { max_pending: 2 }).unwrap();
+    let keypair = Keypair::generate();
+    let entries = foreign_chain(&keypair, 4);
+    for entry in &entries[1..3] {
+        assert!(matches!(
+            log.ingest(&entry.encode(), "peer", 0).unwrap(),
+            IngestOutcome::Pending { .. }
+        ));
+    }
+    let outcome = log.ingest(&entries[3].encode(), "peer", 0).unwrap();
+    let IngestOutcome::Rejected { reason, detail } = outcome else {
+        panic!("expected a rejection, got {outcome:?}");
+    };
+    assert_eq!(reason, RejectReason::PendingFull);
+    assert!(detail.contains("seq 4"), "{detail}");
+    assert_eq!(log.rejections().unwrap()[0].reason, "pending-full");
+    // What was held is still released once the gap fills.
+    let outcome = log.ingest(&entries[0].encode(), "peer", 0).unwrap();
+    assert_eq!(
+        outcome,
+        IngestOutcome::Accepted {
+            id: entries[0].id(),
+            released: 2
+        }
+    );
+    // And the dropped entry is accepted when offered again.
+    assert!(matches!(
+        log.ingest(&entries[3].encode(), "peer", 0).unwrap(),
+        IngestOutcome::Accepted { .. }
+    ));
+}

@@ -1,0 +1,144 @@
+//! Benchmark helper for `scripts/bench.sh` (not a test: it prints figures, it asserts nothing).
+//!
+//! - `gen-export --entries N --authors A --out FILE` writes a valid export of N entries spread
+//!   over A authors, signing on all cores, without going through RocksDB (so generating a
+//!   million entries takes seconds, not the minutes a synced write per entry would).
+//! - `raw-verify FILE` decodes the same file outside the clock, then times plain
+//!   `ed25519_dalek::verify_batch` over all its signatures on all cores, in the same chunk size
+//!   the auditor uses: the ceiling the auditor is compared against.
+
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use plexus_crypto::{Keypair, Sha256Stream};
+use plexus_protocol::export::{ExportHeader, ExportTrailer};
+use plexus_protocol::{cbor, Draft, Entry};
+use rayon::prelude::*;
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("gen-export") => gen_export(&args[1..]),
+        Some("raw-verify") => raw_verify(&args[1..]),
+        _ => bail!(
+            "usage: plexus-bench gen-export --entries N --authors A --out FILE | raw-verify FILE"
+        ),
+    }
+}
+
+fn flag(args: &[String], name: &str) -> anyhow::Result<String> {
+    args.iter()
+        .position(|arg| arg == name)
+        .and_then(|index| args.get(index + 1))
+        .cloned()
+        .with_context(|| format!("missing {name}"))
+}
+
+fn gen_export(args: &[String]) -> anyhow::Result<()> {
+    let entries: u64 = flag(args, "--entries")?.parse()?;
+    let authors: u64 = flag(args, "--authors")?.parse()?;
+    let out = PathBuf::from(flag(args, "--out")?);
+    let exporter = Keypair::generate();
+    let per_author = entries / authors;
+    let keys: Vec<Keypair> = (0..authors).map(|_| Keypair::generate()).collect();
+    let file = std::fs::File::create(&out)?;
+    let mut writer = BufWriter::with_capacity(1 << 20, file);
+    let mut digest = Sha256Stream::new();
+    let mut write = |bytes: &[u8], writer: &mut BufWriter<std::fs::File>| -> anyhow::Result<()> {
+        digest.update(bytes);
+        writer.write_all(bytes)?;
+        Ok(())
+    };
+    let header = ExportHeader {
+        exporter: exporter.agent_id(),
+        created_ms: 1_767_225_600_000,
+        entry_count: per_author * authors,
+    };
+    write(&header.encode(), &mut writer)?;
+    let started = Instant::now();
+    // Feeds are independent chains: sign each author's chain on its own core, then write them
+    // in export order (feed by feed).
+    let chains: Vec<Vec<Vec<u8>>> = keys
+        .par_iter()
+        .map(|key| sign_chain(key, per_author))
+        .collect::<anyhow::Result<_>>()?;
+    for chain in &chains {
+        for envelope in chain {
+            write(envelope, &mut writer)?;
+        }
+    }
+    let count = per_author * authors;
+    let trailer = ExportTrailer::sign(&exporter, count, digest.clone().finish());
+    writer.write_all(&trailer.encode())?;
+    writer.flush()?;
+    eprintln!(
+        "generated {count} entries by {authors} authors in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Signs one author's chain of `count` entries and returns the envelopes.
+fn sign_chain(key: &Keypair, count: u64) -> anyhow::Result<Vec<Vec<u8>>> {
+    let mut out = Vec::with_capacity(count as usize);
+    let mut prev = None;
+    for seq in 1..=count {
+        let entry = Entry::sign(
+            key,
+            Draft {
+                namespace: "bench".into(),
+                seq,
+                prev,
+                timestamp_ms: 1_767_225_600_000 + seq,
+                kind: "note".into(),
+                body: format!("{{\"n\":{seq}}}").into_bytes(),
+            },
+        )?;
+        prev = Some(entry.id());
+        out.push(entry.encode());
+    }
+    Ok(out)
+}
+
+fn raw_verify(args: &[String]) -> anyhow::Result<()> {
+    let path = args.first().context("raw-verify needs a file")?;
+    let bytes = std::fs::read(path)?;
+    let mut position = 0;
+    let mut keys = Vec::new();
+    let mut messages = Vec::new();
+    let mut signatures = Vec::new();
+    while position < bytes.len() {
+        let len = cbor::item_len(&bytes[position..])?.context("truncated file")?;
+        let item = &bytes[position..position + len];
+        position += len;
+        if let Ok(entry) = Entry::decode(item) {
+            keys.push(ed25519_dalek::VerifyingKey::from_bytes(
+                entry.header().author.as_bytes(),
+            )?);
+            messages.push(entry.signing_input());
+            signatures.push(ed25519_dalek::Signature::from_bytes(&entry.signature().0));
+        }
+    }
+    drop(bytes);
+    let count = signatures.len();
+    let started = Instant::now();
+    let chunk = plexus_crypto::BATCH_CHUNK;
+    let all_good = (0..count.div_ceil(chunk)).into_par_iter().all(|index| {
+        let range = index * chunk..((index + 1) * chunk).min(count);
+        let message_slices: Vec<&[u8]> =
+            messages[range.clone()].iter().map(Vec::as_slice).collect();
+        ed25519_dalek::verify_batch(&message_slices, &signatures[range.clone()], &keys[range])
+            .is_ok()
+    });
+    let seconds = started.elapsed().as_secs_f64();
+    if !all_good {
+        bail!("raw batch verification failed: the file is not valid");
+    }
+    println!(
+        "{{\"signatures\": {count}, \"seconds\": {seconds:.3}, \"per_second\": {:.0}}}",
+        count as f64 / seconds
+    );
+    Ok(())
+}
