@@ -29,6 +29,7 @@ struct Agent {
 
 pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let temp;
+    let args_dir_given = args.dir.is_some();
     let root: PathBuf = match args.dir {
         Some(dir) => dir,
         None => {
@@ -36,7 +37,12 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             temp.path().to_path_buf()
         }
     };
-    println!("Plexus demo in {}\n", root.display());
+    let kept = if args_dir_given {
+        ""
+    } else {
+        " (temporary: pass --dir DIR to keep the files)"
+    };
+    println!("Plexus demo in {}{kept}\n", root.display());
     let agents = ["planner", "coder", "reviewer"]
         .into_iter()
         .map(|name| new_agent(&root, name))
