@@ -5,5 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 source scripts/env.sh
-cargo build --locked --quiet -p plexus-node --bin plexus
+# The same target set as the test command, so both share one RocksDB build.
+cargo build --locked --quiet --workspace --all-targets
 exec "$CARGO_TARGET_DIR/debug/plexus" demo "$@"

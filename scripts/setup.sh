@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Installs what building and running Plexus needs, idempotently: the C toolchain and libclang
-# that rocksdb's bindgen uses. Safe to run again: installed packages are skipped.
+# Installs what building, testing and benchmarking Plexus needs, idempotently: the C toolchain
+# and libclang that rocksdb's bindgen uses, GNU time (peak memory in benchmarks) and
+# cargo-nextest. Safe to run again: what is installed is skipped.
 set -euo pipefail
 
-packages=(clang libclang-dev)
+packages=(clang libclang-dev time)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \
@@ -20,3 +21,8 @@ fi
 for tool in cargo rustc; do
   command -v "$tool" >/dev/null || { echo "setup: $tool is missing: install Rust (rustup) first" >&2; exit 1; }
 done
+
+if ! cargo nextest --version >/dev/null 2>&1; then
+  echo "setup: installing cargo-nextest" >&2
+  cargo install --locked cargo-nextest
+fi

@@ -66,8 +66,12 @@ pub struct Keypair {
 }
 
 impl AgentId {
-    /// Parses and validates a public key: it must decompress and must not have small order.
+    /// Parses and validates a public key: a canonical encoding that decompresses to a point
+    /// that does not have small order. (A non-canonical encoding would give one key two ids.)
     pub fn from_bytes(bytes: &[u8; PUBLIC_KEY_LEN]) -> Result<AgentId, IdentityError> {
+        if !is_canonical_point_encoding(bytes) {
+            return Err(IdentityError::InvalidKey);
+        }
         let key = VerifyingKey::from_bytes(bytes).map_err(|_| IdentityError::InvalidKey)?;
         if key.is_weak() {
             return Err(IdentityError::WeakKey);
@@ -240,6 +244,15 @@ impl fmt::Debug for Keypair {
     }
 }
 
+/// Whether a compressed Edwards point encodes its y coordinate canonically, that is below
+/// the field prime p = 2^255 - 19 (the top bit is the sign of x and is ignored).
+pub(crate) fn is_canonical_point_encoding(bytes: &[u8; 32]) -> bool {
+    // y >= p only when y is one of p .. 2^255 - 1: bytes 1..=30 all 0xff, the top byte 0x7f
+    // (sign bit masked) and the low byte at least 0xed.
+    let [low, middle @ .., high] = bytes;
+    !(*high & 0x7f == 0x7f && middle.iter().all(|byte| *byte == 0xff) && *low >= 0xed)
+}
+
 /// Checks the Unix permission bits of a key file: group and others must have no access at all.
 pub fn check_key_file_mode(mode: u32) -> Result<(), IdentityError> {
     if mode & 0o077 != 0 {
@@ -317,6 +330,21 @@ mod tests {
         let mut identity = [0u8; 32];
         identity[0] = 1;
         assert_eq!(AgentId::from_bytes(&identity), Err(IdentityError::WeakKey));
+    }
+
+    #[test]
+    fn non_canonical_keys_are_rejected() {
+        // y = p + 1 encodes the same point as y = 1 (the identity) non-canonically.
+        let mut encoding = [0xff; 32];
+        encoding[0] = 0xee;
+        encoding[31] = 0x7f;
+        assert_eq!(
+            AgentId::from_bytes(&encoding),
+            Err(IdentityError::InvalidKey)
+        );
+        assert!(is_canonical_point_encoding(
+            Keypair::generate().agent_id().as_bytes()
+        ));
     }
 
     #[test]

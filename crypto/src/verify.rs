@@ -35,9 +35,40 @@ pub struct VerifyError {
 }
 
 /// Verifies `items` as one batch; on failure, names every bad item.
+///
+/// Signatures whose `R` component `verify_strict` would refuse outright (a non-canonical
+/// encoding or a small-order point) are refused here too, before the batch equation, which
+/// does not look at them: batch and single verification then agree on every signature an
+/// honest signer can produce.
 pub fn verify_batch_with_fallback(items: &[BatchItem<'_>]) -> Result<(), VerifyError> {
     if items.is_empty() {
         return Ok(());
+    }
+    let refused: Vec<usize> = items
+        .iter()
+        .enumerate()
+        .filter(|(_, item)| !strict_r_acceptable(item.signature))
+        .map(|(index, _)| index)
+        .collect();
+    if !refused.is_empty() {
+        let rest: Vec<(usize, BatchItem<'_>)> = items
+            .iter()
+            .copied()
+            .enumerate()
+            .filter(|(index, _)| !refused.contains(index))
+            .collect();
+        let rest_items: Vec<BatchItem<'_>> = rest.iter().map(|(_, item)| *item).collect();
+        let mut bad = refused;
+        if let Err(error) = verify_batch_with_fallback(&rest_items) {
+            bad.extend(
+                error
+                    .bad
+                    .iter()
+                    .filter_map(|index| rest.get(*index).map(|(i, _)| *i)),
+            );
+        }
+        bad.sort_unstable();
+        return Err(VerifyError { bad });
     }
     let messages: Vec<&[u8]> = items.iter().map(|item| item.message).collect();
     let signatures: Vec<ed25519_dalek::Signature> = items
@@ -65,6 +96,36 @@ pub fn verify_batch_with_fallback(items: &[BatchItem<'_>]) -> Result<(), VerifyE
         });
     }
     Err(VerifyError { bad })
+}
+
+/// Whether the `R` half of a signature passes the checks `verify_strict` makes on it: a
+/// canonical encoding (y below the field prime) that is not one of the eight small-order points.
+fn strict_r_acceptable(signature: &Signature) -> bool {
+    let Some(r) = signature.0.first_chunk::<32>() else {
+        return false;
+    };
+    if !crate::identity::is_canonical_point_encoding(r) {
+        return false;
+    }
+    let mut masked = *r;
+    if let Some(last) = masked.last_mut() {
+        *last &= 0x7f;
+    }
+    !small_order_encodings().contains(&masked)
+}
+
+/// The compressed encodings (sign bit cleared) of the eight points of small order.
+fn small_order_encodings() -> &'static [[u8; 32]; 8] {
+    static ENCODINGS: std::sync::OnceLock<[[u8; 32]; 8]> = std::sync::OnceLock::new();
+    ENCODINGS.get_or_init(|| {
+        curve25519_dalek::constants::EIGHT_TORSION.map(|point| {
+            let mut bytes = point.compress().to_bytes();
+            if let Some(last) = bytes.last_mut() {
+                *last &= 0x7f;
+            }
+            bytes
+        })
+    })
 }
 
 /// Verifies `items` in chunks on all cores; on failure, names every bad item.
@@ -144,6 +205,40 @@ mod tests {
         );
         let err = verify_batch_with_fallback(&batch).unwrap_err();
         assert_eq!(err.bad, vec![3, 300, 599]);
+    }
+
+    #[test]
+    fn small_order_and_non_canonical_r_are_refused_like_verify_strict_does() {
+        let keypair = Keypair::generate();
+        let id = keypair.agent_id();
+        // R = identity point (y = 1), s = 0.
+        let mut signature = Signature([0u8; 64]);
+        signature.0[0] = 1;
+        assert!(!id.verify_strict(b"m", &signature));
+        assert!(!strict_r_acceptable(&signature));
+        let good = keypair.sign(b"m");
+        let items = [
+            BatchItem {
+                author: &id,
+                message: b"m",
+                signature: &good,
+            },
+            BatchItem {
+                author: &id,
+                message: b"m",
+                signature: &signature,
+            },
+        ];
+        assert_eq!(
+            verify_batch_with_fallback(&items),
+            Err(VerifyError { bad: vec![1] })
+        );
+        // Non-canonical R (y = p) is refused too.
+        let mut non_canonical = Signature([0xff; 64]);
+        non_canonical.0[0] = 0xed;
+        non_canonical.0[31] = 0x7f;
+        assert!(!strict_r_acceptable(&non_canonical));
+        assert!(strict_r_acceptable(&good));
     }
 
     #[test]

@@ -18,6 +18,10 @@ use serde::{Deserialize, Serialize};
 
 /// File name of the identity key inside the data directory.
 pub const KEY_FILE: &str = "identity.key";
+/// File name of the HTTP API bearer token inside the data directory (mode 0600).
+pub const TOKEN_FILE: &str = "api.token";
+/// File name where a running node records its API address.
+pub const API_ADDR_FILE: &str = "api.addr";
 /// Namespace used when neither a flag nor the config names one.
 pub const DEFAULT_NAMESPACE: &str = "default";
 /// Largest config file read; a config is a few lines.
@@ -62,6 +66,31 @@ pub struct ConfigFile {
     pub data_dir: Option<PathBuf>,
     /// The namespace `publish` and `log` use by default.
     pub namespace: Option<String>,
+    /// Settings of `plexus run`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetworkFile>,
+}
+
+/// The `[network]` section of the config file; flags and environment variables override it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkFile {
+    /// Multiaddrs to listen on.
+    pub listen: Option<Vec<String>>,
+    /// Multiaddrs of bootstrap peers, each ending in `/p2p/<peer id>`.
+    pub bootstrap: Option<Vec<String>>,
+    /// Multiaddrs to announce as reachable.
+    pub external: Option<Vec<String>>,
+    /// Discover peers with mDNS on the local network.
+    pub mdns: Option<bool>,
+    /// Namespaces to follow.
+    pub follow: Option<Vec<String>>,
+    /// Seconds between anti-entropy rounds.
+    pub backfill_interval_secs: Option<u64>,
+    /// Address of the HTTP API.
+    pub api_listen: Option<String>,
+    /// Quarantine authors proven to have forked.
+    pub quarantine_forkers: Option<bool>,
 }
 
 /// Flags and environment that decide the paths, as parsed by the CLI.
@@ -78,6 +107,7 @@ pub struct Config {
     pub config_file_exists: bool,
     pub data_dir: PathBuf,
     pub namespace: String,
+    pub network: NetworkFile,
 }
 
 impl Config {
@@ -111,6 +141,7 @@ impl Config {
             namespace: file
                 .namespace
                 .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned()),
+            network: file.network.unwrap_or_default(),
         })
     }
 
@@ -190,6 +221,52 @@ pub fn create_key_file(path: &Path, keypair: &Keypair) -> Result<(), ConfigError
     file.write_all(keypair.to_key_file_text().as_bytes())
         .map_err(io_error)?;
     file.sync_all().map_err(io_error)
+}
+
+/// Loads the API token, creating it (32 random bytes in hex, mode 0600) when missing.
+pub fn load_or_create_token(data_dir: &Path) -> Result<String, ConfigError> {
+    let path = data_dir.join(TOKEN_FILE);
+    let io_error = |source| ConfigError::KeyIo {
+        path: path.clone(),
+        source,
+    };
+    match std::fs::metadata(&path) {
+        Ok(metadata) => {
+            check_key_file_mode(metadata.permissions().mode()).map_err(|source| {
+                ConfigError::Key {
+                    path: path.clone(),
+                    source,
+                }
+            })?;
+            let token = std::fs::read_to_string(&path).map_err(io_error)?;
+            let token = token.trim().to_owned();
+            if token.len() < 32 {
+                return Err(ConfigError::Parse {
+                    path,
+                    message: "the API token is shorter than 32 characters: delete the file and \
+                              run `plexus init` to create a new one"
+                        .into(),
+                });
+            }
+            Ok(token)
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            let bytes: [u8; 32] = rand::random();
+            let token: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
+            std::fs::create_dir_all(data_dir).map_err(io_error)?;
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .map_err(io_error)?;
+            file.write_all(format!("{token}\n").as_bytes())
+                .map_err(io_error)?;
+            file.sync_all().map_err(io_error)?;
+            Ok(token)
+        }
+        Err(source) => Err(io_error(source)),
+    }
 }
 
 /// Loads the identity key, refusing a file that group or others can read.

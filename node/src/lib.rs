@@ -6,10 +6,16 @@
 //! - [`config`]: data directory, config file and key file handling.
 //! - [`store`]: the append-only log in RocksDB.
 //! - [`audit`]: export to a self-contained file and offline verification.
+//! - [`net`]: the libp2p swarm (gossip, discovery, backfill), owned by one task.
+//! - [`node`]: a running node: log, network task and ingest worker wired together.
+//! - [`api`]: the local HTTP API served by `plexus run`.
 //! - [`cli`]: the `plexus` command line.
 
+pub mod api;
 pub mod audit;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod net;
+pub mod node;
 pub mod store;

@@ -19,7 +19,9 @@
 //! ([`Entry::verify_signature`]) so that audit and backfill can verify many entries in a batch.
 
 use ciborium::Value;
-use plexus_crypto::{sha256, AgentId, Hash256, Keypair, Signature, HASH_LEN, SIGNATURE_LEN};
+use plexus_crypto::{
+    sha256, AgentId, Hash256, Keypair, Signature, HASH_LEN, PUBLIC_KEY_LEN, SIGNATURE_LEN,
+};
 
 use crate::cbor::{self, CborError};
 
@@ -177,11 +179,29 @@ impl Entry {
         }
         let body_value = envelope.pop().unwrap_or(Value::Null);
         let header_value = envelope.pop().unwrap_or(Value::Null);
-        let (header, signature) = parse_signed_header(header_value)?;
+        // The order of checks is normative (docs/PROTOCOL.md, 3.4): shapes and types in field
+        // order, then the body's type, then the version, then the field rules in field order.
+        let raw = parse_signed_header(header_value)?;
         let body = match body_value {
             Value::Null => None,
             Value::Bytes(body) => Some(body),
             _ => return Err(field("body", "must be a byte string or null")),
+        };
+        if raw.version != FORMAT_VERSION {
+            return Err(EntryError::UnsupportedVersion(raw.version));
+        }
+        check_name("namespace", &raw.namespace)?;
+        let author = AgentId::from_bytes(&raw.author).map_err(|error| field("author", error))?;
+        let signature = raw.signature;
+        let header = Header {
+            namespace: raw.namespace,
+            author,
+            seq: raw.seq,
+            prev: raw.prev,
+            timestamp_ms: raw.timestamp_ms,
+            kind: raw.kind,
+            body_hash: raw.body_hash,
+            body_len: raw.body_len,
         };
         check_header(&header)?;
         let body_error = body
@@ -206,6 +226,31 @@ impl Entry {
             signed_header_bytes,
         };
         Ok((entry, body_error))
+    }
+
+    /// Best-effort position of a damaged envelope: namespace, author and seq read leniently
+    /// (without the canonical or semantic checks), so an auditor can say where a bad entry
+    /// claims to be. Never trust the result for anything but a report.
+    pub fn peek_position(bytes: &[u8]) -> Option<(String, AgentId, u64)> {
+        if bytes.len() > MAX_ENTRY_LEN {
+            return None;
+        }
+        let mut reader = bytes;
+        let value: Value = ciborium::from_reader(&mut reader).ok()?;
+        let Value::Array(envelope) = value else {
+            return None;
+        };
+        let Some(Value::Array(header)) = envelope.into_iter().next() else {
+            return None;
+        };
+        let mut fields = header.into_iter().skip(1);
+        let (Some(Value::Text(namespace)), Some(Value::Bytes(author)), Some(Value::Integer(seq))) =
+            (fields.next(), fields.next(), fields.next())
+        else {
+            return None;
+        };
+        let author = AgentId::from_slice(&author).ok()?;
+        Some((namespace, author, u64::try_from(seq).ok()?))
     }
 
     /// The canonical envelope bytes.
@@ -350,7 +395,22 @@ fn header_fields(header: &Header) -> Vec<Value> {
     ]
 }
 
-fn parse_signed_header(value: Value) -> Result<(Header, Signature), EntryError> {
+/// The signed header's fields, type-checked but not yet judged.
+struct RawHeader {
+    version: u64,
+    namespace: String,
+    author: [u8; PUBLIC_KEY_LEN],
+    seq: u64,
+    prev: Option<Hash256>,
+    timestamp_ms: u64,
+    kind: String,
+    body_hash: Hash256,
+    body_len: u64,
+    signature: Signature,
+}
+
+/// Checks the shape and the CBOR type of every field, in field order.
+fn parse_signed_header(value: Value) -> Result<RawHeader, EntryError> {
     let Value::Array(items) = value else {
         return Err(field("header", "must be an array of 10 items"));
     };
@@ -358,36 +418,28 @@ fn parse_signed_header(value: Value) -> Result<(Header, Signature), EntryError> 
         items
             .try_into()
             .map_err(|_| field("header", "must be an array of 10 items"))?;
-    let version = uint("version", version)?;
-    if version != FORMAT_VERSION {
-        return Err(EntryError::UnsupportedVersion(version));
-    }
-    let author_bytes = bytes("author", author)?;
-    let author = AgentId::from_slice(&author_bytes).map_err(|error| field("author", error))?;
-    let prev = match prev {
-        Value::Null => None,
-        other => Some(hash("prev", other)?),
-    };
-    let signature = Signature::from_slice(&bytes("signature", signature)?)
-        .ok_or_else(|| field("signature", format!("must be {SIGNATURE_LEN} bytes")))?;
-    Ok((
-        Header {
-            namespace: text("namespace", namespace)?,
-            author,
-            seq: uint("seq", seq)?,
-            prev,
-            timestamp_ms: uint("timestamp", timestamp)?,
-            kind: text("kind", kind)?,
-            body_hash: hash("body_hash", body_hash)?,
-            body_len: uint("body_len", body_len)?,
+    Ok(RawHeader {
+        version: uint("version", version)?,
+        namespace: text("namespace", namespace)?,
+        author: <[u8; PUBLIC_KEY_LEN]>::try_from(bytes("author", author)?)
+            .map_err(|_| field("author", format!("must be {PUBLIC_KEY_LEN} bytes")))?,
+        seq: uint("seq", seq)?,
+        prev: match prev {
+            Value::Null => None,
+            other => Some(hash("prev", other)?),
         },
-        signature,
-    ))
+        timestamp_ms: uint("timestamp", timestamp)?,
+        kind: text("kind", kind)?,
+        body_hash: hash("body_hash", body_hash)?,
+        body_len: uint("body_len", body_len)?,
+        signature: Signature::from_slice(&bytes("signature", signature)?)
+            .ok_or_else(|| field("signature", format!("must be {SIGNATURE_LEN} bytes")))?,
+    })
 }
 
+/// The field rules, in field order (the author key is checked when it is parsed).
 fn check_header(header: &Header) -> Result<(), EntryError> {
     check_name("namespace", &header.namespace)?;
-    check_name("kind", &header.kind)?;
     if header.seq == 0 {
         return Err(field("seq", "must be 1 or more"));
     }
@@ -401,6 +453,7 @@ fn check_header(header: &Header) -> Result<(), EntryError> {
         }
         _ => {}
     }
+    check_name("kind", &header.kind)?;
     if header.body_len > MAX_BODY_LEN as u64 {
         return Err(field(
             "body_len",

@@ -178,7 +178,9 @@ impl ChainTracker {
     /// Notes an entry that claims `seq` but failed verification: it occupies its position, and
     /// the next entry's link is not judged against it.
     pub fn observe_unverified(&mut self, seq: u64) {
-        if seq > self.last_seq {
+        // Only a bad entry in the expected position takes it: one whose seq was itself damaged
+        // must not move the feed, or every later entry would look out of order.
+        if seq == self.last_seq + 1 {
             self.last_seq = seq;
             self.ids_at_last_seq.clear();
             self.link_unverifiable = true;
@@ -224,6 +226,11 @@ impl ForkProof {
 
     /// Decodes and fully re-checks a proof.
     pub fn decode(bytes: &[u8]) -> Result<ForkProof, ForkProofError> {
+        if bytes.len() > MAX_FORK_PROOF_LEN {
+            return Err(ForkProofError::Malformed(
+                "larger than the fork proof size limit",
+            ));
+        }
         let malformed = ForkProofError::Malformed("expected [\"plexus-fork-proof\", entry, entry]");
         let value = cbor::decode_canonical(bytes).map_err(EntryError::Cbor)?;
         let Value::Array(items) = value else {
@@ -260,6 +267,10 @@ impl ForkProof {
 }
 
 const FORK_PROOF_TAG: &str = "plexus-fork-proof";
+
+/// Largest encoded fork proof: two body-less envelopes (each at most about 340 bytes) and the
+/// framing, with room to spare.
+pub const MAX_FORK_PROOF_LEN: usize = 2048;
 
 impl FeedKey {
     /// The feed key of an entry.

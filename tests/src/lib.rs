@@ -3,5 +3,6 @@
 //!
 //! The scenarios themselves live in `tests/tests/*.rs`.
 
+pub mod cluster;
 pub mod fixtures;
 pub mod vectors;

@@ -363,9 +363,110 @@ fn a_fork_is_reported_with_both_ids_and_its_own_verdict() {
     assert_eq!(fork.seq, Some(3));
     assert!(fork.detail.contains(&original.id().to_string()));
     assert!(fork.detail.contains(&rival.id().to_string()));
-    assert!(ranges
+    // The rival is reported where it sits: right after the stored entry at seq 3.
+    let rival_at = ranges
         .iter()
-        .any(|range| fork.offset == Some(range.start as u64)));
+        .position(|range| {
+            Entry::decode(&bytes[range.clone()]).is_ok_and(|entry| entry.id() == rival.id())
+        })
+        .unwrap();
+    assert_eq!(fork.offset, Some(ranges[rival_at].start as u64));
+    assert_eq!(entry_in(&bytes, &ranges[rival_at - 1]).id(), original.id());
+}
+
+#[test]
+fn a_damaged_seq_does_not_derail_the_rest_of_the_feed() {
+    let fixture = fixture();
+    let (_, mut bytes) = fixture.export();
+    let ranges = item_ranges(&bytes);
+    let target = entry_in(&bytes, &ranges[2]);
+    // Seq 2 becomes seq 18 (0x02 -> 0x12): the signature fails, the chain must not move.
+    let seq_at = ranges[2].start + 1 + 1 + 1 + 6 + 34;
+    assert_eq!(bytes[seq_at], 0x02);
+    bytes[seq_at] = 0x12;
+    let report = fixture.verify_bytes("damaged-seq.plexus", &bytes);
+    assert_eq!(
+        kinds(&report),
+        vec![
+            FindingKind::BadSignature,
+            FindingKind::Gap,
+            FindingKind::DigestMismatch
+        ],
+        "{:#?}",
+        report.findings
+    );
+    assert_eq!(report.findings[0].seq, Some(18));
+    assert_eq!(report.findings[0].author, Some(target.header().author));
+    // Seq 3 follows seq 1 as far as the auditor can tell: seq 2 is reported missing there.
+    assert_located(
+        &report,
+        FindingKind::Gap,
+        &entry_in(&bytes, &ranges[3]),
+        ranges[3].start,
+    );
+}
+
+#[test]
+fn a_non_canonical_entry_is_located_by_author_and_seq() {
+    let fixture = fixture();
+    let (_, bytes) = fixture.export();
+    let ranges = item_ranges(&bytes);
+    let target = entry_in(&bytes, &ranges[4]);
+    // Re-encode seq 4 with a one-byte argument: 0x04 -> 0x18 0x04.
+    let seq_at = ranges[4].start + 1 + 1 + 1 + 6 + 34;
+    assert_eq!(bytes[seq_at], 0x04);
+    let mut damaged = bytes[..seq_at].to_vec();
+    damaged.extend_from_slice(&[0x18, 0x04]);
+    damaged.extend_from_slice(&bytes[seq_at + 1..]);
+    let report = fixture.verify_bytes("non-canonical.plexus", &damaged);
+    assert_located(&report, FindingKind::BadEncoding, &target, ranges[4].start);
+    assert!(report.findings[0].detail.contains("non-canonical"));
+    // The next entry is not flagged: the damaged one still held its position.
+    assert_eq!(
+        kinds(&report),
+        vec![FindingKind::BadEncoding, FindingKind::DigestMismatch]
+    );
+}
+
+#[test]
+fn an_export_signed_by_an_untrusted_key_is_flagged_when_keys_are_given() {
+    let fixture = fixture();
+    let (path, _) = fixture.export();
+    let mut trusted: std::collections::HashSet<_> =
+        fixture.authors.iter().map(Keypair::agent_id).collect();
+    let options = VerifyOptions {
+        trusted_authors: Some(trusted.clone()),
+    };
+    let report = plexus_node::audit::verify_file(&path, &options, &()).unwrap();
+    assert_eq!(kinds(&report), vec![FindingKind::BadTrailer]);
+    assert!(report.findings[0]
+        .detail
+        .contains("not in the trusted keys list"));
+    trusted.insert(fixture.node_key.agent_id());
+    let options = VerifyOptions {
+        trusted_authors: Some(trusted),
+    };
+    let report = plexus_node::audit::verify_file(&path, &options, &()).unwrap();
+    assert_eq!(report.verdict, Verdict::Verified, "{:#?}", report.findings);
+}
+
+#[test]
+fn data_after_the_trailer_and_a_damaged_trailer_are_named() {
+    let fixture = fixture();
+    let (_, bytes) = fixture.export();
+    let ranges = item_ranges(&bytes);
+    let mut extended = bytes.clone();
+    extended.extend_from_slice(&[0xff; 10]);
+    let report = fixture.verify_bytes("extended.plexus", &extended);
+    assert_eq!(kinds(&report), vec![FindingKind::TrailingData]);
+    assert_eq!(report.findings[0].offset, Some(bytes.len() as u64));
+    assert!(report.findings[0].detail.starts_with("10 bytes"));
+
+    let mut damaged = bytes.clone();
+    damaged[ranges[11].start + 3] ^= 0x20; // inside the trailer's tag text
+    let report = fixture.verify_bytes("damaged-trailer.plexus", &damaged);
+    assert_eq!(kinds(&report), vec![FindingKind::BadTrailer]);
+    assert_eq!(report.findings[0].offset, Some(ranges[11].start as u64));
 }
 
 #[test]

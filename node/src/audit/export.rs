@@ -3,15 +3,14 @@
 //! The file is written beside its destination as `NAME.partial`, fsynced, then renamed into
 //! place: a reader never sees a half-written export under the final name.
 
-use std::collections::BTreeMap;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use plexus_crypto::{Hash256, Keypair, Sha256Stream};
 use plexus_protocol::export::{ExportHeader, ExportTrailer};
-use plexus_protocol::Entry;
+use plexus_protocol::{Entry, ForkProof};
 
-use crate::store::{self, Log, StoreError};
+use crate::store::{Log, StoreError};
 
 /// What an export wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,42 +36,55 @@ pub enum ExportError {
 
 /// Envelopes of a log in export order: feeds by namespace then author, ascending seq, and each
 /// fork's rival entry (body stripped) right after the stored entry at the same seq.
-pub fn export_order(
-    log: &Log,
-) -> Result<impl Iterator<Item = Result<Vec<u8>, StoreError>> + '_, StoreError> {
-    // Forks are rare: keeping their rivals in memory is bounded by the number of fork proofs.
-    let mut rivals: BTreeMap<Vec<u8>, Vec<Vec<u8>>> = BTreeMap::new();
-    for proof in log.forks()? {
-        let feed = proof.feed();
-        let seq = proof.seq();
-        let stored = log.entry_at(&feed, seq)?.map(|entry| entry.id());
-        let (first, second) = proof.entries();
-        let rival: &Entry = if Some(first.id()) == stored {
-            second
-        } else {
-            first
-        };
-        rivals
-            .entry(store::entry_key(&feed, seq))
-            .or_default()
-            .push(rival.encode());
-    }
-    Ok(log.raw_entries().flat_map(move |item| {
+///
+/// Entries and fork proofs are both keyed by (feed, seq), so the two column families are merged
+/// as they are read: memory stays constant whatever the number of forks.
+pub fn export_order(log: &Log) -> impl Iterator<Item = Result<Vec<u8>, StoreError>> + '_ {
+    let mut forks = log.raw_forks().peekable();
+    log.raw_entries().flat_map(move |item| {
         let mut out: Vec<Result<Vec<u8>, StoreError>> = Vec::with_capacity(1);
-        match item {
-            Ok((key, value)) => {
-                out.push(Ok(value.into_vec()));
-                if let Some(extra) = rivals.remove(key.as_ref()) {
-                    out.extend(extra.into_iter().map(Ok));
+        let (key, value) = match item {
+            Ok(pair) => pair,
+            Err(error) => return vec![Err(error)],
+        };
+        // Skip proofs for positions before this entry (a proof never lacks its entry, but a
+        // damaged log must not stall the export).
+        while let Some(Ok((fork_key, _))) = forks.peek() {
+            if fork_key.as_ref() >= key.as_ref() {
+                break;
+            }
+            forks.next();
+        }
+        let stored = Entry::decode(&value).map(|entry| entry.id());
+        out.push(Ok(value.into_vec()));
+        if let Some(Ok((fork_key, _))) = forks.peek() {
+            if fork_key.as_ref() == key.as_ref() {
+                if let Some(Ok((_, proof))) = forks.next() {
+                    match ForkProof::decode(&proof) {
+                        Ok(proof) => {
+                            let (first, second) = proof.entries();
+                            let rival = if stored.as_ref().ok() == Some(&first.id()) {
+                                second
+                            } else {
+                                first
+                            };
+                            out.push(Ok(rival.encode()));
+                        }
+                        Err(error) => out.push(Err(StoreError::Corrupt(format!(
+                            "stored fork proof: {error}"
+                        )))),
+                    }
                 }
             }
-            Err(error) => out.push(Err(error)),
         }
         out
-    }))
+    })
 }
 
 /// Exports the whole log to `path`, signing the trailer with the node's key.
+///
+/// The file is written as `NAME.partial`, fsynced, renamed into place and its directory
+/// fsynced, so a reported export survives a crash; on any error the partial file is removed.
 pub fn export_to_file(
     log: &Log,
     keypair: &Keypair,
@@ -80,26 +92,55 @@ pub fn export_to_file(
     now_ms: u64,
 ) -> Result<ExportSummary, ExportError> {
     let partial = partial_path(path);
+    let result = write_export(log, keypair, &partial, now_ms).and_then(|summary| {
+        let io_error = |source| ExportError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        std::fs::rename(&partial, path).map_err(io_error)?;
+        let directory = match path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent,
+            _ => Path::new("."),
+        };
+        std::fs::File::open(directory)
+            .and_then(|dir| dir.sync_all())
+            .map_err(io_error)?;
+        Ok(ExportSummary {
+            path: path.to_path_buf(),
+            ..summary
+        })
+    });
+    if result.is_err() {
+        let _ = std::fs::remove_file(&partial);
+    }
+    result
+}
+
+fn write_export(
+    log: &Log,
+    keypair: &Keypair,
+    partial: &Path,
+    now_ms: u64,
+) -> Result<ExportSummary, ExportError> {
     let io_error = |source| ExportError::Io {
-        path: partial.clone(),
+        path: partial.to_path_buf(),
         source,
     };
     let stats = log.stats()?;
-    let file = std::fs::File::create(&partial).map_err(io_error)?;
+    let file = std::fs::File::create(partial).map_err(io_error)?;
     let mut writer = HashingWriter {
         inner: BufWriter::with_capacity(1 << 20, file),
         digest: Sha256Stream::new(),
         bytes: 0,
     };
-    let fork_rivals = log.forks()?.len() as u64;
     let header = ExportHeader {
         exporter: keypair.agent_id(),
         created_ms: now_ms,
-        entry_count: stats.entries + fork_rivals,
+        entry_count: stats.entries + stats.forks,
     };
     writer.write_all(&header.encode()).map_err(io_error)?;
     let mut count = 0u64;
-    for envelope in export_order(log)? {
+    for envelope in export_order(log) {
         writer.write_all(&envelope?).map_err(io_error)?;
         count += 1;
     }
@@ -112,13 +153,10 @@ pub fn export_to_file(
         .into_inner()
         .map_err(|error| io_error(error.into_error()))?;
     file.sync_all().map_err(io_error)?;
-    std::fs::rename(&partial, path).map_err(|source| ExportError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let fork_rivals = count.saturating_sub(stats.entries);
     Ok(ExportSummary {
-        path: path.to_path_buf(),
-        entries: count - fork_rivals.min(count),
+        path: partial.to_path_buf(),
+        entries: count - fork_rivals,
         fork_rivals,
         bytes,
         digest,

@@ -32,6 +32,10 @@ use crate::store::{Log, StoreError};
 /// tens of milliseconds, few enough to keep the batch's memory to a few megabytes.
 pub const BATCH_ITEMS: usize = 16_384;
 
+/// Bytes of entries held for one batch when verifying a data directory (a file is read in
+/// [`READ_CHUNK`]s instead): keeps memory flat even for logs of maximal entries.
+pub const BATCH_BYTES: usize = 8 << 20;
+
 /// Entries per `verify_batch` call inside a worker (see `plexus_crypto::verify`).
 pub const SIGNATURE_CHUNK: usize = 256;
 
@@ -114,6 +118,7 @@ pub fn verify_file(
         source,
     };
     let mut file = std::fs::File::open(path).map_err(io_error)?;
+    let file_len = file.metadata().map_err(io_error)?.len();
     let mut auditor = Auditor::new(path.display().to_string(), options);
     let mut buffer: Vec<u8> = Vec::with_capacity(READ_CHUNK * 2);
     // File offset of buffer[0].
@@ -139,6 +144,15 @@ pub fn verify_file(
                 break;
             }
             let offset = base + position as u64;
+            if stage == FileStage::AfterTrailer {
+                auditor.finding(file_finding(
+                    FindingKind::TrailingData,
+                    offset,
+                    format!("{} bytes follow the signed trailer", file_len - offset),
+                ));
+                stop = true;
+                break;
+            }
             let len = match cbor::item_len(rest) {
                 Ok(Some(len)) => len,
                 Ok(None) if rest.len() > MAX_ENTRY_LEN + MAX_FRAME_LEN => {
@@ -182,18 +196,6 @@ pub fn verify_file(
             let item = position..position + len;
             let bytes = &buffer[item.clone()];
             let kind = classify(bytes);
-            if stage == FileStage::AfterTrailer {
-                auditor.finding(file_finding(
-                    FindingKind::TrailingData,
-                    offset,
-                    format!(
-                        "{} bytes follow the signed trailer",
-                        buffer.len() - position
-                    ),
-                ));
-                stop = true;
-                break;
-            }
             if kind == ItemKind::Entry && stage == FileStage::Entries {
                 batch.push((offset, item));
                 position += len;
@@ -229,6 +231,17 @@ pub fn verify_file(
                     stage = FileStage::Entries;
                     // Judge this item again as an entry.
                     continue;
+                }
+                _ if eof && position + len == buffer.len() => {
+                    // The last item of the file should be the trailer.
+                    auditor.trailer_valid = Some(false);
+                    auditor.finding(file_finding(
+                        FindingKind::BadTrailer,
+                        offset,
+                        "the last item is not a valid export trailer: it was damaged or replaced"
+                            .into(),
+                    ));
+                    stage = FileStage::AfterTrailer;
                 }
                 _ => {
                     auditor.finding(file_finding(
@@ -293,12 +306,15 @@ pub fn verify_data_dir(
         progress.advance(pending.len() as u64);
         pending.clear();
     };
-    for envelope in super::export::export_order(&log)? {
+    let mut pending_bytes = 0usize;
+    for envelope in super::export::export_order(&log) {
         let envelope = envelope?;
         auditor.bytes += envelope.len() as u64;
+        pending_bytes += envelope.len();
         pending.push(envelope);
-        if pending.len() == BATCH_ITEMS {
+        if pending.len() == BATCH_ITEMS || pending_bytes >= BATCH_BYTES {
             flush(&mut auditor, &mut pending);
+            pending_bytes = 0;
         }
     }
     flush(&mut auditor, &mut pending);
@@ -327,7 +343,8 @@ enum Checked {
         feed: FeedKey,
         seq: u64,
     },
-    Undecodable(EntryError),
+    /// Not a valid entry; where it claims to be, if that much can be read.
+    Undecodable(EntryError, Option<(String, AgentId, u64)>),
 }
 
 /// The sequential state of an audit.
@@ -406,14 +423,32 @@ impl<'a> Auditor<'a> {
     fn chain(&mut self, offset: Option<u64>, checked: Checked) {
         self.entries += 1;
         match checked {
-            Checked::Undecodable(error) => {
+            Checked::Undecodable(error, position) => {
+                let detail = match error {
+                    EntryError::Cbor(_) => format!("{error} (byte offsets within the entry)"),
+                    _ => error.to_string(),
+                };
+                let (namespace, author, seq) = match position {
+                    Some((namespace, author, seq)) => {
+                        let feed = FeedKey {
+                            namespace: namespace.clone(),
+                            author,
+                        };
+                        self.trackers
+                            .entry(feed)
+                            .or_default()
+                            .observe_unverified(seq);
+                        (Some(namespace), Some(author), Some(seq))
+                    }
+                    None => (None, None, None),
+                };
                 self.finding(Finding {
                     kind: FindingKind::BadEncoding,
-                    namespace: None,
-                    author: None,
-                    seq: None,
+                    namespace,
+                    author,
+                    seq,
                     offset,
-                    detail: error.to_string(),
+                    detail,
                 });
             }
             Checked::BadSignature { feed, seq } => {
@@ -584,6 +619,20 @@ impl<'a> Auditor<'a> {
                 ),
             ));
         }
+        if let Some(trusted) = &self.options.trusted_authors {
+            if !trusted.contains(&trailer.exporter) {
+                valid = false;
+                self.finding(file_finding(
+                    FindingKind::BadTrailer,
+                    offset,
+                    format!(
+                        "the export is signed by {}, which is not in the trusted keys list: \
+                         anyone can re-sign a file with entries dropped from the end of a feed",
+                        trailer.exporter
+                    ),
+                ));
+            }
+        }
         self.exporter = Some(trailer.exporter);
         self.trailer_valid = Some(valid);
     }
@@ -630,13 +679,15 @@ impl<'a> Auditor<'a> {
 /// Decodes a chunk of entries and verifies their signatures in one batch.
 fn check_chunk(chunk: &[(Option<u64>, &[u8])]) -> Vec<Checked> {
     type Decoded = (Entry, Option<EntryError>, Vec<u8>);
-    let decoded: Vec<Result<Decoded, EntryError>> = chunk
+    let decoded: Vec<Result<Decoded, (EntryError, &[u8])>> = chunk
         .iter()
         .map(|(_, bytes)| {
-            Entry::decode_keeping_header(bytes).map(|(entry, body_error)| {
-                let input = entry.signing_input();
-                (entry, body_error, input)
-            })
+            Entry::decode_keeping_header(bytes)
+                .map(|(entry, body_error)| {
+                    let input = entry.signing_input();
+                    (entry, body_error, input)
+                })
+                .map_err(|error| (error, *bytes))
         })
         .collect();
     let batch: Vec<BatchItem<'_>> = decoded
@@ -656,7 +707,7 @@ fn check_chunk(chunk: &[(Option<u64>, &[u8])]) -> Vec<Checked> {
     decoded
         .into_iter()
         .map(|item| match item {
-            Err(error) => Checked::Undecodable(error),
+            Err((error, bytes)) => Checked::Undecodable(error, Entry::peek_position(bytes)),
             Ok((entry, body_error, _)) => {
                 let index = good_index;
                 good_index += 1;

@@ -33,6 +33,7 @@ pub fn init(
         keypair
     };
     drop(Log::open(&config.data_dir)?);
+    config::load_or_create_token(&config.data_dir)?;
     println!("  key file:   {} (mode 0600)", key_path.display());
     println!(
         "  log:        {}",
@@ -45,6 +46,7 @@ pub fn init(
         );
     } else {
         let file = ConfigFile {
+            network: None,
             data_dir: overrides.data_dir.clone(),
             namespace: Some(args.namespace.unwrap_or_else(|| config.namespace.clone())),
         };
@@ -95,27 +97,9 @@ pub fn log(config: &Config, args: LogArgs) -> anyhow::Result<ExitCode> {
         bail!("--limit must be at least 1");
     }
     let log = Log::open_read_only(&config.data_dir)?;
-    let capacity = args.limit.unwrap_or(usize::MAX);
-    let mut shown: VecDeque<(u64, Entry)> = VecDeque::new();
-    for item in log.journal(0) {
-        let item = item?;
-        let header = item.entry.header();
-        let keep = author.is_none_or(|author| header.author == author)
-            && args.kind.as_deref().is_none_or(|kind| header.kind == kind)
-            && args
-                .namespace
-                .as_deref()
-                .is_none_or(|namespace| header.namespace == namespace);
-        if keep {
-            if shown.len() == capacity {
-                shown.pop_front();
-            }
-            shown.push_back((item.arrival, item.entry));
-        }
-    }
-    for (arrival, entry) in &shown {
+    let print = |arrival: u64, entry: &Entry| {
         if args.json {
-            println!("{}", entry_json(entry, Some(*arrival)));
+            println!("{}", entry_json(entry, Some(arrival)));
         } else {
             let header = entry.header();
             println!(
@@ -128,8 +112,37 @@ pub fn log(config: &Config, args: LogArgs) -> anyhow::Result<ExitCode> {
                 body_text(entry)
             );
         }
+    };
+    // With --limit only the last N matches are kept; without it, entries stream out as read.
+    let mut kept: VecDeque<(u64, Entry)> = VecDeque::new();
+    let mut matched = 0u64;
+    for item in log.journal(0) {
+        let item = item?;
+        let header = item.entry.header();
+        let keep = author.is_none_or(|author| header.author == author)
+            && args.kind.as_deref().is_none_or(|kind| header.kind == kind)
+            && args
+                .namespace
+                .as_deref()
+                .is_none_or(|namespace| header.namespace == namespace);
+        if !keep {
+            continue;
+        }
+        matched += 1;
+        match args.limit {
+            None => print(item.arrival, &item.entry),
+            Some(limit) => {
+                if kept.len() == limit {
+                    kept.pop_front();
+                }
+                kept.push_back((item.arrival, item.entry));
+            }
+        }
     }
-    if shown.is_empty() && !args.json {
+    for (arrival, entry) in &kept {
+        print(*arrival, entry);
+    }
+    if matched == 0 && !args.json {
         eprintln!("no entries match");
     }
     Ok(ExitCode::SUCCESS)

@@ -6,6 +6,7 @@
 mod audit;
 mod demo;
 mod local;
+mod run;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -59,6 +60,45 @@ pub enum Command {
     Audit(AuditCommand),
     /// Run a short self-contained demonstration in a temporary directory
     Demo(DemoArgs),
+    /// Run the node: join the network, gossip and backfill entries, serve the local HTTP API
+    Run(RunArgs),
+    /// Show a running node's peers, topics, feed heads, and pending and backfill progress
+    Status(StatusArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Multiaddr to listen on (repeatable) [default: /ip4/0.0.0.0/tcp/7400 and /ip4/0.0.0.0/udp/7400/quic-v1]
+    #[arg(long, env = "PLEXUS_LISTEN", value_delimiter = ',')]
+    pub listen: Vec<String>,
+    /// Bootstrap peer multiaddr ending in /p2p/<peer id> (repeatable)
+    #[arg(long, env = "PLEXUS_BOOTSTRAP", value_delimiter = ',')]
+    pub bootstrap: Vec<String>,
+    /// Multiaddr to announce as reachable (repeatable)
+    #[arg(long, env = "PLEXUS_EXTERNAL", value_delimiter = ',')]
+    pub external: Vec<String>,
+    /// Do not discover peers with mDNS on the local network
+    #[arg(long, env = "PLEXUS_NO_MDNS")]
+    pub no_mdns: bool,
+    /// Namespace to follow (repeatable) [default: the configured namespace]
+    #[arg(long, env = "PLEXUS_FOLLOW", value_delimiter = ',')]
+    pub follow: Vec<String>,
+    /// Seconds between anti-entropy rounds with every peer [default: 30]
+    #[arg(long, env = "PLEXUS_BACKFILL_INTERVAL", value_name = "SECS")]
+    pub backfill_interval: Option<u64>,
+    /// Address of the local HTTP API [default: 127.0.0.1:7474]
+    #[arg(long, env = "PLEXUS_API_LISTEN", value_name = "ADDR")]
+    pub api_listen: Option<String>,
+    /// Keep storing entries of authors proven to have forked
+    #[arg(long)]
+    pub no_quarantine: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print the node's status document as JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -165,6 +205,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit(AuditCommand::Export(args)) => audit::export(&config()?, args),
         Command::Audit(AuditCommand::Verify(args)) => audit::verify(args),
         Command::Demo(args) => demo::run(args),
+        Command::Run(args) => run::run(&config()?, args),
+        Command::Status(args) => run::status(&config()?, args),
     }
 }
 

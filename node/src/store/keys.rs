@@ -25,11 +25,11 @@ pub fn entry_key(feed: &FeedKey, seq: u64) -> Vec<u8> {
     key
 }
 
-/// Key of a fork proof: the entry key of the forked seq plus the rival entry's id, so several
-/// rivals at one seq each keep their own proof.
-pub fn fork_key(feed: &FeedKey, seq: u64, rival: &Hash256) -> Vec<u8> {
+/// Key of a pending entry: the entry key of its seq plus its id, so rival entries waiting at
+/// one seq each keep their own place.
+pub fn pending_key(feed: &FeedKey, seq: u64, id: &Hash256) -> Vec<u8> {
     let mut key = entry_key(feed, seq);
-    key.extend_from_slice(rival.as_bytes());
+    key.extend_from_slice(id.as_bytes());
     key
 }
 

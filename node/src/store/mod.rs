@@ -8,22 +8,27 @@
 //! | `ids`      | entry id                             | the entry's `entries` key          |
 //! | `heads`    | feed prefix                          | head seq (BE), head id             |
 //! | `journal`  | arrival counter (BE)                 | entry id (node-local order)        |
-//! | `forks`    | feed prefix, seq, rival id           | encoded fork proof                 |
+//! | `forks`    | feed prefix, seq (one proof per seq) | encoded fork proof                 |
 //! | `pending`  | feed prefix, seq, entry id           | envelope waiting for a predecessor |
-//! | `rejected` | rejection counter (BE)               | encoded [`Rejection`]              |
+//! | `rejected` | rejection counter (BE), a ring       | encoded [`Rejection`]              |
 //!
 //! Invariants:
-//! - **Every change is one atomic `WriteBatch`, written with `sync = true`**: an acknowledged
-//!   write is in the fsynced write-ahead log and survives a crash of the process or the machine.
+//! - **Every change to entries, heads, forks and pending is one atomic `WriteBatch`, written
+//!   with `sync = true`**: an acknowledged write is in the fsynced write-ahead log and survives
+//!   a crash of the process (tested) or of the machine (what fsync promises). The rejection
+//!   journal, which is diagnostics, is written without fsync and kept as a bounded ring.
+//! - In-memory counters change only after their batch is committed.
 //! - **A feed in `entries` has every seq from 1 to its head with valid links**; entries that do
 //!   not chain yet wait in `pending` (bounded by [`MAX_PENDING`]) and move over, in the same
 //!   batch, when their predecessor arrives.
-//! - **Nothing stored is overwritten**: a second entry at a stored seq becomes a fork proof.
+//! - **Nothing stored is overwritten**: a second entry at a stored seq becomes a fork proof,
+//!   including one that was waiting in `pending` when an entry at its seq was accepted.
 //! - One writer at a time: a mutex serialises read-modify-write sequences (seq assignment,
 //!   placement), and a lock file keeps other processes out of the data directory.
 
 mod keys;
 
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -60,6 +65,9 @@ const COLUMN_FAMILIES: [&str; 7] = [
     CF_REJECTED,
 ];
 
+/// Records kept in the rejection journal; older ones are deleted as new ones arrive.
+pub const MAX_REJECTIONS: u64 = 100_000;
+
 /// Name of the lock file in the data directory.
 pub const LOCK_FILE: &str = "plexus.lock";
 /// Name of the RocksDB directory inside the data directory.
@@ -73,14 +81,17 @@ pub enum StoreError {
          use another --data-dir"
     )]
     Locked { dir: PathBuf, pid: String },
-    #[error("no log in {dir}: run `plexus init` first or pass the right --data-dir")]
+    #[error(
+        "no Plexus log in {dir} (expected {dir}/log): check the path, or run `plexus init` to \
+         create one"
+    )]
     NotInitialised { dir: PathBuf },
     #[error("cannot open the log in {dir}: {source}")]
     Open {
         dir: PathBuf,
         source: rocksdb::Error,
     },
-    #[error("log I/O failed: {0}")]
+    #[error("RocksDB operation on the log failed: {0}; check free disk space and the data directory's permissions")]
     Rocks(#[from] rocksdb::Error),
     #[error("file I/O on {path} failed: {source}")]
     Io {
@@ -96,8 +107,13 @@ pub enum StoreError {
 /// What happened to an entry offered to the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IngestOutcome {
-    /// Stored and chained; `released` more entries left `pending` because of it.
-    Accepted { id: Hash256, released: usize },
+    /// Stored and chained; `released` more entries left `pending` because of it, and `forks`
+    /// holds the proofs formed from pending entries that conflicted with what was accepted.
+    Accepted {
+        id: Hash256,
+        released: usize,
+        forks: Vec<ForkProof>,
+    },
     /// Already stored: nothing changed.
     Duplicate { id: Hash256 },
     /// Held until the entries from `missing_from` arrive.
@@ -116,8 +132,11 @@ pub enum IngestOutcome {
 pub enum RejectReason {
     Malformed,
     BadSignature,
-    ChainConflict,
     PendingFull,
+    /// An entry published on a topic that does not match its namespace or kind.
+    WrongTopic,
+    /// An entry by an author quarantined for forking.
+    Quarantined,
 }
 
 /// One record of the rejection journal.
@@ -131,6 +150,9 @@ pub struct Rejection {
     pub input_len: u64,
     pub source: String,
 }
+
+/// An entry waiting in `pending`, with its key there.
+type PendingEntry = (Box<[u8]>, Entry);
 
 /// A stored envelope as it sits in RocksDB: its `entries` key and its bytes.
 pub type RawEntry = (Box<[u8]>, Box<[u8]>);
@@ -176,7 +198,7 @@ pub struct Log {
     _lock_file: Option<File>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Counters {
     next_arrival: u64,
     next_rejection: u64,
@@ -197,8 +219,9 @@ impl RejectReason {
         match self {
             RejectReason::Malformed => "malformed",
             RejectReason::BadSignature => "bad-signature",
-            RejectReason::ChainConflict => "chain-conflict",
             RejectReason::PendingFull => "pending-full",
+            RejectReason::WrongTopic => "wrong-topic",
+            RejectReason::Quarantined => "quarantined",
         }
     }
 }
@@ -289,9 +312,14 @@ impl Log {
                 body,
             },
         )?;
+        let mut staged = counters.clone();
         let mut batch = WriteBatch::default();
-        self.put_accepted(&mut batch, &mut counters, &entry);
+        // Only someone holding our key could have put a rival of our own entry in pending;
+        // `accept` still turns it into a proof rather than dropping it.
+        let mut forks = Vec::new();
+        self.accept(&mut batch, &mut staged, &entry, &mut forks)?;
         self.commit(batch)?;
+        *counters = staged;
         Ok(entry)
     }
 
@@ -307,7 +335,7 @@ impl Log {
         let entry = match Entry::decode(bytes) {
             Ok(entry) => entry,
             Err(error) => {
-                return self.reject(
+                return self.record_rejection(
                     bytes,
                     RejectReason::Malformed,
                     error.to_string(),
@@ -322,7 +350,13 @@ impl Log {
                 entry.header().author,
                 entry.header().seq
             );
-            return self.reject(bytes, RejectReason::BadSignature, detail, source, now_ms);
+            return self.record_rejection(
+                bytes,
+                RejectReason::BadSignature,
+                detail,
+                source,
+                now_ms,
+            );
         }
         self.ingest_verified(entry, bytes, source, now_ms)
     }
@@ -338,11 +372,7 @@ impl Log {
     ) -> Result<IngestOutcome, StoreError> {
         let mut counters = self.lock_counters();
         let id = entry.id();
-        if self
-            .db
-            .get_pinned_cf(self.cf(CF_IDS), id.as_bytes())?
-            .is_some()
-        {
+        if self.is_stored(&id)? {
             return Ok(IngestOutcome::Duplicate { id });
         }
         let feed = FeedKey::of(&entry);
@@ -352,67 +382,174 @@ impl Log {
             Some(head) if seq <= head.seq => self.entry_at(&feed, seq)?.map(|stored| stored.id()),
             _ => None,
         };
-        match place(head, stored_at_seq, &entry) {
+        let mut staged = counters.clone();
+        let outcome = match place(head, stored_at_seq, &entry) {
             Placement::Next => {
                 let mut batch = WriteBatch::default();
-                self.put_accepted(&mut batch, &mut counters, &entry);
-                let released = self.release_pending(&mut batch, &mut counters, &feed, &entry)?;
+                let mut forks = Vec::new();
+                self.accept(&mut batch, &mut staged, &entry, &mut forks)?;
+                let released =
+                    self.release_pending(&mut batch, &mut staged, &feed, &entry, &mut forks)?;
                 self.commit(batch)?;
-                Ok(IngestOutcome::Accepted { id, released })
-            }
-            Placement::Duplicate => Ok(IngestOutcome::Duplicate { id }),
-            Placement::Fork { .. } => {
-                let fork_key = keys::fork_key(&feed, seq, &id);
-                if self
-                    .db
-                    .get_pinned_cf(self.cf(CF_FORKS), &fork_key)?
-                    .is_some()
-                {
-                    return Ok(IngestOutcome::Duplicate { id });
-                }
-                let stored = self.entry_at(&feed, seq)?.ok_or_else(|| {
-                    StoreError::Corrupt(format!("entry {seq} of a feed vanished"))
-                })?;
-                let proof = ForkProof::new(stored, entry).map_err(|error| {
-                    StoreError::Corrupt(format!("fork proof from stored entry failed: {error}"))
-                })?;
-                self.db
-                    .put_cf_opt(self.cf(CF_FORKS), fork_key, proof.encode(), &sync_options())?;
-                Ok(IngestOutcome::Fork {
-                    proof: Box::new(proof),
+                Some(IngestOutcome::Accepted {
+                    id,
+                    released,
+                    forks,
                 })
             }
-            Placement::Ahead { missing_from } => {
-                let key = pending_key(&feed, seq, &id);
-                if self.db.get_pinned_cf(self.cf(CF_PENDING), &key)?.is_some() {
-                    return Ok(IngestOutcome::Pending { id, missing_from });
+            Placement::Duplicate => Some(IngestOutcome::Duplicate { id }),
+            Placement::Fork { .. } => {
+                let stored = self.entry_at(&feed, seq)?.ok_or_else(|| {
+                    StoreError::Corrupt(format!(
+                        "entry seq {seq} of author {} vanished",
+                        feed.author
+                    ))
+                })?;
+                let mut batch = WriteBatch::default();
+                match self.put_fork(&mut batch, stored, entry)? {
+                    Some(proof) => {
+                        self.commit(batch)?;
+                        Some(IngestOutcome::Fork {
+                            proof: Box::new(proof),
+                        })
+                    }
+                    // A proof for this position is already stored: one is enough.
+                    None => Some(IngestOutcome::Duplicate { id }),
                 }
-                if counters.pending >= self.max_pending {
-                    drop(counters);
-                    let detail = format!(
-                        "{} entries already wait for missing predecessors; entry seq \
-                         {seq} of author {} was not kept; it will be fetched again by backfill",
-                        self.max_pending, feed.author
-                    );
-                    return self.reject(bytes, RejectReason::PendingFull, detail, source, now_ms);
-                }
-                self.db
-                    .put_cf_opt(self.cf(CF_PENDING), key, entry.encode(), &sync_options())?;
-                counters.pending += 1;
-                Ok(IngestOutcome::Pending { id, missing_from })
             }
-            Placement::BrokenLink { head } => {
-                drop(counters);
-                let detail =
-                    format!(
-                    "entry seq {seq} of author {} names prev {} but the stored entry at seq {} is \
-                     {}: the author may have forked",
-                    feed.author, entry.header().prev.map(|p| p.to_string()).unwrap_or_default(),
-                    head.seq, head.id
+            Placement::Ahead { missing_from } => self.hold(&mut staged, &entry, missing_from)?,
+            // The entry names a predecessor other than our head: the author forked at the
+            // head's seq, and the other branch's entry is missing. Hold it; fetching seq
+            // `head.seq` from whoever sent it completes the proof.
+            Placement::BrokenLink { head } => self.hold(&mut staged, &entry, head.seq)?,
+        };
+        *counters = staged;
+        drop(counters);
+        match outcome {
+            Some(outcome) => Ok(outcome),
+            None => {
+                let detail = format!(
+                    "{} entries already wait for missing predecessors; entry seq {seq} of author \
+                     {} was not kept; backfill fetches it again once the gap is filled",
+                    self.max_pending, feed.author
                 );
-                self.reject(bytes, RejectReason::ChainConflict, detail, source, now_ms)
+                self.record_rejection(bytes, RejectReason::PendingFull, detail, source, now_ms)
             }
         }
+    }
+
+    /// Ingests verified entries (encoding and signature already checked, for example by a
+    /// batch verification) with one synced write for every run of entries that extend their
+    /// feeds; entries that do not (gaps, duplicates, forks) fall back to [`Log::ingest_verified`]
+    /// one by one, after the batch. Outcomes come back in input order.
+    pub fn ingest_verified_batch(
+        &self,
+        entries: Vec<Entry>,
+        source: &str,
+        now_ms: u64,
+    ) -> Result<Vec<IngestOutcome>, StoreError> {
+        let mut outcomes: Vec<Option<IngestOutcome>> = vec![None; entries.len()];
+        let mut deferred: Vec<(usize, Entry)> = Vec::new();
+        {
+            let mut counters = self.lock_counters();
+            let mut staged = counters.clone();
+            let mut batch = WriteBatch::default();
+            let mut tips: HashMap<FeedKey, Entry> = HashMap::new();
+            let mut in_batch: HashSet<Hash256> = HashSet::new();
+            for (index, entry) in entries.into_iter().enumerate() {
+                let id = entry.id();
+                if in_batch.contains(&id) || self.is_stored(&id)? {
+                    outcomes[index] = Some(IngestOutcome::Duplicate { id });
+                    continue;
+                }
+                let feed = FeedKey::of(&entry);
+                let head = match tips.get(&feed) {
+                    Some(tip) => Some(FeedHead {
+                        seq: tip.header().seq,
+                        id: tip.id(),
+                    }),
+                    None => self.head(&feed)?,
+                };
+                if place(head, None, &entry) == Placement::Next {
+                    let mut forks = Vec::new();
+                    self.accept(&mut batch, &mut staged, &entry, &mut forks)?;
+                    in_batch.insert(id);
+                    outcomes[index] = Some(IngestOutcome::Accepted {
+                        id,
+                        released: 0,
+                        forks,
+                    });
+                    tips.insert(feed, entry);
+                } else {
+                    deferred.push((index, entry));
+                }
+            }
+            for (feed, tip) in &tips {
+                let mut forks = Vec::new();
+                self.release_pending(&mut batch, &mut staged, feed, tip, &mut forks)?;
+            }
+            self.commit(batch)?;
+            *counters = staged;
+        }
+        for (index, entry) in deferred {
+            let bytes = entry.encode();
+            outcomes[index] = Some(self.ingest_verified(entry, &bytes, source, now_ms)?);
+        }
+        Ok(outcomes.into_iter().flatten().collect())
+    }
+
+    /// Stored envelopes `from_seq..=to_seq` of a feed, stopping once `byte_budget` is reached
+    /// (at least one entry is returned when the first exists).
+    pub fn entries_range(
+        &self,
+        feed: &FeedKey,
+        from_seq: u64,
+        to_seq: u64,
+        byte_budget: usize,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        let prefix = feed_prefix(feed);
+        let start = entry_key(feed, from_seq);
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        for item in self.db.iterator_cf(
+            self.cf(CF_ENTRIES),
+            IteratorMode::From(&start, Direction::Forward),
+        ) {
+            let (key, value) = item?;
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            let Some((_, seq)) = keys::split_entry_key(&key) else {
+                break;
+            };
+            if seq > to_seq || (!out.is_empty() && bytes + value.len() > byte_budget) {
+                break;
+            }
+            bytes += value.len();
+            out.push(value.into_vec());
+        }
+        Ok(out)
+    }
+
+    /// Stores a fork proof learned from elsewhere. Returns `false` when a proof for that
+    /// position was already known.
+    pub fn store_fork_proof(&self, proof: &ForkProof) -> Result<bool, StoreError> {
+        let _counters = self.lock_counters();
+        let key = entry_key(&proof.feed(), proof.seq());
+        if self.db.get_pinned_cf(self.cf(CF_FORKS), &key)?.is_some() {
+            return Ok(false);
+        }
+        self.db
+            .put_cf_opt(self.cf(CF_FORKS), key, proof.encode(), &sync_options())?;
+        Ok(true)
+    }
+
+    /// Every stored fork proof with its key (the entry key of the forked position), in key
+    /// order.
+    pub fn raw_forks(&self) -> impl Iterator<Item = Result<RawEntry, StoreError>> + '_ {
+        self.db
+            .iterator_cf(self.cf(CF_FORKS), IteratorMode::Start)
+            .map(|item| item.map_err(StoreError::from))
     }
 
     /// The stored head of a feed.
@@ -538,15 +675,25 @@ impl Log {
         Ok(())
     }
 
-    fn put_accepted(&self, batch: &mut WriteBatch, counters: &mut Counters, entry: &Entry) {
+    /// Puts an accepted entry into the batch, and settles entries waiting in `pending` at the
+    /// same position: the same entry is dropped from pending, a different one becomes a fork
+    /// proof (collected in `forks`).
+    fn accept(
+        &self,
+        batch: &mut WriteBatch,
+        counters: &mut Counters,
+        entry: &Entry,
+        forks: &mut Vec<ForkProof>,
+    ) -> Result<(), StoreError> {
         let feed = FeedKey::of(entry);
-        let key = entry_key(&feed, entry.header().seq);
+        let seq = entry.header().seq;
+        let key = entry_key(&feed, seq);
         batch.put_cf(self.cf(CF_ENTRIES), &key, entry.encode());
         batch.put_cf(self.cf(CF_IDS), entry.id().as_bytes(), &key);
         batch.put_cf(
             self.cf(CF_HEADS),
             feed_prefix(&feed),
-            encode_head(entry.header().seq, &entry.id()),
+            encode_head(seq, &entry.id()),
         );
         batch.put_cf(
             self.cf(CF_JOURNAL),
@@ -554,49 +701,118 @@ impl Log {
             entry.id().as_bytes(),
         );
         counters.next_arrival += 1;
+        for (pending_key, waiting) in self.pending_at(&feed, seq)? {
+            batch.delete_cf(self.cf(CF_PENDING), &pending_key);
+            counters.pending = counters.pending.saturating_sub(1);
+            if waiting.id() != entry.id() {
+                if let Some(proof) = self.put_fork(batch, entry.clone(), waiting)? {
+                    forks.push(proof);
+                }
+            }
+        }
+        Ok(())
     }
 
-    /// Moves pending entries that now chain onto `accepted` into the batch, repeatedly.
+    /// Moves pending entries that now chain onto `tip` into the batch, repeatedly.
     fn release_pending(
         &self,
         batch: &mut WriteBatch,
         counters: &mut Counters,
         feed: &FeedKey,
-        accepted: &Entry,
+        tip: &Entry,
+        forks: &mut Vec<ForkProof>,
     ) -> Result<usize, StoreError> {
         let mut released = 0;
-        let mut tip = accepted.id();
-        let mut next_seq = accepted.header().seq + 1;
+        let mut tip = tip.clone();
         loop {
-            let prefix = entry_key(feed, next_seq);
-            let mut found = None;
-            for item in self.db.prefix_iterator_cf(self.cf(CF_PENDING), &prefix) {
-                let (key, value) = item?;
-                if !key.starts_with(&prefix) {
-                    break;
-                }
-                match decode_stored(&value) {
-                    Ok(entry) if entry.header().prev == Some(tip) => {
-                        found = Some((key, entry));
-                        break;
-                    }
-                    // A pending entry on another branch stays until its own branch shows up.
-                    _ => continue,
-                }
-            }
-            let Some((key, entry)) = found else {
+            let next_seq = tip.header().seq + 1;
+            let successor = self
+                .pending_at(feed, next_seq)?
+                .into_iter()
+                .map(|(_, entry)| entry)
+                .find(|entry| entry.header().prev == Some(tip.id()));
+            // A pending entry on another branch stays: `accept` turns it into a fork proof
+            // once an entry at its seq is accepted.
+            let Some(entry) = successor else {
                 return Ok(released);
             };
-            batch.delete_cf(self.cf(CF_PENDING), &key);
-            counters.pending = counters.pending.saturating_sub(1);
-            self.put_accepted(batch, counters, &entry);
-            tip = entry.id();
-            next_seq += 1;
+            self.accept(batch, counters, &entry, forks)?;
+            tip = entry;
             released += 1;
         }
     }
 
-    fn reject(
+    /// Entries waiting in `pending` at one position of a feed, with their keys.
+    fn pending_at(&self, feed: &FeedKey, seq: u64) -> Result<Vec<PendingEntry>, StoreError> {
+        let prefix = entry_key(feed, seq);
+        let mut found = Vec::new();
+        for item in self.db.prefix_iterator_cf(self.cf(CF_PENDING), &prefix) {
+            let (key, value) = item?;
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            found.push((key, decode_stored(&value)?));
+        }
+        Ok(found)
+    }
+
+    /// Holds an entry whose predecessor is missing, within the pending bound; `None` when the
+    /// bound is reached (the caller records the rejection once the lock is released).
+    fn hold(
+        &self,
+        counters: &mut Counters,
+        entry: &Entry,
+        missing_from: u64,
+    ) -> Result<Option<IngestOutcome>, StoreError> {
+        let id = entry.id();
+        let feed = FeedKey::of(entry);
+        let key = keys::pending_key(&feed, entry.header().seq, &id);
+        if self.db.get_pinned_cf(self.cf(CF_PENDING), &key)?.is_some() {
+            return Ok(Some(IngestOutcome::Pending { id, missing_from }));
+        }
+        if counters.pending >= self.max_pending {
+            return Ok(None);
+        }
+        self.db
+            .put_cf_opt(self.cf(CF_PENDING), key, entry.encode(), &sync_options())?;
+        counters.pending += 1;
+        Ok(Some(IngestOutcome::Pending { id, missing_from }))
+    }
+
+    /// Adds the proof that `stored` and `rival` fork a feed, unless one is already stored for
+    /// that position (one proof per position is enough, and keeps the family bounded by the
+    /// log's size).
+    fn put_fork(
+        &self,
+        batch: &mut WriteBatch,
+        stored: Entry,
+        rival: Entry,
+    ) -> Result<Option<ForkProof>, StoreError> {
+        let feed = FeedKey::of(&stored);
+        let key = entry_key(&feed, stored.header().seq);
+        if self.db.get_pinned_cf(self.cf(CF_FORKS), &key)?.is_some() {
+            return Ok(None);
+        }
+        let proof = ForkProof::new(stored, rival).map_err(|error| {
+            StoreError::Corrupt(format!("fork proof from stored entries failed: {error}"))
+        })?;
+        batch.put_cf(self.cf(CF_FORKS), key, proof.encode());
+        Ok(Some(proof))
+    }
+
+    fn is_stored(&self, id: &Hash256) -> Result<bool, StoreError> {
+        Ok(self
+            .db
+            .get_pinned_cf(self.cf(CF_IDS), id.as_bytes())?
+            .is_some())
+    }
+
+    /// Records refused input in the rejection journal and returns the matching outcome.
+    ///
+    /// The journal is a ring of the newest [`MAX_REJECTIONS`] records, written without fsync:
+    /// it is diagnostics, and a peer sending garbage must not be able to make us fsync per
+    /// message or fill the disk.
+    pub fn record_rejection(
         &self,
         bytes: &[u8],
         reason: RejectReason,
@@ -613,12 +829,16 @@ impl Log {
             Value::Integer((bytes.len() as u64).into()),
             Value::Text(source.to_owned()),
         ]);
-        self.db.put_cf_opt(
+        let mut batch = WriteBatch::default();
+        batch.put_cf(
             self.cf(CF_REJECTED),
             keys::counter_key(counters.next_rejection),
             cbor::encode(&record),
-            &sync_options(),
-        )?;
+        );
+        if let Some(expired) = counters.next_rejection.checked_sub(MAX_REJECTIONS) {
+            batch.delete_cf(self.cf(CF_REJECTED), keys::counter_key(expired));
+        }
+        self.db.write(batch)?;
         counters.next_rejection += 1;
         Ok(IngestOutcome::Rejected { reason, detail })
     }
@@ -678,10 +898,6 @@ fn sync_options() -> WriteOptions {
     let mut options = WriteOptions::default();
     options.set_sync(true);
     options
-}
-
-fn pending_key(feed: &FeedKey, seq: u64, id: &Hash256) -> Vec<u8> {
-    keys::fork_key(feed, seq, id)
 }
 
 fn encode_head(seq: u64, id: &Hash256) -> Vec<u8> {

@@ -94,7 +94,8 @@ fn ingest_accepts_duplicates_are_no_ops() {
         first,
         IngestOutcome::Accepted {
             id: entries[0].id(),
-            released: 0
+            released: 0,
+            forks: vec![]
         }
     );
     let again = log.ingest(&entries[0].encode(), "test", 0).unwrap();
@@ -132,7 +133,8 @@ fn out_of_order_entries_wait_in_pending_then_chain() {
         outcome,
         IngestOutcome::Accepted {
             id: entries[0].id(),
-            released: 3
+            released: 3,
+            forks: vec![]
         }
     );
     assert_eq!(log.head(&feed(&keypair)).unwrap().unwrap().seq, 4);
@@ -248,34 +250,128 @@ fn bad_input_is_journaled_with_reason_and_hash() {
     assert_eq!(log.journal(0).count(), 0);
 }
 
+fn signed(keypair: &Keypair, seq: u64, prev: Option<Hash256>, body: &[u8]) -> Entry {
+    Entry::sign(
+        keypair,
+        Draft {
+            namespace: "ns".into(),
+            seq,
+            prev,
+            timestamp_ms: 5,
+            kind: "note".into(),
+            body: body.to_vec(),
+        },
+    )
+    .unwrap()
+}
+
 #[test]
-fn a_child_of_an_unknown_branch_is_a_chain_conflict() {
+fn a_child_of_an_unknown_branch_waits_and_completes_the_fork_proof() {
     let dir = tempfile::tempdir().unwrap();
     let log = Log::open(dir.path()).unwrap();
     let keypair = Keypair::generate();
-    let entries = foreign_chain(&keypair, 1);
-    log.ingest(&entries[0].encode(), "test", 0).unwrap();
-    let stray = Entry::sign(
-        &keypair,
-        Draft {
-            namespace: "ns".into(),
-            seq: 2,
-            prev: Some(sha256(b"a branch this node never saw")),
-            timestamp_ms: 5,
-            kind: "note".into(),
-            body: vec![],
-        },
-    )
-    .unwrap();
-    let outcome = log.ingest(&stray.encode(), "test", 0).unwrap();
-    assert!(matches!(
-        outcome,
-        IngestOutcome::Rejected {
-            reason: RejectReason::ChainConflict,
-            ..
+    let ours = signed(&keypair, 1, None, b"ours");
+    let theirs = signed(&keypair, 1, None, b"theirs");
+    let their_child = signed(&keypair, 2, Some(theirs.id()), b"child");
+    log.ingest(&ours.encode(), "test", 0).unwrap();
+    // The child names a predecessor we do not have: held, and seq 1 is what to fetch.
+    assert_eq!(
+        log.ingest(&their_child.encode(), "test", 0).unwrap(),
+        IngestOutcome::Pending {
+            id: their_child.id(),
+            missing_from: 1
         }
-    ));
+    );
     assert_eq!(log.head(&feed(&keypair)).unwrap().unwrap().seq, 1);
+    let outcome = log.ingest(&theirs.encode(), "test", 0).unwrap();
+    assert!(matches!(outcome, IngestOutcome::Fork { .. }), "{outcome:?}");
+    assert_eq!(log.forks().unwrap().len(), 1);
+}
+
+#[test]
+fn a_pending_entry_that_loses_its_position_becomes_a_fork_proof() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path()).unwrap();
+    let keypair = Keypair::generate();
+    let a1 = signed(&keypair, 1, None, b"a1");
+    let a2 = signed(&keypair, 2, Some(a1.id()), b"a2");
+    let a3 = signed(&keypair, 3, Some(a2.id()), b"a3");
+    let b3 = signed(&keypair, 3, Some(sha256(b"another branch")), b"b3");
+    log.ingest(&a1.encode(), "test", 0).unwrap();
+    assert!(matches!(
+        log.ingest(&b3.encode(), "test", 0).unwrap(),
+        IngestOutcome::Pending { .. }
+    ));
+    log.ingest(&a2.encode(), "test", 0).unwrap();
+    let IngestOutcome::Accepted { forks, .. } = log.ingest(&a3.encode(), "test", 0).unwrap() else {
+        panic!("a3 must be accepted");
+    };
+    assert_eq!(forks.len(), 1);
+    assert_eq!(forks[0].seq(), 3);
+    assert_eq!(log.stats().unwrap().pending, 0);
+    assert_eq!(log.forks().unwrap(), forks);
+}
+
+#[test]
+fn batch_ingest_writes_chains_and_defers_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path()).unwrap();
+    let keypair = Keypair::generate();
+    let entries = foreign_chain(&keypair, 6);
+    // 1..=3 chain, 3 again is a duplicate, 6 has a gap before it.
+    let batch = vec![
+        entries[0].clone(),
+        entries[1].clone(),
+        entries[2].clone(),
+        entries[2].clone(),
+        entries[5].clone(),
+    ];
+    let outcomes = log.ingest_verified_batch(batch, "test", 0).unwrap();
+    assert!(matches!(outcomes[0], IngestOutcome::Accepted { .. }));
+    assert!(matches!(outcomes[2], IngestOutcome::Accepted { .. }));
+    assert_eq!(
+        outcomes[3],
+        IngestOutcome::Duplicate {
+            id: entries[2].id()
+        }
+    );
+    assert_eq!(
+        outcomes[4],
+        IngestOutcome::Pending {
+            id: entries[5].id(),
+            missing_from: 4
+        }
+    );
+    let outcomes = log
+        .ingest_verified_batch(vec![entries[3].clone(), entries[4].clone()], "test", 0)
+        .unwrap();
+    assert_eq!(outcomes.len(), 2);
+    assert_eq!(log.head(&feed(&keypair)).unwrap().unwrap().seq, 6);
+    assert_eq!(log.stats().unwrap().pending, 0);
+}
+
+#[test]
+fn the_rejection_journal_is_a_bounded_ring() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path()).unwrap();
+    // Fill past the ring by setting the counter near the limit (writing 100,000 records here
+    // would only slow the test down).
+    log.lock_counters().next_rejection = MAX_REJECTIONS - 1;
+    for n in 0..3u8 {
+        log.record_rejection(&[n], RejectReason::Malformed, "x".into(), "t", 0)
+            .unwrap();
+    }
+    let counters: Vec<u64> = log
+        .rejections()
+        .unwrap()
+        .iter()
+        .map(|r| r.counter)
+        .collect();
+    // Records 0 and 1 would have been the oldest; only the newest MAX_REJECTIONS survive.
+    assert_eq!(
+        counters,
+        vec![MAX_REJECTIONS - 1, MAX_REJECTIONS, MAX_REJECTIONS + 1]
+    );
 }
 
 #[test]
@@ -303,7 +399,8 @@ fn pending_is_bounded_and_overflow_is_journaled() {
         outcome,
         IngestOutcome::Accepted {
             id: entries[0].id(),
-            released: 2
+            released: 2,
+            forks: vec![]
         }
     );
     // And the dropped entry is accepted when offered again.

@@ -137,6 +137,22 @@ fn wrong_shapes_name_the_field() {
 }
 
 #[test]
+fn a_damaged_entry_can_still_be_located() {
+    let entry = Entry::sign(&keypair(), draft(3, Some(sha256(b"p")), b"body")).unwrap();
+    let mut bytes = entry.encode();
+    // Make the seq non-minimal: decoding fails, peeking still finds the position.
+    // Envelope head, header head, version, "team.alpha" (1 + 10), author (2 + 32): seq is next.
+    let seq_at = 1 + 1 + 1 + 11 + 34;
+    assert_eq!(bytes[seq_at], 0x03);
+    bytes.splice(seq_at..=seq_at, [0x18, 0x03]);
+    assert!(Entry::decode(&bytes).is_err());
+    assert_eq!(
+        Entry::peek_position(&bytes),
+        Some(("team.alpha".to_owned(), keypair().agent_id(), 3))
+    );
+}
+
+#[test]
 fn unknown_versions_are_refused() {
     let entry = Entry::sign(&keypair(), draft(1, None, b"")).unwrap();
     let mut fields = header_fields(entry.header());
@@ -171,8 +187,12 @@ proptest! {
     #[test]
     fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..4096)) {
         let _ = Entry::decode(&bytes);
+        let _ = Entry::peek_position(&bytes);
         let _ = cbor::item_len(&bytes);
         let _ = crate::value::canonical_to_json(&bytes);
+        let _ = crate::ForkProof::decode(&bytes);
+        let _ = crate::export::ExportHeader::decode(&bytes);
+        let _ = crate::export::ExportTrailer::decode(&bytes);
     }
 
     #[test]

@@ -133,6 +133,18 @@ fn tracker_reports_a_broken_link_but_not_after_an_unverifiable_entry() {
     observe(&mut tracker, &entries[0]);
     tracker.observe_unverified(2);
     assert_eq!(observe(&mut tracker, &entries[2]), ChainEvent::Extends);
+
+    // A bad entry whose claimed seq was damaged (2 became 18) does not move the feed.
+    let mut tracker = ChainTracker::default();
+    observe(&mut tracker, &entries[0]);
+    tracker.observe_unverified(18);
+    assert_eq!(
+        observe(&mut tracker, &entries[2]),
+        ChainEvent::Gap {
+            missing_from: 2,
+            missing_to: 2
+        }
+    );
 }
 
 fn sha256_of(text: &str) -> Hash256 {

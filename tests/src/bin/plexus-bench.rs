@@ -6,6 +6,8 @@
 //! - `raw-verify FILE` decodes the same file outside the clock, then times plain
 //!   `ed25519_dalek::verify_batch` over all its signatures on all cores, in the same chunk size
 //!   the auditor uses: the ceiling the auditor is compared against.
+//! - `backfill --entries N` fills one node's log with N entries, starts a fresh node on
+//!   loopback, connects it, and times how long backfill alone takes to copy the whole feed.
 
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
@@ -22,8 +24,10 @@ fn main() -> anyhow::Result<()> {
     match args.first().map(String::as_str) {
         Some("gen-export") => gen_export(&args[1..]),
         Some("raw-verify") => raw_verify(&args[1..]),
+        Some("backfill") => backfill(&args[1..]),
         _ => bail!(
-            "usage: plexus-bench gen-export --entries N --authors A --out FILE | raw-verify FILE"
+            "usage: plexus-bench gen-export --entries N --authors A --out FILE | raw-verify FILE \
+             | backfill --entries N"
         ),
     }
 }
@@ -141,4 +145,62 @@ fn raw_verify(args: &[String]) -> anyhow::Result<()> {
         count as f64 / seconds
     );
     Ok(())
+}
+
+fn backfill(args: &[String]) -> anyhow::Result<()> {
+    let entries: u64 = flag(args, "--entries")?.parse()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        use plexus_tests::cluster::{
+            connect, shutdown, spawn_node, test_net_config, wait_converged,
+        };
+        let writer = spawn_node(test_net_config()).await;
+        let author = Keypair::generate();
+        let chain = sign_chain_entries(&author, entries)?;
+        for batch in chain.chunks(1000) {
+            writer
+                .node
+                .log()
+                .ingest_verified_batch(batch.to_vec(), "bench", 0)?;
+        }
+        let late = spawn_node(test_net_config()).await;
+        let started = Instant::now();
+        connect(&late, &writer).await;
+        wait_converged(
+            &[&writer, &late],
+            1,
+            entries,
+            std::time::Duration::from_secs(600),
+        )
+        .await;
+        let seconds = started.elapsed().as_secs_f64();
+        println!(
+            "{{\"entries\": {entries}, \"seconds\": {seconds:.3}, \"per_second\": {:.0}}}",
+            entries as f64 / seconds
+        );
+        shutdown(vec![writer, late]).await;
+        anyhow::Ok(())
+    })
+}
+
+fn sign_chain_entries(key: &Keypair, count: u64) -> anyhow::Result<Vec<Entry>> {
+    let mut out: Vec<Entry> = Vec::with_capacity(count as usize);
+    for seq in 1..=count {
+        let entry = Entry::sign(
+            key,
+            Draft {
+                namespace: plexus_tests::cluster::NAMESPACE.into(),
+                seq,
+                prev: out.last().map(Entry::id),
+                timestamp_ms: 1_767_225_600_000 + seq,
+                kind: "note".into(),
+                body: format!("{{\"n\":{seq}}}").into_bytes(),
+            },
+        )?;
+        out.push(entry);
+    }
+    Ok(out)
 }

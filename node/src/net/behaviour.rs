@@ -1,0 +1,245 @@
+//! The combined libp2p behaviour and the swarm's construction.
+//!
+//! Gossipsub runs with `MessageAuthenticity::Anonymous`: every payload is a Plexus envelope
+//! that carries its author's signature, so a second libp2p signature would add bytes and CPU and
+//! no trust. The message id is the entry id (SHA-256 of the signed header), so the same entry
+//! is deduplicated whichever peer relays it, and differently-bodied copies cannot collide.
+//! Every message is validated by the ingest worker before it is forwarded (`validate_messages`),
+//! and peer scoring penalises invalid deliveries (P4).
+
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+use libp2p::gossipsub::{self, MessageAuthenticity, ValidationMode};
+use libp2p::swarm::behaviour::toggle::Toggle;
+use libp2p::swarm::NetworkBehaviour;
+use libp2p::{
+    allow_block_list, identify, kad, mdns, noise, ping, request_response, tcp, yamux,
+    StreamProtocol, Swarm, SwarmBuilder,
+};
+use plexus_crypto::{sha256, Keypair};
+use plexus_protocol::MAX_ENTRY_LEN;
+
+use super::sync::{
+    SyncRequest, SyncResponse, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, SYNC_PROTOCOL,
+};
+use super::NetConfig;
+
+/// Room above [`MAX_ENTRY_LEN`] for the gossipsub RPC framing (protobuf fields and the topic
+/// name). Gossipsub applies `max_transmit_size` to whole inbound RPC frames, so it must exceed
+/// the entry cap by this much for a maximal entry to pass; anything larger than the entry cap
+/// itself is then refused by our decoder before parsing.
+pub const GOSSIP_FRAME_OVERHEAD: usize = 4096;
+
+/// Messages accepted per inbound gossipsub RPC (set explicitly: the library's default differs
+/// between its config and its codec).
+pub const MAX_MESSAGES_PER_RPC: usize = 256;
+
+/// Per-connection gossipsub send queue (messages). Beyond it the library drops and reports a
+/// slow peer instead of growing memory.
+pub const GOSSIP_SEND_QUEUE: usize = 2048;
+
+/// Weight of invalid message deliveries (P4) per topic. With topic weight 1 and the default
+/// graylist threshold of -80, three invalid messages in quick succession graylist a peer.
+pub const INVALID_MESSAGE_WEIGHT: f64 = -10.0;
+
+/// Identify protocol version string; peers with another major version are still talked to,
+/// the string is informative.
+pub const IDENTIFY_PROTOCOL: &str = "/plexus/1.0.0";
+
+/// Kademlia protocol name: a private DHT for Plexus nodes, separate from the public IPFS one.
+pub const KAD_PROTOCOL: &str = "/plexus/kad/1.0.0";
+
+/// The node's libp2p behaviour. (Not `Debug`: several libp2p behaviours are not.)
+#[allow(missing_debug_implementations)]
+#[derive(NetworkBehaviour)]
+pub struct Behaviour {
+    pub blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
+    pub gossipsub: gossipsub::Behaviour,
+    pub sync: request_response::cbor::Behaviour<SyncRequest, SyncResponse>,
+    pub kad: kad::Behaviour<kad::store::MemoryStore>,
+    pub identify: identify::Behaviour,
+    pub mdns: Toggle<mdns::tokio::Behaviour>,
+    pub ping: ping::Behaviour,
+}
+
+/// Errors building the swarm.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("invalid key for libp2p: {0}")]
+    Key(String),
+    #[error("cannot set up the transport: {0}")]
+    Transport(String),
+    #[error("cannot set up the network behaviour: {0}")]
+    Behaviour(String),
+}
+
+/// The libp2p key pair for an agent key pair: the same Ed25519 secret.
+pub fn libp2p_keypair(keypair: &Keypair) -> Result<libp2p::identity::Keypair, BuildError> {
+    let mut seed = keypair.secret_seed();
+    libp2p::identity::Keypair::ed25519_from_bytes(&mut seed[..])
+        .map_err(|error| BuildError::Key(error.to_string()))
+}
+
+/// The gossipsub message id: the entry id for envelopes (SHA-256 of the signed header), and
+/// SHA-256 of the whole payload for anything else (fork proofs, garbage).
+pub fn message_id(message: &gossipsub::Message) -> gossipsub::MessageId {
+    let id = envelope_id(&message.data).unwrap_or_else(|| sha256(&message.data));
+    gossipsub::MessageId::new(id.as_bytes())
+}
+
+/// The entry id of an envelope without decoding it: the hash of its first item.
+fn envelope_id(data: &[u8]) -> Option<plexus_crypto::Hash256> {
+    if data.first() != Some(&0x82) || data.len() > MAX_ENTRY_LEN {
+        return None;
+    }
+    let rest = data.get(1..)?;
+    let len = plexus_protocol::cbor::item_len(rest).ok()??;
+    Some(sha256(rest.get(..len)?))
+}
+
+/// Builds the swarm for `keypair` with `config`.
+pub fn build_swarm(keypair: &Keypair, config: &NetConfig) -> Result<Swarm<Behaviour>, BuildError> {
+    let identity = libp2p_keypair(keypair)?;
+    let mdns_enabled = config.mdns;
+    let heartbeat = config.heartbeat;
+    let swarm = SwarmBuilder::with_existing_identity(identity)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default(),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .map_err(|error| BuildError::Transport(error.to_string()))?
+        .with_quic()
+        .with_behaviour(
+            |key| -> Result<Behaviour, Box<dyn std::error::Error + Send + Sync>> {
+                let peer_id = key.public().to_peer_id();
+                let gossipsub = build_gossipsub(heartbeat)?;
+                let sync_codec =
+                    request_response::cbor::codec::Codec::<SyncRequest, SyncResponse>::default()
+                        .set_request_size_maximum(MAX_REQUEST_BYTES)
+                        .set_response_size_maximum(MAX_RESPONSE_BYTES);
+                let sync = request_response::cbor::Behaviour::with_codec(
+                    sync_codec,
+                    [(
+                        StreamProtocol::new(SYNC_PROTOCOL),
+                        request_response::ProtocolSupport::Full,
+                    )],
+                    request_response::Config::default()
+                        .with_request_timeout(Duration::from_secs(30))
+                        .with_max_concurrent_streams(64),
+                );
+                let mut kad = kad::Behaviour::with_config(
+                    peer_id,
+                    kad::store::MemoryStore::new(peer_id),
+                    kad::Config::new(StreamProtocol::new(KAD_PROTOCOL)),
+                );
+                kad.set_mode(Some(kad::Mode::Server));
+                let identify = identify::Behaviour::new(
+                    identify::Config::new(IDENTIFY_PROTOCOL.into(), key.public())
+                        .with_agent_version(format!("plexus/{}", env!("CARGO_PKG_VERSION"))),
+                );
+                let mdns = if mdns_enabled {
+                    Some(mdns::tokio::Behaviour::new(
+                        mdns::Config::default(),
+                        peer_id,
+                    )?)
+                } else {
+                    None
+                };
+                Ok(Behaviour {
+                    blocked: allow_block_list::Behaviour::default(),
+                    gossipsub,
+                    sync,
+                    kad,
+                    identify,
+                    mdns: mdns.into(),
+                    ping: ping::Behaviour::default(),
+                })
+            },
+        )
+        .map_err(|error| BuildError::Behaviour(error.to_string()))?
+        .with_swarm_config(|swarm_config| {
+            swarm_config
+                .with_idle_connection_timeout(config.idle_timeout)
+                .with_notify_handler_buffer_size(NonZeroUsize::MIN.saturating_add(31))
+        })
+        .build();
+    Ok(swarm)
+}
+
+fn build_gossipsub(
+    heartbeat: Duration,
+) -> Result<gossipsub::Behaviour, Box<dyn std::error::Error + Send + Sync>> {
+    let config = gossipsub::ConfigBuilder::default()
+        .validation_mode(ValidationMode::Anonymous)
+        .validate_messages()
+        .message_id_fn(message_id)
+        .max_transmit_size(MAX_ENTRY_LEN + GOSSIP_FRAME_OVERHEAD)
+        .max_publish_messages(MAX_MESSAGES_PER_RPC)
+        .connection_handler_queue_len(GOSSIP_SEND_QUEUE)
+        .heartbeat_interval(heartbeat)
+        .heartbeat_initial_delay(Duration::from_millis(100))
+        .build()?;
+    let mut gossipsub = gossipsub::Behaviour::new(MessageAuthenticity::Anonymous, config)?;
+    // Many honest nodes share one address on loopback, behind NAT and in containers: do not
+    // penalise co-location.
+    let params = gossipsub::PeerScoreParams {
+        ip_colocation_factor_weight: 0.0,
+        ..gossipsub::PeerScoreParams::default()
+    };
+    gossipsub.with_peer_score(params, gossipsub::PeerScoreThresholds::default())?;
+    Ok(gossipsub)
+}
+
+/// Score parameters for one of our topics: only invalid deliveries (P4) and time in mesh count;
+/// mesh delivery rates (P3) are off because coordination topics are often quiet.
+pub fn topic_score_params() -> gossipsub::TopicScoreParams {
+    gossipsub::TopicScoreParams {
+        topic_weight: 1.0,
+        mesh_message_deliveries_weight: 0.0,
+        mesh_failure_penalty_weight: 0.0,
+        invalid_message_deliveries_weight: INVALID_MESSAGE_WEIGHT,
+        invalid_message_deliveries_decay: 0.99,
+        ..gossipsub::TopicScoreParams::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use plexus_protocol::{Draft, Entry};
+
+    #[test]
+    fn the_message_id_is_the_entry_id() {
+        let keypair = Keypair::generate();
+        let entry = Entry::sign(
+            &keypair,
+            Draft {
+                namespace: "ns".into(),
+                seq: 1,
+                prev: None,
+                timestamp_ms: 1,
+                kind: "note".into(),
+                body: b"x".to_vec(),
+            },
+        )
+        .unwrap();
+        let message = gossipsub::Message {
+            source: None,
+            data: entry.encode(),
+            sequence_number: None,
+            topic: gossipsub::TopicHash::from_raw("t"),
+        };
+        assert_eq!(message_id(&message).0, entry.id().as_bytes().to_vec());
+        let garbage = gossipsub::Message {
+            data: b"garbage".to_vec(),
+            ..message
+        };
+        assert_eq!(
+            message_id(&garbage).0,
+            sha256(b"garbage").as_bytes().to_vec()
+        );
+    }
+}

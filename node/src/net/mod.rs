@@ -1,0 +1,319 @@
+//! The gossip network: a libp2p swarm owned by one task, driven through a [`NetworkHandle`].
+//!
+//! - [`behaviour`]: the combined libp2p behaviour (gossipsub, sync, Kademlia, identify, mDNS,
+//!   ping, block list) and its configuration.
+//! - [`task`]: the event loop that owns the `Swarm`. Nothing else touches it: other tasks send
+//!   [`Command`]s over a bounded channel, each with a `oneshot` for its reply, and receive
+//!   [`NetEvent`]s (gossip to validate, sync traffic) over another bounded channel.
+//! - [`topics`]: topic naming. [`sync`]: the backfill protocol and its planning.
+//!
+//! The network layer never writes to the log: validation and storage happen in the node's
+//! ingest worker (`crate::node`), which reports each gossip message's verdict back with
+//! [`Command::Validate`].
+
+pub mod behaviour;
+pub mod sync;
+pub mod task;
+pub mod topics;
+
+use std::time::Duration;
+
+use libp2p::gossipsub::{IdentTopic, MessageAcceptance, MessageId};
+use libp2p::request_response::ResponseChannel;
+use libp2p::{Multiaddr, PeerId};
+use plexus_crypto::AgentId;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
+
+pub use sync::{RangeRequest, SyncRequest, SyncResponse, WireHead};
+
+/// Commands waiting for the swarm task. Commands are small and handled in microseconds; the
+/// bound only matters if the task is stuck, and then callers wait rather than pile up memory.
+pub const COMMAND_QUEUE: usize = 1024;
+
+/// Network events waiting for the ingest worker. When it is full, gossip is answered `Ignore`
+/// (no penalty, the message is simply not forwarded by us) and sync traffic is dropped to be
+/// retried at the next anti-entropy round.
+pub const EVENT_QUEUE: usize = 4096;
+
+/// How the network is set up.
+#[derive(Debug, Clone)]
+pub struct NetConfig {
+    /// Addresses to listen on (TCP and/or QUIC).
+    pub listen: Vec<Multiaddr>,
+    /// Addresses to announce as reachable (for example behind port forwarding).
+    pub external: Vec<Multiaddr>,
+    /// Peers to dial at start; each should end in `/p2p/<peer id>`.
+    pub bootstrap: Vec<Multiaddr>,
+    /// Whether to discover peers with mDNS on the local network.
+    pub mdns: bool,
+    /// How often to run anti-entropy (heads exchange) with every connected peer.
+    pub backfill_interval: Duration,
+    /// How long an idle connection is kept.
+    pub idle_timeout: Duration,
+    /// Gossipsub heartbeat interval.
+    pub heartbeat: Duration,
+}
+
+impl Default for NetConfig {
+    fn default() -> Self {
+        NetConfig {
+            listen: vec![
+                default_addr("/ip4/0.0.0.0/tcp/7400"),
+                default_addr("/ip4/0.0.0.0/udp/7400/quic-v1"),
+            ],
+            external: Vec::new(),
+            bootstrap: Vec::new(),
+            mdns: true,
+            backfill_interval: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(300),
+            heartbeat: Duration::from_millis(700),
+        }
+    }
+}
+
+fn default_addr(text: &str) -> Multiaddr {
+    // The literals above are valid multiaddrs; an empty address would only mean "listen on
+    // nothing", never a crash.
+    text.parse().unwrap_or_else(|_| Multiaddr::empty())
+}
+
+/// Requests to the swarm task.
+#[derive(Debug)]
+pub enum Command {
+    /// Publish bytes on a topic.
+    Publish {
+        topic: IdentTopic,
+        data: Vec<u8>,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    /// Follow a namespace: subscribe to its topics and include it in heads exchanges.
+    Follow {
+        namespace: String,
+        reply: oneshot::Sender<()>,
+    },
+    /// The verdict on a gossip message handed out as [`NetEvent::Gossip`].
+    Validate {
+        message_id: MessageId,
+        peer: PeerId,
+        acceptance: MessageAcceptance,
+    },
+    /// Answer a sync request handed out as [`NetEvent::SyncRequest`].
+    Respond {
+        channel: ResponseChannel<SyncResponse>,
+        response: SyncResponse,
+    },
+    /// Fetch a range of a feed from a peer (queued behind the per-peer in-flight limit).
+    Fetch {
+        peer: PeerId,
+        range: Box<RangeRequest>,
+    },
+    /// Run an anti-entropy round with every connected peer now.
+    SyncNow,
+    /// Dial an address.
+    Dial {
+        addr: Multiaddr,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    /// Disconnect from a peer and refuse its connections until unblocked.
+    Block {
+        peer: PeerId,
+        reply: oneshot::Sender<()>,
+    },
+    /// Allow a blocked peer again.
+    Unblock {
+        peer: PeerId,
+        reply: oneshot::Sender<()>,
+    },
+    /// A snapshot of the network state.
+    Status { reply: oneshot::Sender<NetStatus> },
+    /// Stop the swarm task.
+    Shutdown,
+}
+
+/// What the swarm task hands to the ingest worker.
+#[derive(Debug)]
+pub enum NetEvent {
+    /// A gossip message to validate; the worker must answer with [`Command::Validate`].
+    Gossip {
+        message_id: MessageId,
+        peer: PeerId,
+        topic: String,
+        data: Vec<u8>,
+    },
+    /// A peer's sync request; the worker answers with [`Command::Respond`].
+    SyncRequest {
+        peer: PeerId,
+        request: SyncRequest,
+        channel: ResponseChannel<SyncResponse>,
+    },
+    /// A peer's heads, in answer to our `Heads` request.
+    Heads { peer: PeerId, heads: Vec<WireHead> },
+    /// Entries in answer to our `Range` request.
+    Entries {
+        peer: PeerId,
+        range: RangeRequest,
+        entries: Vec<Vec<u8>>,
+    },
+}
+
+/// A snapshot of the network for `plexus status`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct NetStatus {
+    pub peer_id: String,
+    pub listen_addrs: Vec<String>,
+    pub external_addrs: Vec<String>,
+    pub peers: Vec<PeerStatus>,
+    pub topics: Vec<String>,
+    pub namespaces: Vec<String>,
+    pub sync_requests_in_flight: usize,
+    pub sync_ranges_queued: usize,
+    pub gossip_received: u64,
+    pub gossip_dropped_queue_full: u64,
+    pub entries_fetched: u64,
+}
+
+/// One connected peer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PeerStatus {
+    pub peer_id: String,
+    /// The peer's agent id, when its peer id carries an Ed25519 key (always, for Plexus nodes).
+    pub agent_id: Option<String>,
+    pub score: Option<f64>,
+}
+
+/// Errors from the handle.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    #[error("the network task has stopped")]
+    Stopped,
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// A cloneable handle to the swarm task.
+#[derive(Debug, Clone)]
+pub struct NetworkHandle {
+    commands: mpsc::Sender<Command>,
+    peer_id: PeerId,
+}
+
+impl NetworkHandle {
+    pub(crate) fn new(commands: mpsc::Sender<Command>, peer_id: PeerId) -> Self {
+        NetworkHandle { commands, peer_id }
+    }
+
+    /// This node's libp2p peer id (the same Ed25519 key as its agent id).
+    pub fn peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+
+    /// Publishes bytes on a topic. "No peers subscribed" is not an error: backfill delivers
+    /// the entry when peers appear.
+    pub async fn publish(&self, topic: IdentTopic, data: Vec<u8>) -> Result<(), NetError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Publish { topic, data, reply }).await?;
+        answer
+            .await
+            .map_err(|_| NetError::Stopped)?
+            .map_err(NetError::Failed)
+    }
+
+    /// Follows a namespace.
+    pub async fn follow(&self, namespace: &str) -> Result<(), NetError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Follow {
+            namespace: namespace.to_owned(),
+            reply,
+        })
+        .await?;
+        answer.await.map_err(|_| NetError::Stopped)
+    }
+
+    /// Dials an address.
+    pub async fn dial(&self, addr: Multiaddr) -> Result<(), NetError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Dial { addr, reply }).await?;
+        answer
+            .await
+            .map_err(|_| NetError::Stopped)?
+            .map_err(NetError::Failed)
+    }
+
+    /// Disconnects from a peer and refuses it until [`NetworkHandle::unblock`].
+    pub async fn block(&self, peer: PeerId) -> Result<(), NetError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Block { peer, reply }).await?;
+        answer.await.map_err(|_| NetError::Stopped)
+    }
+
+    /// Allows a blocked peer again.
+    pub async fn unblock(&self, peer: PeerId) -> Result<(), NetError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Unblock { peer, reply }).await?;
+        answer.await.map_err(|_| NetError::Stopped)
+    }
+
+    /// Runs an anti-entropy round with every connected peer.
+    pub async fn sync_now(&self) -> Result<(), NetError> {
+        self.send(Command::SyncNow).await
+    }
+
+    /// A snapshot of the network state.
+    pub async fn status(&self) -> Result<NetStatus, NetError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Status { reply }).await?;
+        answer.await.map_err(|_| NetError::Stopped)
+    }
+
+    /// Asks the swarm task to stop.
+    pub async fn shutdown(&self) {
+        let _ = self.commands.send(Command::Shutdown).await;
+    }
+
+    pub(crate) async fn send(&self, command: Command) -> Result<(), NetError> {
+        self.commands
+            .send(command)
+            .await
+            .map_err(|_| NetError::Stopped)
+    }
+
+    /// For the ingest worker, which runs on a plain thread.
+    pub(crate) fn blocking_send(&self, command: Command) -> Result<(), NetError> {
+        self.commands
+            .blocking_send(command)
+            .map_err(|_| NetError::Stopped)
+    }
+}
+
+/// The agent id inside an Ed25519 peer id (identity multihash of the protobuf-encoded key).
+pub fn agent_id_of(peer: &PeerId) -> Option<AgentId> {
+    let multihash = peer.as_ref();
+    if multihash.code() != 0x00 {
+        return None;
+    }
+    let key = libp2p::identity::PublicKey::try_decode_protobuf(multihash.digest()).ok()?;
+    let bytes = key.try_into_ed25519().ok()?.to_bytes();
+    AgentId::from_bytes(&bytes).ok()
+}
+
+/// The libp2p peer id of an agent id.
+pub fn peer_id_of(agent: &AgentId) -> Option<PeerId> {
+    let key = libp2p::identity::ed25519::PublicKey::try_from_bytes(agent.as_bytes()).ok()?;
+    Some(libp2p::identity::PublicKey::from(key).to_peer_id())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use plexus_crypto::Keypair;
+
+    #[test]
+    fn peer_id_and_agent_id_are_one_key() {
+        let keypair = Keypair::generate();
+        let libp2p_key = behaviour::libp2p_keypair(&keypair).unwrap();
+        let peer = libp2p_key.public().to_peer_id();
+        assert_eq!(agent_id_of(&peer), Some(keypair.agent_id()));
+        assert_eq!(peer_id_of(&keypair.agent_id()), Some(peer));
+    }
+}

@@ -1,0 +1,325 @@
+//! Backfill and anti-entropy: the `/plexus/sync/1` request-response protocol.
+//!
+//! Gossip is not a history source: a node that was offline or cut off misses messages for good.
+//! So peers compare feed heads and fetch what they lack:
+//!
+//! 1. On every new connection, and every `backfill_interval`, a node sends
+//!    `Heads { namespaces }` for the namespaces it follows. The peer answers with its head
+//!    (seq and id) of every feed in those namespaces, at most [`MAX_HEADS`].
+//! 2. For each feed where the peer is ahead, the node requests `Range { from, to }` in batches
+//!    of at most [`MAX_RANGE`] entries, at most [`MAX_IN_FLIGHT_PER_PEER`] requests per peer at
+//!    a time. Where the peer has a *different* entry at a seq the node already holds, it fetches
+//!    that one entry: it is a fork, and the proof must be formed and spread.
+//! 3. Each `Entries` response is batch-verified before any of it is written, and written in one
+//!    synced batch; if the peer is still ahead, the next range is requested.
+//!
+//! Out-of-order gossip (entry N+1 before N) triggers the same targeted range fetch.
+
+use plexus_crypto::{AgentId, Hash256};
+use plexus_protocol::entry::check_name;
+use plexus_protocol::{FeedHead, FeedKey, MAX_ENTRY_LEN};
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+
+/// Protocol name of the sync request-response protocol.
+pub const SYNC_PROTOCOL: &str = "/plexus/sync/1";
+
+/// Most entries requested or returned in one range: large enough that a backfill of 100,000
+/// entries takes a few hundred round trips, small enough that a response stays a few MiB.
+pub const MAX_RANGE: u64 = 512;
+
+/// Most bytes of entries a responder puts in one response (at least one entry is always sent).
+pub const RESPONSE_BYTE_BUDGET: usize = 4 << 20;
+
+/// Largest sync response accepted by the codec: the budget plus one maximal entry and framing.
+pub const MAX_RESPONSE_BYTES: u64 = (RESPONSE_BYTE_BUDGET + MAX_ENTRY_LEN + 64 * 1024) as u64;
+
+/// Largest sync request: a list of namespaces or one range.
+pub const MAX_REQUEST_BYTES: u64 = 16 * 1024;
+
+/// Most feed heads in one `Heads` response (about 120 bytes each on the wire).
+pub const MAX_HEADS: usize = 10_000;
+
+/// Most namespaces in one `Heads` request.
+pub const MAX_NAMESPACES: usize = 64;
+
+/// Sync requests outstanding to one peer at a time.
+pub const MAX_IN_FLIGHT_PER_PEER: usize = 4;
+
+/// Range requests waiting for a free slot, per peer; more are dropped and found again at the
+/// next anti-entropy round.
+pub const MAX_QUEUED_PER_PEER: usize = 1024;
+
+/// A sync request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SyncRequest {
+    /// "Which feeds do you have in these namespaces, and how far?"
+    Heads { namespaces: Vec<String> },
+    /// "Send me entries `from_seq..=to_seq` of this feed."
+    Range {
+        namespace: String,
+        author: ByteBuf,
+        from_seq: u64,
+        to_seq: u64,
+    },
+}
+
+/// A sync response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SyncResponse {
+    Heads {
+        heads: Vec<WireHead>,
+    },
+    /// Envelopes in ascending seq, starting at the requested `from_seq`.
+    Entries {
+        entries: Vec<ByteBuf>,
+    },
+    /// The request was malformed or could not be served.
+    Refused {
+        reason: String,
+    },
+}
+
+/// One feed head on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireHead {
+    pub namespace: String,
+    pub author: ByteBuf,
+    pub seq: u64,
+    pub id: ByteBuf,
+}
+
+/// A range to fetch from a peer.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RangeRequest {
+    pub feed: FeedKey,
+    pub from_seq: u64,
+    pub to_seq: u64,
+    /// The peer's head seq for this feed when the range was planned: fetching continues until
+    /// our head reaches it.
+    pub target_seq: u64,
+}
+
+/// A validated `Range` request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidRange {
+    pub feed: FeedKey,
+    pub from_seq: u64,
+    pub to_seq: u64,
+}
+
+impl SyncRequest {
+    /// Builds the `Range` request for a planned range.
+    pub fn range(range: &RangeRequest) -> SyncRequest {
+        SyncRequest::Range {
+            namespace: range.feed.namespace.clone(),
+            author: ByteBuf::from(range.feed.author.as_bytes().to_vec()),
+            from_seq: range.from_seq,
+            to_seq: range.to_seq,
+        }
+    }
+}
+
+/// Checks a `Range` request from a peer; the error says what is wrong.
+pub fn validate_range(
+    namespace: &str,
+    author: &[u8],
+    from_seq: u64,
+    to_seq: u64,
+) -> Result<ValidRange, String> {
+    check_name("namespace", namespace).map_err(|error| error.to_string())?;
+    let author = AgentId::from_slice(author).map_err(|error| format!("author: {error}"))?;
+    if from_seq == 0 || to_seq < from_seq {
+        return Err(format!(
+            "bad range {from_seq}..={to_seq}: seqs start at 1 and must ascend"
+        ));
+    }
+    Ok(ValidRange {
+        feed: FeedKey {
+            namespace: namespace.to_owned(),
+            author,
+        },
+        from_seq,
+        to_seq: to_seq.min(from_seq.saturating_add(MAX_RANGE - 1)),
+    })
+}
+
+/// Decodes a peer's head list, dropping malformed items (they are reported by count).
+pub fn decode_heads(heads: &[WireHead]) -> (Vec<(FeedKey, FeedHead)>, usize) {
+    let mut good = Vec::with_capacity(heads.len());
+    let mut bad = 0;
+    for head in heads.iter().take(MAX_HEADS) {
+        let author = AgentId::from_slice(&head.author);
+        let id = Hash256::from_slice(&head.id);
+        match (check_name("namespace", &head.namespace), author, id) {
+            (Ok(()), Ok(author), Some(id)) if head.seq > 0 => good.push((
+                FeedKey {
+                    namespace: head.namespace.clone(),
+                    author,
+                },
+                FeedHead { seq: head.seq, id },
+            )),
+            _ => bad += 1,
+        }
+    }
+    (good, bad + heads.len().saturating_sub(MAX_HEADS))
+}
+
+/// Plans what to fetch given a peer's heads and a lookup of ours. `id_at` returns our id at a
+/// seq of a feed (used to spot forks where the peer is not ahead).
+pub fn plan(
+    theirs: &[(FeedKey, FeedHead)],
+    mut our_head: impl FnMut(&FeedKey) -> Option<FeedHead>,
+    mut id_at: impl FnMut(&FeedKey, u64) -> Option<Hash256>,
+) -> Vec<RangeRequest> {
+    let mut ranges = Vec::new();
+    for (feed, their) in theirs {
+        let ours = our_head(feed);
+        let our_seq = ours.map_or(0, |head| head.seq);
+        if their.seq > our_seq {
+            ranges.push(RangeRequest {
+                feed: feed.clone(),
+                from_seq: our_seq + 1,
+                to_seq: their.seq.min(our_seq + MAX_RANGE),
+                target_seq: their.seq,
+            });
+        } else if id_at(feed, their.seq).is_some_and(|id| id != their.id) {
+            // Same seq, different entry: fetch theirs to form the fork proof.
+            ranges.push(RangeRequest {
+                feed: feed.clone(),
+                from_seq: their.seq,
+                to_seq: their.seq,
+                target_seq: their.seq,
+            });
+        }
+    }
+    ranges
+}
+
+/// Heads to wire form.
+pub fn encode_heads(heads: &[(FeedKey, FeedHead)]) -> Vec<WireHead> {
+    heads
+        .iter()
+        .take(MAX_HEADS)
+        .map(|(feed, head)| WireHead {
+            namespace: feed.namespace.clone(),
+            author: ByteBuf::from(feed.author.as_bytes().to_vec()),
+            seq: head.seq,
+            id: ByteBuf::from(head.id.as_bytes().to_vec()),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use plexus_crypto::{sha256, Keypair};
+
+    fn feed(seed: u8) -> FeedKey {
+        FeedKey {
+            namespace: "ns".into(),
+            author: Keypair::from_seed(&[seed; 32]).agent_id(),
+        }
+    }
+
+    #[test]
+    fn plan_fetches_what_is_missing_in_bounded_ranges() {
+        let ahead = feed(1);
+        let equal = feed(2);
+        let forked = feed(3);
+        let theirs = vec![
+            (
+                ahead.clone(),
+                FeedHead {
+                    seq: 2000,
+                    id: sha256(b"a"),
+                },
+            ),
+            (
+                equal.clone(),
+                FeedHead {
+                    seq: 5,
+                    id: sha256(b"same"),
+                },
+            ),
+            (
+                forked.clone(),
+                FeedHead {
+                    seq: 3,
+                    id: sha256(b"theirs"),
+                },
+            ),
+        ];
+        let ranges = plan(
+            &theirs,
+            |feed| match feed.author {
+                a if a == ahead.author => Some(FeedHead {
+                    seq: 10,
+                    id: sha256(b"x"),
+                }),
+                _ => Some(FeedHead {
+                    seq: 5,
+                    id: sha256(b"same"),
+                }),
+            },
+            |feed, _| {
+                if feed.author == forked.author {
+                    Some(sha256(b"ours"))
+                } else {
+                    Some(sha256(b"same"))
+                }
+            },
+        );
+        assert_eq!(
+            ranges,
+            vec![
+                RangeRequest {
+                    feed: ahead,
+                    from_seq: 11,
+                    to_seq: 10 + MAX_RANGE,
+                    target_seq: 2000
+                },
+                RangeRequest {
+                    feed: forked,
+                    from_seq: 3,
+                    to_seq: 3,
+                    target_seq: 3
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn range_requests_are_validated_and_capped() {
+        let author = Keypair::from_seed(&[1; 32]).agent_id();
+        let range = validate_range("ns", author.as_bytes(), 1, 1_000_000).unwrap();
+        assert_eq!(range.to_seq, MAX_RANGE);
+        assert!(validate_range("NS", author.as_bytes(), 1, 2).is_err());
+        assert!(validate_range("ns", &[0; 5], 1, 2)
+            .unwrap_err()
+            .contains("author"));
+        assert!(validate_range("ns", author.as_bytes(), 0, 2).is_err());
+        assert!(validate_range("ns", author.as_bytes(), 5, 2).is_err());
+    }
+
+    #[test]
+    fn malformed_heads_are_dropped_and_counted() {
+        let good = encode_heads(&[(
+            feed(1),
+            FeedHead {
+                seq: 3,
+                id: sha256(b"x"),
+            },
+        )]);
+        let mut heads = good.clone();
+        heads.push(WireHead {
+            namespace: "ns".into(),
+            author: ByteBuf::from(vec![1, 2, 3]),
+            seq: 1,
+            id: ByteBuf::from(vec![0; 32]),
+        });
+        let (decoded, bad) = decode_heads(&heads);
+        assert_eq!(decoded.len(), 1);
+        assert_eq!(bad, 1);
+    }
+}

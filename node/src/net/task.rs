@@ -1,0 +1,455 @@
+//! The task that owns the libp2p `Swarm`: one `select!` loop, one `handle_*` call per arm.
+
+use std::collections::{HashMap, VecDeque};
+
+use libp2p::futures::StreamExt;
+use libp2p::gossipsub::{self, MessageAcceptance};
+use libp2p::request_response::{self, OutboundRequestId};
+use libp2p::swarm::SwarmEvent;
+use libp2p::{identify, kad, mdns, Multiaddr, PeerId, Swarm};
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use super::behaviour::{topic_score_params, Behaviour, BehaviourEvent};
+use super::sync::{SyncRequest, SyncResponse, MAX_IN_FLIGHT_PER_PEER, MAX_QUEUED_PER_PEER};
+use super::{
+    agent_id_of, topics, Command, NetConfig, NetEvent, NetStatus, PeerStatus, RangeRequest,
+};
+
+/// What an outstanding sync request was for.
+#[derive(Debug)]
+enum Outstanding {
+    Heads,
+    Range(Box<RangeRequest>),
+}
+
+/// Per-peer sync bookkeeping.
+#[derive(Debug, Default)]
+struct PeerSync {
+    in_flight: usize,
+    queue: VecDeque<RangeRequest>,
+}
+
+/// The swarm task's state.
+pub struct SwarmTask {
+    swarm: Swarm<Behaviour>,
+    commands: mpsc::Receiver<Command>,
+    events: mpsc::Sender<NetEvent>,
+    config: NetConfig,
+    namespaces: Vec<String>,
+    outstanding: HashMap<OutboundRequestId, (PeerId, Outstanding)>,
+    peers: HashMap<PeerId, PeerSync>,
+    listen_addrs: Vec<Multiaddr>,
+    gossip_received: u64,
+    gossip_dropped: u64,
+    entries_fetched: u64,
+}
+
+impl std::fmt::Debug for SwarmTask {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SwarmTask")
+            .field("peer_id", self.swarm.local_peer_id())
+            .finish()
+    }
+}
+
+impl SwarmTask {
+    /// Prepares the task: starts listening, dials bootstrap peers.
+    pub fn new(
+        mut swarm: Swarm<Behaviour>,
+        commands: mpsc::Receiver<Command>,
+        events: mpsc::Sender<NetEvent>,
+        config: NetConfig,
+        namespaces: Vec<String>,
+    ) -> Result<SwarmTask, String> {
+        for addr in &config.listen {
+            swarm
+                .listen_on(addr.clone())
+                .map_err(|error| format!("cannot listen on {addr}: {error}"))?;
+        }
+        for addr in &config.external {
+            swarm.add_external_address(addr.clone());
+        }
+        for addr in &config.bootstrap {
+            if let Some(peer) = peer_of(addr) {
+                swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
+            }
+            if let Err(error) = swarm.dial(addr.clone()) {
+                warn!(%addr, %error, "cannot dial bootstrap peer");
+            }
+        }
+        let mut task = SwarmTask {
+            swarm,
+            commands,
+            events,
+            config,
+            namespaces: Vec::new(),
+            outstanding: HashMap::new(),
+            peers: HashMap::new(),
+            listen_addrs: Vec::new(),
+            gossip_received: 0,
+            gossip_dropped: 0,
+            entries_fetched: 0,
+        };
+        for namespace in namespaces {
+            task.follow(namespace);
+        }
+        Ok(task)
+    }
+
+    /// Runs until shut down or until every handle is dropped.
+    pub async fn run(mut self) {
+        let mut anti_entropy = tokio::time::interval(self.config.backfill_interval);
+        anti_entropy.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                command = self.commands.recv() => match command {
+                    None | Some(Command::Shutdown) => break,
+                    Some(command) => self.handle_command(command),
+                },
+                event = self.swarm.select_next_some() => self.handle_swarm_event(event),
+                _ = anti_entropy.tick() => self.handle_anti_entropy(),
+            }
+        }
+        info!("network task stopped");
+    }
+
+    fn handle_command(&mut self, command: Command) {
+        match command {
+            Command::Publish { topic, data, reply } => {
+                let result = match self.swarm.behaviour_mut().gossipsub.publish(topic, data) {
+                    Ok(_) => Ok(()),
+                    // Nobody to send to yet, or we already sent it: backfill covers both.
+                    Err(gossipsub::PublishError::NoPeersSubscribedToTopic)
+                    | Err(gossipsub::PublishError::Duplicate) => Ok(()),
+                    Err(error) => Err(error.to_string()),
+                };
+                let _ = reply.send(result);
+            }
+            Command::Follow { namespace, reply } => {
+                self.follow(namespace);
+                let _ = reply.send(());
+            }
+            Command::Validate {
+                message_id,
+                peer,
+                acceptance,
+            } => {
+                self.swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .report_message_validation_result(&message_id, &peer, acceptance);
+            }
+            Command::Respond { channel, response } => {
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .sync
+                    .send_response(channel, response);
+            }
+            Command::Fetch { peer, range } => self.queue_fetch(peer, range),
+            Command::SyncNow => self.handle_anti_entropy(),
+            Command::Dial { addr, reply } => {
+                if let Some(peer) = peer_of(&addr) {
+                    self.swarm
+                        .behaviour_mut()
+                        .kad
+                        .add_address(&peer, addr.clone());
+                }
+                let _ = reply.send(self.swarm.dial(addr).map_err(|error| error.to_string()));
+            }
+            Command::Block { peer, reply } => {
+                self.swarm.behaviour_mut().blocked.block_peer(peer);
+                let _ = reply.send(());
+            }
+            Command::Unblock { peer, reply } => {
+                self.swarm.behaviour_mut().blocked.unblock_peer(peer);
+                let _ = reply.send(());
+            }
+            Command::Status { reply } => {
+                let _ = reply.send(self.status());
+            }
+            Command::Shutdown => {}
+        }
+    }
+
+    fn handle_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                info!(%address, peer_id = %self.swarm.local_peer_id(), "listening");
+                self.listen_addrs.push(address);
+            }
+            SwarmEvent::ExpiredListenAddr { address, .. } => {
+                self.listen_addrs.retain(|known| known != &address);
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                num_established,
+                endpoint,
+                ..
+            } => {
+                debug!(%peer_id, address = %endpoint.get_remote_address(), "connected");
+                if endpoint.is_dialer() {
+                    self.swarm
+                        .behaviour_mut()
+                        .kad
+                        .add_address(&peer_id, endpoint.get_remote_address().clone());
+                }
+                if num_established.get() == 1 {
+                    // Anti-entropy on every new peer: whatever we missed, fetch it now.
+                    self.request_heads(peer_id);
+                }
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established: 0,
+                ..
+            } => {
+                debug!(%peer_id, "disconnected");
+                self.peers.remove(&peer_id);
+            }
+            SwarmEvent::Behaviour(event) => self.handle_behaviour_event(event),
+            _ => {}
+        }
+    }
+
+    fn handle_behaviour_event(&mut self, event: BehaviourEvent) {
+        match event {
+            BehaviourEvent::Gossipsub(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            }) => self.handle_gossip(propagation_source, message_id, message),
+            BehaviourEvent::Sync(event) => self.handle_sync_event(event),
+            BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
+                for addr in info.listen_addrs {
+                    self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+                }
+            }
+            BehaviourEvent::Mdns(mdns::Event::Discovered(found)) => {
+                for (peer, addr) in found {
+                    if !self.swarm.is_connected(&peer) {
+                        self.swarm
+                            .behaviour_mut()
+                            .kad
+                            .add_address(&peer, addr.clone());
+                        let _ = self.swarm.dial(addr);
+                    }
+                }
+            }
+            BehaviourEvent::Kad(kad::Event::RoutingUpdated { peer, .. })
+                if !self.swarm.is_connected(&peer) =>
+            {
+                let _ = self.swarm.dial(peer);
+            }
+            _ => {}
+        }
+    }
+
+    fn handle_gossip(
+        &mut self,
+        peer: PeerId,
+        message_id: gossipsub::MessageId,
+        message: gossipsub::Message,
+    ) {
+        self.gossip_received += 1;
+        let event = NetEvent::Gossip {
+            message_id: message_id.clone(),
+            peer,
+            topic: message.topic.into_string(),
+            data: message.data,
+        };
+        if self.events.try_send(event).is_err() {
+            // The worker is behind: do not forward, do not penalise; sync will catch up.
+            self.gossip_dropped += 1;
+            self.swarm
+                .behaviour_mut()
+                .gossipsub
+                .report_message_validation_result(&message_id, &peer, MessageAcceptance::Ignore);
+        }
+    }
+
+    fn handle_sync_event(&mut self, event: request_response::Event<SyncRequest, SyncResponse>) {
+        match event {
+            request_response::Event::Message {
+                peer,
+                message:
+                    request_response::Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => {
+                // A full queue drops the channel: the peer sees a failed request and retries.
+                let _ = self.events.try_send(NetEvent::SyncRequest {
+                    peer,
+                    request,
+                    channel,
+                });
+            }
+            request_response::Event::Message {
+                peer,
+                message:
+                    request_response::Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } => {
+                let Some((_, outstanding)) = self.outstanding.remove(&request_id) else {
+                    return;
+                };
+                self.finish_request(peer);
+                let event = match (outstanding, response) {
+                    (Outstanding::Heads, SyncResponse::Heads { heads }) => {
+                        Some(NetEvent::Heads { peer, heads })
+                    }
+                    (Outstanding::Range(range), SyncResponse::Entries { entries }) => {
+                        self.entries_fetched += entries.len() as u64;
+                        Some(NetEvent::Entries {
+                            peer,
+                            range: *range,
+                            entries: entries.into_iter().map(|bytes| bytes.into_vec()).collect(),
+                        })
+                    }
+                    (_, SyncResponse::Refused { reason }) => {
+                        warn!(%peer, %reason, "peer refused a sync request");
+                        None
+                    }
+                    (_, _) => {
+                        warn!(%peer, "peer answered a sync request with the wrong response type");
+                        None
+                    }
+                };
+                if let Some(event) = event {
+                    let _ = self.events.try_send(event);
+                }
+            }
+            request_response::Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } if self.outstanding.remove(&request_id).is_some() => {
+                debug!(%peer, %error, "sync request failed");
+                self.finish_request(peer);
+            }
+            _ => {}
+        }
+    }
+
+    fn handle_anti_entropy(&mut self) {
+        let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+        for peer in peers {
+            self.request_heads(peer);
+        }
+    }
+
+    fn follow(&mut self, namespace: String) {
+        if self.namespaces.contains(&namespace) {
+            return;
+        }
+        for topic in topics::namespace_topics(&namespace) {
+            let gossipsub = &mut self.swarm.behaviour_mut().gossipsub;
+            if let Err(error) = gossipsub.subscribe(&topic) {
+                warn!(%topic, %error, "cannot subscribe");
+            }
+            let _ = gossipsub.set_topic_params(topic, topic_score_params());
+        }
+        self.namespaces.push(namespace);
+        // Peers we already talk to may hold history of the new namespace.
+        self.handle_anti_entropy();
+    }
+
+    fn request_heads(&mut self, peer: PeerId) {
+        if self.namespaces.is_empty() {
+            return;
+        }
+        let request = SyncRequest::Heads {
+            namespaces: self.namespaces.clone(),
+        };
+        let id = self.swarm.behaviour_mut().sync.send_request(&peer, request);
+        self.outstanding.insert(id, (peer, Outstanding::Heads));
+        self.peers.entry(peer).or_default().in_flight += 1;
+    }
+
+    fn queue_fetch(&mut self, peer: PeerId, range: Box<RangeRequest>) {
+        let sync = self.peers.entry(peer).or_default();
+        let duplicate = sync
+            .queue
+            .iter()
+            .any(|queued| queued.feed == range.feed && queued.from_seq == range.from_seq);
+        if duplicate || sync.queue.len() >= MAX_QUEUED_PER_PEER {
+            return;
+        }
+        sync.queue.push_back(*range);
+        self.pump(peer);
+    }
+
+    /// Sends queued range requests to `peer` while it has free in-flight slots.
+    fn pump(&mut self, peer: PeerId) {
+        loop {
+            let Some(sync) = self.peers.get_mut(&peer) else {
+                return;
+            };
+            if sync.in_flight >= MAX_IN_FLIGHT_PER_PEER {
+                return;
+            }
+            let Some(range) = sync.queue.pop_front() else {
+                return;
+            };
+            sync.in_flight += 1;
+            let id = self
+                .swarm
+                .behaviour_mut()
+                .sync
+                .send_request(&peer, SyncRequest::range(&range));
+            self.outstanding
+                .insert(id, (peer, Outstanding::Range(Box::new(range))));
+        }
+    }
+
+    fn finish_request(&mut self, peer: PeerId) {
+        if let Some(sync) = self.peers.get_mut(&peer) {
+            sync.in_flight = sync.in_flight.saturating_sub(1);
+        }
+        self.pump(peer);
+    }
+
+    fn status(&self) -> NetStatus {
+        let gossipsub = &self.swarm.behaviour().gossipsub;
+        NetStatus {
+            peer_id: self.swarm.local_peer_id().to_string(),
+            listen_addrs: self.listen_addrs.iter().map(ToString::to_string).collect(),
+            external_addrs: self
+                .swarm
+                .external_addresses()
+                .map(ToString::to_string)
+                .collect(),
+            peers: self
+                .swarm
+                .connected_peers()
+                .map(|peer| PeerStatus {
+                    peer_id: peer.to_string(),
+                    agent_id: agent_id_of(peer).map(|agent| agent.to_string()),
+                    score: gossipsub.peer_score(peer),
+                })
+                .collect(),
+            topics: gossipsub.topics().map(ToString::to_string).collect(),
+            namespaces: self.namespaces.clone(),
+            sync_requests_in_flight: self.outstanding.len(),
+            sync_ranges_queued: self.peers.values().map(|sync| sync.queue.len()).sum(),
+            gossip_received: self.gossip_received,
+            gossip_dropped_queue_full: self.gossip_dropped,
+            entries_fetched: self.entries_fetched,
+        }
+    }
+}
+
+/// The peer id at the end of a multiaddr (`.../p2p/<id>`), if any.
+fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
+    addr.iter().find_map(|protocol| match protocol {
+        libp2p::multiaddr::Protocol::P2p(peer) => Some(peer),
+        _ => None,
+    })
+}

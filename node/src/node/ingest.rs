@@ -1,0 +1,463 @@
+//! The ingest worker: validates and stores what the network delivers, answers peers' sync
+//! requests, and plans backfill. It runs on its own thread because every accepted write is a
+//! synced RocksDB batch, which must not stall the swarm's event loop.
+//!
+//! Gossip verdicts:
+//!
+//! | outcome                                         | verdict | and also                      |
+//! |-------------------------------------------------|---------|-------------------------------|
+//! | oversized, malformed, wrong topic, bad signature| Reject  | rejection journal; peer score drops |
+//! | accepted                                        | Accept  | forwarded by gossipsub        |
+//! | valid but its predecessors are missing          | Ignore  | held pending; gap fetched from the sender |
+//! | duplicate                                       | Ignore  |                               |
+//! | a fork                                          | Ignore  | proof stored and gossiped; author quarantined |
+//! | by a quarantined author, or unchainable         | Ignore  | rejection journal             |
+
+use std::sync::Arc;
+
+use libp2p::gossipsub::{MessageAcceptance, MessageId};
+use libp2p::request_response::ResponseChannel;
+use libp2p::PeerId;
+use plexus_crypto::{verify_batch_parallel, BatchItem};
+use plexus_protocol::{Entry, FeedKey, ForkProof, MAX_ENTRY_LEN};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, warn};
+
+use super::Shared;
+use crate::clock::now_ms;
+use crate::net::sync::{
+    self, RangeRequest, SyncRequest, SyncResponse, WireHead, MAX_NAMESPACES, MAX_RANGE,
+    RESPONSE_BYTE_BUDGET,
+};
+use crate::net::topics::{self, TopicKind};
+use crate::net::{Command, NetEvent, NetworkHandle};
+use crate::store::{IngestOutcome, Log, RejectReason, StoreError};
+
+/// Largest fork proof accepted from gossip: two body-less envelopes and framing.
+const MAX_FORK_PROOF_LEN: usize = 2 * 1024;
+
+pub(crate) struct Worker {
+    pub log: Arc<Log>,
+    pub net: NetworkHandle,
+    pub events: mpsc::Receiver<NetEvent>,
+    pub shared: Arc<Shared>,
+}
+
+impl Worker {
+    /// Handles events until the swarm task stops.
+    pub fn run(mut self) {
+        while let Some(event) = self.events.blocking_recv() {
+            let result = match event {
+                NetEvent::Gossip {
+                    message_id,
+                    peer,
+                    topic,
+                    data,
+                } => self.handle_gossip(message_id, peer, &topic, &data),
+                NetEvent::SyncRequest {
+                    peer,
+                    request,
+                    channel,
+                } => self.handle_sync_request(peer, request, channel),
+                NetEvent::Heads { peer, heads } => self.handle_heads(peer, &heads),
+                NetEvent::Entries {
+                    peer,
+                    range,
+                    entries,
+                } => self.handle_entries(peer, range, entries),
+            };
+            if let Err(error) = result {
+                // A storage failure is serious but must not kill the node: log and go on.
+                warn!(%error, "ingest worker: storage error");
+            }
+        }
+        debug!("ingest worker stopped");
+    }
+
+    fn handle_gossip(
+        &self,
+        message_id: MessageId,
+        peer: PeerId,
+        topic: &str,
+        data: &[u8],
+    ) -> Result<(), StoreError> {
+        let source = format!("gossip:{peer}");
+        let acceptance = match topics::parse(topic) {
+            None => {
+                let detail = format!("message on unknown topic {topic:?}");
+                self.log.record_rejection(
+                    data,
+                    RejectReason::WrongTopic,
+                    detail,
+                    &source,
+                    now_ms(),
+                )?;
+                MessageAcceptance::Reject
+            }
+            Some(TopicKind::ForkProofs { namespace }) => {
+                self.handle_fork_proof(&namespace, data, &source)?
+            }
+            Some(TopicKind::Entries { namespace, suffix }) => {
+                self.handle_gossip_entry(peer, &namespace, &suffix, data, &source)?
+            }
+        };
+        let _ = self.net.blocking_send(Command::Validate {
+            message_id,
+            peer,
+            acceptance,
+        });
+        Ok(())
+    }
+
+    fn handle_gossip_entry(
+        &self,
+        peer: PeerId,
+        namespace: &str,
+        suffix: &str,
+        data: &[u8],
+        source: &str,
+    ) -> Result<MessageAcceptance, StoreError> {
+        let now = now_ms();
+        let reject = |reason, detail: String| -> Result<MessageAcceptance, StoreError> {
+            self.log
+                .record_rejection(data, reason, detail, source, now)?;
+            Ok(MessageAcceptance::Reject)
+        };
+        if data.len() > MAX_ENTRY_LEN {
+            return reject(
+                RejectReason::Malformed,
+                format!(
+                    "{} bytes, over the {MAX_ENTRY_LEN}-byte entry limit",
+                    data.len()
+                ),
+            );
+        }
+        let entry = match Entry::decode(data) {
+            Ok(entry) => entry,
+            Err(error) => return reject(RejectReason::Malformed, error.to_string()),
+        };
+        let header = entry.header();
+        if header.namespace != namespace || topics::kind_suffix(&header.kind) != suffix {
+            let detail = format!(
+                "entry of namespace {} and kind {} arrived on the topic for {namespace}/{suffix}",
+                header.namespace, header.kind
+            );
+            return reject(RejectReason::WrongTopic, detail);
+        }
+        if !entry.verify_signature() {
+            let detail = format!(
+                "signature does not verify for author {} seq {}",
+                header.author, header.seq
+            );
+            return reject(RejectReason::BadSignature, detail);
+        }
+        let feed = FeedKey::of(&entry);
+        if self.shared.is_quarantined(&feed) {
+            let detail = format!(
+                "author {} is quarantined for forking in {namespace}",
+                header.author
+            );
+            self.log
+                .record_rejection(data, RejectReason::Quarantined, detail, source, now)?;
+            return Ok(MessageAcceptance::Ignore);
+        }
+        let seq = header.seq;
+        let outcome = self.log.ingest_verified(entry, data, source, now)?;
+        Ok(match outcome {
+            IngestOutcome::Accepted { forks, .. } => {
+                self.shared.changed();
+                for proof in &forks {
+                    self.on_fork(proof);
+                }
+                MessageAcceptance::Accept
+            }
+            IngestOutcome::Duplicate { .. } => MessageAcceptance::Ignore,
+            IngestOutcome::Pending { missing_from, .. } => {
+                let range = RangeRequest {
+                    feed,
+                    from_seq: missing_from,
+                    to_seq: (seq - 1).min(missing_from + MAX_RANGE - 1),
+                    target_seq: seq,
+                };
+                let _ = self.net.blocking_send(Command::Fetch {
+                    peer,
+                    range: Box::new(range),
+                });
+                // Not forwarded until it chains: peers fetch it by backfill once it does.
+                MessageAcceptance::Ignore
+            }
+            IngestOutcome::Fork { proof } => {
+                self.on_fork(&proof);
+                MessageAcceptance::Ignore
+            }
+            IngestOutcome::Rejected { .. } => MessageAcceptance::Ignore,
+        })
+    }
+
+    fn handle_fork_proof(
+        &self,
+        namespace: &str,
+        data: &[u8],
+        source: &str,
+    ) -> Result<MessageAcceptance, StoreError> {
+        let now = now_ms();
+        if data.len() > MAX_FORK_PROOF_LEN {
+            let detail = format!(
+                "fork proof of {} bytes, over {MAX_FORK_PROOF_LEN}",
+                data.len()
+            );
+            self.log
+                .record_rejection(data, RejectReason::Malformed, detail, source, now)?;
+            return Ok(MessageAcceptance::Reject);
+        }
+        let proof = match ForkProof::decode(data) {
+            Ok(proof) if proof.feed().namespace == namespace => proof,
+            Ok(_) => {
+                let detail = "fork proof about another namespace".to_owned();
+                self.log
+                    .record_rejection(data, RejectReason::WrongTopic, detail, source, now)?;
+                return Ok(MessageAcceptance::Reject);
+            }
+            Err(error) => {
+                self.log.record_rejection(
+                    data,
+                    RejectReason::Malformed,
+                    format!("invalid fork proof: {error}"),
+                    source,
+                    now,
+                )?;
+                return Ok(MessageAcceptance::Reject);
+            }
+        };
+        if self.log.store_fork_proof(&proof)? {
+            self.quarantine(&proof);
+            self.shared.changed();
+            Ok(MessageAcceptance::Accept)
+        } else {
+            Ok(MessageAcceptance::Ignore)
+        }
+    }
+
+    /// A fork found here: quarantine the author and tell every honest node.
+    fn on_fork(&self, proof: &ForkProof) {
+        warn!(author = %proof.feed().author, seq = proof.seq(), "fork detected");
+        self.quarantine(proof);
+        self.shared.changed();
+        let (reply, _) = oneshot::channel();
+        let _ = self.net.blocking_send(Command::Publish {
+            topic: topics::fork_topic(&proof.feed().namespace),
+            data: proof.encode(),
+            reply,
+        });
+    }
+
+    fn quarantine(&self, proof: &ForkProof) {
+        if self.shared.quarantine_forkers {
+            self.shared.quarantine(proof.feed());
+        }
+    }
+
+    fn handle_sync_request(
+        &self,
+        peer: PeerId,
+        request: SyncRequest,
+        channel: ResponseChannel<SyncResponse>,
+    ) -> Result<(), StoreError> {
+        let response = match request {
+            SyncRequest::Heads { namespaces } => self.serve_heads(&namespaces)?,
+            SyncRequest::Range {
+                namespace,
+                author,
+                from_seq,
+                to_seq,
+            } => match sync::validate_range(&namespace, &author, from_seq, to_seq) {
+                Ok(range) => SyncResponse::Entries {
+                    entries: self
+                        .log
+                        .entries_range(
+                            &range.feed,
+                            range.from_seq,
+                            range.to_seq,
+                            RESPONSE_BYTE_BUDGET,
+                        )?
+                        .into_iter()
+                        .map(serde_bytes::ByteBuf::from)
+                        .collect(),
+                },
+                Err(reason) => {
+                    debug!(%peer, %reason, "refused a range request");
+                    SyncResponse::Refused { reason }
+                }
+            },
+        };
+        let _ = self
+            .net
+            .blocking_send(Command::Respond { channel, response });
+        Ok(())
+    }
+
+    fn serve_heads(&self, namespaces: &[String]) -> Result<SyncResponse, StoreError> {
+        if namespaces.len() > MAX_NAMESPACES {
+            return Ok(SyncResponse::Refused {
+                reason: format!(
+                    "{} namespaces, over the limit of {MAX_NAMESPACES}",
+                    namespaces.len()
+                ),
+            });
+        }
+        let heads: Vec<_> = self
+            .log
+            .heads()?
+            .into_iter()
+            .filter(|(feed, _)| namespaces.contains(&feed.namespace))
+            .collect();
+        Ok(SyncResponse::Heads {
+            heads: sync::encode_heads(&heads),
+        })
+    }
+
+    fn handle_heads(&self, peer: PeerId, heads: &[WireHead]) -> Result<(), StoreError> {
+        let (theirs, malformed) = sync::decode_heads(heads);
+        if malformed > 0 {
+            warn!(%peer, malformed, "peer sent malformed feed heads");
+        }
+        let mut lookup_error = None;
+        let ranges = sync::plan(
+            &theirs,
+            |feed| {
+                self.log.head(feed).unwrap_or_else(|error| {
+                    lookup_error = Some(error);
+                    None
+                })
+            },
+            |feed, seq| {
+                self.log
+                    .entry_at(feed, seq)
+                    .ok()
+                    .flatten()
+                    .map(|entry| entry.id())
+            },
+        );
+        if let Some(error) = lookup_error {
+            return Err(error);
+        }
+        for range in ranges {
+            let _ = self.net.blocking_send(Command::Fetch {
+                peer,
+                range: Box::new(range),
+            });
+        }
+        Ok(())
+    }
+
+    fn handle_entries(
+        &self,
+        peer: PeerId,
+        range: RangeRequest,
+        entries: Vec<Vec<u8>>,
+    ) -> Result<(), StoreError> {
+        let source = format!("sync:{peer}");
+        let now = now_ms();
+        let mut decoded = Vec::with_capacity(entries.len());
+        for bytes in &entries {
+            match Entry::decode(bytes) {
+                Ok(entry)
+                    if FeedKey::of(&entry) == range.feed
+                        && (range.from_seq..=range.to_seq).contains(&entry.header().seq) =>
+                {
+                    decoded.push(entry)
+                }
+                Ok(_) => {
+                    let detail = format!(
+                        "sync response holds an entry outside the requested range {}..={}",
+                        range.from_seq, range.to_seq
+                    );
+                    self.log.record_rejection(
+                        bytes,
+                        RejectReason::Malformed,
+                        detail,
+                        &source,
+                        now,
+                    )?;
+                }
+                Err(error) => {
+                    self.log.record_rejection(
+                        bytes,
+                        RejectReason::Malformed,
+                        error.to_string(),
+                        &source,
+                        now,
+                    )?;
+                }
+            }
+        }
+        // Verify the whole response before writing any of it.
+        let inputs: Vec<Vec<u8>> = decoded.iter().map(Entry::signing_input).collect();
+        let items: Vec<BatchItem<'_>> = decoded
+            .iter()
+            .zip(&inputs)
+            .map(|(entry, input)| BatchItem {
+                author: &entry.header().author,
+                message: input,
+                signature: entry.signature(),
+            })
+            .collect();
+        let bad = verify_batch_parallel(&items)
+            .err()
+            .map(|error| error.bad)
+            .unwrap_or_default();
+        drop(items);
+        let mut good = Vec::with_capacity(decoded.len());
+        for (index, entry) in decoded.into_iter().enumerate() {
+            if bad.contains(&index) {
+                let detail = format!(
+                    "signature does not verify for author {} seq {}",
+                    entry.header().author,
+                    entry.header().seq
+                );
+                self.log.record_rejection(
+                    &entry.encode(),
+                    RejectReason::BadSignature,
+                    detail,
+                    &source,
+                    now,
+                )?;
+            } else {
+                good.push(entry);
+            }
+        }
+        if self.shared.is_quarantined(&range.feed) {
+            return Ok(());
+        }
+        let mut progressed = false;
+        for outcome in self.log.ingest_verified_batch(good, &source, now)? {
+            match outcome {
+                IngestOutcome::Accepted { forks, .. } => {
+                    progressed = true;
+                    for proof in &forks {
+                        self.on_fork(proof);
+                    }
+                }
+                IngestOutcome::Fork { proof } => self.on_fork(&proof),
+                _ => {}
+            }
+        }
+        if progressed {
+            self.shared.changed();
+            let head_seq = self.log.head(&range.feed)?.map_or(0, |head| head.seq);
+            if head_seq < range.target_seq {
+                let next = RangeRequest {
+                    feed: range.feed.clone(),
+                    from_seq: head_seq + 1,
+                    to_seq: range.target_seq.min(head_seq + MAX_RANGE),
+                    target_seq: range.target_seq,
+                };
+                let _ = self.net.blocking_send(Command::Fetch {
+                    peer,
+                    range: Box::new(next),
+                });
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,364 @@
+//! A running node: the log, the network task and the ingest worker, wired together.
+//!
+//! ```text
+//!   agent / CLI / tests            swarm task (owns the Swarm)          ingest worker (thread)
+//!   Node::publish ─ append_own ─► Command::Publish ─► gossipsub
+//!                                 gossip, sync traffic ── NetEvent ──► validate, store, plan
+//!                                 ◄── Command::Validate / Respond / Fetch ──┘
+//! ```
+//!
+//! Every local change (an accepted entry, a fork proof) bumps a counter on a `watch` channel,
+//! so callers can wait for the log to change instead of polling on a timer.
+
+mod ingest;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use plexus_crypto::{AgentId, Keypair};
+use plexus_protocol::entry::check_name;
+use plexus_protocol::{Entry, FeedHead, FeedKey, ForkProof};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, watch};
+
+use crate::clock::now_ms;
+use crate::net::behaviour::{build_swarm, BuildError};
+use crate::net::task::SwarmTask;
+use crate::net::{self, topics, NetConfig, NetError, NetStatus, NetworkHandle};
+use crate::store::{IngestOutcome, Log, LogStats, StoreError};
+
+/// How a node runs.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// The network settings.
+    pub net: NetConfig,
+    /// Namespaces to follow from the start (more are followed as the agent publishes in them).
+    pub namespaces: Vec<String>,
+    /// Whether an author proven to have forked a feed is quarantined: its later entries in that
+    /// namespace are neither stored nor forwarded.
+    pub quarantine_forkers: bool,
+}
+
+/// Errors of a running node.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    #[error(transparent)]
+    Net(#[from] NetError),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("cannot start the node: {0}")]
+    Start(String),
+}
+
+/// State shared by the node handle and the ingest worker.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    quarantine_forkers: bool,
+    quarantined: Mutex<HashSet<FeedKey>>,
+    changes: watch::Sender<u64>,
+}
+
+impl Shared {
+    pub(crate) fn changed(&self) {
+        self.changes.send_modify(|version| *version += 1);
+    }
+
+    pub(crate) fn is_quarantined(&self, feed: &FeedKey) -> bool {
+        self.quarantined
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(feed)
+    }
+
+    pub(crate) fn quarantine(&self, feed: FeedKey) {
+        self.quarantined
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(feed);
+    }
+}
+
+/// A running node.
+#[derive(Debug)]
+pub struct Node {
+    log: Arc<Log>,
+    keypair: Keypair,
+    net: NetworkHandle,
+    shared: Arc<Shared>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    worker: Option<std::thread::JoinHandle<()>>,
+}
+
+/// What `plexus status` shows.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeStatus {
+    pub agent_id: String,
+    pub network: NetStatus,
+    pub log: StatusCounts,
+    pub feeds: Vec<FeedStatus>,
+    pub quarantined: Vec<FeedStatus>,
+}
+
+/// Log counters in `NodeStatus`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StatusCounts {
+    pub entries: u64,
+    pub feeds: u64,
+    pub forks: u64,
+    pub pending: u64,
+    pub rejected: u64,
+}
+
+/// One feed head in `NodeStatus`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FeedStatus {
+    pub namespace: String,
+    pub author: String,
+    pub seq: u64,
+    pub id: String,
+}
+
+impl Node {
+    /// Starts the network task and the ingest worker. Must be called inside a tokio runtime.
+    pub async fn start(
+        keypair: Keypair,
+        log: Arc<Log>,
+        config: NodeConfig,
+    ) -> Result<Node, NodeError> {
+        for namespace in &config.namespaces {
+            check_name("namespace", namespace)
+                .map_err(|error| NodeError::Invalid(error.to_string()))?;
+        }
+        let mut quarantined = HashSet::new();
+        if config.quarantine_forkers {
+            for proof in log.forks()? {
+                quarantined.insert(proof.feed());
+            }
+        }
+        let (changes, _) = watch::channel(0);
+        let shared = Arc::new(Shared {
+            quarantine_forkers: config.quarantine_forkers,
+            quarantined: Mutex::new(quarantined),
+            changes,
+        });
+        let (command_tx, command_rx) = mpsc::channel(net::COMMAND_QUEUE);
+        let (event_tx, event_rx) = mpsc::channel(net::EVENT_QUEUE);
+        let swarm = build_swarm(&keypair, &config.net)?;
+        let peer_id = *swarm.local_peer_id();
+        let task = SwarmTask::new(
+            swarm,
+            command_rx,
+            event_tx,
+            config.net.clone(),
+            config.namespaces.clone(),
+        )
+        .map_err(NodeError::Start)?;
+        let net = NetworkHandle::new(command_tx, peer_id);
+        let task = tokio::spawn(task.run());
+        let worker = ingest::Worker {
+            log: Arc::clone(&log),
+            net: net.clone(),
+            events: event_rx,
+            shared: Arc::clone(&shared),
+        };
+        let worker = std::thread::Builder::new()
+            .name("plexus-ingest".into())
+            .spawn(move || worker.run())
+            .map_err(|error| {
+                NodeError::Start(format!("cannot start the ingest thread: {error}"))
+            })?;
+        Ok(Node {
+            log,
+            keypair,
+            net,
+            shared,
+            task: Some(task),
+            worker: Some(worker),
+        })
+    }
+
+    /// Signs and stores a new entry of this agent, then gossips it.
+    pub async fn publish(
+        &self,
+        namespace: &str,
+        kind: &str,
+        body: Vec<u8>,
+    ) -> Result<Entry, NodeError> {
+        check_name("namespace", namespace)
+            .map_err(|error| NodeError::Invalid(error.to_string()))?;
+        check_name("kind", kind).map_err(|error| NodeError::Invalid(error.to_string()))?;
+        self.net.follow(namespace).await?;
+        let log = Arc::clone(&self.log);
+        let keypair = self.keypair.clone();
+        let (namespace_owned, kind_owned) = (namespace.to_owned(), kind.to_owned());
+        let entry = tokio::task::spawn_blocking(move || {
+            log.append_own(&keypair, &namespace_owned, &kind_owned, body, now_ms())
+        })
+        .await
+        .map_err(|error| NodeError::Start(format!("publish task failed: {error}")))??;
+        self.shared.changed();
+        self.net
+            .publish(topics::entry_topic(namespace, kind), entry.encode())
+            .await?;
+        Ok(entry)
+    }
+
+    /// Offers an entry signed elsewhere (for example by an agent that holds its own key) as
+    /// if it had arrived from a peer; an accepted entry is gossiped on.
+    pub async fn submit(&self, bytes: Vec<u8>) -> Result<IngestOutcome, NodeError> {
+        let log = Arc::clone(&self.log);
+        let shared = Arc::clone(&self.shared);
+        let (outcome, bytes) = tokio::task::spawn_blocking(move || {
+            let outcome = match Entry::decode(&bytes) {
+                Ok(entry) if shared.is_quarantined(&FeedKey::of(&entry)) => {
+                    Ok(IngestOutcome::Rejected {
+                        reason: crate::store::RejectReason::Quarantined,
+                        detail: format!(
+                            "author {} is quarantined for forking",
+                            entry.header().author
+                        ),
+                    })
+                }
+                _ => log.ingest(&bytes, "local", now_ms()),
+            };
+            (outcome, bytes)
+        })
+        .await
+        .map_err(|error| NodeError::Start(format!("submit task failed: {error}")))?;
+        let outcome = outcome?;
+        match &outcome {
+            IngestOutcome::Accepted { forks, .. } => {
+                self.shared.changed();
+                if let Ok(entry) = Entry::decode(&bytes) {
+                    let header = entry.header();
+                    self.net.follow(&header.namespace).await?;
+                    self.net
+                        .publish(
+                            topics::entry_topic(&header.namespace, &header.kind),
+                            bytes.clone(),
+                        )
+                        .await?;
+                }
+                for proof in forks {
+                    self.spread_fork(proof).await?;
+                }
+            }
+            IngestOutcome::Fork { proof } => {
+                self.shared.changed();
+                self.spread_fork(proof).await?;
+            }
+            _ => {}
+        }
+        Ok(outcome)
+    }
+
+    async fn spread_fork(&self, proof: &ForkProof) -> Result<(), NodeError> {
+        if self.shared.quarantine_forkers {
+            self.shared.quarantine(proof.feed());
+        }
+        self.net
+            .publish(topics::fork_topic(&proof.feed().namespace), proof.encode())
+            .await?;
+        Ok(())
+    }
+
+    /// The node's log.
+    pub fn log(&self) -> &Arc<Log> {
+        &self.log
+    }
+
+    /// The network handle.
+    pub fn net(&self) -> &NetworkHandle {
+        &self.net
+    }
+
+    /// This node's agent id.
+    pub fn agent_id(&self) -> AgentId {
+        self.keypair.agent_id()
+    }
+
+    /// A receiver that changes whenever the log does.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.shared.changes.subscribe()
+    }
+
+    /// Feeds whose authors are quarantined.
+    pub fn quarantined(&self) -> Vec<FeedKey> {
+        let mut feeds: Vec<FeedKey> = self
+            .shared
+            .quarantined
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .cloned()
+            .collect();
+        feeds.sort();
+        feeds
+    }
+
+    /// A snapshot for `plexus status`.
+    pub async fn status(&self) -> Result<NodeStatus, NodeError> {
+        let network = self.net.status().await?;
+        let log = Arc::clone(&self.log);
+        let (stats, heads) = tokio::task::spawn_blocking(
+            move || -> Result<(LogStats, Vec<(FeedKey, FeedHead)>), StoreError> {
+                Ok((log.stats()?, log.heads()?))
+            },
+        )
+        .await
+        .map_err(|error| NodeError::Start(format!("status task failed: {error}")))??;
+        let feed_status = |feed: &FeedKey, head: Option<&FeedHead>| FeedStatus {
+            namespace: feed.namespace.clone(),
+            author: feed.author.to_string(),
+            seq: head.map_or(0, |head| head.seq),
+            id: head.map(|head| head.id.to_string()).unwrap_or_default(),
+        };
+        let quarantined = self
+            .quarantined()
+            .iter()
+            .map(|feed| {
+                let head = heads
+                    .iter()
+                    .find(|(known, _)| known == feed)
+                    .map(|(_, head)| head);
+                feed_status(feed, head)
+            })
+            .collect();
+        Ok(NodeStatus {
+            agent_id: self.agent_id().to_string(),
+            network,
+            log: StatusCounts {
+                entries: stats.entries,
+                feeds: stats.feeds,
+                forks: stats.forks,
+                pending: stats.pending,
+                rejected: stats.rejected,
+            },
+            feeds: heads
+                .iter()
+                .map(|(feed, head)| feed_status(feed, Some(head)))
+                .collect(),
+            quarantined,
+        })
+    }
+
+    /// Stops the network task and the ingest worker, and flushes the log.
+    pub async fn shutdown(mut self) -> Result<(), NodeError> {
+        self.net.shutdown().await;
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+        if let Some(worker) = self.worker.take() {
+            let _ = tokio::task::spawn_blocking(move || worker.join()).await;
+        }
+        let log = Arc::clone(&self.log);
+        tokio::task::spawn_blocking(move || log.flush())
+            .await
+            .map_err(|error| NodeError::Start(format!("flush task failed: {error}")))??;
+        Ok(())
+    }
+}

@@ -1,0 +1,204 @@
+//! A harness that runs real Plexus nodes in one process on 127.0.0.1 ephemeral ports.
+//!
+//! Waiting is always on a predicate with a deadline: [`wait_for`] re-checks whenever any
+//! node's log changes (a `watch` channel each node bumps) and otherwise every
+//! [`POLL_INTERVAL`], for predicates about the network (connections, scores) that have no
+//! change notification. Nothing sleeps for a fixed time.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use libp2p::Multiaddr;
+use plexus_crypto::Keypair;
+use plexus_node::net::NetConfig;
+use plexus_node::node::{Node, NodeConfig};
+use plexus_node::store::Log;
+use plexus_protocol::{FeedHead, FeedKey};
+use tokio::time::Instant;
+
+/// How often predicates without a change notification are re-checked.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(50);
+
+/// The namespace the scenarios use.
+pub const NAMESPACE: &str = "cluster";
+
+/// A node of the test cluster with its data directory.
+#[derive(Debug)]
+pub struct TestNode {
+    pub node: Node,
+    pub keypair: Keypair,
+    pub dir: tempfile::TempDir,
+}
+
+/// Network settings for loopback tests: TCP on an ephemeral port, no mDNS, quick anti-entropy.
+pub fn test_net_config() -> NetConfig {
+    NetConfig {
+        listen: vec!["/ip4/127.0.0.1/tcp/0"
+            .parse()
+            .unwrap_or_else(|_| Multiaddr::empty())],
+        external: Vec::new(),
+        bootstrap: Vec::new(),
+        mdns: false,
+        backfill_interval: Duration::from_secs(2),
+        idle_timeout: Duration::from_secs(120),
+        heartbeat: Duration::from_millis(200),
+    }
+}
+
+/// Starts a node with a fresh identity and data directory.
+pub async fn spawn_node(net: NetConfig) -> TestNode {
+    let dir = tempfile::tempdir().unwrap_or_else(|error| panic!("tempdir: {error}"));
+    let keypair = Keypair::generate();
+    let log = Arc::new(Log::open(dir.path()).unwrap_or_else(|error| panic!("open log: {error}")));
+    let node = Node::start(
+        keypair.clone(),
+        log,
+        NodeConfig {
+            net,
+            namespaces: vec![NAMESPACE.to_owned()],
+            quarantine_forkers: true,
+        },
+    )
+    .await
+    .unwrap_or_else(|error| panic!("start node: {error}"));
+    TestNode { node, keypair, dir }
+}
+
+/// Starts `count` nodes.
+pub async fn spawn(count: usize) -> Vec<TestNode> {
+    let mut nodes = Vec::with_capacity(count);
+    for _ in 0..count {
+        nodes.push(spawn_node(test_net_config()).await);
+    }
+    nodes
+}
+
+/// The node's dialable address (`.../p2p/<peer id>`), once it listens.
+pub async fn address(node: &TestNode) -> Multiaddr {
+    let listen = wait_for(
+        "the node to listen",
+        Duration::from_secs(10),
+        &[node],
+        || {
+            let net = node.node.net().clone();
+            async move {
+                net.status()
+                    .await
+                    .map(|status| status.listen_addrs)
+                    .unwrap_or_default()
+            }
+        },
+        |addrs: &Vec<String>| !addrs.is_empty(),
+    )
+    .await;
+    let text = format!("{}/p2p/{}", listen[0], node.node.net().peer_id());
+    text.parse()
+        .unwrap_or_else(|error| panic!("address {text}: {error}"))
+}
+
+/// Dials `to` from `from` and waits until both see the connection.
+pub async fn connect(from: &TestNode, to: &TestNode) {
+    let addr = address(to).await;
+    from.node
+        .net()
+        .dial(addr)
+        .await
+        .unwrap_or_else(|error| panic!("dial: {error}"));
+    let peer = to.node.net().peer_id().to_string();
+    wait_for(
+        "the connection",
+        Duration::from_secs(10),
+        &[from, to],
+        || {
+            let net = from.node.net().clone();
+            async move { net.status().await.map(|s| s.peers).unwrap_or_default() }
+        },
+        |peers| peers.iter().any(|p| p.peer_id == peer),
+    )
+    .await;
+}
+
+/// Stops every node cleanly (network task, ingest worker, log flush) before the test ends, so
+/// no thread touches RocksDB while the process exits.
+pub async fn shutdown(nodes: Vec<TestNode>) {
+    for test_node in nodes {
+        test_node
+            .node
+            .shutdown()
+            .await
+            .unwrap_or_else(|error| panic!("shutdown: {error}"));
+    }
+}
+
+/// Feed heads of a node, sorted.
+pub fn heads(node: &TestNode) -> Vec<(FeedKey, FeedHead)> {
+    node.node
+        .log()
+        .heads()
+        .unwrap_or_else(|error| panic!("heads: {error}"))
+}
+
+/// Waits until `check(probe())` holds, re-probing when any of `nodes` changes its log or every
+/// [`POLL_INTERVAL`]. Panics with `what` after `timeout`.
+pub async fn wait_for<T, F, Fut>(
+    what: &str,
+    timeout: Duration,
+    nodes: &[&TestNode],
+    mut probe: F,
+    mut check: impl FnMut(&T) -> bool,
+) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = T>,
+    T: std::fmt::Debug,
+{
+    let deadline = Instant::now() + timeout;
+    let mut changes: Vec<_> = nodes.iter().map(|node| node.node.changes()).collect();
+    let mut ticker = tokio::time::interval(POLL_INTERVAL);
+    loop {
+        let value = probe().await;
+        if check(&value) {
+            return value;
+        }
+        if Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting for {what}; last value: {value:?}");
+        }
+        let any_change = async {
+            let futures: Vec<_> = changes
+                .iter_mut()
+                .map(|receiver| Box::pin(receiver.changed()))
+                .collect();
+            if futures.is_empty() {
+                std::future::pending::<()>().await;
+            }
+            let _ = libp2p::futures::future::select_all(futures).await;
+        };
+        let next = async {
+            tokio::select! {
+                _ = any_change => {}
+                _ = ticker.tick() => {}
+            }
+        };
+        let _ =
+            tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), next).await;
+    }
+}
+
+/// Waits until every node holds exactly the same feed heads as the first, with `feeds` feeds
+/// and `entries` entries in total.
+pub async fn wait_converged(nodes: &[&TestNode], feeds: usize, entries: u64, timeout: Duration) {
+    wait_for(
+        "identical feed heads on every node",
+        timeout,
+        nodes,
+        || async { nodes.iter().map(|node| heads(node)).collect::<Vec<_>>() },
+        |all| {
+            all.iter().all(|heads| {
+                heads.len() == feeds
+                    && heads.iter().map(|(_, head)| head.seq).sum::<u64>() == entries
+            }) && all.windows(2).all(|pair| pair[0] == pair[1])
+        },
+    )
+    .await;
+}

@@ -1,0 +1,346 @@
+//! Real nodes on 127.0.0.1 gossiping, backfilling, healing partitions, resisting a malicious
+//! peer and catching a fork. Every wait is on a predicate with a deadline.
+
+use std::time::Duration;
+
+use plexus_crypto::Keypair;
+use plexus_node::net::topics;
+use plexus_node::store::IngestOutcome;
+use plexus_protocol::{Draft, Entry, FeedKey};
+use plexus_tests::cluster::{
+    connect, heads, shutdown, spawn, spawn_node, test_net_config, wait_converged, wait_for,
+    TestNode, NAMESPACE,
+};
+
+const CONVERGE: Duration = Duration::from_secs(60);
+
+async fn publish(node: &TestNode, n: u64) -> Entry {
+    node.node
+        .publish(NAMESPACE, "note", format!("{{\"n\": {n}}}").into_bytes())
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_reach_every_node_of_a_line() {
+    let nodes = spawn(8).await;
+    for pair in nodes.windows(2) {
+        connect(&pair[1], &pair[0]).await;
+    }
+    for (index, node) in nodes.iter().enumerate().step_by(3) {
+        for n in 0..4 {
+            publish(node, (index * 10 + n) as u64).await;
+        }
+    }
+    let all: Vec<&TestNode> = nodes.iter().collect();
+    // Three publishers (0, 3, 6) with four entries each.
+    wait_converged(&all, 3, 12, CONVERGE).await;
+    let reference = heads(&nodes[0]);
+    for node in &nodes {
+        assert_eq!(heads(node), reference);
+        assert_eq!(node.node.log().stats().unwrap().entries, 12);
+    }
+    shutdown(nodes).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_joiner_catches_up_through_backfill() {
+    let nodes = spawn(1).await;
+    let writer = &nodes[0];
+    // History written before anyone else exists: gossip can never deliver it.
+    for n in 0..3000u64 {
+        writer
+            .node
+            .log()
+            .append_own(
+                &writer.keypair,
+                NAMESPACE,
+                "note",
+                format!("{{\"n\":{n}}}").into_bytes(),
+                n,
+            )
+            .unwrap();
+    }
+    let late = spawn_node(test_net_config()).await;
+    connect(&late, writer).await;
+    wait_converged(&[writer, &late], 1, 3000, CONVERGE).await;
+    let feed = FeedKey {
+        namespace: NAMESPACE.into(),
+        author: writer.keypair.agent_id(),
+    };
+    for seq in [1, 1500, 3000] {
+        assert_eq!(
+            late.node.log().entry_at(&feed, seq).unwrap().unwrap().id(),
+            writer
+                .node
+                .log()
+                .entry_at(&feed, seq)
+                .unwrap()
+                .unwrap()
+                .id()
+        );
+    }
+    let status = late.node.net().status().await.unwrap();
+    assert!(status.entries_fetched >= 3000, "{status:?}");
+    shutdown(nodes).await;
+    shutdown(vec![late]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_healed_partition_converges() {
+    let nodes = spawn(6).await;
+    let (left, right) = nodes.split_at(3);
+    for group in [left, right] {
+        connect(&group[1], &group[0]).await;
+        connect(&group[2], &group[1]).await;
+    }
+    // Partition: every left node refuses every right node and vice versa.
+    for a in left {
+        for b in right {
+            a.node.net().block(b.node.net().peer_id()).await.unwrap();
+            b.node.net().block(a.node.net().peer_id()).await.unwrap();
+        }
+    }
+    for n in 0..5 {
+        publish(&left[0], n).await;
+        publish(&right[2], 100 + n).await;
+    }
+    let left_refs: Vec<&TestNode> = left.iter().collect();
+    let right_refs: Vec<&TestNode> = right.iter().collect();
+    wait_converged(&left_refs, 1, 5, CONVERGE).await;
+    wait_converged(&right_refs, 1, 5, CONVERGE).await;
+    assert_ne!(heads(&left[0]), heads(&right[0]));
+    // Heal, and bridge the groups.
+    for a in left {
+        for b in right {
+            a.node.net().unblock(b.node.net().peer_id()).await.unwrap();
+            b.node.net().unblock(a.node.net().peer_id()).await.unwrap();
+        }
+    }
+    connect(&right[0], &left[2]).await;
+    let all: Vec<&TestNode> = nodes.iter().collect();
+    wait_converged(&all, 2, 10, CONVERGE).await;
+    shutdown(nodes).await;
+}
+
+fn sign(keypair: &Keypair, seq: u64, prev: Option<plexus_crypto::Hash256>, body: &[u8]) -> Entry {
+    Entry::sign(
+        keypair,
+        Draft {
+            namespace: NAMESPACE.into(),
+            seq,
+            prev,
+            timestamp_ms: 1_767_225_600_000 + seq,
+            kind: "note".into(),
+            body: body.to_vec(),
+        },
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malicious_peer_is_stopped_at_the_first_hop() {
+    // mallory - alice - bob: bob must never see mallory's garbage.
+    let nodes = spawn(3).await;
+    let (mallory, alice, bob) = (&nodes[0], &nodes[1], &nodes[2]);
+    connect(alice, mallory).await;
+    connect(bob, alice).await;
+    // Honest traffic first, so the mesh is up.
+    publish(alice, 1).await;
+    wait_converged(&[alice, bob, mallory], 1, 1, CONVERGE).await;
+
+    let topic = topics::entry_topic(NAMESPACE, "note");
+    let victim = Keypair::generate();
+    let good = sign(&victim, 1, None, b"genuine");
+    let mut bad_signature = good.encode();
+    let last = bad_signature.len() - 1 - 7 - 64; // first signature byte ("genuine" body is 7 bytes)
+    bad_signature[last] ^= 0x01;
+    let broken_chain = sign(
+        &victim,
+        5,
+        Some(plexus_crypto::sha256(b"nothing")),
+        b"orphan",
+    )
+    .encode();
+    let wrong_topic = sign(&victim, 1, None, b"on the wrong topic").encode();
+    let oversized = vec![0x82; 66_000];
+    let garbage = b"\xde\xad\xbe\xef not an entry at all".to_vec();
+    // Invalid deliveries cost quadratically (P4): after three, mallory is graylisted and the
+    // rest of its traffic is dropped unread. The order puts one of each kind of rejection first.
+    let task_topic = topics::entry_topic(NAMESPACE, "task");
+    let attacks = [
+        (&topic, bad_signature),
+        (&task_topic, wrong_topic),
+        (&topic, broken_chain),
+        (&topic, oversized),
+        (&topic, garbage.clone()),
+        (&topic, garbage.iter().rev().copied().collect()),
+    ];
+    for (topic, payload) in attacks {
+        mallory
+            .node
+            .net()
+            .publish((*topic).clone(), payload)
+            .await
+            .unwrap();
+    }
+    // Honest traffic keeps flowing meanwhile.
+    for n in 2..6 {
+        publish(alice, n).await;
+    }
+    wait_converged(&[alice, bob], 1, 5, CONVERGE).await;
+    let mallory_peer = mallory.node.net().peer_id().to_string();
+    let status =
+        wait_for(
+            "mallory's score to drop and the rejections to be journaled",
+            CONVERGE,
+            &[alice],
+            || async {
+                let reasons: Vec<String> = alice
+                    .node
+                    .log()
+                    .rejections()
+                    .unwrap()
+                    .into_iter()
+                    .map(|r| format!("{}: {}", r.reason, r.detail))
+                    .collect();
+                (alice.node.status().await, reasons)
+            },
+            |(status, _)| {
+                let status = status.as_ref().unwrap();
+                status.log.rejected >= 3
+                    && status.network.peers.iter().any(|peer| {
+                        peer.peer_id == mallory_peer && peer.score.is_some_and(|s| s < 0.0)
+                    })
+            },
+        )
+        .await
+        .0
+        .unwrap();
+    let reasons: Vec<String> = alice
+        .node
+        .log()
+        .rejections()
+        .unwrap()
+        .into_iter()
+        .map(|rejection| rejection.reason)
+        .collect();
+    for reason in ["bad-signature", "malformed", "wrong-topic"] {
+        assert!(
+            reasons.iter().any(|r| r == reason),
+            "{reason} missing from {reasons:?}"
+        );
+    }
+    // Nothing of it was stored as accepted, anywhere, and bob never even saw it.
+    for node in [alice, bob] {
+        assert_eq!(node.node.log().stats().unwrap().entries, 5);
+        assert!(heads(node)
+            .iter()
+            .all(|(feed, _)| feed.author != victim.agent_id()));
+    }
+    assert!(
+        bob.node.log().rejections().unwrap().is_empty(),
+        "bob saw mallory's garbage"
+    );
+    assert_eq!(
+        status.log.pending, 1,
+        "the orphan waits for its predecessors, unforwarded"
+    );
+    assert_eq!(bob.node.log().stats().unwrap().pending, 0);
+    // A replay of an accepted entry changes nothing.
+    let accepted = alice
+        .node
+        .log()
+        .entry_at(
+            &FeedKey {
+                namespace: NAMESPACE.into(),
+                author: alice.keypair.agent_id(),
+            },
+            1,
+        )
+        .unwrap()
+        .unwrap();
+    assert!(matches!(
+        bob.node.submit(accepted.encode()).await.unwrap(),
+        IngestOutcome::Duplicate { .. }
+    ));
+    assert_eq!(bob.node.log().stats().unwrap().entries, 5);
+    shutdown(nodes).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fork_is_detected_everywhere_and_the_author_quarantined() {
+    let nodes = spawn(4).await;
+    connect(&nodes[1], &nodes[0]).await;
+    connect(&nodes[3], &nodes[2]).await;
+    let forker = Keypair::generate();
+    let first = sign(&forker, 1, None, b"to the left");
+    let second = sign(&forker, 1, None, b"to the right");
+    assert!(matches!(
+        nodes[0].node.submit(first.encode()).await.unwrap(),
+        IngestOutcome::Accepted { .. }
+    ));
+    assert!(matches!(
+        nodes[2].node.submit(second.encode()).await.unwrap(),
+        IngestOutcome::Accepted { .. }
+    ));
+    wait_converged(&[&nodes[0], &nodes[1]], 1, 1, CONVERGE).await;
+    wait_converged(&[&nodes[2], &nodes[3]], 1, 1, CONVERGE).await;
+    // The halves meet.
+    connect(&nodes[2], &nodes[1]).await;
+    let feed = FeedKey {
+        namespace: NAMESPACE.into(),
+        author: forker.agent_id(),
+    };
+    let all: Vec<&TestNode> = nodes.iter().collect();
+    wait_for(
+        "a fork proof and a quarantine on every node",
+        CONVERGE,
+        &all,
+        || async {
+            nodes
+                .iter()
+                .map(|node| {
+                    (
+                        node.node.log().forks().unwrap().len(),
+                        node.node.quarantined(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        },
+        |states| {
+            states
+                .iter()
+                .all(|(forks, quarantined)| *forks == 1 && quarantined.contains(&feed))
+        },
+    )
+    .await;
+    // Each node kept the entry it saw first; none was overwritten.
+    assert_eq!(
+        nodes[0]
+            .node
+            .log()
+            .entry_at(&feed, 1)
+            .unwrap()
+            .unwrap()
+            .id(),
+        first.id()
+    );
+    assert_eq!(
+        nodes[3]
+            .node
+            .log()
+            .entry_at(&feed, 1)
+            .unwrap()
+            .unwrap()
+            .id(),
+        second.id()
+    );
+    // The quarantined author's next entry is refused.
+    let next = sign(&forker, 2, Some(first.id()), b"more");
+    assert!(matches!(
+        nodes[0].node.submit(next.encode()).await.unwrap(),
+        IngestOutcome::Rejected { .. }
+    ));
+    shutdown(nodes).await;
+}
