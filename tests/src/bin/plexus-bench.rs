@@ -16,7 +16,8 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use plexus_crypto::{Keypair, Sha256Stream};
 use plexus_protocol::export::{ExportHeader, ExportTrailer};
-use plexus_protocol::{cbor, Draft, Entry};
+use plexus_protocol::{cbor, Entry};
+use plexus_tests::fixtures::signed_chain;
 use rayon::prelude::*;
 
 fn main() -> anyhow::Result<()> {
@@ -66,8 +67,13 @@ fn gen_export(args: &[String]) -> anyhow::Result<()> {
     // in export order (feed by feed).
     let chains: Vec<Vec<Vec<u8>>> = keys
         .par_iter()
-        .map(|key| sign_chain(key, per_author))
-        .collect::<anyhow::Result<_>>()?;
+        .map(|key| {
+            signed_chain(key, "bench", per_author)
+                .iter()
+                .map(Entry::encode)
+                .collect::<Vec<_>>()
+        })
+        .collect();
     for chain in &chains {
         for envelope in chain {
             write(envelope, &mut writer)?;
@@ -82,28 +88,6 @@ fn gen_export(args: &[String]) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
     Ok(())
-}
-
-/// Signs one author's chain of `count` entries and returns the envelopes.
-fn sign_chain(key: &Keypair, count: u64) -> anyhow::Result<Vec<Vec<u8>>> {
-    let mut out = Vec::with_capacity(count as usize);
-    let mut prev = None;
-    for seq in 1..=count {
-        let entry = Entry::sign(
-            key,
-            Draft {
-                namespace: "bench".into(),
-                seq,
-                prev,
-                timestamp_ms: 1_767_225_600_000 + seq,
-                kind: "note".into(),
-                body: format!("{{\"n\":{seq}}}").into_bytes(),
-            },
-        )?;
-        prev = Some(entry.id());
-        out.push(entry.encode());
-    }
-    Ok(out)
 }
 
 fn raw_verify(args: &[String]) -> anyhow::Result<()> {
@@ -159,7 +143,7 @@ fn backfill(args: &[String]) -> anyhow::Result<()> {
         };
         let writer = spawn_node(test_net_config()).await;
         let author = Keypair::generate();
-        let chain = sign_chain_entries(&author, entries)?;
+        let chain = signed_chain(&author, plexus_tests::cluster::NAMESPACE, entries);
         for batch in chain.chunks(1000) {
             writer
                 .node
@@ -184,23 +168,4 @@ fn backfill(args: &[String]) -> anyhow::Result<()> {
         shutdown(vec![writer, late]).await;
         anyhow::Ok(())
     })
-}
-
-fn sign_chain_entries(key: &Keypair, count: u64) -> anyhow::Result<Vec<Entry>> {
-    let mut out: Vec<Entry> = Vec::with_capacity(count as usize);
-    for seq in 1..=count {
-        let entry = Entry::sign(
-            key,
-            Draft {
-                namespace: plexus_tests::cluster::NAMESPACE.into(),
-                seq,
-                prev: out.last().map(Entry::id),
-                timestamp_ms: 1_767_225_600_000 + seq,
-                kind: "note".into(),
-                body: format!("{{\"n\":{seq}}}").into_bytes(),
-            },
-        )?;
-        out.push(entry);
-    }
-    Ok(out)
 }
