@@ -10,6 +10,7 @@
 //! - [`value`]: the canonical form of free-form JSON-like body data.
 //! - [`entry`]: the signed entry, its encoding, id and signature input.
 //! - [`feed`]: chains, placement of incoming entries, fork detection and proofs.
+//! - [`coord`]: the coordination kinds and the deterministic view folded from them.
 //! - [`export`]: the self-contained audit export file's header and signed trailer.
 
 #![cfg_attr(
@@ -23,6 +24,7 @@
 )]
 
 pub mod cbor;
+pub mod coord;
 pub mod entry;
 pub mod export;
 pub mod feed;
