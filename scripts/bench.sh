@@ -7,7 +7,8 @@
 # verifier's peak memory at N/10 and N entries, to show it does not grow with the log.
 #
 # Environment: BENCH_ENTRIES (default 1000000), BENCH_AUTHORS (default 8), BENCH_ROUNDS
-# (default 3), BENCH_BACKFILL_ENTRIES (default 100000), BENCH_DIR (default $HOME/.cache/plexus-bench: generated files are reused).
+# (default 3), BENCH_BACKFILL_ENTRIES (default 100000), BENCH_CLAIM_NODES (default 10),
+# BENCH_CLAIMS (default 100), BENCH_PUBLISH_ENTRIES (default 2000), BENCH_DIR (default $HOME/.cache/plexus-bench: generated files are reused).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -89,6 +90,37 @@ rows = [
 ]
 width = max(len(name) for name, _ in rows)
 print(f"| {'metric':<{width}} | value |")
+print(f"|{'-' * (width + 2)}|-------|")
+for name, value in rows:
+    print(f"| {name:<{width}} | {value} |")
+PY
+
+# Coordination: the claim round trip (API call until the lease is visible on every node of a
+# ring of BENCH_CLAIM_NODES nodes, default 10) and API publish throughput on one node, each
+# publish answered only once its entry is fsynced (1 client, then 8 concurrent clients).
+coord_bench="$CARGO_TARGET_DIR/debug/coord-bench"
+claim_nodes="${BENCH_CLAIM_NODES:-10}"
+claims="${BENCH_CLAIMS:-100}"
+publish_entries="${BENCH_PUBLISH_ENTRIES:-2000}"
+echo "claim round trip across $claim_nodes nodes..." >&2
+claim_json=$("$coord_bench" claim-latency --nodes "$claim_nodes" --claims "$claims")
+echo "API publish throughput..." >&2
+publish_one=$("$coord_bench" publish --entries "$publish_entries" --clients 1)
+publish_eight=$("$coord_bench" publish --entries "$publish_entries" --clients 8)
+python3 - "$claim_json" "$publish_one" "$publish_eight" <<'PY'
+import json, sys
+claim, one, eight = (json.loads(text) for text in sys.argv[1:])
+rows = [
+    (f"claim round trip, {claim['nodes']} nodes, {claim['claims']} claims: p50", f"{claim['p50_ms']:.1f} ms"),
+    ("claim round trip: p95", f"{claim['p95_ms']:.1f} ms"),
+    ("claim round trip: p99", f"{claim['p99_ms']:.1f} ms"),
+    ("claim round trip: max", f"{claim['max_ms']:.1f} ms"),
+    (f"API publish, 1 client, {one['entries']:,} entries (fsync each)", f"{one['per_second']:,.0f} entries/s"),
+    (f"API publish, 8 clients, {eight['entries']:,} entries (fsync each)", f"{eight['per_second']:,.0f} entries/s"),
+]
+width = max(len(name) for name, _ in rows)
+print()
+print(f"| {'coordination metric':<{width}} | value |")
 print(f"|{'-' * (width + 2)}|-------|")
 for name, value in rows:
     print(f"| {name:<{width}} | {value} |")

@@ -91,6 +91,8 @@ pub struct NetworkFile {
     pub api_listen: Option<String>,
     /// Quarantine authors proven to have forked.
     pub quarantine_forkers: Option<bool>,
+    /// Milliseconds a live claim's timestamp may differ from this node's clock.
+    pub clock_skew_ms: Option<u64>,
 }
 
 /// Flags and environment that decide the paths, as parsed by the CLI.

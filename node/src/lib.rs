@@ -7,15 +7,19 @@
 //! - [`store`]: the append-only log in RocksDB.
 //! - [`audit`]: export to a self-contained file and offline verification.
 //! - [`net`]: the libp2p swarm (gossip, discovery, backfill), owned by one task.
+//! - [`coord`]: the coordination view kept current from the log, and its change events.
 //! - [`node`]: a running node: log, network task and ingest worker wired together.
 //! - [`api`]: the local HTTP API served by `plexus run`.
+//! - [`client`]: a small client of the HTTP API, for the CLI and tests.
 //! - [`cli`]: the `plexus` command line.
 
 pub mod api;
 pub mod audit;
 pub mod cli;
+pub mod client;
 pub mod clock;
 pub mod config;
+pub mod coord;
 pub mod net;
 pub mod node;
 pub mod store;

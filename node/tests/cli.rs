@@ -73,13 +73,19 @@ fn init_publish_log_export_verify() {
         .ok(&["init"])
         .contains(&format!("identity already exists: {id}")));
 
-    sandbox.ok(&["publish", "--kind", "note", "--body", r#"{"b": 2, "a": 1}"#]);
+    sandbox.ok(&[
+        "publish",
+        "--kind",
+        "x-note",
+        "--body",
+        r#"{"b": 2, "a": 1}"#,
+    ]);
     let published = sandbox.ok(&[
         "publish",
         "--kind",
         "task",
         "--body",
-        r#"{"state": "working"}"#,
+        r#"{"taskId": "T-1", "status": {"state": "TASK_STATE_WORKING"}}"#,
         "--json",
     ]);
     let published: serde_json::Value = serde_json::from_str(&published).unwrap();
@@ -87,7 +93,7 @@ fn init_publish_log_export_verify() {
     assert_eq!(published["namespace"], "team");
     assert_eq!(published["author"], id.as_str());
 
-    let log = sandbox.ok(&["log", "--json", "--kind", "note"]);
+    let log = sandbox.ok(&["log", "--json", "--kind", "x-note"]);
     let lines: Vec<serde_json::Value> = log
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -97,7 +103,7 @@ fn init_publish_log_export_verify() {
     let human = sandbox.ok(&["log", "--limit", "1"]);
     assert_eq!(human.lines().count(), 1);
     assert!(
-        human.contains("task") && human.contains(r#"{"state":"working"}"#),
+        human.contains("task") && human.contains("TASK_STATE_WORKING"),
         "{human}"
     );
 
@@ -136,7 +142,7 @@ fn verify_exits_nonzero_and_locates_tampering() {
         sandbox.ok(&[
             "publish",
             "--kind",
-            "note",
+            "x-note",
             "--body",
             &format!(r#"{{"n": {n}}}"#),
         ]);
@@ -183,17 +189,34 @@ fn verify_exits_nonzero_and_locates_tampering() {
 #[test]
 fn bad_input_gets_clear_errors() {
     let sandbox = Sandbox::new();
-    let (_, out) = sandbox.fails(&["publish", "--kind", "note", "--body", "{}"]);
+    let (_, out) = sandbox.fails(&["publish", "--kind", "x-note", "--body", "{}"]);
     assert!(out.contains("plexus init"), "{out}");
     sandbox.ok(&["init"]);
-    let (_, out) = sandbox.fails(&["publish", "--kind", "note", "--body", "{not json"]);
+    let (_, out) = sandbox.fails(&["publish", "--kind", "x-note", "--body", "{not json"]);
     assert!(out.contains("--body must be one JSON value"), "{out}");
-    let (_, out) = sandbox.fails(&["publish", "--kind", "note", "--body", r#"{"a":1,"a":2}"#]);
+    let (_, out) = sandbox.fails(&["publish", "--kind", "x-note", "--body", r#"{"a":1,"a":2}"#]);
     assert!(out.contains("duplicate object key"), "{out}");
     let (_, out) = sandbox.fails(&["publish", "--kind", "Bad Kind", "--body", "{}"]);
     assert!(out.contains("field `kind`"), "{out}");
+    let (_, out) = sandbox.fails(&["publish", "--kind", "intnet", "--body", "{}"]);
+    assert!(
+        out.contains("unknown kind \"intnet\"") && out.contains("x-"),
+        "{out}"
+    );
+    let (_, out) = sandbox.fails(&[
+        "publish",
+        "--kind",
+        "intent",
+        "--body",
+        r#"{"resource": "r"}"#,
+    ]);
+    assert!(out.contains("missing field `action`"), "{out}");
+    let (_, out) = sandbox.fails(&["claim", "repo/x"]);
+    assert!(out.contains("plexus run"), "{out}");
+    let (_, out) = sandbox.fails(&["audit", "replay", "nowhere.plexus", "--at", "yesterday"]);
+    assert!(out.contains("RFC 3339"), "{out}");
     let big = format!("\"{}\"", "x".repeat(70_000));
-    let (_, out) = sandbox.fails(&["publish", "--kind", "note", "--body", &big]);
+    let (_, out) = sandbox.fails(&["publish", "--kind", "x-note", "--body", &big]);
     assert!(out.contains("body limit"), "{out}");
     let (_, out) = sandbox.fails(&["log", "--author", "nope"]);
     assert!(out.contains("--author must be an agent id"), "{out}");
@@ -212,7 +235,7 @@ fn an_open_key_file_is_refused_with_the_fix() {
     sandbox.ok(&["init"]);
     let key = sandbox.data_dir().join("identity.key");
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let (_, out) = sandbox.fails(&["publish", "--kind", "note", "--body", "{}"]);
+    let (_, out) = sandbox.fails(&["publish", "--kind", "x-note", "--body", "{}"]);
     assert!(
         out.contains("chmod 600") && out.contains("identity.key"),
         "{out}"
@@ -224,12 +247,12 @@ fn a_held_data_directory_is_refused() {
     let sandbox = Sandbox::new();
     sandbox.ok(&["init"]);
     let held = plexus_node::store::Log::open(&sandbox.data_dir()).unwrap();
-    let (_, out) = sandbox.fails(&["publish", "--kind", "note", "--body", "{}"]);
+    let (_, out) = sandbox.fails(&["publish", "--kind", "x-note", "--body", "{}"]);
     assert!(out.contains("in use by another plexus process"), "{out}");
     // Reading commands still work beside the holder.
     sandbox.ok(&["log"]);
     drop(held);
-    sandbox.ok(&["publish", "--kind", "note", "--body", "{}"]);
+    sandbox.ok(&["publish", "--kind", "x-note", "--body", "{}"]);
 }
 
 #[test]
@@ -244,6 +267,17 @@ fn help_is_available_on_every_command() {
         vec!["audit", "export", "--help"],
         vec!["audit", "verify", "--help"],
         vec!["demo", "--help"],
+        vec!["audit", "replay", "--help"],
+        vec!["claim", "--help"],
+        vec!["release", "--help"],
+        vec!["leases", "--help"],
+        vec!["agents", "--help"],
+        vec!["announce", "--help"],
+        vec!["tasks", "--help"],
+        vec!["task", "--help"],
+        vec!["constrain", "--help"],
+        vec!["events", "--help"],
+        vec!["rejections", "--help"],
     ] {
         let out = sandbox.ok(&args);
         assert!(out.contains("Usage: plexus"), "{args:?}: {out}");
@@ -251,10 +285,50 @@ fn help_is_available_on_every_command() {
 }
 
 #[test]
-fn the_demo_runs_and_catches_tampering() {
+fn the_demo_runs_and_every_step_holds() {
     let sandbox = Sandbox::new();
     let out = sandbox.ok(&["demo", "--dir", &sandbox.path("demo")]);
-    assert!(out.contains("VERIFIED"), "{out}");
-    assert!(out.contains("body-mismatch"), "{out}");
-    assert!(Path::new(&sandbox.path("demo/planner-export.plexus")).exists());
+    for expected in [
+        "every node sees the four cards",
+        "is told: claim.lost",
+        "is told: claim.won, it now holds repo/plexus",
+        "refused: task",
+        "blocked by the constraint",
+        "offline audit says: verified",
+        "demo verdict: PASS",
+    ] {
+        assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
+    }
+    // The winner is the same on every node: four "sees repo/plexus held by X" lines, one X.
+    let holders: std::collections::HashSet<&str> = out
+        .lines()
+        .filter_map(|line| line.split("sees repo/plexus held by ").nth(1))
+        .map(|rest| rest.split(',').next().unwrap_or_default())
+        .collect();
+    assert_eq!(holders.len(), 1, "{out}");
+    for agent in ["planner", "coder-1", "coder-2", "reviewer"] {
+        let export = sandbox.path(&format!("demo/{agent}.plexus"));
+        assert!(Path::new(&export).exists());
+        let verified = sandbox.ok(&["audit", "verify", &export]);
+        assert!(verified.contains("VERIFIED"), "{verified}");
+    }
+    // Replaying the planner's log at the moment the demo printed its view digest shows that
+    // moment's state.
+    let at = out
+        .split("view digest at ")
+        .nth(1)
+        .and_then(|rest| rest.split(':').next())
+        .expect("the demo prints the time of its digest");
+    let replay = sandbox.ok(&[
+        "audit",
+        "replay",
+        &sandbox.path("demo/planner.plexus"),
+        "--at",
+        at,
+    ]);
+    assert!(replay.contains("live capabilities (4)"), "{replay}");
+    assert!(
+        replay.contains("T-1") && replay.contains("TASK_STATE_COMPLETED"),
+        "{replay}"
+    );
 }

@@ -47,7 +47,7 @@ fn start(root: &Path, name: &'static str, bootstrap: Option<&str>) -> Process {
             &[
                 "publish",
                 "--kind",
-                "note",
+                "x-note",
                 "--body",
                 &format!(r#"{{"from": "{name}", "n": {n}}}"#),
             ],

@@ -11,10 +11,13 @@ use std::time::Duration;
 
 use libp2p::Multiaddr;
 use plexus_crypto::Keypair;
+use plexus_node::api::{self, ApiState};
+use plexus_node::client::ApiClient;
 use plexus_node::net::NetConfig;
 use plexus_node::node::{Node, NodeConfig};
 use plexus_node::store::Log;
 use plexus_protocol::{FeedHead, FeedKey};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 /// How often predicates without a change notification are re-checked.
@@ -23,27 +26,64 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(50);
 /// The namespace the scenarios use.
 pub const NAMESPACE: &str = "cluster";
 
-/// A node of the test cluster with its data directory.
+/// A node of the test cluster with its data directory, and its HTTP API once started.
 #[derive(Debug)]
 pub struct TestNode {
-    pub node: Node,
+    pub node: Arc<Node>,
     pub keypair: Keypair,
     pub dir: tempfile::TempDir,
+    api: Option<ApiServer>,
 }
 
-/// Network settings for loopback tests: TCP on an ephemeral port, no mDNS, quick anti-entropy.
-pub fn test_net_config() -> NetConfig {
-    NetConfig {
-        listen: vec!["/ip4/127.0.0.1/tcp/0"
-            .parse()
-            .unwrap_or_else(|_| Multiaddr::empty())],
-        external: Vec::new(),
-        bootstrap: Vec::new(),
-        mdns: false,
-        backfill_interval: Duration::from_secs(2),
-        idle_timeout: Duration::from_secs(120),
-        heartbeat: Duration::from_millis(200),
+/// A running HTTP API of a test node.
+#[derive(Debug)]
+struct ApiServer {
+    client: ApiClient,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TestNode {
+    /// Serves the node's HTTP API on an ephemeral 127.0.0.1 port (once) and returns a client.
+    pub async fn api(&mut self) -> ApiClient {
+        if let Some(api) = &self.api {
+            return api.client.clone();
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|error| panic!("bind the API: {error}"));
+        let addr = listener
+            .local_addr()
+            .unwrap_or_else(|error| panic!("API address: {error}"));
+        let token = format!("test-token-{}", self.keypair.agent_id().short());
+        let (stop, stopped) = watch::channel(false);
+        let state = ApiState {
+            node: Arc::clone(&self.node),
+            token: token.clone().into(),
+            namespace: NAMESPACE.into(),
+            shutdown: stopped.clone(),
+        };
+        let mut until_stopped = stopped;
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, api::router(state))
+                .with_graceful_shutdown(async move {
+                    let _ = until_stopped.wait_for(|stop| *stop).await;
+                })
+                .await;
+        });
+        let client = ApiClient::new(addr, token);
+        self.api = Some(ApiServer {
+            client: client.clone(),
+            stop,
+            task,
+        });
+        client
     }
+}
+
+/// Network settings for loopback tests: [`NetConfig::loopback`].
+pub fn test_net_config() -> NetConfig {
+    NetConfig::loopback()
 }
 
 /// Starts a node with a fresh identity and data directory.
@@ -58,11 +98,17 @@ pub async fn spawn_node(net: NetConfig) -> TestNode {
             net,
             namespaces: vec![NAMESPACE.to_owned()],
             quarantine_forkers: true,
+            clock_skew_ms: plexus_protocol::coord::DEFAULT_CLOCK_SKEW_MS,
         },
     )
     .await
     .unwrap_or_else(|error| panic!("start node: {error}"));
-    TestNode { node, keypair, dir }
+    TestNode {
+        node: Arc::new(node),
+        keypair,
+        dir,
+        api: None,
+    }
 }
 
 /// Starts `count` nodes.
@@ -123,9 +169,13 @@ pub async fn connect(from: &TestNode, to: &TestNode) {
 /// no thread touches RocksDB while the process exits.
 pub async fn shutdown(nodes: Vec<TestNode>) {
     for test_node in nodes {
-        test_node
-            .node
-            .shutdown()
+        if let Some(api) = test_node.api {
+            let _ = api.stop.send(true);
+            let _ = api.task.await;
+        }
+        let node = Arc::try_unwrap(test_node.node)
+            .unwrap_or_else(|_| panic!("the node is still shared at shutdown"));
+        node.shutdown()
             .await
             .unwrap_or_else(|error| panic!("shutdown: {error}"));
     }

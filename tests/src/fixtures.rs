@@ -31,7 +31,7 @@ pub fn signed_chain(author: &Keypair, namespace: &str, count: u64) -> Vec<Entry>
                 seq,
                 prev: entries.last().map(Entry::id),
                 timestamp_ms: 1_767_225_600_000 + seq,
-                kind: "note".into(),
+                kind: "x-note".into(),
                 body,
             },
         )

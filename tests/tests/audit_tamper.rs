@@ -96,10 +96,10 @@ fn a_bit_flipped_in_an_entry_header_is_located() {
     let (_, mut bytes) = fixture.export();
     let ranges = item_ranges(&bytes);
     let target = entry_in(&bytes, &ranges[2]);
-    // The timestamp is the last byte before the kind text ("note" = 0x64 'n' 'o' 't' 'e').
+    // The timestamp is the last byte before the kind text ("x-note" = 0x66 then the text).
     let kind_at = bytes[ranges[2].clone()]
-        .windows(5)
-        .position(|window| window == b"\x64note")
+        .windows(7)
+        .position(|window| window == b"\x66x-note")
         .unwrap();
     bytes[ranges[2].start + kind_at - 1] ^= 0x01;
     let report = fixture.verify_bytes("header.plexus", &bytes);
@@ -345,8 +345,8 @@ fn a_fork_is_reported_with_both_ids_and_its_own_verdict() {
             seq: 3,
             prev: original.header().prev,
             timestamp_ms: 5,
-            kind: "note".into(),
-            body: b"a different story".to_vec(),
+            kind: "x-note".into(),
+            body: plexus_protocol::value::json_text_to_canonical("\"a different story\"").unwrap(),
         },
     )
     .unwrap();

@@ -6,6 +6,7 @@ use std::time::Duration;
 use plexus_crypto::Keypair;
 use plexus_node::net::topics;
 use plexus_node::store::IngestOutcome;
+use plexus_protocol::value::json_text_to_canonical;
 use plexus_protocol::{Draft, Entry, FeedKey};
 use plexus_tests::cluster::{
     connect, heads, shutdown, spawn, spawn_node, test_net_config, wait_converged, wait_for,
@@ -16,7 +17,11 @@ const CONVERGE: Duration = Duration::from_secs(60);
 
 async fn publish(node: &TestNode, n: u64) -> Entry {
     node.node
-        .publish(NAMESPACE, "note", format!("{{\"n\": {n}}}").into_bytes())
+        .publish(
+            NAMESPACE,
+            "x-note",
+            json_text_to_canonical(&format!("{{\"n\": {n}}}")).unwrap(),
+        )
         .await
         .unwrap()
 }
@@ -55,8 +60,8 @@ async fn a_late_joiner_catches_up_through_backfill() {
             .append_own(
                 &writer.keypair,
                 NAMESPACE,
-                "note",
-                format!("{{\"n\":{n}}}").into_bytes(),
+                "x-note",
+                json_text_to_canonical(&format!("{{\"n\":{n}}}")).unwrap(),
                 n,
             )
             .unwrap();
@@ -131,8 +136,11 @@ fn sign(keypair: &Keypair, seq: u64, prev: Option<plexus_crypto::Hash256>, body:
             seq,
             prev,
             timestamp_ms: 1_767_225_600_000 + seq,
-            kind: "note".into(),
-            body: body.to_vec(),
+            kind: "x-note".into(),
+            body: json_text_to_canonical(
+                &serde_json::Value::String(String::from_utf8_lossy(body).into_owned()).to_string(),
+            )
+            .unwrap(),
         },
     )
     .unwrap()
@@ -149,7 +157,7 @@ async fn a_malicious_peer_is_stopped_at_the_first_hop() {
     publish(alice, 1).await;
     wait_converged(&[alice, bob, mallory], 1, 1, CONVERGE).await;
 
-    let topic = topics::entry_topic(NAMESPACE, "note");
+    let topic = topics::entry_topic(NAMESPACE, "x-note");
     let victim = Keypair::generate();
     let good = sign(&victim, 1, None, b"genuine");
     let mut bad_signature = good.encode();

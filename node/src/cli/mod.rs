@@ -1,12 +1,15 @@
 //! The `plexus` command line: argument definitions and dispatch.
 //!
 //! Exit codes: 0 success; 1 an error, or an audit that found problems; 2 bad usage (clap);
-//! 3 an audit whose log is intact but proves that an author forked.
+//! 3 an audit whose log is intact but proves that an author forked; 4 the running node refused
+//! a coordination request (the message names the field or the rule).
 
 mod audit;
+mod coord;
 mod demo;
 mod local;
 mod run;
+mod time;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -64,6 +67,8 @@ pub enum Command {
     Run(RunArgs),
     /// Show a running node's peers, topics, feed heads, and pending and backfill progress
     Status(StatusArgs),
+    #[command(flatten)]
+    Coord(coord::CoordCommand),
 }
 
 #[derive(Debug, Args)]
@@ -92,6 +97,9 @@ pub struct RunArgs {
     /// Keep storing entries of authors proven to have forked
     #[arg(long)]
     pub no_quarantine: bool,
+    /// Refuse live claims whose timestamp is further than this from our clock [default: 30000]
+    #[arg(long, env = "PLEXUS_CLOCK_SKEW_MS", value_name = "MS")]
+    pub clock_skew_ms: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -149,6 +157,8 @@ pub enum AuditCommand {
     Export(ExportArgs),
     /// Verify an export file or a data directory: signatures, chains, forks, truncation
     Verify(VerifyArgs),
+    /// Reconstruct leases, live capabilities and task states at a past moment from a log
+    Replay(coord::ReplayArgs),
 }
 
 #[derive(Debug, Args)]
@@ -207,6 +217,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo(args) => demo::run(args),
         Command::Run(args) => run::run(&config()?, args),
         Command::Status(args) => run::status(&config()?, args),
+        Command::Audit(AuditCommand::Replay(args)) => coord::replay(args),
+        Command::Coord(command) => coord::run(&config()?, command),
     }
 }
 

@@ -66,12 +66,19 @@ async fn serve(
     }
     println!("plexus node {agent} running; HTTP API on http://{api_addr}");
     info!(%agent, %api_addr, "node running");
+    let (stop, stopped) = tokio::sync::watch::channel(false);
     let state = ApiState {
         node: Arc::clone(&node),
         token: token.into(),
+        namespace: config.namespace.clone().into(),
+        shutdown: stopped,
     };
     let served = axum::serve(listener, api::router(state))
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            // Ends open event streams, which graceful shutdown would otherwise wait for.
+            let _ = stop.send(true);
+        })
         .await;
     let _ = std::fs::remove_file(&addr_file);
     served.context("the HTTP API failed")?;
@@ -168,6 +175,10 @@ fn node_config(config: &Config, args: &RunArgs) -> anyhow::Result<NodeConfig> {
         net,
         namespaces,
         quarantine_forkers: !args.no_quarantine && file.quarantine_forkers.unwrap_or(true),
+        clock_skew_ms: args
+            .clock_skew_ms
+            .or(file.clock_skew_ms)
+            .unwrap_or(plexus_protocol::coord::DEFAULT_CLOCK_SKEW_MS),
     })
 }
 

@@ -72,6 +72,22 @@ impl Default for NetConfig {
     }
 }
 
+impl NetConfig {
+    /// Settings for nodes that share one machine (the demo, tests, benchmarks): TCP on an
+    /// ephemeral 127.0.0.1 port, no mDNS, a quick heartbeat and anti-entropy round.
+    pub fn loopback() -> NetConfig {
+        NetConfig {
+            listen: vec![default_addr("/ip4/127.0.0.1/tcp/0")],
+            external: Vec::new(),
+            bootstrap: Vec::new(),
+            mdns: false,
+            backfill_interval: Duration::from_secs(2),
+            idle_timeout: Duration::from_secs(120),
+            heartbeat: Duration::from_millis(200),
+        }
+    }
+}
+
 fn default_addr(text: &str) -> Multiaddr {
     // The literals above are valid multiaddrs; an empty address would only mean "listen on
     // nothing", never a crash.

@@ -17,7 +17,7 @@ use libp2p::gossipsub::IdentTopic;
 pub const TOPIC_VERSION: &str = "1";
 
 /// Kinds with a topic of their own (the coordination kinds and `note`).
-pub const KNOWN_KINDS: [&str; 10] = [
+pub const KNOWN_KINDS: [&str; 9] = [
     "capability",
     "capability.revoke",
     "intent",
@@ -27,7 +27,6 @@ pub const KNOWN_KINDS: [&str; 10] = [
     "constraint",
     "pattern",
     "policy",
-    "note",
 ];
 
 /// Suffix of the topic for kinds not in [`KNOWN_KINDS`].

@@ -6,7 +6,8 @@
 //!
 //! | outcome                                         | verdict | and also                      |
 //! |-------------------------------------------------|---------|-------------------------------|
-//! | oversized, malformed, wrong topic, bad signature| Reject  | rejection journal; peer score drops |
+//! | oversized, malformed, wrong topic, bad signature, unknown kind or bad body | Reject | rejection journal; peer score drops |
+//! | a claim outside the clock-skew window           | Ignore  | rejection journal (the forwarder's clock may differ) |
 //! | accepted                                        | Accept  | forwarded by gossipsub        |
 //! | valid but its predecessors are missing          | Ignore  | held pending; gap fetched from the sender |
 //! | duplicate                                       | Ignore  |                               |
@@ -19,6 +20,7 @@ use libp2p::gossipsub::{MessageAcceptance, MessageId};
 use libp2p::request_response::ResponseChannel;
 use libp2p::PeerId;
 use plexus_crypto::{verify_batch_parallel, BatchItem};
+use plexus_protocol::coord::{check_body, check_clock_skew};
 use plexus_protocol::{Entry, FeedKey, ForkProof, MAX_ENTRY_LEN};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
@@ -150,6 +152,23 @@ impl Worker {
                 header.author, header.seq
             );
             return reject(RejectReason::BadSignature, detail);
+        }
+        if let Err(error) = check_body(&entry) {
+            let detail = format!(
+                "entry seq {} of author {}: {error}",
+                header.seq, header.author
+            );
+            return reject(RejectReason::BadBody, detail);
+        }
+        if let Err(error) = check_clock_skew(&entry, now, self.shared.clock_skew_ms) {
+            // Not the forwarding peer's fault (its clock may differ from ours): no penalty.
+            let detail = format!(
+                "entry seq {} of author {}: {error}",
+                header.seq, header.author
+            );
+            self.log
+                .record_rejection(data, RejectReason::ClockSkew, detail, source, now)?;
+            return Ok(MessageAcceptance::Ignore);
         }
         let feed = FeedKey::of(&entry);
         if self.shared.is_quarantined(&feed) {

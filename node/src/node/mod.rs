@@ -16,12 +16,17 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use plexus_crypto::{AgentId, Keypair};
+use plexus_protocol::coord::{
+    check_clock_skew, parse_entry_id, Body, BodyError, ClaimView, Intent, IntentRelease,
+    IntentRenew, TaskUpdate,
+};
 use plexus_protocol::entry::check_name;
 use plexus_protocol::{Entry, FeedHead, FeedKey, ForkProof};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
 
 use crate::clock::now_ms;
+use crate::coord::Coordinator;
 use crate::net::behaviour::{build_swarm, BuildError};
 use crate::net::task::SwarmTask;
 use crate::net::{self, topics, NetConfig, NetError, NetStatus, NetworkHandle};
@@ -37,6 +42,8 @@ pub struct NodeConfig {
     /// Whether an author proven to have forked a feed is quarantined: its later entries in that
     /// namespace are neither stored nor forwarded.
     pub quarantine_forkers: bool,
+    /// The clock-skew window for live claims (see `docs/PROTOCOL.md` §9.4).
+    pub clock_skew_ms: u64,
 }
 
 /// Errors of a running node.
@@ -52,12 +59,23 @@ pub enum NodeError {
     Invalid(String),
     #[error("cannot start the node: {0}")]
     Start(String),
+    /// A body its kind does not allow (the field and the problem are named).
+    #[error(transparent)]
+    Body(#[from] BodyError),
+    /// What the request names does not exist (a claim id, a task).
+    #[error("{0}")]
+    NotFound(String),
+    /// The request is well formed but the current state forbids it (an illegal task
+    /// transition, releasing someone else's claim).
+    #[error("{0}")]
+    Conflict(String),
 }
 
 /// State shared by the node handle and the ingest worker.
 #[derive(Debug)]
 pub(crate) struct Shared {
     quarantine_forkers: bool,
+    pub(crate) clock_skew_ms: u64,
     quarantined: Mutex<HashSet<FeedKey>>,
     changes: watch::Sender<u64>,
 }
@@ -89,9 +107,15 @@ pub struct Node {
     keypair: Keypair,
     net: NetworkHandle,
     shared: Arc<Shared>,
+    coord: Arc<Coordinator>,
     task: Option<tokio::task::JoinHandle<()>>,
+    coord_task: Option<tokio::task::JoinHandle<()>>,
     worker: Option<std::thread::JoinHandle<()>>,
 }
+
+/// How often leases are re-evaluated for changes that come with time alone (expiry,
+/// `notBefore`): the delay with which a waiting agent learns that an expired lease is its.
+pub const LEASE_TICK: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// What `plexus status` shows.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -142,6 +166,7 @@ impl Node {
         let (changes, _) = watch::channel(0);
         let shared = Arc::new(Shared {
             quarantine_forkers: config.quarantine_forkers,
+            clock_skew_ms: config.clock_skew_ms,
             quarantined: Mutex::new(quarantined),
             changes,
         });
@@ -171,14 +196,129 @@ impl Node {
             .map_err(|error| {
                 NodeError::Start(format!("cannot start the ingest thread: {error}"))
             })?;
+        let coord = Arc::new(Coordinator::new(keypair.agent_id()));
+        let coord_task = tokio::spawn(drive_coordinator(
+            Arc::clone(&coord),
+            Arc::clone(&log),
+            shared.changes.subscribe(),
+        ));
         Ok(Node {
             log,
             keypair,
             net,
             shared,
+            coord,
             task: Some(task),
+            coord_task: Some(coord_task),
             worker: Some(worker),
         })
+    }
+
+    /// The coordination view and its event stream.
+    pub fn coord(&self) -> &Arc<Coordinator> {
+        &self.coord
+    }
+
+    /// Checks a body of `kind`, signs it as this agent's next entry in `namespace`, stores and
+    /// gossips it; the view includes it when this returns.
+    pub async fn publish_body(&self, namespace: &str, body: &Body) -> Result<Entry, NodeError> {
+        let kind = match body {
+            Body::Application(_) => {
+                return Err(NodeError::Invalid(
+                    "application bodies are published with Node::publish and their x- kind".into(),
+                ))
+            }
+            other => other.kind(),
+        };
+        self.publish(namespace, kind, body.encode()?).await
+    }
+
+    /// Claims a resource; returns the entry and where the claim stands now.
+    pub async fn claim(
+        &self,
+        namespace: &str,
+        intent: Intent,
+    ) -> Result<(Entry, ClaimView), NodeError> {
+        let entry = self.publish_body(namespace, &Body::Intent(intent)).await?;
+        let standing = self
+            .coord
+            .view()
+            .claim(
+                namespace,
+                &entry.id(),
+                now_ms().max(entry.header().timestamp_ms),
+            )
+            .ok_or_else(|| NodeError::Start("the new claim is missing from the view".into()))?;
+        Ok((entry, standing))
+    }
+
+    /// Renews one of this agent's claims.
+    pub async fn renew(
+        &self,
+        namespace: &str,
+        renew: IntentRenew,
+    ) -> Result<(Entry, ClaimView), NodeError> {
+        let claim = self.own_claim(namespace, &renew.claim)?;
+        let entry = self
+            .publish_body(namespace, &Body::IntentRenew(renew))
+            .await?;
+        let standing = self
+            .coord
+            .view()
+            .claim(namespace, &claim, now_ms().max(entry.header().timestamp_ms))
+            .ok_or_else(|| NodeError::Start("the renewed claim is missing from the view".into()))?;
+        Ok((entry, standing))
+    }
+
+    /// Releases one of this agent's claims.
+    pub async fn release(
+        &self,
+        namespace: &str,
+        release: IntentRelease,
+    ) -> Result<Entry, NodeError> {
+        self.own_claim(namespace, &release.claim)?;
+        self.publish_body(namespace, &Body::IntentRelease(release))
+            .await
+    }
+
+    /// Publishes a task update after checking the transition against the current view.
+    pub async fn update_task(
+        &self,
+        namespace: &str,
+        update: TaskUpdate,
+    ) -> Result<Entry, NodeError> {
+        self.coord
+            .view()
+            .check_task_update(namespace, &update.task_id, update.status.state, now_ms())
+            .map_err(|problem| {
+                NodeError::Conflict(format!(
+                    "task {:?} cannot move to {}: {problem}",
+                    update.task_id, update.status.state
+                ))
+            })?;
+        self.publish_body(namespace, &Body::Task(update)).await
+    }
+
+    fn own_claim(&self, namespace: &str, claim: &str) -> Result<plexus_crypto::Hash256, NodeError> {
+        let id = parse_entry_id(claim).ok_or_else(|| {
+            NodeError::Invalid(format!(
+                "claim {claim:?} is not an entry id: use the 64 hex digits returned when claiming"
+            ))
+        })?;
+        let (author, resource) =
+            self.coord
+                .view()
+                .claim_owner(namespace, &id)
+                .ok_or_else(|| {
+                    NodeError::NotFound(format!("no claim {claim} in namespace {namespace}"))
+                })?;
+        if author != self.agent_id() {
+            return Err(NodeError::Conflict(format!(
+                "claim {claim} on {resource} belongs to agent {author}; only its author can \
+                 renew or release it"
+            )));
+        }
+        Ok(id)
     }
 
     /// Signs and stores a new entry of this agent, then gossips it.
@@ -195,8 +335,11 @@ impl Node {
         let log = Arc::clone(&self.log);
         let keypair = self.keypair.clone();
         let (namespace_owned, kind_owned) = (namespace.to_owned(), kind.to_owned());
+        let coord = Arc::clone(&self.coord);
         let entry = tokio::task::spawn_blocking(move || {
-            log.append_own(&keypair, &namespace_owned, &kind_owned, body, now_ms())
+            let entry = log.append_own(&keypair, &namespace_owned, &kind_owned, body, now_ms())?;
+            coord.sync(&log, now_ms())?;
+            Ok::<_, StoreError>(entry)
         })
         .await
         .map_err(|error| NodeError::Start(format!("publish task failed: {error}")))??;
@@ -213,6 +356,7 @@ impl Node {
         let log = Arc::clone(&self.log);
         let shared = Arc::clone(&self.shared);
         let (outcome, bytes) = tokio::task::spawn_blocking(move || {
+            let now = now_ms();
             let outcome = match Entry::decode(&bytes) {
                 Ok(entry) if shared.is_quarantined(&FeedKey::of(&entry)) => {
                     Ok(IngestOutcome::Rejected {
@@ -223,7 +367,17 @@ impl Node {
                         ),
                     })
                 }
-                _ => log.ingest(&bytes, "local", now_ms()),
+                Ok(entry) => match check_clock_skew(&entry, now, shared.clock_skew_ms) {
+                    Err(error) => log.record_rejection(
+                        &bytes,
+                        crate::store::RejectReason::ClockSkew,
+                        error.to_string(),
+                        "local",
+                        now,
+                    ),
+                    Ok(()) => log.ingest(&bytes, "local", now),
+                },
+                Err(_) => log.ingest(&bytes, "local", now),
             };
             (outcome, bytes)
         })
@@ -348,6 +502,9 @@ impl Node {
 
     /// Stops the network task and the ingest worker, and flushes the log.
     pub async fn shutdown(mut self) -> Result<(), NodeError> {
+        if let Some(coord_task) = self.coord_task.take() {
+            coord_task.abort();
+        }
         self.net.shutdown().await;
         if let Some(task) = self.task.take() {
             let _ = task.await;
@@ -360,5 +517,33 @@ impl Node {
             .await
             .map_err(|error| NodeError::Start(format!("flush task failed: {error}")))??;
         Ok(())
+    }
+}
+
+/// Keeps the coordination view current: applies new journal entries whenever the log changes,
+/// and re-evaluates leases every [`LEASE_TICK`]. Stops when the node drops its change sender or
+/// aborts the task.
+async fn drive_coordinator(
+    coord: Arc<Coordinator>,
+    log: Arc<Log>,
+    mut changes: watch::Receiver<u64>,
+) {
+    let mut tick = tokio::time::interval(LEASE_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        let (coord_for_sync, log_for_sync) = (Arc::clone(&coord), Arc::clone(&log));
+        let synced =
+            tokio::task::spawn_blocking(move || coord_for_sync.sync(&log_for_sync, now_ms())).await;
+        if let Ok(Err(error)) = synced {
+            tracing::warn!(%error, "cannot update the coordination view from the log");
+        }
+        tokio::select! {
+            changed = changes.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+            _ = tick.tick() => coord.tick(now_ms()),
+        }
     }
 }

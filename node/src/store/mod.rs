@@ -36,6 +36,7 @@ use std::sync::Mutex;
 
 use ciborium::Value;
 use plexus_crypto::{sha256, Hash256, Keypair};
+use plexus_protocol::coord::{check_body, BodyError};
 use plexus_protocol::feed::place;
 use plexus_protocol::{cbor, Draft, Entry, EntryError, FeedHead, FeedKey, ForkProof, Placement};
 use rocksdb::{
@@ -102,6 +103,9 @@ pub enum StoreError {
     Corrupt(String),
     #[error("cannot create the entry: {0}")]
     Entry(#[from] EntryError),
+    /// The body its kind does not allow; the message names the kind, the field and the rule.
+    #[error(transparent)]
+    Body(#[from] BodyError),
 }
 
 /// What happened to an entry offered to the log.
@@ -137,6 +141,10 @@ pub enum RejectReason {
     WrongTopic,
     /// An entry by an author quarantined for forking.
     Quarantined,
+    /// An entry of an unknown kind, or whose body is not well formed for its kind.
+    BadBody,
+    /// A live claim whose timestamp is outside the node's clock-skew window.
+    ClockSkew,
 }
 
 /// One record of the rejection journal.
@@ -222,6 +230,8 @@ impl RejectReason {
             RejectReason::PendingFull => "pending-full",
             RejectReason::WrongTopic => "wrong-topic",
             RejectReason::Quarantined => "quarantined",
+            RejectReason::BadBody => "bad-body",
+            RejectReason::ClockSkew => "clock-skew",
         }
     }
 }
@@ -295,6 +305,7 @@ impl Log {
         body: Vec<u8>,
         timestamp_ms: u64,
     ) -> Result<Entry, StoreError> {
+        plexus_protocol::coord::Body::parse(kind, &body)?;
         let mut counters = self.lock_counters();
         let feed = FeedKey {
             namespace: namespace.to_owned(),
@@ -370,6 +381,10 @@ impl Log {
         source: &str,
         now_ms: u64,
     ) -> Result<IngestOutcome, StoreError> {
+        if let Err(error) = check_body(&entry) {
+            let detail = body_rejection(&entry, &error);
+            return self.record_rejection(bytes, RejectReason::BadBody, detail, source, now_ms);
+        }
         let mut counters = self.lock_counters();
         let id = entry.id();
         if self.is_stored(&id)? {
@@ -450,6 +465,7 @@ impl Log {
     ) -> Result<Vec<IngestOutcome>, StoreError> {
         let mut outcomes: Vec<Option<IngestOutcome>> = vec![None; entries.len()];
         let mut deferred: Vec<(usize, Entry)> = Vec::new();
+        let mut rejected: Vec<(usize, Vec<u8>, String)> = Vec::new();
         {
             let mut counters = self.lock_counters();
             let mut staged = counters.clone();
@@ -458,6 +474,11 @@ impl Log {
             let mut in_batch: HashSet<Hash256> = HashSet::new();
             for (index, entry) in entries.into_iter().enumerate() {
                 let id = entry.id();
+                if let Err(error) = check_body(&entry) {
+                    // Refused after the batch commits, like the other deferred entries.
+                    rejected.push((index, entry.encode(), body_rejection(&entry, &error)));
+                    continue;
+                }
                 if in_batch.contains(&id) || self.is_stored(&id)? {
                     outcomes[index] = Some(IngestOutcome::Duplicate { id });
                     continue;
@@ -490,6 +511,15 @@ impl Log {
             }
             self.commit(batch)?;
             *counters = staged;
+        }
+        for (index, bytes, detail) in rejected {
+            outcomes[index] = Some(self.record_rejection(
+                &bytes,
+                RejectReason::BadBody,
+                detail,
+                source,
+                now_ms,
+            )?);
         }
         for (index, entry) in deferred {
             let bytes = entry.encode();
@@ -982,3 +1012,12 @@ fn lock_data_dir(data_dir: &Path) -> Result<File, StoreError> {
 
 #[cfg(test)]
 mod tests;
+
+/// The rejection detail for an entry whose body its kind does not allow.
+fn body_rejection(entry: &Entry, error: &BodyError) -> String {
+    let header = entry.header();
+    format!(
+        "entry seq {} of author {} in {}: {error}",
+        header.seq, header.author, header.namespace
+    )
+}

@@ -14,8 +14,8 @@ fn foreign_chain(keypair: &Keypair, count: u64) -> Vec<Entry> {
                 seq,
                 prev: entries.last().map(Entry::id),
                 timestamp_ms: 10 + seq,
-                kind: "note".into(),
-                body: format!("entry {seq}").into_bytes(),
+                kind: "x-note".into(),
+                body: text_body(&format!("entry {seq}")),
             },
         )
         .unwrap();
@@ -39,7 +39,7 @@ fn own_appends_chain_and_survive_reopen() {
         let log = Log::open(dir.path()).unwrap();
         (0..5)
             .map(|i| {
-                log.append_own(&keypair, "ns", "note", vec![i], 100 + u64::from(i))
+                log.append_own(&keypair, "ns", "x-note", vec![i], 100 + u64::from(i))
                     .unwrap()
                     .id()
             })
@@ -53,7 +53,7 @@ fn own_appends_chain_and_survive_reopen() {
     let arrivals: Vec<u64> = log.journal(0).map(|item| item.unwrap().arrival).collect();
     assert_eq!(arrivals, vec![0, 1, 2, 3, 4]);
     // The journal continues where it stopped.
-    log.append_own(&keypair, "ns", "note", vec![9], 200)
+    log.append_own(&keypair, "ns", "x-note", vec![9], 200)
         .unwrap();
     assert_eq!(log.journal(5).next().unwrap().unwrap().arrival, 5);
 }
@@ -75,7 +75,8 @@ fn read_only_open_works_beside_a_writer_and_refuses_missing_logs() {
     let dir = tempfile::tempdir().unwrap();
     let keypair = Keypair::generate();
     let log = Log::open(dir.path()).unwrap();
-    log.append_own(&keypair, "ns", "note", vec![1], 1).unwrap();
+    log.append_own(&keypair, "ns", "x-note", vec![1], 1)
+        .unwrap();
     let reader = Log::open_read_only(dir.path()).unwrap();
     assert_eq!(reader.stats().unwrap().entries, 1);
 
@@ -181,8 +182,8 @@ fn a_fork_is_kept_as_proof_and_never_overwrites() {
             seq: 2,
             prev: Some(entries[0].id()),
             timestamp_ms: 99,
-            kind: "note".into(),
-            body: b"the other story".to_vec(),
+            kind: "x-note".into(),
+            body: text_body("the other story"),
         },
     )
     .unwrap();
@@ -258,8 +259,8 @@ fn signed(keypair: &Keypair, seq: u64, prev: Option<Hash256>, body: &[u8]) -> En
             seq,
             prev,
             timestamp_ms: 5,
-            kind: "note".into(),
-            body: body.to_vec(),
+            kind: "x-note".into(),
+            body: text_body(&String::from_utf8_lossy(body)),
         },
     )
     .unwrap()
@@ -408,4 +409,9 @@ fn pending_is_bounded_and_overflow_is_journaled() {
         log.ingest(&entries[3].encode(), "peer", 0).unwrap(),
         IngestOutcome::Accepted { .. }
     ));
+}
+
+/// A body that is the canonical CBOR of a JSON string, as every kind's body must be canonical.
+fn text_body(text: &str) -> Vec<u8> {
+    plexus_protocol::value::json_to_canonical(&serde_json::Value::String(text.to_owned())).unwrap()
 }

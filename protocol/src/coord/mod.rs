@@ -30,8 +30,8 @@ mod tests;
 use crate::entry::Entry;
 
 pub use bodies::{
-    Body, BodyError, Capability, CapabilityRevoke, Constraint, ConstraintRule, Intent,
-    IntentRelease, IntentRenew, Pattern, Skill, TaskState, TaskStatus, TaskUpdate,
+    parse_entry_id, Body, BodyError, Capability, CapabilityRevoke, Constraint, ConstraintRule,
+    Intent, IntentRelease, IntentRenew, Pattern, Skill, TaskState, TaskStatus, TaskUpdate,
 };
 pub use view::{
     CardView, ClaimStanding, ClaimView, ConstraintView, LeaseView, PatternView, Snapshot,

@@ -8,7 +8,7 @@
 //! Entries whose timestamp lies after `now` are ignored: at time T the view is what the
 //! entries published up to T say.
 //!
-//! Rules (normative text in `docs/PROTOCOL.md` §9.3):
+//! Rules (normative text in `docs/PROTOCOL.md` §9.2):
 //! - **Cards.** An author's card is its latest `capability` or `capability.revoke` by
 //!   (seq, id); it is live if that is a `capability` and `now < timestamp + ttlMs`.
 //! - **Claims.** A claim (`intent`) runs from its timestamp until `timestamp + leaseMs`. Each

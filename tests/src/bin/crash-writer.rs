@@ -17,8 +17,8 @@ fn main() -> anyhow::Result<()> {
     let mut stdout = std::io::stdout().lock();
     // Bounded so a test that forgets to kill it still ends.
     for n in 0..1_000_000u64 {
-        let body = format!("{{\"n\": {n}}}").into_bytes();
-        let entry = log.append_own(&keypair, "crash", "note", body, n)?;
+        let body = plexus_protocol::value::json_text_to_canonical(&format!("{{\"n\": {n}}}"))?;
+        let entry = log.append_own(&keypair, "crash", "x-note", body, n)?;
         writeln!(stdout, "acked {}", entry.header().seq)?;
         stdout.flush()?;
     }

@@ -1,0 +1,661 @@
+//! The API's request handlers: publishing each kind, and querying the view and the log.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use plexus_crypto::AgentId;
+use plexus_protocol::coord::view::CardQuery;
+use plexus_protocol::coord::{parse_entry_id, Body, IntentRelease, IntentRenew, TaskState};
+use plexus_protocol::entry::check_name;
+use plexus_protocol::Entry;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{ApiError, ApiState, OPENAPI};
+use crate::clock::now_ms;
+
+/// Most items one list request returns.
+const MAX_PAGE: usize = 1000;
+/// Items a list request returns when it names no limit.
+const DEFAULT_PAGE: usize = 100;
+
+/// Query parameters every namespaced route accepts.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct NamespaceQuery {
+    namespace: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AgentsQuery {
+    namespace: Option<String>,
+    skill: Option<String>,
+    tag: Option<String>,
+    q: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct LeasesQuery {
+    namespace: Option<String>,
+    resource: Option<String>,
+    holder: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct TasksQuery {
+    namespace: Option<String>,
+    state: Option<String>,
+    context: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PatternsQuery {
+    namespace: Option<String>,
+    topic: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct LogQuery {
+    namespace: Option<String>,
+    author: Option<String>,
+    kind: Option<String>,
+    after: Option<u64>,
+    limit: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct LimitQuery {
+    limit: Option<usize>,
+}
+
+/// `POST /v1/entries`: any kind, the body given as JSON.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EntryRequest {
+    kind: String,
+    body: Value,
+}
+
+type Reply = Result<Response, ApiError>;
+
+pub(super) async fn health(State(state): State<ApiState>) -> Json<Value> {
+    Json(json!({ "status": "ok", "agent_id": state.node.agent_id().to_string() }))
+}
+
+pub(super) async fn status(State(state): State<ApiState>) -> Reply {
+    Ok(Json(state.node.status().await?).into_response())
+}
+
+pub(super) async fn node_info(State(state): State<ApiState>) -> Reply {
+    let network = state
+        .node
+        .net()
+        .status()
+        .await
+        .map_err(crate::node::NodeError::from)?;
+    Ok(Json(json!({
+        "agent_id": state.node.agent_id().to_string(),
+        "peer_id": network.peer_id,
+        "version": env!("CARGO_PKG_VERSION"),
+        "namespace": &*state.namespace,
+        "namespaces": network.namespaces,
+        "listen_addrs": network.listen_addrs,
+        "entries_in_view": state.node.coord().applied(),
+    }))
+    .into_response())
+}
+
+pub(super) async fn peers(State(state): State<ApiState>) -> Reply {
+    let network = state
+        .node
+        .net()
+        .status()
+        .await
+        .map_err(crate::node::NodeError::from)?;
+    Ok(Json(json!({ "peers": network.peers })).into_response())
+}
+
+pub(super) async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
+pub(super) async fn post_capability(
+    State(state): State<ApiState>,
+    query: Result<Query<NamespaceQuery>, QueryRejection>,
+    body: Bytes,
+) -> Reply {
+    publish_kind(&state, query, "capability", &body).await
+}
+
+pub(super) async fn post_capability_revoke(
+    State(state): State<ApiState>,
+    query: Result<Query<NamespaceQuery>, QueryRejection>,
+    body: Bytes,
+) -> Reply {
+    let body = if body.is_empty() {
+        Bytes::from_static(b"{}")
+    } else {
+        body
+    };
+    publish_kind(&state, query, "capability.revoke", &body).await
+}
+
+pub(super) async fn post_constraint(
+    State(state): State<ApiState>,
+    query: Result<Query<NamespaceQuery>, QueryRejection>,
+    body: Bytes,
+) -> Reply {
+    publish_kind(&state, query, "constraint", &body).await
+}
+
+pub(super) async fn post_pattern(
+    State(state): State<ApiState>,
+    query: Result<Query<NamespaceQuery>, QueryRejection>,
+    body: Bytes,
+) -> Reply {
+    publish_kind(&state, query, "pattern", &body).await
+}
+
+pub(super) async fn post_entry(
+    State(state): State<ApiState>,
+    query: Result<Query<NamespaceQuery>, QueryRejection>,
+    body: Bytes,
+) -> Reply {
+    let namespace = namespace(&state, query?.0.namespace)?;
+    let request: EntryRequest = parse_as(&body)?;
+    check_name("kind", &request.kind).map_err(|error| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bad_field",
+            error.to_string(),
+        )
+        .with_field("kind")
+    })?;
+    match request.kind.as_str() {
+        "intent" | "intent.renew" | "intent.release" | "task" => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "use_specific_route",
+                format!(
+                    "publish {} through its own route (/v1/claims or /v1/tasks), which checks \
+                     the claim's owner or the task's transition first",
+                    request.kind
+                ),
+            )
+            .with_field("kind"))
+        }
+        _ => {}
+    }
+    let body = Body::from_json(&request.kind, request.body).map_err(with_body_prefix)?;
+    let entry = state
+        .node
+        .publish(&namespace, &request.kind, body.encode()?)
+        .await?;
+    created(json!({ "entry": entry_json(&entry) }))
+}
+
+pub(super) async fn agents(
+    State(state): State<ApiState>,
+    query: Result<Query<AgentsQuery>, QueryRejection>,
+) -> Reply {
+    let query = query?.0;
+    let namespace = namespace(&state, query.namespace)?;
+    let filter = CardQuery {
+        skill: query.skill,
+        tag: query.tag,
+        text: query.q,
+    };
+    let cards = state
+        .node
+        .coord()
+        .view()
+        .cards(&namespace, &filter, now_ms());
+    Ok(Json(json!({ "namespace": namespace, "agents": cards })).into_response())
+}
+
+pub(super) async fn post_claim(
+    State(state): State<ApiState>,
+    query: Result<Query<NamespaceQuery>, QueryRejection>,
+    body: Bytes,
+) -> Reply {
+    let namespace = namespace(&state, query?.0.namespace)?;
+    let Body::Intent(intent) = Body::from_json("intent", parse_json(&body)?)? else {
+        unreachable_kind()?
+    };
+    let (entry, claim) = state.node.claim(&namespace, intent).await?;
+    created(json!({ "entry": entry_json(&entry), "claim": claim }))
+}
+
+pub(super) async fn get_claim(
+    State(state): State<ApiState>,
+    Path(claim_id): Path<String>,
+    query: Result<Query<NamespaceQuery>, QueryRejection>,
+) -> Reply {
+    let namespace = namespace(&state, query?.0.namespace)?;
+    let id = claim_id_of(&claim_id)?;
+    let claim = state
+        .node
+        .coord()
+        .view()
+        .claim(&namespace, &id, now_ms())
+        .ok_or_else(|| no_claim(&claim_id, &namespace))?;
+    Ok(Json(claim).into_response())
+}
+
+pub(super) async fn post_renew(
+    State(state): State<ApiState>,
+    Path(claim_id): Path<String>,
+    query: Result<Query<NamespaceQuery>, QueryRejection>,
+    body: Bytes,
+) -> Reply {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    struct RenewRequest {
+        lease_ms: u64,
+    }
+    let namespace = namespace(&state, query?.0.namespace)?;
+    claim_id_of(&claim_id)?;
+    let request: RenewRequest = parse_as(&body)?;
+    let renew = IntentRenew {
+        claim: claim_id,
+        lease_ms: request.lease_ms,
+    };
+    // Check the body before looking the claim up, so a bad lease is a 422 either way.
+    Body::from_json(
+        "intent.renew",
+        serde_json::to_value(&renew).unwrap_or_default(),
+    )?;
+    let (entry, claim) = state.node.renew(&namespace, renew).await?;
+    created(json!({ "entry": entry_json(&entry), "claim": claim }))
+}
+
+pub(super) async fn post_release(
+    State(state): State<ApiState>,
+    Path(claim_id): Path<String>,
+    query: Result<Query<NamespaceQuery>, QueryRejection>,
+) -> Reply {
+    let namespace = namespace(&state, query?.0.namespace)?;
+    claim_id_of(&claim_id)?;
+    let entry = state
+        .node
+        .release(&namespace, IntentRelease { claim: claim_id })
+        .await?;
+    created(json!({ "entry": entry_json(&entry) }))
+}
+
+pub(super) async fn leases(
+    State(state): State<ApiState>,
+    query: Result<Query<LeasesQuery>, QueryRejection>,
+) -> Reply {
+    let query = query?.0;
+    let namespace = namespace(&state, query.namespace)?;
+    let holder = match &query.holder {
+        Some(holder) => Some(holder.parse::<AgentId>().map_err(|error| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_query",
+                format!("holder: {error}"),
+            )
+            .with_field("holder")
+        })?),
+        None => None,
+    };
+    let now = now_ms();
+    let view = state.node.coord().view();
+    let mut leases = match &query.resource {
+        Some(resource) => vec![view.lease(&namespace, resource, now)],
+        None => view.leases(&namespace, now),
+    };
+    drop(view);
+    if let Some(holder) = holder {
+        let holder = holder.to_string();
+        leases.retain(|lease| lease.holders.iter().any(|claim| claim.author == holder));
+    }
+    Ok(Json(json!({ "namespace": namespace, "at_ms": now, "leases": leases })).into_response())
+}
+
+pub(super) async fn post_task(
+    State(state): State<ApiState>,
+    query: Result<Query<NamespaceQuery>, QueryRejection>,
+    body: Bytes,
+) -> Reply {
+    let namespace = namespace(&state, query?.0.namespace)?;
+    let Body::Task(update) = Body::from_json("task", parse_json(&body)?)? else {
+        unreachable_kind()?
+    };
+    let task_id = update.task_id.clone();
+    let entry = state.node.update_task(&namespace, update).await?;
+    let task = state.node.coord().view().task(
+        &namespace,
+        &task_id,
+        now_ms().max(entry.header().timestamp_ms),
+    );
+    created(json!({ "entry": entry_json(&entry), "task": task }))
+}
+
+pub(super) async fn tasks(
+    State(state): State<ApiState>,
+    query: Result<Query<TasksQuery>, QueryRejection>,
+) -> Reply {
+    let query = query?.0;
+    let namespace = namespace(&state, query.namespace)?;
+    let wanted_state = match &query.state {
+        Some(text) => Some(text.parse::<TaskState>().map_err(|problem| {
+            ApiError::new(StatusCode::BAD_REQUEST, "bad_query", problem).with_field("state")
+        })?),
+        None => None,
+    };
+    let mut tasks = state.node.coord().view().tasks(&namespace, now_ms());
+    tasks.retain(|task| {
+        wanted_state.is_none_or(|wanted| task.state == wanted)
+            && query
+                .context
+                .as_ref()
+                .is_none_or(|context| &task.context_id == context)
+    });
+    Ok(Json(json!({ "namespace": namespace, "tasks": tasks })).into_response())
+}
+
+pub(super) async fn get_task(
+    State(state): State<ApiState>,
+    Path(task_id): Path<String>,
+    query: Result<Query<NamespaceQuery>, QueryRejection>,
+) -> Reply {
+    let namespace = namespace(&state, query?.0.namespace)?;
+    let task = state
+        .node
+        .coord()
+        .view()
+        .task(&namespace, &task_id, now_ms())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no task {task_id:?} in namespace {namespace}"),
+            )
+        })?;
+    Ok(Json(task).into_response())
+}
+
+pub(super) async fn constraints(
+    State(state): State<ApiState>,
+    query: Result<Query<NamespaceQuery>, QueryRejection>,
+) -> Reply {
+    let namespace = namespace(&state, query?.0.namespace)?;
+    let constraints = state.node.coord().view().constraints(&namespace, now_ms());
+    Ok(Json(json!({ "namespace": namespace, "constraints": constraints })).into_response())
+}
+
+pub(super) async fn patterns(
+    State(state): State<ApiState>,
+    query: Result<Query<PatternsQuery>, QueryRejection>,
+) -> Reply {
+    let query = query?.0;
+    let namespace = namespace(&state, query.namespace)?;
+    let patterns = state
+        .node
+        .coord()
+        .view()
+        .patterns(&namespace, query.topic.as_deref(), now_ms());
+    Ok(Json(json!({ "namespace": namespace, "patterns": patterns })).into_response())
+}
+
+/// `GET /v1/log`: stored entries in this node's arrival order, paged by arrival number.
+pub(super) async fn log(
+    State(state): State<ApiState>,
+    query: Result<Query<LogQuery>, QueryRejection>,
+) -> Reply {
+    let query = query?.0;
+    if let Some(namespace) = &query.namespace {
+        check_namespace(namespace)?;
+    }
+    let author = match &query.author {
+        Some(author) => Some(author.parse::<AgentId>().map_err(|error| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_query",
+                format!("author: {error}"),
+            )
+            .with_field("author")
+        })?),
+        None => None,
+    };
+    let limit = page_limit(query.limit)?;
+    let log = Arc::clone(state.node.log());
+    let from = query.after.map_or(0, |after| after.saturating_add(1));
+    let page =
+        tokio::task::spawn_blocking(move || -> Result<(Vec<Value>, Option<u64>), ApiError> {
+            let mut entries = Vec::new();
+            let mut last = None;
+            for item in log.journal(from) {
+                let item = item.map_err(|error| {
+                    ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "unavailable",
+                        error.to_string(),
+                    )
+                })?;
+                last = Some(item.arrival);
+                let header = item.entry.header();
+                let wanted = query
+                    .namespace
+                    .as_ref()
+                    .is_none_or(|ns| &header.namespace == ns)
+                    && author.is_none_or(|author| header.author == author)
+                    && query.kind.as_ref().is_none_or(|kind| &header.kind == kind);
+                if wanted {
+                    let mut value = entry_json(&item.entry);
+                    value["arrival"] = json!(item.arrival);
+                    value["body"] = item
+                        .entry
+                        .body()
+                        .and_then(|bytes| plexus_protocol::value::canonical_to_json(bytes).ok())
+                        .unwrap_or(Value::Null);
+                    entries.push(value);
+                    if entries.len() == limit {
+                        break;
+                    }
+                }
+            }
+            Ok((entries, last))
+        })
+        .await
+        .map_err(|error| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                error.to_string(),
+            )
+        })??;
+    let (entries, last) = page;
+    Ok(Json(json!({ "entries": entries, "last_arrival": last })).into_response())
+}
+
+/// `GET /v1/rejections`: the newest records of the rejection journal, newest last.
+pub(super) async fn rejections(
+    State(state): State<ApiState>,
+    query: Result<Query<LimitQuery>, QueryRejection>,
+) -> Reply {
+    let limit = page_limit(query?.0.limit)?;
+    let log = Arc::clone(state.node.log());
+    let records = tokio::task::spawn_blocking(move || log.rejections())
+        .await
+        .map_err(|error| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                error.to_string(),
+            )
+        })?
+        .map_err(|error| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                error.to_string(),
+            )
+        })?;
+    let skip = records.len().saturating_sub(limit);
+    let records: Vec<Value> = records
+        .into_iter()
+        .skip(skip)
+        .map(|record| {
+            json!({
+                "counter": record.counter,
+                "time_ms": record.time_ms,
+                "reason": record.reason,
+                "detail": record.detail,
+                "input_hash": record.input_hash.to_string(),
+                "input_len": record.input_len,
+                "source": record.source,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "rejections": records })).into_response())
+}
+
+/// The JSON summary of a stored entry.
+pub(super) fn entry_json(entry: &Entry) -> Value {
+    let header = entry.header();
+    json!({
+        "entry_id": entry.id().to_string(),
+        "namespace": header.namespace,
+        "author": header.author.to_string(),
+        "seq": header.seq,
+        "kind": header.kind,
+        "timestamp_ms": header.timestamp_ms,
+    })
+}
+
+pub(super) fn namespace(state: &ApiState, requested: Option<String>) -> Result<String, ApiError> {
+    let namespace = requested.unwrap_or_else(|| state.namespace.to_string());
+    check_namespace(&namespace)?;
+    Ok(namespace)
+}
+
+fn check_namespace(namespace: &str) -> Result<(), ApiError> {
+    check_name("namespace", namespace).map_err(|error| {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_query", error.to_string())
+            .with_field("namespace")
+    })
+}
+
+fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
+    match limit.unwrap_or(DEFAULT_PAGE) {
+        0 => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_query",
+            "limit must be at least 1",
+        )
+        .with_field("limit")),
+        n if n > MAX_PAGE => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_query",
+            format!("limit must be at most {MAX_PAGE}; page with `after`"),
+        )
+        .with_field("limit")),
+        n => Ok(n),
+    }
+}
+
+async fn publish_kind(
+    state: &ApiState,
+    query: Result<Query<NamespaceQuery>, QueryRejection>,
+    kind: &str,
+    body: &[u8],
+) -> Reply {
+    let namespace = namespace(state, query?.0.namespace)?;
+    let body = Body::from_json(kind, parse_json(body)?)?;
+    let entry = state.node.publish_body(&namespace, &body).await?;
+    created(json!({ "entry": entry_json(&entry) }))
+}
+
+fn created(value: Value) -> Reply {
+    Ok((StatusCode::CREATED, Json(value)).into_response())
+}
+
+fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
+    if body.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_json",
+            "the request has no body: send a JSON object (Content-Type: application/json)",
+        ));
+    }
+    serde_json::from_slice(body).map_err(|error| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_json",
+            format!("the request body is not valid JSON: {error}"),
+        )
+    })
+}
+
+fn parse_as<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let value = parse_json(body)?;
+    serde_json::from_value(value).map_err(|error| {
+        let message = error.to_string();
+        let field = message.split('`').nth(1).map(str::to_owned);
+        let error = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad_body", message);
+        match field {
+            Some(field) => error.with_field(field),
+            None => error,
+        }
+    })
+}
+
+fn with_body_prefix(error: plexus_protocol::coord::BodyError) -> ApiError {
+    let mut api: ApiError = error.into();
+    api.field = api.field.map(|field| format!("body.{field}"));
+    api
+}
+
+fn claim_id_of(text: &str) -> Result<plexus_crypto::Hash256, ApiError> {
+    parse_entry_id(text).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_claim_id",
+            format!("{text:?} is not a claim id: use the 64 lowercase hex digits returned when claiming"),
+        )
+        .with_field("claim_id")
+    })
+}
+
+fn no_claim(claim_id: &str, namespace: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no claim {claim_id} in namespace {namespace}"),
+    )
+}
+
+/// `Body::from_json(kind)` returns the variant of `kind`; this arm cannot be reached.
+fn unreachable_kind<T>() -> Result<T, ApiError> {
+    Err(ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "the body parsed as another kind",
+    ))
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> ApiError {
+        let message = rejection.body_text();
+        let field = message.split('`').nth(1).map(str::to_owned);
+        let error = ApiError::new(StatusCode::BAD_REQUEST, "bad_query", message);
+        match field {
+            Some(field) => error.with_field(field),
+            None => error,
+        }
+    }
+}

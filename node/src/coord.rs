@@ -1,0 +1,345 @@
+//! The node's coordination view: the protocol's fold ([`plexus_protocol::coord::View`]) kept
+//! current from the log's journal, and the change events the API streams.
+//!
+//! The journal lists every stored entry once, in local arrival order, so following it with a
+//! cursor sees every entry whichever path stored it (own publish, gossip, backfill, release
+//! from pending). [`Coordinator::sync`] applies new journal entries; [`Coordinator::tick`]
+//! re-evaluates leases as time passes (expiry, `notBefore`). Both compare each touched lease
+//! with what it was and emit events:
+//!
+//! | event          | when                                                              |
+//! |----------------|-------------------------------------------------------------------|
+//! | `entry`        | an entry was stored (any kind)                                    |
+//! | `lease`        | a resource's holders changed                                      |
+//! | `task`         | a task entry was stored; carries the task's resulting state       |
+//! | `claim.won`    | one of this agent's claims now holds its lease                    |
+//! | `claim.lost`   | one of this agent's live claims does not hold: it lost the race,  |
+//! |                | or an earlier claim learned late (after a partition) displaced it |
+//! | `claim.ended`  | one of this agent's claims expired or was released                |
+//!
+//! Events are numbered and sent on a bounded broadcast channel; a subscriber that falls more
+//! than [`EVENT_BUFFER`] behind is told how many it missed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use plexus_crypto::{AgentId, Hash256};
+use plexus_protocol::coord::{ClaimStanding, ClaimView, LeaseView, View};
+use plexus_protocol::Entry;
+use serde::Serialize;
+use tokio::sync::broadcast;
+
+use crate::store::{Log, StoreError};
+
+/// Events kept for slow subscribers before they are told they missed some. At a few hundred
+/// bytes each this bounds the buffer to a few MiB.
+pub const EVENT_BUFFER: usize = 4096;
+
+/// Journal entries applied per lock hold, so queries are not starved during a long catch-up.
+const SYNC_CHUNK: usize = 1024;
+
+/// One change, as the event stream sends it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    /// Increases by one per event on this node.
+    pub id: u64,
+    /// `entry`, `lease`, `task`, `claim.won`, `claim.lost` or `claim.ended`.
+    #[serde(rename = "type")]
+    pub event_type: &'static str,
+    pub namespace: String,
+    /// The entry's kind, for `entry` events.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub task_id: Option<String>,
+    pub time_ms: u64,
+    pub data: serde_json::Value,
+}
+
+/// The view, its journal cursor and the event sender.
+#[derive(Debug)]
+pub struct Coordinator {
+    agent: AgentId,
+    state: Mutex<State>,
+    events: broadcast::Sender<Arc<Event>>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    view: View,
+    next_arrival: u64,
+    next_event: u64,
+    /// Holder claim ids per (namespace, resource), as last reported.
+    holders: BTreeMap<(String, String), Vec<String>>,
+    /// This agent's live claims and their last reported standing.
+    standings: BTreeMap<(String, String), ClaimStanding>,
+}
+
+/// Read access to the view while the lock is held.
+#[derive(Debug)]
+pub struct ViewGuard<'a>(MutexGuard<'a, State>);
+
+impl std::ops::Deref for ViewGuard<'_> {
+    type Target = View;
+
+    fn deref(&self) -> &View {
+        &self.0.view
+    }
+}
+
+impl Coordinator {
+    /// An empty coordinator for `agent`; call [`Coordinator::sync`] to load the log.
+    pub fn new(agent: AgentId) -> Coordinator {
+        let (events, _) = broadcast::channel(EVENT_BUFFER);
+        Coordinator {
+            agent,
+            state: Mutex::new(State::default()),
+            events,
+        }
+    }
+
+    /// The view, locked for reading. Hold it briefly: ingest waits for it.
+    pub fn view(&self) -> ViewGuard<'_> {
+        ViewGuard(self.lock())
+    }
+
+    /// A receiver of every event from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
+        self.events.subscribe()
+    }
+
+    /// Applies journal entries not seen yet, then re-evaluates the leases they touched.
+    /// Returns how many entries were applied.
+    pub fn sync(&self, log: &Log, now_ms: u64) -> Result<u64, StoreError> {
+        let mut applied = 0u64;
+        loop {
+            let mut state = self.lock();
+            let from = state.next_arrival;
+            let mut touched = BTreeSet::new();
+            let mut count = 0usize;
+            for item in log.journal(from).take(SYNC_CHUNK) {
+                let item = item?;
+                state.next_arrival = item.arrival + 1;
+                count += 1;
+                self.apply(&mut state, &item.entry, now_ms, &mut touched);
+            }
+            applied += count as u64;
+            self.reevaluate(&mut state, touched, now_ms);
+            if count < SYNC_CHUNK {
+                return Ok(applied);
+            }
+        }
+    }
+
+    /// Re-evaluates every lease at `now_ms`, for changes that come with time alone.
+    pub fn tick(&self, now_ms: u64) {
+        let mut state = self.lock();
+        let mut resources: BTreeSet<(String, String)> = state.holders.keys().cloned().collect();
+        for namespace in state.view.namespaces() {
+            for lease in state.view.leases(&namespace, now_ms) {
+                resources.insert((namespace.clone(), lease.resource));
+            }
+        }
+        let standing_resources: Vec<(String, String)> = state
+            .standings
+            .keys()
+            .filter_map(|(namespace, claim)| {
+                let id: Hash256 = claim.parse().ok()?;
+                let (_, resource) = state.view.claim_owner(namespace, &id)?;
+                Some((namespace.clone(), resource))
+            })
+            .collect();
+        resources.extend(standing_resources);
+        self.reevaluate(&mut state, resources, now_ms);
+    }
+
+    /// Entries applied so far (the journal cursor).
+    pub fn applied(&self) -> u64 {
+        self.lock().next_arrival
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn apply(
+        &self,
+        state: &mut State,
+        entry: &Entry,
+        now_ms: u64,
+        touched: &mut BTreeSet<(String, String)>,
+    ) {
+        let header = entry.header();
+        let applied = state.view.apply(entry);
+        let body = entry
+            .body()
+            .and_then(|bytes| plexus_protocol::value::canonical_to_json(bytes).ok())
+            .unwrap_or(serde_json::Value::Null);
+        let resource = applied.as_ref().and_then(|a| a.resource.clone());
+        let task_id = applied.as_ref().and_then(|a| a.task_id.clone());
+        self.emit(
+            state,
+            Event {
+                id: 0,
+                event_type: "entry",
+                namespace: header.namespace.clone(),
+                kind: Some(header.kind.clone()),
+                resource: resource.clone(),
+                task_id: task_id.clone(),
+                time_ms: now_ms,
+                data: serde_json::json!({
+                    "entry_id": entry.id().to_string(),
+                    "author": header.author.to_string(),
+                    "seq": header.seq,
+                    "timestamp_ms": header.timestamp_ms,
+                    "body": body,
+                }),
+            },
+        );
+        let Some(applied) = applied else { return };
+        if let Some(resource) = resource {
+            if header.kind == "constraint" {
+                // A constraint on a prefix touches every resource it covers.
+                for lease in state.view.leases(&header.namespace, now_ms) {
+                    if plexus_protocol::coord::view::resource_matches(&resource, &lease.resource) {
+                        touched.insert((header.namespace.clone(), lease.resource));
+                    }
+                }
+            } else {
+                touched.insert((header.namespace.clone(), resource));
+            }
+        }
+        if let Some(task_id) = task_id {
+            let task = state.view.task(&applied.namespace, &task_id, now_ms);
+            self.emit(
+                state,
+                Event {
+                    id: 0,
+                    event_type: "task",
+                    namespace: applied.namespace.clone(),
+                    kind: None,
+                    resource: None,
+                    task_id: Some(task_id),
+                    time_ms: now_ms,
+                    data: serde_json::to_value(task).unwrap_or_default(),
+                },
+            );
+        }
+    }
+
+    /// Compares each resource's lease with what was last reported and emits the differences.
+    fn reevaluate(&self, state: &mut State, resources: BTreeSet<(String, String)>, now_ms: u64) {
+        let me = self.agent.to_string();
+        for (namespace, resource) in resources {
+            let lease = state.view.lease(&namespace, &resource, now_ms);
+            let holders: Vec<String> = lease.holders.iter().map(|c| c.claim_id.clone()).collect();
+            let key = (namespace.clone(), resource.clone());
+            let before = state.holders.get(&key).cloned().unwrap_or_default();
+            if holders != before {
+                self.emit(
+                    state,
+                    Event {
+                        id: 0,
+                        event_type: "lease",
+                        namespace: namespace.clone(),
+                        kind: None,
+                        resource: Some(resource.clone()),
+                        task_id: None,
+                        time_ms: now_ms,
+                        data: serde_json::to_value(&lease).unwrap_or_default(),
+                    },
+                );
+                if holders.is_empty() {
+                    state.holders.remove(&key);
+                } else {
+                    state.holders.insert(key, holders);
+                }
+            }
+            let mine: Vec<&ClaimView> = lease
+                .holders
+                .iter()
+                .chain(&lease.waiting)
+                .chain(&lease.excluded)
+                .filter(|claim| claim.author == me)
+                .collect();
+            let mut seen = BTreeSet::new();
+            for claim in mine {
+                seen.insert(claim.claim_id.clone());
+                let key = (namespace.clone(), claim.claim_id.clone());
+                let before = state.standings.insert(key, claim.standing);
+                let holding_now = claim.standing == ClaimStanding::Holding;
+                let holding_before = before == Some(ClaimStanding::Holding);
+                let event_type = match (before, holding_now) {
+                    (_, true) if !holding_before => Some("claim.won"),
+                    (None, false) => Some("claim.lost"),
+                    (Some(_), false) if holding_before => Some("claim.lost"),
+                    _ => None,
+                };
+                if let Some(event_type) = event_type {
+                    self.emit_claim(state, event_type, &namespace, claim, &lease, now_ms);
+                }
+            }
+            // Claims of ours on this resource that are no longer live have ended.
+            let ended: Vec<String> = state
+                .standings
+                .keys()
+                .filter(|(ns, claim)| ns == &namespace && !seen.contains(claim))
+                .filter(|(ns, claim)| {
+                    claim.parse::<Hash256>().ok().is_some_and(|id| {
+                        state
+                            .view
+                            .claim_owner(ns, &id)
+                            .is_some_and(|(_, r)| r == resource)
+                    })
+                })
+                .map(|(_, claim)| claim.clone())
+                .collect();
+            for claim_id in ended {
+                state
+                    .standings
+                    .remove(&(namespace.clone(), claim_id.clone()));
+                let Ok(id) = claim_id.parse::<Hash256>() else {
+                    continue;
+                };
+                if let Some(claim) = state.view.claim(&namespace, &id, now_ms) {
+                    self.emit_claim(state, "claim.ended", &namespace, &claim, &lease, now_ms);
+                }
+            }
+        }
+    }
+
+    fn emit_claim(
+        &self,
+        state: &mut State,
+        event_type: &'static str,
+        namespace: &str,
+        claim: &ClaimView,
+        lease: &LeaseView,
+        now_ms: u64,
+    ) {
+        self.emit(
+            state,
+            Event {
+                id: 0,
+                event_type,
+                namespace: namespace.to_owned(),
+                kind: None,
+                resource: Some(claim.resource.clone()),
+                task_id: None,
+                time_ms: now_ms,
+                data: serde_json::json!({ "claim": claim, "holders": lease.holders }),
+            },
+        );
+    }
+
+    fn emit(&self, state: &mut State, mut event: Event) {
+        event.id = state.next_event;
+        state.next_event += 1;
+        // No subscriber is not an error: events are for whoever listens.
+        let _ = self.events.send(Arc::new(event));
+    }
+}
