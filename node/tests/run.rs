@@ -138,6 +138,61 @@ fn three_processes_find_each_other_and_exchange_entries() {
         );
     }
 
+    // Coordination through the CLI, across processes: a claim made on one node holds on
+    // another, only its author may release it, and task rules are enforced with exit code 4.
+    let (second, third) = (&processes[1], &processes[2]);
+    let claimed: serde_json::Value = serde_json::from_str(&ok(
+        &second.data_dir,
+        &second.config,
+        &["claim", "printer", "--lease", "5m", "--json"],
+    ))
+    .unwrap();
+    assert_eq!(claimed["claim"]["standing"], "holding", "{claimed}");
+    let claim_id = claimed["claim"]["claim_id"].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let leases: serde_json::Value = serde_json::from_str(&ok(
+            &third.data_dir,
+            &third.config,
+            &["leases", "--resource", "printer", "--json"],
+        ))
+        .unwrap();
+        if leases["leases"][0]["holders"][0]["claim_id"] == claim_id.as_str() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the claim never reached the third node: {leases}"
+        );
+    }
+    let refused = plexus(&third.data_dir, &third.config, &["release", &claim_id]);
+    assert_eq!(refused.status.code(), Some(4));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("only its author"),
+        "{refused:?}"
+    );
+    ok(
+        &third.data_dir,
+        &third.config,
+        &["task", "T-9", "--state", "working"],
+    );
+    ok(
+        &third.data_dir,
+        &third.config,
+        &["task", "T-9", "--state", "completed"],
+    );
+    let reopened = plexus(
+        &third.data_dir,
+        &third.config,
+        &["task", "T-9", "--state", "working"],
+    );
+    assert_eq!(reopened.status.code(), Some(4));
+    assert!(
+        String::from_utf8_lossy(&reopened.stderr).contains("terminal state"),
+        "{reopened:?}"
+    );
+    ok(&second.data_dir, &second.config, &["release", &claim_id]);
+
     for mut process in processes {
         let pid = process.child.id().to_string();
         assert!(Command::new("kill")
@@ -159,7 +214,10 @@ fn three_processes_find_each_other_and_exchange_entries() {
             &process.config,
             &["audit", "verify", process.data_dir.to_str().unwrap()],
         );
-        assert!(verify.contains("6 entries in 3 feeds"), "{verify}");
+        assert!(
+            verify.contains("in 3 feeds") && verify.contains("VERIFIED"),
+            "{verify}"
+        );
         // A stopped node has no API address left behind.
         assert!(!process.data_dir.join("api.addr").exists());
     }
