@@ -192,6 +192,16 @@ fn three_processes_find_each_other_and_exchange_entries() {
         "{reopened:?}"
     );
     ok(&second.data_dir, &second.config, &["release", &claim_id]);
+    // While the node runs, `publish` goes through it instead of failing on the held directory.
+    let published = ok(
+        &second.data_dir,
+        &second.config,
+        &["publish", "--kind", "x-note", "--body", "{}"],
+    );
+    assert!(
+        published.contains("through the running node"),
+        "{published}"
+    );
 
     for mut process in processes {
         let pid = process.child.id().to_string();

@@ -768,10 +768,15 @@ fn print_leases(leases: &Value) {
 }
 
 fn print_task(task: &Value) {
+    let context = text(&task["context_id"]);
+    let context = if context.is_empty() {
+        String::new()
+    } else {
+        format!(" (context {context})")
+    };
     println!(
-        "task {} ({}) is {}",
+        "task {}{context} is {}",
         text(&task["task_id"]),
-        text(&task["context_id"]),
         text(&task["state"])
     );
     for item in task["history"].as_array().into_iter().flatten() {

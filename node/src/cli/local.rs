@@ -9,6 +9,7 @@ use plexus_protocol::entry::check_name;
 use plexus_protocol::{value, Entry};
 
 use super::{InitArgs, LogArgs, PublishArgs};
+use crate::client::{ApiClient, ClientError};
 use crate::clock::now_ms;
 use crate::config::{self, Config, ConfigFile, PathOverrides};
 use crate::store::Log;
@@ -63,11 +64,28 @@ pub fn id(config: &Config) -> anyhow::Result<ExitCode> {
 }
 
 pub fn publish(config: &Config, args: PublishArgs) -> anyhow::Result<ExitCode> {
-    let namespace = args.namespace.unwrap_or_else(|| config.namespace.clone());
+    let namespace = args
+        .namespace
+        .clone()
+        .unwrap_or_else(|| config.namespace.clone());
     check_name("namespace", &namespace)?;
     check_name("kind", &args.kind)?;
     let body = value::json_text_to_canonical(&args.body)
         .with_context(|| "--body must be one JSON value, for example '{\"text\": \"hello\"}'")?;
+    if let Some(answer) = publish_through_node(config, &namespace, &args)? {
+        if args.json {
+            println!("{answer}");
+        } else {
+            println!(
+                "published {} seq {} in {} through the running node: id {}",
+                args.kind,
+                answer["seq"],
+                namespace,
+                answer["entry_id"].as_str().unwrap_or_default()
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let keypair = config::load_key_file(&config.key_path())?;
     let log = Log::open(&config.data_dir)?;
     let entry = log.append_own(&keypair, &namespace, &args.kind, body, now_ms())?;
@@ -84,6 +102,34 @@ pub fn publish(config: &Config, args: PublishArgs) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// While `plexus run` holds the data directory, publishing goes through its API, so the entry
+/// is also gossiped. Returns `None` when no node is running (then the log is written
+/// directly); a node that left a stale address file behind counts as not running.
+fn publish_through_node(
+    config: &Config,
+    namespace: &str,
+    args: &PublishArgs,
+) -> anyhow::Result<Option<serde_json::Value>> {
+    if !config.data_dir.join(config::API_ADDR_FILE).exists() {
+        return Ok(None);
+    }
+    let client = ApiClient::for_data_dir(&config.data_dir)?;
+    let body: serde_json::Value = serde_json::from_str(&args.body)?;
+    let request = serde_json::json!({ "kind": args.kind, "body": body });
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    match runtime.block_on(client.post(&format!("/v1/entries?namespace={namespace}"), &request)) {
+        Ok(answer) => Ok(Some(answer["entry"].clone())),
+        Err(ClientError::Connect { .. }) => Ok(None),
+        Err(ClientError::Status { message, field, .. }) => {
+            let field = field.map(|f| format!(" (field `{f}`)")).unwrap_or_default();
+            bail!("the running node refused the entry{field}: {message}")
+        }
+        Err(other) => Err(other.into()),
+    }
 }
 
 pub fn log(config: &Config, args: LogArgs) -> anyhow::Result<ExitCode> {

@@ -118,7 +118,8 @@ pub struct InitArgs {
 
 #[derive(Debug, Args)]
 pub struct PublishArgs {
-    /// Entry kind, for example `note` (lowercase letters, digits, '.', '_', '-')
+    /// Entry kind: a coordination kind (`capability`, `intent`, `task`, ...) or an application
+    /// kind starting with `x-`, such as `x-note`
     #[arg(long)]
     pub kind: String,
     /// Body as JSON text; stored in canonical form, so key order does not matter
