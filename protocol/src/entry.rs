@@ -14,13 +14,19 @@
 //! the body either: a feed whose bodies were pruned still verifies and keeps its ids.
 //!
 //! Decoding is strict. The size cap is checked before any parsing; the bytes must be canonical
-//! CBOR (decode, re-encode, compare); every field is checked for type and range, and a present
-//! body must match the signed hash and length. Signature verification is a separate step
-//! ([`Entry::verify_signature`]) so that audit and backfill can verify many entries in a batch.
+//! CBOR; every field is checked for type and range, and a present body must match the signed
+//! hash and length. Two decoders share these rules: a hand-written one for the fixed layout
+//! (`fast.rs`), which checks canonical form while parsing and only ever accepts, and the
+//! reference decoder (decode through `ciborium::Value`, re-encode, compare), which runs
+//! whenever the fast one gives up and so produces every error.
+//!
+//! Signature verification is a separate step ([`Entry::verify_signature`]) so that audit and
+//! backfill can verify many entries in a batch.
 
 use ciborium::Value;
 use plexus_crypto::{
-    sha256, AgentId, Hash256, Keypair, Signature, HASH_LEN, PUBLIC_KEY_LEN, SIGNATURE_LEN,
+    sha256, AgentId, AgentIdCache, Hash256, Keypair, Signature, HASH_LEN, PUBLIC_KEY_LEN,
+    SIGNATURE_LEN,
 };
 
 use crate::cbor::{self, CborError};
@@ -164,6 +170,28 @@ impl Entry {
     /// returned as a separate error beside the (body-less) entry, so an auditor can still
     /// locate it by author and seq and check its signature and chain.
     pub fn decode_keeping_header(bytes: &[u8]) -> Result<(Entry, Option<EntryError>), EntryError> {
+        match fast::decode(bytes, None) {
+            Some(entry) => Ok((entry, None)),
+            None => Entry::decode_reference(bytes),
+        }
+    }
+
+    /// Like [`Entry::decode_keeping_header`], with author keys parsed through `cache`: when
+    /// many entries by a few authors are decoded (an audit), each key is decompressed once.
+    pub fn decode_keeping_header_cached(
+        bytes: &[u8],
+        cache: &mut AgentIdCache,
+    ) -> Result<(Entry, Option<EntryError>), EntryError> {
+        match fast::decode(bytes, Some(cache)) {
+            Some(entry) => Ok((entry, None)),
+            None => Entry::decode_reference(bytes),
+        }
+    }
+
+    /// The reference decoder: decode through `ciborium::Value`, re-encode, compare, then check
+    /// each field. Every error comes from here (the fast path only accepts), and the property
+    /// tests hold the fast path to the same verdicts.
+    fn decode_reference(bytes: &[u8]) -> Result<(Entry, Option<EntryError>), EntryError> {
         if bytes.len() > MAX_ENTRY_LEN {
             return Err(EntryError::TooLarge {
                 len: bytes.len(),
@@ -548,5 +576,6 @@ fn write_bytes_head(out: &mut Vec<u8>, len: u64) {
     }
 }
 
+mod fast;
 #[cfg(test)]
 mod tests;

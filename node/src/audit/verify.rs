@@ -19,7 +19,9 @@ use std::io::Read;
 use std::path::Path;
 use std::time::Instant;
 
-use plexus_crypto::{verify_batch_with_fallback, AgentId, BatchItem, Hash256, Sha256Stream};
+use plexus_crypto::{
+    verify_batch_with_fallback, AgentId, AgentIdCache, BatchItem, Hash256, Sha256Stream,
+};
 use plexus_protocol::cbor;
 use plexus_protocol::export::{classify, ExportHeader, ExportTrailer, ItemKind, MAX_FRAME_LEN};
 use plexus_protocol::{ChainEvent, ChainTracker, Entry, EntryError, FeedKey, MAX_ENTRY_LEN};
@@ -679,10 +681,12 @@ impl<'a> Auditor<'a> {
 /// Decodes a chunk of entries and verifies their signatures in one batch.
 fn check_chunk(chunk: &[(Option<u64>, &[u8])]) -> Vec<Checked> {
     type Decoded = (Entry, Option<EntryError>, Vec<u8>);
+    // An export groups entries by feed, so nearly every author key in a chunk is a repeat.
+    let mut author_keys = AgentIdCache::new();
     let decoded: Vec<Result<Decoded, (EntryError, &[u8])>> = chunk
         .iter()
         .map(|(_, bytes)| {
-            Entry::decode_keeping_header(bytes)
+            Entry::decode_keeping_header_cached(bytes, &mut author_keys)
                 .map(|(entry, body_error)| {
                     let input = entry.signing_input();
                     (entry, body_error, input)
