@@ -5,8 +5,9 @@
 //! `entry.rs`), so a valid entry can be read in one pass without building a `ciborium::Value`
 //! tree and re-encoding it. The parser accepts only shortest-form heads, definite lengths, the
 //! exact type of each field (`null` only where the layout allows it) and no trailing bytes, then
-//! applies the same field rules as the reference decoder ([`check_header`], [`check_body`]). It
-//! allocates only what the [`Entry`] keeps: the two names, the signed header and the body.
+//! applies the same field rules as the reference decoder (`check_header`, `check_body`). It
+//! allocates nothing: an [`EntryView`] borrows the input, and only turning it into an [`Entry`]
+//! copies the names, the signed header and the body.
 //!
 //! It never reports an error itself. At the first byte that does not belong to a valid entry
 //! it gives up (`None`), and [`Entry::decode_keeping_header`] runs the reference decoder
@@ -18,7 +19,63 @@
 
 use plexus_crypto::{sha256, AgentId, AgentIdCache, Hash256, Signature};
 
-use super::{check_body, check_header, Entry, Header, FORMAT_VERSION, MAX_ENTRY_LEN};
+use super::{
+    append_signing_input, check_body_fields, check_header_fields, Entry, Header, FORMAT_VERSION,
+    MAX_ENTRY_LEN,
+};
+
+/// A valid entry read in place from its envelope bytes (see [`Entry::decode_view`]): every
+/// check of [`Entry::decode`] has passed, but nothing was copied, so an auditor can check
+/// millions of entries without allocating for each one.
+#[derive(Debug, Clone, Copy)]
+pub struct EntryView<'a> {
+    pub namespace: &'a str,
+    pub author: AgentId,
+    pub seq: u64,
+    pub prev: Option<Hash256>,
+    pub timestamp_ms: u64,
+    pub kind: &'a str,
+    pub body_hash: Hash256,
+    pub body_len: u64,
+    pub signature: Signature,
+    /// The body, unless it was pruned; it matches the signed hash and length.
+    pub body: Option<&'a [u8]>,
+    /// The signed header's bytes, whose hash is the entry id.
+    pub signed_header: &'a [u8],
+}
+
+impl EntryView<'_> {
+    /// The entry id: SHA-256 of the signed header's bytes.
+    pub fn id(&self) -> Hash256 {
+        sha256(self.signed_header)
+    }
+
+    /// Appends the bytes the signature covers (as [`Entry::signing_input`] returns them).
+    pub fn append_signing_input(&self, out: &mut Vec<u8>) {
+        append_signing_input(self.signed_header, out);
+    }
+
+    /// An owned [`Entry`] with the same content.
+    pub fn to_entry(&self) -> Entry {
+        let signed_header_bytes = self.signed_header.to_vec();
+        Entry {
+            id: sha256(&signed_header_bytes),
+            header: Header {
+                namespace: self.namespace.to_owned(),
+                author: self.author,
+                seq: self.seq,
+                prev: self.prev,
+                timestamp_ms: self.timestamp_ms,
+                kind: self.kind.to_owned(),
+                body_hash: self.body_hash,
+                body_len: self.body_len,
+            },
+            signature: self.signature,
+            body: self.body.map(<[u8]>::to_vec),
+            signed_header_bytes,
+        }
+    }
+}
 
 /// CBOR major types used by the envelope.
 const UNSIGNED: u8 = 0;
@@ -30,8 +87,14 @@ const NULL: u8 = 0xf6;
 
 /// Decodes a valid envelope whose body (if present) matches its signed hash and length, or
 /// returns `None` for anything else (including a body mismatch), which the caller hands to
-/// the reference decoder. With a `cache`, author keys seen lately are not decompressed again.
+/// the reference decoder.
 pub(super) fn decode(bytes: &[u8], cache: Option<&mut AgentIdCache>) -> Option<Entry> {
+    view(bytes, cache).map(|view| view.to_entry())
+}
+
+/// [`decode`] without the copies. With a `cache`, author keys seen lately are not
+/// decompressed again.
+pub(super) fn view<'a>(bytes: &'a [u8], cache: Option<&mut AgentIdCache>) -> Option<EntryView<'a>> {
     if bytes.len() > MAX_ENTRY_LEN {
         return None;
     }
@@ -65,32 +128,27 @@ pub(super) fn decode(bytes: &[u8], cache: Option<&mut AgentIdCache>) -> Option<E
     if reader.position != bytes.len() {
         return None;
     }
+    check_header_fields(namespace, seq, prev.as_ref(), kind, body_len).ok()?;
     let author = match cache {
         Some(cache) => cache.parse(&author),
         None => AgentId::from_bytes(&author),
     }
     .ok()?;
-    let header = Header {
-        namespace: namespace.to_owned(),
+    if let Some(body) = body {
+        check_body_fields(body_len, &body_hash, body).ok()?;
+    }
+    Some(EntryView {
+        namespace,
         author,
         seq,
         prev,
         timestamp_ms,
-        kind: kind.to_owned(),
+        kind,
         body_hash,
         body_len,
-    };
-    check_header(&header).ok()?;
-    if let Some(body) = body {
-        check_body(&header, body).ok()?;
-    }
-    let signed_header_bytes = bytes.get(header_start..header_end)?.to_vec();
-    Some(Entry {
-        id: sha256(&signed_header_bytes),
-        header,
         signature,
-        body: body.map(<[u8]>::to_vec),
-        signed_header_bytes,
+        body,
+        signed_header: bytes.get(header_start..header_end)?,
     })
 }
 

@@ -375,6 +375,12 @@ proptest! {
         prop_assert_eq!(reference.1, None);
         let mut cache = AgentIdCache::new();
         prop_assert_eq!(fast::decode(&bytes, Some(&mut cache)), fast);
+        let view = Entry::decode_view(&bytes, &mut cache).unwrap();
+        let mut input = Vec::new();
+        view.append_signing_input(&mut input);
+        prop_assert_eq!(input, reference.0.signing_input());
+        prop_assert_eq!(view.id(), reference.0.id());
+        prop_assert_eq!(view.to_entry(), reference.0);
     }
 
     #[test]
@@ -390,6 +396,8 @@ proptest! {
         }
         prop_assert_eq!(Entry::decode_keeping_header(&damaged), reference.clone());
         let mut cache = AgentIdCache::new();
+        let view = Entry::decode_view(&damaged, &mut cache).map(|view| view.to_entry());
+        prop_assert_eq!(view.is_some(), matches!(reference, Ok((_, None))));
         prop_assert_eq!(
             Entry::decode_keeping_header_cached(&damaged, &mut cache),
             reference.clone()
