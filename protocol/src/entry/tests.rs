@@ -344,6 +344,14 @@ fn head_offsets(bytes: &[u8]) -> Vec<usize> {
 }
 
 fn apply(mut bytes: Vec<u8>, damage: &Damage) -> Vec<u8> {
+    if bytes.is_empty() {
+        // Nothing left to overwrite, delete or widen: only growing still applies.
+        return match damage {
+            Damage::Insert(_, byte) => vec![*byte],
+            Damage::Append(extra) => extra.clone(),
+            _ => bytes,
+        };
+    }
     match damage {
         Damage::Overwrite(at, byte) => {
             let at = at.index(bytes.len());
