@@ -55,6 +55,27 @@ pub enum IdentityError {
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct AgentId(VerifyingKey);
 
+/// Slots in an [`AgentIdCache`]. An export groups entries by feed and a batch of live entries
+/// comes from a handful of authors, so a few slots catch nearly every repeat; a linear scan of
+/// 16 keys costs far less than the one decompression it saves.
+pub const AGENT_ID_CACHE_SLOTS: usize = 16;
+
+/// Remembers the last few public keys parsed by [`AgentIdCache::parse`].
+///
+/// Parsing an agent id decompresses the curve point (a field square root), which costs about as
+/// much as a quarter of a batched signature check. When many entries by the same few authors
+/// are decoded, the cache turns all but the first parse per author into a 32-byte comparison.
+/// It is exact: [`AgentId::from_bytes`] is a pure function of the bytes, only successes are
+/// remembered, and a miss runs the full check. Its size is fixed ([`AGENT_ID_CACHE_SLOTS`]).
+#[derive(Debug, Clone, Default)]
+pub struct AgentIdCache {
+    slots: [Option<AgentId>; AGENT_ID_CACHE_SLOTS],
+    /// The slot the next miss overwrites (round robin).
+    next: usize,
+    /// The slot of the most recent hit or insertion, compared first.
+    last: usize,
+}
+
 /// An Ed25519 signature as transported: 64 raw bytes.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Signature(pub [u8; SIGNATURE_LEN]);
@@ -110,6 +131,39 @@ impl AgentId {
 
     pub(crate) fn verifying_key(&self) -> &VerifyingKey {
         &self.0
+    }
+}
+
+impl AgentIdCache {
+    /// An empty cache.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Same result as [`AgentId::from_bytes`], without the decompression for a key seen lately.
+    pub fn parse(&mut self, bytes: &[u8; PUBLIC_KEY_LEN]) -> Result<AgentId, IdentityError> {
+        if let Some(Some(id)) = self.slots.get(self.last) {
+            if id.as_bytes() == bytes {
+                return Ok(*id);
+            }
+        }
+        if let Some(index) = self
+            .slots
+            .iter()
+            .position(|slot| slot.is_some_and(|id| id.as_bytes() == bytes))
+        {
+            self.last = index;
+            if let Some(Some(id)) = self.slots.get(index) {
+                return Ok(*id);
+            }
+        }
+        let id = AgentId::from_bytes(bytes)?;
+        if let Some(slot) = self.slots.get_mut(self.next) {
+            *slot = Some(id);
+        }
+        self.last = self.next;
+        self.next = (self.next + 1) % AGENT_ID_CACHE_SLOTS;
+        Ok(id)
     }
 }
 
@@ -345,6 +399,31 @@ mod tests {
         assert!(is_canonical_point_encoding(
             Keypair::generate().agent_id().as_bytes()
         ));
+    }
+
+    #[test]
+    fn the_cache_parses_exactly_like_from_bytes() {
+        let keys: Vec<[u8; 32]> = (0..40u8)
+            .map(|seed| *Keypair::from_seed(&[seed; 32]).agent_id().as_bytes())
+            .collect();
+        let mut weak = [0u8; 32];
+        weak[0] = 1;
+        let mut non_canonical = [0xff; 32];
+        non_canonical[0] = 0xee;
+        non_canonical[31] = 0x7f;
+        let mut cache = AgentIdCache::new();
+        // More distinct keys than slots, revisited, with bad keys mixed in: every answer is the
+        // uncached one, and bad keys stay refused however often they come.
+        for round in 0..3 {
+            for (index, key) in keys.iter().enumerate() {
+                assert_eq!(cache.parse(key), AgentId::from_bytes(key), "round {round}");
+                if index % 7 == 0 {
+                    assert_eq!(cache.parse(&weak), Err(IdentityError::WeakKey));
+                    assert_eq!(cache.parse(&non_canonical), Err(IdentityError::InvalidKey));
+                }
+                assert_eq!(cache.parse(&keys[0]), AgentId::from_bytes(&keys[0]));
+            }
+        }
     }
 
     #[test]

@@ -26,8 +26,8 @@ mod verify;
 
 pub use hash::{sha256, Hash256, Sha256Stream, HASH_LEN};
 pub use identity::{
-    check_key_file_mode, AgentId, IdentityError, Keypair, Signature, KEY_FILE_HEADER,
-    PUBLIC_KEY_LEN, SIGNATURE_LEN,
+    check_key_file_mode, AgentId, AgentIdCache, IdentityError, Keypair, Signature,
+    AGENT_ID_CACHE_SLOTS, KEY_FILE_HEADER, PUBLIC_KEY_LEN, SIGNATURE_LEN,
 };
 pub use verify::{
     verify_batch_parallel, verify_batch_with_fallback, BatchItem, VerifyError, BATCH_CHUNK,

@@ -14,16 +14,25 @@
 //! the body either: a feed whose bodies were pruned still verifies and keeps its ids.
 //!
 //! Decoding is strict. The size cap is checked before any parsing; the bytes must be canonical
-//! CBOR (decode, re-encode, compare); every field is checked for type and range, and a present
-//! body must match the signed hash and length. Signature verification is a separate step
-//! ([`Entry::verify_signature`]) so that audit and backfill can verify many entries in a batch.
+//! CBOR; every field is checked for type and range, and a present body must match the signed
+//! hash and length. Two decoders share these rules: a hand-written one for the fixed layout
+//! (`fast.rs`), which checks canonical form while parsing and only ever accepts, and the
+//! reference decoder (decode through `ciborium::Value`, re-encode, compare), which runs
+//! whenever the fast one gives up and so produces every error.
+//!
+//! Signature verification is a separate step ([`Entry::verify_signature`]) so that audit and
+//! backfill can verify many entries in a batch.
 
 use ciborium::Value;
 use plexus_crypto::{
-    sha256, AgentId, Hash256, Keypair, Signature, HASH_LEN, PUBLIC_KEY_LEN, SIGNATURE_LEN,
+    sha256, AgentId, AgentIdCache, Hash256, Keypair, Signature, HASH_LEN, PUBLIC_KEY_LEN,
+    SIGNATURE_LEN,
 };
 
 use crate::cbor::{self, CborError};
+
+mod fast;
+pub use fast::EntryView;
 
 /// The entry format version this code writes and accepts.
 pub const FORMAT_VERSION: u64 = 1;
@@ -164,6 +173,36 @@ impl Entry {
     /// returned as a separate error beside the (body-less) entry, so an auditor can still
     /// locate it by author and seq and check its signature and chain.
     pub fn decode_keeping_header(bytes: &[u8]) -> Result<(Entry, Option<EntryError>), EntryError> {
+        match fast::decode(bytes, None) {
+            Some(entry) => Ok((entry, None)),
+            None => Entry::decode_reference(bytes),
+        }
+    }
+
+    /// Reads a valid entry in place, without allocating: `Some` exactly when
+    /// [`Entry::decode_keeping_header`] would return the entry with no body error. `None`
+    /// says only "not that": call [`Entry::decode_keeping_header`] for the verdict and error.
+    /// Author keys are parsed through `cache` (see [`AgentIdCache`]).
+    pub fn decode_view<'a>(bytes: &'a [u8], cache: &mut AgentIdCache) -> Option<EntryView<'a>> {
+        fast::view(bytes, Some(cache))
+    }
+
+    /// Like [`Entry::decode_keeping_header`], with author keys parsed through `cache`: when
+    /// many entries by a few authors are decoded (an audit), each key is decompressed once.
+    pub fn decode_keeping_header_cached(
+        bytes: &[u8],
+        cache: &mut AgentIdCache,
+    ) -> Result<(Entry, Option<EntryError>), EntryError> {
+        match fast::decode(bytes, Some(cache)) {
+            Some(entry) => Ok((entry, None)),
+            None => Entry::decode_reference(bytes),
+        }
+    }
+
+    /// The reference decoder: decode through `ciborium::Value`, re-encode, compare, then check
+    /// each field. Every error comes from here (the fast path only accepts), and the property
+    /// tests hold the fast path to the same verdicts.
+    fn decode_reference(bytes: &[u8]) -> Result<(Entry, Option<EntryError>), EntryError> {
         if bytes.len() > MAX_ENTRY_LEN {
             return Err(EntryError::TooLarge {
                 len: bytes.len(),
@@ -299,22 +338,8 @@ impl Entry {
 
     /// The bytes the signature covers.
     pub fn signing_input(&self) -> Vec<u8> {
-        // The signed header minus its array head and the trailing signature item is exactly the
-        // nine signed fields; re-heading them as array(9) gives the signing encoding without
-        // re-encoding anything.
-        let fields = self
-            .signed_header_bytes
-            .get(
-                1..self
-                    .signed_header_bytes
-                    .len()
-                    .saturating_sub(SIGNATURE_ITEM_LEN),
-            )
-            .unwrap_or_default();
-        let mut input = Vec::with_capacity(SIGNING_DOMAIN.len() + 1 + fields.len());
-        input.extend_from_slice(SIGNING_DOMAIN);
-        input.push(0x89);
-        input.extend_from_slice(fields);
+        let mut input = Vec::with_capacity(SIGNING_DOMAIN.len() + self.signed_header_bytes.len());
+        append_signing_input(&self.signed_header_bytes, &mut input);
         input
     }
 
@@ -370,6 +395,19 @@ pub fn check_name(what: &'static str, name: &str) -> Result<(), EntryError> {
         ));
     }
     Ok(())
+}
+
+/// Appends the signing input of an entry whose signed header is `signed_header` to `out`.
+fn append_signing_input(signed_header: &[u8], out: &mut Vec<u8>) {
+    // The signed header minus its array head and the trailing signature item is exactly the
+    // nine signed fields; re-heading them as array(9) gives the signing encoding without
+    // re-encoding anything.
+    let fields = signed_header
+        .get(1..signed_header.len().saturating_sub(SIGNATURE_ITEM_LEN))
+        .unwrap_or_default();
+    out.extend_from_slice(SIGNING_DOMAIN);
+    out.push(0x89);
+    out.extend_from_slice(fields);
 }
 
 fn signing_input(header: &Header) -> Vec<u8> {
@@ -439,11 +477,28 @@ fn parse_signed_header(value: Value) -> Result<RawHeader, EntryError> {
 
 /// The field rules, in field order (the author key is checked when it is parsed).
 fn check_header(header: &Header) -> Result<(), EntryError> {
-    check_name("namespace", &header.namespace)?;
-    if header.seq == 0 {
+    check_header_fields(
+        &header.namespace,
+        header.seq,
+        header.prev.as_ref(),
+        &header.kind,
+        header.body_len,
+    )
+}
+
+/// [`check_header`] on borrowed fields, so the fast path checks before it allocates.
+fn check_header_fields(
+    namespace: &str,
+    seq: u64,
+    prev: Option<&Hash256>,
+    kind: &str,
+    body_len: u64,
+) -> Result<(), EntryError> {
+    check_name("namespace", namespace)?;
+    if seq == 0 {
         return Err(field("seq", "must be 1 or more"));
     }
-    match (header.seq, header.prev) {
+    match (seq, prev) {
         (1, Some(_)) => return Err(field("prev", "must be null for seq 1")),
         (seq, None) if seq > 1 => {
             return Err(field(
@@ -453,30 +508,32 @@ fn check_header(header: &Header) -> Result<(), EntryError> {
         }
         _ => {}
     }
-    check_name("kind", &header.kind)?;
-    if header.body_len > MAX_BODY_LEN as u64 {
+    check_name("kind", kind)?;
+    if body_len > MAX_BODY_LEN as u64 {
         return Err(field(
             "body_len",
-            format!(
-                "{} is over the {MAX_BODY_LEN}-byte body limit",
-                header.body_len
-            ),
+            format!("{body_len} is over the {MAX_BODY_LEN}-byte body limit"),
         ));
     }
     Ok(())
 }
 
 fn check_body(header: &Header, body: &[u8]) -> Result<(), EntryError> {
-    if body.len() as u64 != header.body_len {
+    check_body_fields(header.body_len, &header.body_hash, body)
+}
+
+/// [`check_body`] on borrowed fields.
+fn check_body_fields(body_len: u64, body_hash: &Hash256, body: &[u8]) -> Result<(), EntryError> {
+    if body.len() as u64 != body_len {
         return Err(EntryError::BodyLenMismatch {
-            declared: header.body_len,
+            declared: body_len,
             actual: body.len(),
         });
     }
     let actual = sha256(body);
-    if actual != header.body_hash {
+    if actual != *body_hash {
         return Err(EntryError::BodyHashMismatch {
-            declared: header.body_hash,
+            declared: *body_hash,
             actual,
         });
     }

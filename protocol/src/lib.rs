@@ -30,5 +30,5 @@ pub mod export;
 pub mod feed;
 pub mod value;
 
-pub use entry::{Draft, Entry, EntryError, Header, MAX_BODY_LEN, MAX_ENTRY_LEN};
+pub use entry::{Draft, Entry, EntryError, EntryView, Header, MAX_BODY_LEN, MAX_ENTRY_LEN};
 pub use feed::{ChainEvent, ChainTracker, FeedHead, FeedKey, ForkProof, ForkProofError, Placement};

@@ -4,8 +4,11 @@
 //! - [`export`] writes the CBOR-sequence export (format in `plexus_protocol::export`).
 //! - [`verify`] streams a file or a log through parallel decoding and batch signature
 //!   verification, then a sequential chain check with one small tracker per feed.
+//! - `check` is its parallel stage: the checker thread, strict decoding in place and batch
+//!   signature verification.
 //! - [`report`] holds the findings and renders them for people and machines.
 
+mod check;
 pub mod export;
 pub mod report;
 pub mod verify;

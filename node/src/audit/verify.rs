@@ -1,43 +1,48 @@
 //! Verifying an export file or a data directory.
 //!
-//! The pipeline, per batch of up to [`BATCH_ITEMS`] items:
+//! A pipeline of three stages, so that both cores check signatures nearly all the time:
 //!
-//! 1. *Framing* (sequential, cheap): [`cbor::item_len`] splits the byte stream into items
-//!    without parsing them.
-//! 2. *Checking* (parallel, on all cores): each worker decodes its slice of entries strictly,
-//!    checks bodies against their signed hashes, and verifies the signatures with one
-//!    `verify_batch` call per [`SIGNATURE_CHUNK`] entries, falling back to single verification
-//!    to name the bad ones. Meanwhile another worker feeds the bytes to the export digest.
-//! 3. *Chaining* (sequential, cheap): one [`ChainTracker`] per feed checks seq order, links,
+//! 1. *Framing* (calling thread): [`cbor::item_len`] splits the byte stream into items without
+//!    parsing them, and up to [`BATCH_ITEMS`] consecutive entries are copied into a batch.
+//!    The export digest is fed here too, in file order.
+//! 2. *Checking* (`check.rs`: a checker thread driving the rayon pool, on all cores): each
+//!    worker reads its chunk of entries in place with the strict decoder (`Entry::decode_view`;
+//!    the reference decoder names what is wrong with the rare bad entry), checks bodies against
+//!    their signed hashes, and verifies the signatures with one `verify_batch` call per
+//!    [`SIGNATURE_CHUNK`] entries, falling back to single verification to name the bad ones.
+//! 3. *Chaining* (calling thread): one [`ChainTracker`] per feed checks seq order, links,
 //!    duplicates and forks, in file order.
 //!
-//! Memory is bounded by one batch of raw bytes plus one tracker per feed: it does not grow with
-//! the length of the log.
+//! While batch *k* is checked, the calling thread chains batch *k - 1* and frames batch *k + 1*.
+//! Anything other than an entry (header, trailer, damage) first waits for the batches before it
+//! to be chained, so findings come out in file order exactly as a sequential run reports them.
+//!
+//! Memory is bounded by the read buffer, at most three batches (one being checked, one queued,
+//! one being chained) and one tracker per feed: it does not grow with the length of the log.
 
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::path::Path;
 use std::time::Instant;
 
-use plexus_crypto::{verify_batch_with_fallback, AgentId, BatchItem, Hash256, Sha256Stream};
+use plexus_crypto::{AgentId, Hash256, Sha256Stream};
 use plexus_protocol::cbor;
 use plexus_protocol::export::{classify, ExportHeader, ExportTrailer, ItemKind, MAX_FRAME_LEN};
-use plexus_protocol::{ChainEvent, ChainTracker, Entry, EntryError, FeedKey, MAX_ENTRY_LEN};
-use rayon::prelude::*;
+use plexus_protocol::{ChainEvent, ChainTracker, EntryError, FeedKey, MAX_ENTRY_LEN};
 
+pub use super::check::SIGNATURE_CHUNK;
+use super::check::{with_pipeline, Checked};
 use super::report::{Finding, FindingKind, Report, Verdict, MAX_FINDINGS};
 use crate::store::{Log, StoreError};
 
 /// Items handed to the parallel checking stage at once: enough to keep both cores busy for
-/// tens of milliseconds, few enough to keep the batch's memory to a few megabytes.
+/// tens of milliseconds, few enough to keep a batch's memory to a few megabytes (at most three
+/// batches are alive at once, see the module doc).
 pub const BATCH_ITEMS: usize = 16_384;
 
 /// Bytes of entries held for one batch when verifying a data directory (a file is read in
 /// [`READ_CHUNK`]s instead): keeps memory flat even for logs of maximal entries.
 pub const BATCH_BYTES: usize = 8 << 20;
-
-/// Entries per `verify_batch` call inside a worker (see `plexus_crypto::verify`).
-pub const SIGNATURE_CHUNK: usize = 256;
 
 /// Bytes read from the file per read call.
 const READ_CHUNK: usize = 4 << 20;
@@ -120,171 +125,180 @@ pub fn verify_file(
     let mut file = std::fs::File::open(path).map_err(io_error)?;
     let file_len = file.metadata().map_err(io_error)?.len();
     let mut auditor = Auditor::new(path.display().to_string(), options);
-    let mut buffer: Vec<u8> = Vec::with_capacity(READ_CHUNK * 2);
-    // File offset of buffer[0].
-    let mut base: u64 = 0;
-    let mut eof = false;
-    let mut stage = FileStage::ExpectHeader;
-    // Set when the file cannot be read further (it was already reported).
-    let mut halted = false;
-    loop {
-        while !eof && buffer.len() < READ_CHUNK {
-            let start = buffer.len();
-            buffer.resize(start + READ_CHUNK, 0);
-            let read = file.read(&mut buffer[start..]).map_err(io_error)?;
-            buffer.truncate(start + read);
-            eof = read == 0;
-        }
-        let mut position = 0usize;
-        let mut batch: Vec<(u64, std::ops::Range<usize>)> = Vec::new();
-        let mut stop = false;
-        while batch.len() < BATCH_ITEMS {
-            let rest = &buffer[position..];
-            if rest.is_empty() {
-                break;
+    with_pipeline(|pipeline| {
+        let mut buffer: Vec<u8> = Vec::with_capacity(READ_CHUNK * 2);
+        // File offset of buffer[0].
+        let mut base: u64 = 0;
+        let mut eof = false;
+        let mut stage = FileStage::ExpectHeader;
+        // Set when the file cannot be read further (it was already reported).
+        let mut halted = false;
+        loop {
+            while !eof && buffer.len() < READ_CHUNK {
+                let start = buffer.len();
+                buffer.resize(start + READ_CHUNK, 0);
+                let read = file.read(&mut buffer[start..]).map_err(io_error)?;
+                buffer.truncate(start + read);
+                eof = read == 0;
             }
-            let offset = base + position as u64;
-            if stage == FileStage::AfterTrailer {
-                auditor.finding(file_finding(
-                    FindingKind::TrailingData,
-                    offset,
-                    format!("{} bytes follow the signed trailer", file_len - offset),
-                ));
-                stop = true;
-                break;
-            }
-            let len = match cbor::item_len(rest) {
-                Ok(Some(len)) => len,
-                Ok(None) if rest.len() > MAX_ENTRY_LEN + MAX_FRAME_LEN => {
-                    auditor.finding(Finding {
-                        kind: FindingKind::BadEncoding,
-                        namespace: None,
-                        author: None,
-                        seq: None,
-                        offset: Some(offset),
-                        detail: format!(
-                            "the item here is larger than the {MAX_ENTRY_LEN}-byte limit; cannot \
-                             read past it"
-                        ),
-                    });
-                    stop = true;
+            let mut position = 0usize;
+            let mut batch = pipeline.empty_batch();
+            let mut stop = false;
+            while batch.items.len() < BATCH_ITEMS {
+                let rest = &buffer[position..];
+                if rest.is_empty() {
                     break;
                 }
-                Ok(None) if eof => {
+                let offset = base + position as u64;
+                if stage == FileStage::AfterTrailer {
+                    pipeline.finish_pending(&mut |offset, checked| auditor.chain(offset, checked));
                     auditor.finding(file_finding(
-                        FindingKind::Truncated,
+                        FindingKind::TrailingData,
                         offset,
-                        format!(
-                            "the file ends inside an item ({} bytes present): it was truncated",
-                            rest.len()
-                        ),
+                        format!("{} bytes follow the signed trailer", file_len - offset),
                     ));
                     stop = true;
                     break;
                 }
-                Ok(None) => break,
-                Err(error) => {
-                    auditor.finding(file_finding(
-                        FindingKind::BadEncoding,
-                        offset,
-                        format!("{error}; cannot read past it"),
-                    ));
-                    stop = true;
-                    break;
-                }
-            };
-            let item = position..position + len;
-            let bytes = &buffer[item.clone()];
-            let kind = classify(bytes);
-            if kind == ItemKind::Entry && stage == FileStage::Entries {
-                batch.push((offset, item));
-                position += len;
-                continue;
-            }
-            // Anything else ends the batch: check the entries before it first, in file order.
-            if !batch.is_empty() {
-                break;
-            }
-            match (kind, stage) {
-                (ItemKind::Header, FileStage::ExpectHeader) => {
-                    match ExportHeader::decode(bytes) {
-                        Ok(header) => auditor.exporter = Some(header.exporter),
-                        Err(error) => auditor.finding(file_finding(
+                let len = match cbor::item_len(rest) {
+                    Ok(Some(len)) => len,
+                    Ok(None) if rest.len() > MAX_ENTRY_LEN + MAX_FRAME_LEN => {
+                        pipeline
+                            .finish_pending(&mut |offset, checked| auditor.chain(offset, checked));
+                        auditor.finding(Finding {
+                            kind: FindingKind::BadEncoding,
+                            namespace: None,
+                            author: None,
+                            seq: None,
+                            offset: Some(offset),
+                            detail: format!(
+                                "the item here is larger than the {MAX_ENTRY_LEN}-byte limit; \
+                                 cannot read past it"
+                            ),
+                        });
+                        stop = true;
+                        break;
+                    }
+                    Ok(None) if eof => {
+                        pipeline
+                            .finish_pending(&mut |offset, checked| auditor.chain(offset, checked));
+                        auditor.finding(file_finding(
+                            FindingKind::Truncated,
+                            offset,
+                            format!(
+                                "the file ends inside an item ({} bytes present): it was \
+                                 truncated",
+                                rest.len()
+                            ),
+                        ));
+                        stop = true;
+                        break;
+                    }
+                    Ok(None) => break,
+                    Err(error) => {
+                        pipeline
+                            .finish_pending(&mut |offset, checked| auditor.chain(offset, checked));
+                        auditor.finding(file_finding(
                             FindingKind::BadEncoding,
                             offset,
-                            format!("export header: {error}"),
-                        )),
+                            format!("{error}; cannot read past it"),
+                        ));
+                        stop = true;
+                        break;
                     }
-                    auditor.digest.update(bytes);
-                    stage = FileStage::Entries;
-                }
-                (ItemKind::Trailer, FileStage::Entries) => {
-                    auditor.check_trailer(bytes, offset);
-                    stage = FileStage::AfterTrailer;
-                }
-                (_, FileStage::ExpectHeader) => {
-                    auditor.finding(file_finding(
-                        FindingKind::BadEncoding,
-                        offset,
-                        "the file does not start with a plexus audit export header".into(),
-                    ));
-                    stage = FileStage::Entries;
-                    // Judge this item again as an entry.
+                };
+                let item = position..position + len;
+                let bytes = &buffer[item.clone()];
+                let kind = classify(bytes);
+                if kind == ItemKind::Entry && stage == FileStage::Entries {
+                    batch.push(Some(offset), bytes);
+                    position += len;
                     continue;
                 }
-                _ if eof && position + len == buffer.len() => {
-                    // The last item of the file should be the trailer.
-                    auditor.trailer_valid = Some(false);
-                    auditor.finding(file_finding(
-                        FindingKind::BadTrailer,
-                        offset,
-                        "the last item is not a valid export trailer: it was damaged or replaced"
-                            .into(),
-                    ));
-                    stage = FileStage::AfterTrailer;
+                // Anything else ends the batch: check the entries before it first, in file
+                // order.
+                if !batch.items.is_empty() {
+                    break;
                 }
-                _ => {
-                    auditor.finding(file_finding(
-                        FindingKind::BadEncoding,
-                        offset,
-                        "an item that is neither an entry nor the trailer".into(),
-                    ));
-                    auditor.digest.update(bytes);
+                pipeline.finish_pending(&mut |offset, checked| auditor.chain(offset, checked));
+                match (kind, stage) {
+                    (ItemKind::Header, FileStage::ExpectHeader) => {
+                        match ExportHeader::decode(bytes) {
+                            Ok(header) => auditor.exporter = Some(header.exporter),
+                            Err(error) => auditor.finding(file_finding(
+                                FindingKind::BadEncoding,
+                                offset,
+                                format!("export header: {error}"),
+                            )),
+                        }
+                        auditor.digest.update(bytes);
+                        stage = FileStage::Entries;
+                    }
+                    (ItemKind::Trailer, FileStage::Entries) => {
+                        auditor.check_trailer(bytes, offset);
+                        stage = FileStage::AfterTrailer;
+                    }
+                    (_, FileStage::ExpectHeader) => {
+                        auditor.finding(file_finding(
+                            FindingKind::BadEncoding,
+                            offset,
+                            "the file does not start with a plexus audit export header".into(),
+                        ));
+                        stage = FileStage::Entries;
+                        // Judge this item again as an entry.
+                        continue;
+                    }
+                    _ if eof && position + len == buffer.len() => {
+                        // The last item of the file should be the trailer.
+                        auditor.trailer_valid = Some(false);
+                        auditor.finding(file_finding(
+                            FindingKind::BadTrailer,
+                            offset,
+                            "the last item is not a valid export trailer: it was damaged or \
+                             replaced"
+                                .into(),
+                        ));
+                        stage = FileStage::AfterTrailer;
+                    }
+                    _ => {
+                        auditor.finding(file_finding(
+                            FindingKind::BadEncoding,
+                            offset,
+                            "an item that is neither an entry nor the trailer".into(),
+                        ));
+                        auditor.digest.update(bytes);
+                    }
                 }
+                position += len;
             }
-            position += len;
+            // The digest covers the entries in file order, before anything after them.
+            auditor.digest.update(&batch.bytes);
+            pipeline.submit(batch, &mut |offset, checked| auditor.chain(offset, checked));
+            progress.advance(position as u64);
+            buffer.drain(..position);
+            base += position as u64;
+            if stop {
+                halted = true;
+                break;
+            }
+            if eof && buffer.is_empty() {
+                break;
+            }
         }
-        let items: Vec<(Option<u64>, &[u8])> = batch
-            .iter()
-            .map(|(offset, range)| (Some(*offset), &buffer[range.clone()]))
-            .collect();
-        let digest_bytes = match (batch.first(), batch.last()) {
-            (Some((_, first)), Some((_, last))) => &buffer[first.start..last.end],
-            _ => &[][..],
-        };
-        auditor.check_batch(&items, digest_bytes);
-        progress.advance(position as u64);
-        buffer.drain(..position);
-        base += position as u64;
-        if stop {
-            halted = true;
-            break;
+        pipeline.finish_pending(&mut |offset, checked| auditor.chain(offset, checked));
+        if stage != FileStage::AfterTrailer && !halted {
+            auditor.finding(file_finding(
+                FindingKind::Truncated,
+                base,
+                format!(
+                    "the file ends after {} entries without the signed trailer: it was truncated",
+                    auditor.entries
+                ),
+            ));
         }
-        if eof && buffer.is_empty() {
-            break;
-        }
-    }
-    if stage != FileStage::AfterTrailer && !halted {
-        auditor.finding(file_finding(
-            FindingKind::Truncated,
-            base,
-            format!(
-                "the file ends after {} entries without the signed trailer: it was truncated",
-                auditor.entries
-            ),
-        ));
-    }
-    auditor.bytes = base + buffer.len() as u64;
+        auditor.bytes = base + buffer.len() as u64;
+        Ok::<(), VerifyError>(())
+    })?;
     Ok(auditor.finish(true))
 }
 
@@ -296,28 +310,23 @@ pub fn verify_data_dir(
 ) -> Result<Report, VerifyError> {
     let log = Log::open_read_only(data_dir)?;
     let mut auditor = Auditor::new(data_dir.display().to_string(), options);
-    let mut pending: Vec<Vec<u8>> = Vec::with_capacity(BATCH_ITEMS);
-    let flush = |auditor: &mut Auditor, pending: &mut Vec<Vec<u8>>| {
-        let items: Vec<(Option<u64>, &[u8])> = pending
-            .iter()
-            .map(|bytes| (None, bytes.as_slice()))
-            .collect();
-        auditor.check_batch(&items, &[]);
-        progress.advance(pending.len() as u64);
-        pending.clear();
-    };
-    let mut pending_bytes = 0usize;
-    for envelope in super::export::export_order(&log) {
-        let envelope = envelope?;
-        auditor.bytes += envelope.len() as u64;
-        pending_bytes += envelope.len();
-        pending.push(envelope);
-        if pending.len() == BATCH_ITEMS || pending_bytes >= BATCH_BYTES {
-            flush(&mut auditor, &mut pending);
-            pending_bytes = 0;
+    with_pipeline(|pipeline| {
+        let mut batch = pipeline.empty_batch();
+        for envelope in super::export::export_order(&log) {
+            let envelope = envelope?;
+            auditor.bytes += envelope.len() as u64;
+            batch.push(None, &envelope);
+            if batch.items.len() == BATCH_ITEMS || batch.bytes.len() >= BATCH_BYTES {
+                progress.advance(batch.items.len() as u64);
+                pipeline.submit(batch, &mut |offset, checked| auditor.chain(offset, checked));
+                batch = pipeline.empty_batch();
+            }
         }
-    }
-    flush(&mut auditor, &mut pending);
+        progress.advance(batch.items.len() as u64);
+        pipeline.submit(batch, &mut |offset, checked| auditor.chain(offset, checked));
+        pipeline.finish_pending(&mut |offset, checked| auditor.chain(offset, checked));
+        Ok::<(), VerifyError>(())
+    })?;
     Ok(auditor.finish(false))
 }
 
@@ -328,31 +337,15 @@ enum FileStage {
     AfterTrailer,
 }
 
-/// The result of checking one item in the parallel stage.
-enum Checked {
-    Good {
-        feed: FeedKey,
-        seq: u64,
-        prev: Option<Hash256>,
-        id: Hash256,
-        pruned: bool,
-        /// The header and signature are good but the body does not match them.
-        body_error: Option<EntryError>,
-    },
-    BadSignature {
-        feed: FeedKey,
-        seq: u64,
-    },
-    /// Not a valid entry; where it claims to be, if that much can be read.
-    Undecodable(EntryError, Option<(String, AgentId, u64)>),
-}
-
 /// The sequential state of an audit.
 struct Auditor<'a> {
     source: String,
     options: &'a VerifyOptions,
     started: Instant,
     trackers: HashMap<FeedKey, ChainTracker>,
+    /// The feed of the previous entry and its tracker, held out of `trackers`: an export lists
+    /// each feed's entries together, so most entries need no key allocation or hash lookup.
+    current_feed: Option<(FeedKey, ChainTracker)>,
     authors: HashSet<AgentId>,
     untrusted_reported: HashSet<AgentId>,
     findings: Vec<Finding>,
@@ -374,6 +367,7 @@ impl<'a> Auditor<'a> {
             options,
             started: Instant::now(),
             trackers: HashMap::new(),
+            current_feed: None,
             authors: HashSet::new(),
             untrusted_reported: HashSet::new(),
             findings: Vec::new(),
@@ -399,45 +393,39 @@ impl<'a> Auditor<'a> {
         }
     }
 
-    /// Checks a batch of entry items: parallel decode and signature checks (with the digest
-    /// computed beside them), then the sequential chain check.
-    fn check_batch(&mut self, items: &[(Option<u64>, &[u8])], digest_bytes: &[u8]) {
-        if items.is_empty() {
-            return;
-        }
-        let digest = &mut self.digest;
-        let (_, checked) = rayon::join(
-            || digest.update(digest_bytes),
-            || {
-                items
-                    .par_chunks(SIGNATURE_CHUNK)
-                    .flat_map_iter(check_chunk)
-                    .collect::<Vec<Checked>>()
-            },
-        );
-        for ((offset, _), checked) in items.iter().zip(checked) {
-            self.chain(*offset, checked);
-        }
+    /// The chain tracker of a feed, created empty on first use.
+    fn tracker(&mut self, namespace: &str, author: AgentId) -> &mut ChainTracker {
+        let current = match self.current_feed.take() {
+            Some((feed, tracker)) if feed.author == author && feed.namespace == namespace => {
+                (feed, tracker)
+            }
+            other => {
+                if let Some((feed, tracker)) = other {
+                    self.trackers.insert(feed, tracker);
+                }
+                let feed = FeedKey {
+                    namespace: namespace.to_owned(),
+                    author,
+                };
+                let tracker = self.trackers.remove(&feed).unwrap_or_default();
+                (feed, tracker)
+            }
+        };
+        &mut self.current_feed.insert(current).1
     }
 
     fn chain(&mut self, offset: Option<u64>, checked: Checked) {
         self.entries += 1;
         match checked {
             Checked::Undecodable(error, position) => {
+                let error = *error;
                 let detail = match error {
                     EntryError::Cbor(_) => format!("{error} (byte offsets within the entry)"),
                     _ => error.to_string(),
                 };
                 let (namespace, author, seq) = match position {
                     Some((namespace, author, seq)) => {
-                        let feed = FeedKey {
-                            namespace: namespace.clone(),
-                            author,
-                        };
-                        self.trackers
-                            .entry(feed)
-                            .or_default()
-                            .observe_unverified(seq);
+                        self.tracker(&namespace, author).observe_unverified(seq);
                         (Some(namespace), Some(author), Some(seq))
                     }
                     None => (None, None, None),
@@ -451,25 +439,27 @@ impl<'a> Auditor<'a> {
                     detail,
                 });
             }
-            Checked::BadSignature { feed, seq } => {
+            Checked::BadSignature {
+                namespace,
+                author,
+                seq,
+            } => {
                 self.signatures_checked += 1;
                 self.finding(Finding {
                     kind: FindingKind::BadSignature,
-                    namespace: Some(feed.namespace.clone()),
-                    author: Some(feed.author),
+                    namespace: Some(namespace.to_string()),
+                    author: Some(author),
                     seq: Some(seq),
                     offset,
                     detail: "the signature does not verify against the author's key: the entry \
                              was altered or signed by another key"
                         .into(),
                 });
-                self.trackers
-                    .entry(feed)
-                    .or_default()
-                    .observe_unverified(seq);
+                self.tracker(&namespace, author).observe_unverified(seq);
             }
             Checked::Good {
-                feed,
+                namespace,
+                author,
                 seq,
                 prev,
                 id,
@@ -478,23 +468,22 @@ impl<'a> Auditor<'a> {
             } => {
                 self.signatures_checked += 1;
                 self.pruned_bodies += u64::from(pruned);
-                self.authors.insert(feed.author);
+                let feed = (&*namespace, author);
+                self.authors.insert(author);
                 if let Some(error) = body_error {
                     self.finding(located(
                         FindingKind::BodyMismatch,
-                        &feed,
+                        feed,
                         seq,
                         offset,
                         format!("{error}: the body was altered after signing"),
                     ));
                 }
                 if let Some(trusted) = &self.options.trusted_authors {
-                    if !trusted.contains(&feed.author)
-                        && self.untrusted_reported.insert(feed.author)
-                    {
+                    if !trusted.contains(&author) && self.untrusted_reported.insert(author) {
                         self.finding(located(
                             FindingKind::UntrustedAuthor,
-                            &feed,
+                            feed,
                             seq,
                             offset,
                             "the author is not in the trusted keys list (reported once per author)"
@@ -502,15 +491,7 @@ impl<'a> Auditor<'a> {
                         ));
                     }
                 }
-                let event = match self.trackers.get_mut(&feed) {
-                    Some(tracker) => tracker.observe(seq, prev, id),
-                    None => {
-                        let mut tracker = ChainTracker::default();
-                        let event = tracker.observe(seq, prev, id);
-                        self.trackers.insert(feed.clone(), tracker);
-                        event
-                    }
-                };
+                let event = self.tracker(&namespace, author).observe(seq, prev, id);
                 let (kind, detail) = match event {
                     ChainEvent::Extends => return,
                     ChainEvent::Duplicate => (
@@ -553,7 +534,7 @@ impl<'a> Auditor<'a> {
                         format!("appears after seq {after_seq} of the same feed: entries were reordered or spliced in"),
                     ),
                 };
-                self.finding(located(kind, &feed, seq, offset, detail));
+                self.finding(located(kind, feed, seq, offset, detail));
             }
         }
     }
@@ -637,7 +618,10 @@ impl<'a> Auditor<'a> {
         self.trailer_valid = Some(valid);
     }
 
-    fn finish(self, is_file: bool) -> Report {
+    fn finish(mut self, is_file: bool) -> Report {
+        if let Some((feed, tracker)) = self.current_feed.take() {
+            self.trackers.insert(feed, tracker);
+        }
         let elapsed = self.started.elapsed();
         let only_forks = self
             .findings
@@ -676,77 +660,17 @@ impl<'a> Auditor<'a> {
     }
 }
 
-/// Decodes a chunk of entries and verifies their signatures in one batch.
-fn check_chunk(chunk: &[(Option<u64>, &[u8])]) -> Vec<Checked> {
-    type Decoded = (Entry, Option<EntryError>, Vec<u8>);
-    let decoded: Vec<Result<Decoded, (EntryError, &[u8])>> = chunk
-        .iter()
-        .map(|(_, bytes)| {
-            Entry::decode_keeping_header(bytes)
-                .map(|(entry, body_error)| {
-                    let input = entry.signing_input();
-                    (entry, body_error, input)
-                })
-                .map_err(|error| (error, *bytes))
-        })
-        .collect();
-    let batch: Vec<BatchItem<'_>> = decoded
-        .iter()
-        .filter_map(|item| item.as_ref().ok())
-        .map(|(entry, _, input)| BatchItem {
-            author: &entry.header().author,
-            message: input,
-            signature: entry.signature(),
-        })
-        .collect();
-    let bad: HashSet<usize> = verify_batch_with_fallback(&batch)
-        .err()
-        .map(|error| error.bad.into_iter().collect())
-        .unwrap_or_default();
-    let mut good_index = 0usize;
-    decoded
-        .into_iter()
-        .map(|item| match item {
-            Err((error, bytes)) => Checked::Undecodable(error, Entry::peek_position(bytes)),
-            Ok((entry, body_error, _)) => {
-                let index = good_index;
-                good_index += 1;
-                let header = entry.header();
-                let feed = FeedKey {
-                    namespace: header.namespace.clone(),
-                    author: header.author,
-                };
-                if bad.contains(&index) {
-                    Checked::BadSignature {
-                        feed,
-                        seq: header.seq,
-                    }
-                } else {
-                    Checked::Good {
-                        feed,
-                        seq: header.seq,
-                        prev: header.prev,
-                        id: entry.id(),
-                        pruned: entry.body().is_none() && body_error.is_none(),
-                        body_error,
-                    }
-                }
-            }
-        })
-        .collect()
-}
-
 fn located(
     kind: FindingKind,
-    feed: &FeedKey,
+    (namespace, author): (&str, AgentId),
     seq: u64,
     offset: Option<u64>,
     detail: String,
 ) -> Finding {
     Finding {
         kind,
-        namespace: Some(feed.namespace.clone()),
-        author: Some(feed.author),
+        namespace: Some(namespace.to_owned()),
+        author: Some(author),
         seq: Some(seq),
         offset,
         detail,
