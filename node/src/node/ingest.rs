@@ -178,6 +178,7 @@ impl Worker {
                     from_seq: missing_from,
                     to_seq: (seq - 1).min(missing_from + MAX_RANGE - 1),
                     target_seq: seq,
+                    lookahead: 0,
                 };
                 let _ = self.net.blocking_send(Command::Fetch {
                     peer,
@@ -429,7 +430,8 @@ impl Worker {
         if self.shared.is_quarantined(&range.feed) {
             return Ok(());
         }
-        let mut progressed = false;
+        let fetched_to = good.iter().map(|entry| entry.header().seq).max();
+        let (mut progressed, mut held) = (false, false);
         for outcome in self.log.ingest_verified_batch(good, &source, now)? {
             match outcome {
                 IngestOutcome::Accepted { forks, .. } => {
@@ -438,20 +440,19 @@ impl Worker {
                         self.on_fork(proof);
                     }
                 }
+                // Out of order within a pipelined window: its predecessors are on their way.
+                IngestOutcome::Pending { .. } => held = true,
                 IngestOutcome::Fork { proof } => self.on_fork(&proof),
                 _ => {}
             }
         }
         if progressed {
             self.shared.changed();
+        }
+        if progressed || held {
             let head_seq = self.log.head(&range.feed)?.map_or(0, |head| head.seq);
-            if head_seq < range.target_seq {
-                let next = RangeRequest {
-                    feed: range.feed.clone(),
-                    from_seq: head_seq + 1,
-                    to_seq: range.target_seq.min(head_seq + MAX_RANGE),
-                    target_seq: range.target_seq,
-                };
+            let next = sync::next_range(&range, fetched_to);
+            if let Some(next) = next.filter(|_| head_seq < range.target_seq) {
                 let _ = self.net.blocking_send(Command::Fetch {
                     peer,
                     range: Box::new(next),
