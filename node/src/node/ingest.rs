@@ -7,11 +7,17 @@
 //! | outcome                                         | verdict | and also                      |
 //! |-------------------------------------------------|---------|-------------------------------|
 //! | oversized, malformed, wrong topic, bad signature| Reject  | rejection journal; peer score drops |
-//! | accepted                                        | Accept  | forwarded by gossipsub        |
+//! | accepted                                        | Accept  | forwarded by gossipsub while its write is synced |
 //! | valid but its predecessors are missing          | Ignore  | held pending; gap fetched from the sender |
 //! | duplicate                                       | Ignore  |                               |
 //! | a fork                                          | Ignore  | proof stored and gossiped; author quarantined |
 //! | by a quarantined author, or unchainable         | Ignore  | rejection journal             |
+//!
+//! An entry is reported `Accept` as soon as it is validated and known to extend its feed, just
+//! before its synced write: gossipsub forwards it while the fsync runs, so a message crossing
+//! several hops pays for one fsync on the way, not one per hop. Nothing is forwarded before it
+//! is validated; the change notification still follows the durable write. (If the write then
+//! failed, peers would hold a valid entry this node lacks, which backfill repairs.)
 
 use std::sync::Arc;
 
@@ -82,6 +88,11 @@ impl Worker {
         data: &[u8],
     ) -> Result<(), StoreError> {
         let source = format!("gossip:{peer}");
+        let mut reported = false;
+        let report_early = || {
+            reported = true;
+            self.report(message_id.clone(), peer, MessageAcceptance::Accept);
+        };
         let acceptance = match topics::parse(topic) {
             None => {
                 let detail = format!("message on unknown topic {topic:?}");
@@ -97,16 +108,27 @@ impl Worker {
             Some(TopicKind::ForkProofs { namespace }) => {
                 self.handle_fork_proof(&namespace, data, &source)?
             }
-            Some(TopicKind::Entries { namespace, suffix }) => {
-                self.handle_gossip_entry(peer, &namespace, &suffix, data, &source)?
-            }
+            Some(TopicKind::Entries { namespace, suffix }) => self.handle_gossip_entry(
+                peer,
+                &namespace,
+                &suffix,
+                data,
+                &source,
+                report_early,
+            )?,
         };
+        if !reported {
+            self.report(message_id, peer, acceptance);
+        }
+        Ok(())
+    }
+
+    fn report(&self, message_id: MessageId, peer: PeerId, acceptance: MessageAcceptance) {
         let _ = self.net.blocking_send(Command::Validate {
             message_id,
             peer,
             acceptance,
         });
-        Ok(())
     }
 
     fn handle_gossip_entry(
@@ -116,6 +138,7 @@ impl Worker {
         suffix: &str,
         data: &[u8],
         source: &str,
+        accept_before_sync: impl FnOnce(),
     ) -> Result<MessageAcceptance, StoreError> {
         let now = now_ms();
         let reject = |reason, detail: String| -> Result<MessageAcceptance, StoreError> {
@@ -162,7 +185,10 @@ impl Worker {
             return Ok(MessageAcceptance::Ignore);
         }
         let seq = header.seq;
-        let outcome = self.log.ingest_verified(entry, data, source, now)?;
+        // A valid entry that extends its feed is forwarded while its write is synced.
+        let outcome = self
+            .log
+            .ingest_verified_then(entry, data, source, now, accept_before_sync)?;
         Ok(match outcome {
             IngestOutcome::Accepted { forks, .. } => {
                 self.shared.changed();

@@ -370,6 +370,21 @@ impl Log {
         source: &str,
         now_ms: u64,
     ) -> Result<IngestOutcome, StoreError> {
+        self.ingest_verified_then(entry, bytes, source, now_ms, || {})
+    }
+
+    /// Like [`Log::ingest_verified`], calling `on_next` once the entry is known to be the next
+    /// of its feed, before its write is synced. The gossip path forwards the validated entry
+    /// from there, so the fsync overlaps the next hop instead of adding to every hop; the
+    /// outcome still comes back only once the write is durable.
+    pub fn ingest_verified_then(
+        &self,
+        entry: Entry,
+        bytes: &[u8],
+        source: &str,
+        now_ms: u64,
+        on_next: impl FnOnce(),
+    ) -> Result<IngestOutcome, StoreError> {
         let mut counters = self.lock_counters();
         let id = entry.id();
         if self.is_stored(&id)? {
@@ -390,6 +405,7 @@ impl Log {
                 self.accept(&mut batch, &mut staged, &entry, &mut forks)?;
                 let released =
                     self.release_pending(&mut batch, &mut staged, &feed, &entry, &mut forks)?;
+                on_next();
                 self.commit(batch)?;
                 Some(IngestOutcome::Accepted {
                     id,
