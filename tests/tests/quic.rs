@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use libp2p::multiaddr::Protocol;
 use libp2p::Multiaddr;
+use plexus_protocol::value::json_text_to_canonical;
 use plexus_tests::cluster::{
     address, connect, heads, shutdown, spawn_node, test_net_config, wait_converged, TestNode,
     NAMESPACE,
@@ -27,7 +28,11 @@ fn is_quic(addr: &Multiaddr) -> bool {
 
 async fn publish(node: &TestNode, n: u64) {
     node.node
-        .publish(NAMESPACE, "x-note", format!("{{\"n\": {n}}}").into_bytes())
+        .publish(
+            NAMESPACE,
+            "x-note",
+            json_text_to_canonical(&format!("{{\"n\": {n}}}")).unwrap(),
+        )
         .await
         .unwrap();
 }
