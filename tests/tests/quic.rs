@@ -22,8 +22,11 @@ fn quic_only() -> plexus_node::net::NetConfig {
 }
 
 fn is_quic(addr: &Multiaddr) -> bool {
-    addr.iter().any(|protocol| matches!(protocol, Protocol::QuicV1))
-        && !addr.iter().any(|protocol| matches!(protocol, Protocol::Tcp(_)))
+    addr.iter()
+        .any(|protocol| matches!(protocol, Protocol::QuicV1))
+        && !addr
+            .iter()
+            .any(|protocol| matches!(protocol, Protocol::Tcp(_)))
 }
 
 async fn publish(node: &TestNode, n: u64) {

@@ -415,7 +415,10 @@ mod tests {
                 (1..=target).collect::<Vec<_>>(),
                 "target {target}, {per_response} entries per response"
             );
-            assert!(most as u64 <= PIPELINED_RANGES_PER_FEED, "{most} outstanding");
+            assert!(
+                most as u64 <= PIPELINED_RANGES_PER_FEED,
+                "{most} outstanding"
+            );
         }
     }
 

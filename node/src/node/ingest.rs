@@ -108,14 +108,9 @@ impl Worker {
             Some(TopicKind::ForkProofs { namespace }) => {
                 self.handle_fork_proof(&namespace, data, &source)?
             }
-            Some(TopicKind::Entries { namespace, suffix }) => self.handle_gossip_entry(
-                peer,
-                &namespace,
-                &suffix,
-                data,
-                &source,
-                report_early,
-            )?,
+            Some(TopicKind::Entries { namespace, suffix }) => {
+                self.handle_gossip_entry(peer, &namespace, &suffix, data, &source, report_early)?
+            }
         };
         if !reported {
             self.report(message_id, peer, acceptance);
@@ -186,9 +181,9 @@ impl Worker {
         }
         let seq = header.seq;
         // A valid entry that extends its feed is forwarded while its write is synced.
-        let outcome = self
-            .log
-            .ingest_verified_then(entry, data, source, now, accept_before_sync)?;
+        let outcome =
+            self.log
+                .ingest_verified_then(entry, data, source, now, accept_before_sync)?;
         Ok(match outcome {
             IngestOutcome::Accepted { forks, .. } => {
                 self.shared.changed();

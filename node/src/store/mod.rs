@@ -504,7 +504,9 @@ impl Log {
                     tips.insert(feed, entry);
                 } else if self.is_stored(&id)? {
                     outcomes[index] = Some(IngestOutcome::Duplicate { id });
-                } else if let Some(outcome) = self.hold_ahead(&mut batch, &mut staged, head, &entry)? {
+                } else if let Some(outcome) =
+                    self.hold_ahead(&mut batch, &mut staged, head, &entry)?
+                {
                     // Past the head (a later range of a pipelined backfill that arrived first):
                     // held in this batch rather than with a synced write each.
                     in_batch.insert(id);

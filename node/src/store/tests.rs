@@ -360,9 +360,13 @@ fn a_later_range_arriving_first_waits_then_chains_behind_the_earlier_one() {
     let outcomes = log
         .ingest_verified_batch(entries[20..].to_vec(), "test", 0)
         .unwrap();
-    assert!(outcomes
-        .iter()
-        .all(|outcome| matches!(outcome, IngestOutcome::Pending { missing_from: 1, .. })));
+    assert!(outcomes.iter().all(|outcome| matches!(
+        outcome,
+        IngestOutcome::Pending {
+            missing_from: 1,
+            ..
+        }
+    )));
     assert_eq!(log.stats().unwrap().pending, 20);
     assert_eq!(log.head(&feed(&keypair)).unwrap(), None);
     log.ingest_verified_batch(entries[..20].to_vec(), "test", 0)
