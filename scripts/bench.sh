@@ -6,9 +6,21 @@
 # ROUNDS times in one run, so the ratio compares like with like on a noisy machine. Also the
 # verifier's peak memory at N/10 and N entries, to show it does not grow with the log.
 #
+# network (issue 3), printed as a second table:
+# - propagation: `plexus-netbench propagation`, a 20-node loopback cluster of Plexus nodes and
+#   one of plain libp2p gossipsub swarms (same topology, transport and gossipsub parameters),
+#   alternating ROUNDS rounds of BENCH_MESSAGES messages; p50/p95/p99 from publish to arrival
+#   on the last node (Plexus: validated and stored).
+# - backfill: a fresh node catching up BENCH_BACKFILL_ENTRIES entries from one peer, ROUNDS
+#   times (median), with the CPU time per entry (both nodes share the process).
+# - memory: resident memory of a `plexus run` node on an empty log and on a log filled with
+#   BENCH_ENTRIES entries, after startup and after a `plexus status` call, and its peak.
+#
 # Environment: BENCH_ENTRIES (default 1000000), BENCH_AUTHORS (default 8), BENCH_ROUNDS
-# (default 3), BENCH_BACKFILL_ENTRIES (default 100000), BENCH_CLAIM_NODES (default 10),
-# BENCH_CLAIMS (default 100), BENCH_PUBLISH_ENTRIES (default 2000), BENCH_DIR (default $HOME/.cache/plexus-bench: generated files are reused).
+# (default 3), BENCH_BACKFILL_ENTRIES (default 100000), BENCH_NODES (default 20),
+# BENCH_MESSAGES (default 100), BENCH_CLAIM_NODES (default 10), BENCH_CLAIMS (default 100),
+# BENCH_PUBLISH_ENTRIES (default 2000), BENCH_DIR (default $HOME/.cache/plexus-bench:
+# generated files are reused).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -67,18 +79,14 @@ for round in $(seq 1 "$rounds"); do
 done
 read -r _ small_rss < <(audit_run "$little")
 
-backfill_entries="${BENCH_BACKFILL_ENTRIES:-100000}"
-backfill_rate=$("$bench" backfill --entries "$backfill_entries" | json_field per_second)
-echo "backfill: $backfill_rate entries/s" >&2
-
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 raw_median=$(median "${raw_rates[@]}")
 audit_median=$(median "${audit_rates[@]}")
 rss_median=$(median "${audit_rss[@]}")
 ratio=$(python3 -c "print(f'{$audit_median / $raw_median:.2f}')")
-python3 - "$entries" "$authors" "$rounds" "$raw_median" "$audit_median" "$ratio" "$small" "$small_rss" "$rss_median" "$(stat -c %s "$big")" "$backfill_entries" "$backfill_rate" <<'PY'
+python3 - "$entries" "$authors" "$rounds" "$raw_median" "$audit_median" "$ratio" "$small" "$small_rss" "$rss_median" "$(stat -c %s "$big")" <<'PY'
 import sys
-(entries, authors, rounds, raw, audit, ratio, small, small_rss, big_rss, size, bf_entries, bf_rate) = sys.argv[1:]
+(entries, authors, rounds, raw, audit, ratio, small, small_rss, big_rss, size) = sys.argv[1:]
 rows = [
     ("log size", f"{int(entries):,} entries, {int(authors)} authors, {int(size)/1e6:.0f} MB export"),
     ("raw ed25519-dalek verify_batch, all cores (median of %s)" % rounds, f"{float(raw):,.0f} signatures/s"),
@@ -86,10 +94,108 @@ rows = [
     ("ratio audit / raw", f"{ratio} (target >= 0.80)"),
     (f"verifier peak RSS at {int(small):,} entries", f"{int(small_rss)/1024:.1f} MiB"),
     (f"verifier peak RSS at {int(entries):,} entries", f"{int(big_rss)/1024:.1f} MiB"),
-    (f"backfill of {int(bf_entries):,} entries to a fresh node (loopback)", f"{float(bf_rate):,.0f} entries/s (target >= 50,000)"),
 ]
 width = max(len(name) for name, _ in rows)
 print(f"| {'metric':<{width}} | value |")
+print(f"|{'-' * (width + 2)}|-------|")
+for name, value in rows:
+    print(f"| {name:<{width}} | {value} |")
+PY
+
+# ---------------------------------------------------------------------------------------------
+# Network (issue 3): propagation against plain gossipsub, backfill, node memory.
+
+netbench="$CARGO_TARGET_DIR/debug/plexus-netbench"
+nodes="${BENCH_NODES:-20}"
+messages="${BENCH_MESSAGES:-100}"
+backfill_entries="${BENCH_BACKFILL_ENTRIES:-100000}"
+
+echo "load before the network benchmarks: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+propagation_json=$("$netbench" propagation --nodes "$nodes" --messages "$messages" --rounds "$rounds")
+echo "propagation: $propagation_json" >&2
+
+backfill_rates=()
+backfill_cpu=()
+for round in $(seq 1 "$rounds"); do
+  out=$("$bench" backfill --entries "$backfill_entries" 2>/dev/null)
+  backfill_rates+=("$(json_field per_second <<<"$out")")
+  backfill_cpu+=("$(json_field cpu_us_per_entry <<<"$out")")
+  echo "backfill round $round: $out" >&2
+done
+backfill_rate=$(median "${backfill_rates[@]}")
+backfill_cpu_median=$(median "${backfill_cpu[@]}")
+
+# Resident memory (KiB) of `plexus run` on data directory $1: prints "rss_started rss_after_status
+# peak". The node listens on loopback only, without mDNS, and is stopped with SIGTERM.
+node_memory() {
+  local dir=$1 config="$1.toml" fifo pid line rss_started rss_status peak
+  fifo=$(mktemp -u)
+  mkfifo "$fifo"
+  PLEXUS_DATA_DIR="$dir" PLEXUS_CONFIG="$config" "$plexus" run --listen /ip4/127.0.0.1/tcp/0 \
+    --no-mdns --api-listen 127.0.0.1:0 >"$fifo" 2>/dev/null &
+  pid=$!
+  exec {out}<"$fifo"
+  while read -r -t 120 line <&"$out"; do
+    [[ "$line" == *"running; HTTP API on"* ]] && break
+  done
+  rss_started=$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status")
+  PLEXUS_DATA_DIR="$dir" PLEXUS_CONFIG="$config" "$plexus" status >/dev/null
+  rss_status=$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status")
+  peak=$(awk '/^VmHWM/ {print $2}' "/proc/$pid/status")
+  kill -TERM "$pid"
+  wait "$pid" || true
+  exec {out}<&-
+  rm -f "$fifo"
+  echo "$rss_started $rss_status $peak"
+}
+
+empty_node="$work/node-empty"
+full_node="$work/node-$entries"
+for dir in "$empty_node" "$full_node"; do
+  if [ ! -e "$dir/.filled" ]; then
+    rm -rf "$dir" "$dir.toml"
+    PLEXUS_DATA_DIR="$dir" PLEXUS_CONFIG="$dir.toml" "$plexus" init --namespace cluster >/dev/null
+    if [ "$dir" = "$full_node" ]; then
+      echo "filling a node's log with $entries entries..." >&2
+      "$netbench" fill-log --data-dir "$dir" --entries "$entries" --authors "$authors"
+    fi
+    touch "$dir/.filled"
+  fi
+done
+read -r empty_started empty_status empty_peak < <(node_memory "$empty_node")
+read -r full_started full_status full_peak < <(node_memory "$full_node")
+echo "load after the network benchmarks: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+
+echo
+python3 - "$propagation_json" "$rounds" "$backfill_entries" "$backfill_rate" "$backfill_cpu_median" \
+  "$entries" "$empty_started" "$empty_status" "$empty_peak" "$full_started" "$full_status" "$full_peak" <<'PY'
+import json, sys
+(prop, rounds, bf_entries, bf_rate, bf_cpu, entries,
+ e_start, e_status, e_peak, f_start, f_status, f_peak) = sys.argv[1:]
+p = json.loads(prop)
+ours, theirs, after = p["plexus"], p["gossipsub"], p["plexus_after_publish"]
+mib = lambda kib: f"{int(kib) / 1024:.1f} MiB"
+samples = f"{ours['samples']} messages each, {ours['lost'] + theirs['lost']} lost"
+rows = [
+    (f"propagation, {p['nodes']} nodes, {p['edges']} connections ({samples})",
+     f"{p['payload_bytes']}-byte entries"),
+    ("  plain gossipsub p50 / p95 / p99",
+     f"{theirs['p50_ms']:.1f} / {theirs['p95_ms']:.1f} / {theirs['p99_ms']:.1f} ms"),
+    ("  plexus p50 / p95 / p99 (from the publish call)",
+     f"{ours['p50_ms']:.1f} / {ours['p95_ms']:.1f} / {ours['p99_ms']:.1f} ms"),
+    ("  plexus p50 / p95 / p99 (from publish's return)",
+     f"{after['p50_ms']:.1f} / {after['p95_ms']:.1f} / {after['p99_ms']:.1f} ms"),
+    ("  ratio of p99, plexus / plain",
+     f"{p['p99_ratio']:.2f} ({p['p99_ratio_after_publish']:.2f} from publish's return; target <= 1.25)"),
+    (f"backfill of {int(bf_entries):,} entries to a fresh node (median of {rounds})",
+     f"{float(bf_rate):,.0f} entries/s, {float(bf_cpu):.1f} us CPU per entry (target >= 50,000/s)"),
+    ("idle node RSS: started / after status / peak",
+     f"{mib(e_start)} / {mib(e_status)} / {mib(e_peak)}"),
+    (f"node holding {int(entries):,} entries RSS: started / after status / peak",
+     f"{mib(f_start)} / {mib(f_status)} / {mib(f_peak)}"),
+]
+width = max(len(name) for name, _ in rows)
+print(f"| {'network metric':<{width}} | value |")
 print(f"|{'-' * (width + 2)}|-------|")
 for name, value in rows:
     print(f"| {name:<{width}} | {value} |")

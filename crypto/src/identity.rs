@@ -8,6 +8,7 @@
 //! a second line. The node writes it with mode 0600 and refuses to load it when group or others
 //! may read it (see [`check_key_file_mode`]).
 
+use std::cell::Cell;
 use std::fmt;
 use std::str::FromStr;
 
@@ -51,6 +52,15 @@ pub enum IdentityError {
     KeyFileTooOpen { mode: u32 },
 }
 
+thread_local! {
+    /// The last key this thread accepted in [`AgentId::from_bytes`]. Entries come grouped by
+    /// author (a sync response holds one feed, an export lists feed by feed), so most parses
+    /// repeat the previous key, and decompressing the point again costs several microseconds
+    /// per entry. Only keys that passed every check are remembered.
+    static LAST_VALID_KEY: Cell<Option<([u8; PUBLIC_KEY_LEN], VerifyingKey)>> =
+        const { Cell::new(None) };
+}
+
 /// An agent's identity: a valid, non-weak Ed25519 public key.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct AgentId(VerifyingKey);
@@ -90,6 +100,11 @@ impl AgentId {
     /// Parses and validates a public key: a canonical encoding that decompresses to a point
     /// that does not have small order. (A non-canonical encoding would give one key two ids.)
     pub fn from_bytes(bytes: &[u8; PUBLIC_KEY_LEN]) -> Result<AgentId, IdentityError> {
+        if let Some((known, key)) = LAST_VALID_KEY.with(Cell::get) {
+            if known == *bytes {
+                return Ok(AgentId(key));
+            }
+        }
         if !is_canonical_point_encoding(bytes) {
             return Err(IdentityError::InvalidKey);
         }
@@ -97,6 +112,7 @@ impl AgentId {
         if key.is_weak() {
             return Err(IdentityError::WeakKey);
         }
+        LAST_VALID_KEY.with(|last| last.set(Some((*bytes, key))));
         Ok(AgentId(key))
     }
 

@@ -172,25 +172,38 @@ pub fn build_swarm(keypair: &Keypair, config: &NetConfig) -> Result<Swarm<Behavi
 fn build_gossipsub(
     heartbeat: Duration,
 ) -> Result<gossipsub::Behaviour, Box<dyn std::error::Error + Send + Sync>> {
-    let config = gossipsub::ConfigBuilder::default()
+    let config = gossipsub_config(heartbeat).validate_messages().build()?;
+    let mut gossipsub = gossipsub::Behaviour::new(MessageAuthenticity::Anonymous, config)?;
+    gossipsub.with_peer_score(
+        peer_score_params(),
+        gossipsub::PeerScoreThresholds::default(),
+    )?;
+    Ok(gossipsub)
+}
+
+/// The gossipsub parameters of every node, except manual validation, which [`build_swarm`]
+/// adds. Public so that the propagation benchmark runs plain gossipsub with exactly these.
+pub fn gossipsub_config(heartbeat: Duration) -> gossipsub::ConfigBuilder {
+    let mut builder = gossipsub::ConfigBuilder::default();
+    builder
         .validation_mode(ValidationMode::Anonymous)
-        .validate_messages()
         .message_id_fn(message_id)
         .max_transmit_size(MAX_ENTRY_LEN + GOSSIP_FRAME_OVERHEAD)
         .max_publish_messages(MAX_MESSAGES_PER_RPC)
         .connection_handler_queue_len(GOSSIP_SEND_QUEUE)
         .heartbeat_interval(heartbeat)
-        .heartbeat_initial_delay(Duration::from_millis(100))
-        .build()?;
-    let mut gossipsub = gossipsub::Behaviour::new(MessageAuthenticity::Anonymous, config)?;
+        .heartbeat_initial_delay(Duration::from_millis(100));
+    builder
+}
+
+/// Peer scoring of every node (topic parameters: [`topic_score_params`]).
+pub fn peer_score_params() -> gossipsub::PeerScoreParams {
     // Many honest nodes share one address on loopback, behind NAT and in containers: do not
     // penalise co-location.
-    let params = gossipsub::PeerScoreParams {
+    gossipsub::PeerScoreParams {
         ip_colocation_factor_weight: 0.0,
         ..gossipsub::PeerScoreParams::default()
-    };
-    gossipsub.with_peer_score(params, gossipsub::PeerScoreThresholds::default())?;
-    Ok(gossipsub)
+    }
 }
 
 /// Score parameters for one of our topics: only invalid deliveries (P4) and time in mesh count;

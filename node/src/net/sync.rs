@@ -11,7 +11,19 @@
 //!    a time. Where the peer has a *different* entry at a seq the node already holds, it fetches
 //!    that one entry: it is a fork, and the proof must be formed and spread.
 //! 3. Each `Entries` response is batch-verified before any of it is written, and written in one
-//!    synced batch; if the peer is still ahead, the next range is requested.
+//!    synced batch.
+//!
+//! Ranges of one feed are pipelined: [`plan`] asks for up to [`PIPELINED_RANGES_PER_FEED`]
+//! consecutive ranges at once (a *window*), so the peer reads and sends the next ranges while
+//! this node verifies and writes the current one, instead of one round trip per range. Each
+//! range remembers how many seqs the other ranges of its window cover
+//! ([`RangeRequest::lookahead`]);
+//! when it completes, [`next_range`] asks for the range just past the window, so the window
+//! slides forward with at most [`PIPELINED_RANGES_PER_FEED`] ranges of a feed outstanding. A
+//! response cut short by [`RESPONSE_BYTE_BUDGET`] is completed by a request for the remainder,
+//! which keeps its place in the window. The swarm task drops a range that overlaps one already
+//! queued or in flight to the same peer, so an anti-entropy round during a backfill does not
+//! fetch the same window twice.
 //!
 //! Out-of-order gossip (entry N+1 before N) triggers the same targeted range fetch.
 
@@ -49,6 +61,12 @@ pub const MAX_IN_FLIGHT_PER_PEER: usize = 4;
 /// Range requests waiting for a free slot, per peer; more are dropped and found again at the
 /// next anti-entropy round.
 pub const MAX_QUEUED_PER_PEER: usize = 1024;
+
+/// Consecutive ranges of one feed requested at once (the pipeline window). Equal to
+/// [`MAX_IN_FLIGHT_PER_PEER`], so a single feed can keep every slot to a peer busy; with
+/// [`MAX_RANGE`] it bounds what one feed can have in flight to 2,048 entries, well inside
+/// `MAX_PENDING` should responses arrive out of order.
+pub const PIPELINED_RANGES_PER_FEED: u64 = MAX_IN_FLIGHT_PER_PEER as u64;
 
 /// A sync request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,6 +116,10 @@ pub struct RangeRequest {
     /// The peer's head seq for this feed when the range was planned: fetching continues until
     /// our head reaches it.
     pub target_seq: u64,
+    /// Seqs after `to_seq` already requested by the other ranges of this range's window: once
+    /// this range is complete, the next one starts at `to_seq + 1 + lookahead`. Zero for a
+    /// range fetched on its own (a gap, a fork's entry).
+    pub lookahead: u64,
 }
 
 /// A validated `Range` request.
@@ -177,12 +199,7 @@ pub fn plan(
         let ours = our_head(feed);
         let our_seq = ours.map_or(0, |head| head.seq);
         if their.seq > our_seq {
-            ranges.push(RangeRequest {
-                feed: feed.clone(),
-                from_seq: our_seq + 1,
-                to_seq: their.seq.min(our_seq + MAX_RANGE),
-                target_seq: their.seq,
-            });
+            ranges.extend(window(feed, our_seq + 1, their.seq));
         } else if id_at(feed, their.seq).is_some_and(|id| id != their.id) {
             // Same seq, different entry: fetch theirs to form the fork proof.
             ranges.push(RangeRequest {
@@ -190,8 +207,65 @@ pub fn plan(
                 from_seq: their.seq,
                 to_seq: their.seq,
                 target_seq: their.seq,
+                lookahead: 0,
             });
         }
+    }
+    ranges
+}
+
+/// What to request after a response to `range` whose last entry had seq `fetched_to` (`None`
+/// for an empty response) was stored or held: the rest of the range if the response was cut
+/// short, otherwise the range just past the window, if the peer's head is beyond it.
+pub fn next_range(range: &RangeRequest, fetched_to: Option<u64>) -> Option<RangeRequest> {
+    let fetched_to = fetched_to?;
+    if fetched_to < range.from_seq || fetched_to > range.to_seq {
+        return None;
+    }
+    let from_seq = if fetched_to < range.to_seq {
+        fetched_to + 1
+    } else {
+        range.to_seq.checked_add(1 + range.lookahead)?
+    };
+    if from_seq > range.target_seq {
+        return None;
+    }
+    let to_seq = if fetched_to < range.to_seq {
+        range.to_seq
+    } else {
+        range.target_seq.min(from_seq.saturating_add(MAX_RANGE - 1))
+    };
+    Some(RangeRequest {
+        feed: range.feed.clone(),
+        from_seq,
+        to_seq,
+        target_seq: range.target_seq,
+        lookahead: range.lookahead,
+    })
+}
+
+/// The first window of ranges fetching `from_seq..=target_seq` of a feed: up to
+/// [`PIPELINED_RANGES_PER_FEED`] consecutive ranges of [`MAX_RANGE`] entries.
+fn window(feed: &FeedKey, from_seq: u64, target_seq: u64) -> Vec<RangeRequest> {
+    let mut ranges = Vec::new();
+    let mut start = from_seq;
+    while start <= target_seq && (ranges.len() as u64) < PIPELINED_RANGES_PER_FEED {
+        let end = target_seq.min(start.saturating_add(MAX_RANGE - 1));
+        ranges.push(RangeRequest {
+            feed: feed.clone(),
+            from_seq: start,
+            to_seq: end,
+            target_seq,
+            lookahead: 0,
+        });
+        start = end.saturating_add(1);
+    }
+    // Each range is followed by the other ranges of the window, all full but the last (which
+    // ends at the target and has no successor): each slot of the window advances by the
+    // window's width.
+    let lookahead = (ranges.len() as u64).saturating_sub(1) * MAX_RANGE;
+    for range in &mut ranges {
+        range.lookahead = lookahead;
     }
     ranges
 }
@@ -270,23 +344,102 @@ mod tests {
                 }
             },
         );
+        // 1,990 missing entries: a window of four ranges, the last one short.
+        let window = |from_seq, to_seq| RangeRequest {
+            feed: ahead.clone(),
+            from_seq,
+            to_seq,
+            target_seq: 2000,
+            lookahead: 3 * MAX_RANGE,
+        };
         assert_eq!(
             ranges,
             vec![
-                RangeRequest {
-                    feed: ahead,
-                    from_seq: 11,
-                    to_seq: 10 + MAX_RANGE,
-                    target_seq: 2000
-                },
+                window(11, 10 + MAX_RANGE),
+                window(11 + MAX_RANGE, 10 + 2 * MAX_RANGE),
+                window(11 + 2 * MAX_RANGE, 10 + 3 * MAX_RANGE),
+                window(11 + 3 * MAX_RANGE, 2000),
                 RangeRequest {
                     feed: forked,
                     from_seq: 3,
                     to_seq: 3,
-                    target_seq: 3
+                    target_seq: 3,
+                    lookahead: 0,
                 },
             ]
         );
+    }
+
+    /// Plays a backfill of `target` entries against a peer that cuts responses at
+    /// `per_response` entries, completing the oldest outstanding range first; returns every
+    /// seq fetched, sorted, and the most ranges ever outstanding at once.
+    fn play_backfill(target: u64, per_response: u64) -> (Vec<u64>, usize) {
+        let mut outstanding: std::collections::VecDeque<RangeRequest> = plan(
+            &[(
+                feed(1),
+                FeedHead {
+                    seq: target,
+                    id: sha256(b"head"),
+                },
+            )],
+            |_| None,
+            |_, _| None,
+        )
+        .into();
+        let mut fetched = Vec::new();
+        let mut most = outstanding.len();
+        while let Some(range) = outstanding.pop_front() {
+            let last = range.to_seq.min(range.from_seq + per_response - 1);
+            fetched.extend(range.from_seq..=last);
+            outstanding.extend(next_range(&range, Some(last)));
+            most = most.max(outstanding.len());
+        }
+        fetched.sort_unstable();
+        (fetched, most)
+    }
+
+    #[test]
+    fn a_pipelined_backfill_fetches_every_seq_once_within_the_window() {
+        for (target, per_response) in [
+            (1, 512),
+            (100, 512),
+            (2048, 512),
+            (2049, 512),
+            (100_000, 512),
+            (100_000, 100),
+            (5_000, 1),
+        ] {
+            let (fetched, most) = play_backfill(target, per_response);
+            assert_eq!(
+                fetched,
+                (1..=target).collect::<Vec<_>>(),
+                "target {target}, {per_response} entries per response"
+            );
+            assert!(
+                most as u64 <= PIPELINED_RANGES_PER_FEED,
+                "{most} outstanding"
+            );
+        }
+    }
+
+    #[test]
+    fn nothing_follows_an_empty_or_unrelated_response() {
+        let range = RangeRequest {
+            feed: feed(1),
+            from_seq: 10,
+            to_seq: 20,
+            target_seq: 100,
+            lookahead: 0,
+        };
+        assert_eq!(next_range(&range, None), None);
+        assert_eq!(next_range(&range, Some(9)), None);
+        assert_eq!(next_range(&range, Some(21)), None);
+        let single = RangeRequest {
+            to_seq: 10,
+            target_seq: 10,
+            ..range
+        };
+        assert_eq!(next_range(&single, Some(10)), None);
     }
 
     #[test]

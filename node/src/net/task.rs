@@ -374,11 +374,18 @@ impl SwarmTask {
     }
 
     fn queue_fetch(&mut self, peer: PeerId, range: Box<RangeRequest>) {
+        let overlaps = |other: &RangeRequest| {
+            other.feed == range.feed
+                && other.from_seq <= range.to_seq
+                && range.from_seq <= other.to_seq
+        };
+        // Already on its way (an anti-entropy round planning what a pipelined window is
+        // fetching): asking again would only fetch the same entries twice.
+        let in_flight = self.outstanding.values().any(|(to, outstanding)| {
+            *to == peer && matches!(outstanding, Outstanding::Range(other) if overlaps(other))
+        });
         let sync = self.peers.entry(peer).or_default();
-        let duplicate = sync
-            .queue
-            .iter()
-            .any(|queued| queued.feed == range.feed && queued.from_seq == range.from_seq);
+        let duplicate = in_flight || sync.queue.iter().any(overlaps);
         if duplicate || sync.queue.len() >= MAX_QUEUED_PER_PEER {
             return;
         }

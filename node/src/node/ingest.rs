@@ -8,11 +8,17 @@
 //! |-------------------------------------------------|---------|-------------------------------|
 //! | oversized, malformed, wrong topic, bad signature, unknown kind or bad body | Reject | rejection journal; peer score drops |
 //! | a claim outside the clock-skew window           | Ignore  | rejection journal (the forwarder's clock may differ) |
-//! | accepted                                        | Accept  | forwarded by gossipsub        |
+//! | accepted                                        | Accept  | forwarded by gossipsub while its write is synced |
 //! | valid but its predecessors are missing          | Ignore  | held pending; gap fetched from the sender |
 //! | duplicate                                       | Ignore  |                               |
 //! | a fork                                          | Ignore  | proof stored and gossiped; author quarantined |
 //! | by a quarantined author, or unchainable         | Ignore  | rejection journal             |
+//!
+//! An entry is reported `Accept` as soon as it is validated and known to extend its feed, just
+//! before its synced write: gossipsub forwards it while the fsync runs, so a message crossing
+//! several hops pays for one fsync on the way, not one per hop. Nothing is forwarded before it
+//! is validated; the change notification still follows the durable write. (If the write then
+//! failed, peers would hold a valid entry this node lacks, which backfill repairs.)
 
 use std::sync::Arc;
 
@@ -84,6 +90,11 @@ impl Worker {
         data: &[u8],
     ) -> Result<(), StoreError> {
         let source = format!("gossip:{peer}");
+        let mut reported = false;
+        let report_early = || {
+            reported = true;
+            self.report(message_id.clone(), peer, MessageAcceptance::Accept);
+        };
         let acceptance = match topics::parse(topic) {
             None => {
                 let detail = format!("message on unknown topic {topic:?}");
@@ -100,15 +111,21 @@ impl Worker {
                 self.handle_fork_proof(&namespace, data, &source)?
             }
             Some(TopicKind::Entries { namespace, suffix }) => {
-                self.handle_gossip_entry(peer, &namespace, &suffix, data, &source)?
+                self.handle_gossip_entry(peer, &namespace, &suffix, data, &source, report_early)?
             }
         };
+        if !reported {
+            self.report(message_id, peer, acceptance);
+        }
+        Ok(())
+    }
+
+    fn report(&self, message_id: MessageId, peer: PeerId, acceptance: MessageAcceptance) {
         let _ = self.net.blocking_send(Command::Validate {
             message_id,
             peer,
             acceptance,
         });
-        Ok(())
     }
 
     fn handle_gossip_entry(
@@ -118,6 +135,7 @@ impl Worker {
         suffix: &str,
         data: &[u8],
         source: &str,
+        accept_before_sync: impl FnOnce(),
     ) -> Result<MessageAcceptance, StoreError> {
         let now = now_ms();
         let reject = |reason, detail: String| -> Result<MessageAcceptance, StoreError> {
@@ -181,7 +199,10 @@ impl Worker {
             return Ok(MessageAcceptance::Ignore);
         }
         let seq = header.seq;
-        let outcome = self.log.ingest_verified(entry, data, source, now)?;
+        // A valid entry that extends its feed is forwarded while its write is synced.
+        let outcome =
+            self.log
+                .ingest_verified_then(entry, data, source, now, accept_before_sync)?;
         Ok(match outcome {
             IngestOutcome::Accepted { forks, .. } => {
                 self.shared.changed();
@@ -197,6 +218,7 @@ impl Worker {
                     from_seq: missing_from,
                     to_seq: (seq - 1).min(missing_from + MAX_RANGE - 1),
                     target_seq: seq,
+                    lookahead: 0,
                 };
                 let _ = self.net.blocking_send(Command::Fetch {
                     peer,
@@ -448,7 +470,8 @@ impl Worker {
         if self.shared.is_quarantined(&range.feed) {
             return Ok(());
         }
-        let mut progressed = false;
+        let fetched_to = good.iter().map(|entry| entry.header().seq).max();
+        let (mut progressed, mut held) = (false, false);
         for outcome in self.log.ingest_verified_batch(good, &source, now)? {
             match outcome {
                 IngestOutcome::Accepted { forks, .. } => {
@@ -457,20 +480,19 @@ impl Worker {
                         self.on_fork(proof);
                     }
                 }
+                // Out of order within a pipelined window: its predecessors are on their way.
+                IngestOutcome::Pending { .. } => held = true,
                 IngestOutcome::Fork { proof } => self.on_fork(&proof),
                 _ => {}
             }
         }
         if progressed {
             self.shared.changed();
+        }
+        if progressed || held {
             let head_seq = self.log.head(&range.feed)?.map_or(0, |head| head.seq);
-            if head_seq < range.target_seq {
-                let next = RangeRequest {
-                    feed: range.feed.clone(),
-                    from_seq: head_seq + 1,
-                    to_seq: range.target_seq.min(head_seq + MAX_RANGE),
-                    target_seq: range.target_seq,
-                };
+            let next = sync::next_range(&range, fetched_to);
+            if let Some(next) = next.filter(|_| head_seq < range.target_seq) {
                 let _ = self.net.blocking_send(Command::Fetch {
                     peer,
                     range: Box::new(next),

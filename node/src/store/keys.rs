@@ -44,6 +44,13 @@ pub fn split_entry_key(key: &[u8]) -> Option<(FeedKey, u64)> {
     Some((FeedKey { namespace, author }, seq))
 }
 
+/// The seq of an entry key whose feed prefix is already known to be `prefix_len` bytes long,
+/// without parsing the feed (which would decompress the author's key).
+pub fn seq_after_prefix(key: &[u8], prefix_len: usize) -> Option<u64> {
+    let seq_bytes = key.get(prefix_len..prefix_len.checked_add(8)?)?;
+    Some(u64::from_be_bytes(seq_bytes.try_into().ok()?))
+}
+
 /// Splits a feed-prefix key (the heads column family) into its feed.
 pub fn split_feed_prefix(key: &[u8]) -> Option<FeedKey> {
     let (&ns_len, rest) = key.split_first()?;

@@ -381,6 +381,21 @@ impl Log {
         source: &str,
         now_ms: u64,
     ) -> Result<IngestOutcome, StoreError> {
+        self.ingest_verified_then(entry, bytes, source, now_ms, || {})
+    }
+
+    /// Like [`Log::ingest_verified`], calling `on_next` once the entry is known to be the next
+    /// of its feed, before its write is synced. The gossip path forwards the validated entry
+    /// from there, so the fsync overlaps the next hop instead of adding to every hop; the
+    /// outcome still comes back only once the write is durable.
+    pub fn ingest_verified_then(
+        &self,
+        entry: Entry,
+        bytes: &[u8],
+        source: &str,
+        now_ms: u64,
+        on_next: impl FnOnce(),
+    ) -> Result<IngestOutcome, StoreError> {
         if let Err(error) = check_body(&entry) {
             let detail = body_rejection(&entry, &error);
             return self.record_rejection(bytes, RejectReason::BadBody, detail, source, now_ms);
@@ -405,6 +420,7 @@ impl Log {
                 self.accept(&mut batch, &mut staged, &entry, &mut forks)?;
                 let released =
                     self.release_pending(&mut batch, &mut staged, &feed, &entry, &mut forks)?;
+                on_next();
                 self.commit(batch)?;
                 Some(IngestOutcome::Accepted {
                     id,
@@ -432,11 +448,13 @@ impl Log {
                     None => Some(IngestOutcome::Duplicate { id }),
                 }
             }
-            Placement::Ahead { missing_from } => self.hold(&mut staged, &entry, missing_from)?,
+            Placement::Ahead { missing_from } => {
+                self.hold_now(&mut staged, &entry, missing_from)?
+            }
             // The entry names a predecessor other than our head: the author forked at the
             // head's seq, and the other branch's entry is missing. Hold it; fetching seq
             // `head.seq` from whoever sent it completes the proof.
-            Placement::BrokenLink { head } => self.hold(&mut staged, &entry, head.seq)?,
+            Placement::BrokenLink { head } => self.hold_now(&mut staged, &entry, head.seq)?,
         };
         *counters = staged;
         drop(counters);
@@ -455,8 +473,9 @@ impl Log {
 
     /// Ingests verified entries (encoding and signature already checked, for example by a
     /// batch verification) with one synced write for every run of entries that extend their
-    /// feeds; entries that do not (gaps, duplicates, forks) fall back to [`Log::ingest_verified`]
-    /// one by one, after the batch. Outcomes come back in input order.
+    /// feeds or lie beyond their heads (held in `pending`); the others (duplicates, forks,
+    /// holes, a full `pending`) fall back to [`Log::ingest_verified`] one by one, after the
+    /// batch. Outcomes come back in input order.
     pub fn ingest_verified_batch(
         &self,
         entries: Vec<Entry>,
@@ -472,6 +491,7 @@ impl Log {
             let mut batch = WriteBatch::default();
             let mut tips: HashMap<FeedKey, Entry> = HashMap::new();
             let mut in_batch: HashSet<Hash256> = HashSet::new();
+            let mut held_feeds: HashSet<FeedKey> = HashSet::new();
             for (index, entry) in entries.into_iter().enumerate() {
                 let id = entry.id();
                 if let Err(error) = check_body(&entry) {
@@ -479,7 +499,7 @@ impl Log {
                     rejected.push((index, entry.encode(), body_rejection(&entry, &error)));
                     continue;
                 }
-                if in_batch.contains(&id) || self.is_stored(&id)? {
+                if in_batch.contains(&id) {
                     outcomes[index] = Some(IngestOutcome::Duplicate { id });
                     continue;
                 }
@@ -491,6 +511,8 @@ impl Log {
                     }),
                     None => self.head(&feed)?,
                 };
+                // The next entry of a feed cannot be stored yet (feeds are complete up to their
+                // head and nothing past it is in `ids`), so only the others need the lookup.
                 if place(head, None, &entry) == Placement::Next {
                     let mut forks = Vec::new();
                     self.accept(&mut batch, &mut staged, &entry, &mut forks)?;
@@ -501,6 +523,16 @@ impl Log {
                         forks,
                     });
                     tips.insert(feed, entry);
+                } else if self.is_stored(&id)? {
+                    outcomes[index] = Some(IngestOutcome::Duplicate { id });
+                } else if let Some(outcome) =
+                    self.hold_ahead(&mut batch, &mut staged, head, &entry)?
+                {
+                    // Past the head (a later range of a pipelined backfill that arrived first):
+                    // held in this batch rather than with a synced write each.
+                    in_batch.insert(id);
+                    held_feeds.insert(feed);
+                    outcomes[index] = Some(outcome);
                 } else {
                     deferred.push((index, entry));
                 }
@@ -511,6 +543,18 @@ impl Log {
             }
             self.commit(batch)?;
             *counters = staged;
+            // An entry held above may chain onto a tip that later entries of the same batch
+            // reached; it is in `pending` only now, so release once more.
+            let mut staged = counters.clone();
+            let mut batch = WriteBatch::default();
+            for (feed, tip) in tips.iter().filter(|(feed, _)| held_feeds.contains(*feed)) {
+                let mut forks = Vec::new();
+                self.release_pending(&mut batch, &mut staged, feed, tip, &mut forks)?;
+            }
+            if !batch.is_empty() {
+                self.commit(batch)?;
+                *counters = staged;
+            }
         }
         for (index, bytes, detail) in rejected {
             outcomes[index] = Some(self.record_rejection(
@@ -549,7 +593,7 @@ impl Log {
             if !key.starts_with(&prefix) {
                 break;
             }
-            let Some((_, seq)) = keys::split_entry_key(&key) else {
+            let Some(seq) = keys::seq_after_prefix(&key, prefix.len()) else {
                 break;
             };
             if seq > to_seq || (!out.is_empty() && bytes + value.len() > byte_budget) {
@@ -731,6 +775,10 @@ impl Log {
             entry.id().as_bytes(),
         );
         counters.next_arrival += 1;
+        if counters.pending == 0 {
+            // Nothing waits anywhere: spare the lookup (one iterator per accepted entry).
+            return Ok(());
+        }
         for (pending_key, waiting) in self.pending_at(&feed, seq)? {
             batch.delete_cf(self.cf(CF_PENDING), &pending_key);
             counters.pending = counters.pending.saturating_sub(1);
@@ -753,6 +801,9 @@ impl Log {
         forks: &mut Vec<ForkProof>,
     ) -> Result<usize, StoreError> {
         let mut released = 0;
+        if counters.pending == 0 {
+            return Ok(released);
+        }
         let mut tip = tip.clone();
         loop {
             let next_seq = tip.header().seq + 1;
@@ -788,8 +839,41 @@ impl Log {
 
     /// Holds an entry whose predecessor is missing, within the pending bound; `None` when the
     /// bound is reached (the caller records the rejection once the lock is released).
+    fn hold_now(
+        &self,
+        counters: &mut Counters,
+        entry: &Entry,
+        missing_from: u64,
+    ) -> Result<Option<IngestOutcome>, StoreError> {
+        let mut batch = WriteBatch::default();
+        let outcome = self.hold(&mut batch, counters, entry, missing_from)?;
+        if !batch.is_empty() {
+            self.commit(batch)?;
+        }
+        Ok(outcome)
+    }
+
+    /// Holds `entry` in `batch` if it lies beyond `head + 1` (so it is neither stored nor a
+    /// fork candidate) and the pending bound allows; `None` otherwise, for the one-by-one path.
+    fn hold_ahead(
+        &self,
+        batch: &mut WriteBatch,
+        counters: &mut Counters,
+        head: Option<FeedHead>,
+        entry: &Entry,
+    ) -> Result<Option<IngestOutcome>, StoreError> {
+        let next_seq = head.map_or(0, |head| head.seq) + 1;
+        if entry.header().seq <= next_seq {
+            return Ok(None);
+        }
+        self.hold(batch, counters, entry, next_seq)
+    }
+
+    /// Puts an entry whose predecessor is missing into `pending` in `batch`, within the
+    /// pending bound.
     fn hold(
         &self,
+        batch: &mut WriteBatch,
         counters: &mut Counters,
         entry: &Entry,
         missing_from: u64,
@@ -803,8 +887,7 @@ impl Log {
         if counters.pending >= self.max_pending {
             return Ok(None);
         }
-        self.db
-            .put_cf_opt(self.cf(CF_PENDING), key, entry.encode(), &sync_options())?;
+        batch.put_cf(self.cf(CF_PENDING), key, entry.encode());
         counters.pending += 1;
         Ok(Some(IngestOutcome::Pending { id, missing_from }))
     }

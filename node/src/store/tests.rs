@@ -352,6 +352,38 @@ fn batch_ingest_writes_chains_and_defers_the_rest() {
 }
 
 #[test]
+fn a_later_range_arriving_first_waits_then_chains_behind_the_earlier_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path()).unwrap();
+    let keypair = Keypair::generate();
+    let entries = foreign_chain(&keypair, 40);
+    // Pipelined backfill: the second range's response is handled before the first one's.
+    let outcomes = log
+        .ingest_verified_batch(entries[20..].to_vec(), "test", 0)
+        .unwrap();
+    assert!(outcomes.iter().all(|outcome| matches!(
+        outcome,
+        IngestOutcome::Pending {
+            missing_from: 1,
+            ..
+        }
+    )));
+    assert_eq!(log.stats().unwrap().pending, 20);
+    assert_eq!(log.head(&feed(&keypair)).unwrap(), None);
+    log.ingest_verified_batch(entries[..20].to_vec(), "test", 0)
+        .unwrap();
+    assert_eq!(log.head(&feed(&keypair)).unwrap().unwrap().seq, 40);
+    assert_eq!(log.stats().unwrap().pending, 0);
+    // Within one batch too: 3 before 1 and 2 still ends with 3 stored.
+    let other = Keypair::generate();
+    let entries = foreign_chain(&other, 3);
+    let batch = vec![entries[2].clone(), entries[0].clone(), entries[1].clone()];
+    log.ingest_verified_batch(batch, "test", 0).unwrap();
+    assert_eq!(log.head(&feed(&other)).unwrap().unwrap().seq, 3);
+    assert_eq!(log.stats().unwrap().pending, 0);
+}
+
+#[test]
 fn the_rejection_journal_is_a_bounded_ring() {
     let dir = tempfile::tempdir().unwrap();
     let log = Log::open(dir.path()).unwrap();
