@@ -158,8 +158,10 @@ fn backfill(args: &[String]) -> anyhow::Result<()> {
         let probe_net = late.node.net().clone();
         let probe_log = std::sync::Arc::clone(late.node.log());
         let probe = tokio::spawn(async move {
+            let mut every_second = tokio::time::interval(std::time::Duration::from_secs(1));
+            every_second.tick().await;
             loop {
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                every_second.tick().await;
                 if let (Ok(net), Ok(stats)) = (probe_net.status().await, probe_log.stats()) {
                     eprintln!(
                         "backfill: {} stored, {} pending, {} fetched, {} requests in flight, {} queued",
