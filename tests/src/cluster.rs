@@ -16,7 +16,8 @@ use plexus_node::client::ApiClient;
 use plexus_node::net::NetConfig;
 use plexus_node::node::{Node, NodeConfig};
 use plexus_node::store::Log;
-use plexus_protocol::{FeedHead, FeedKey};
+use plexus_protocol::value::json_text_to_canonical;
+use plexus_protocol::{Entry, FeedHead, FeedKey};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -163,6 +164,16 @@ pub async fn connect(from: &TestNode, to: &TestNode) {
         |peers| peers.iter().any(|p| p.peer_id == peer),
     )
     .await;
+}
+
+/// Publishes the application entry `{"n": n}` (kind `x-note`) from `node`.
+pub async fn publish_note(node: &TestNode, n: u64) -> Entry {
+    let body = json_text_to_canonical(&format!("{{\"n\": {n}}}"))
+        .unwrap_or_else(|error| panic!("body: {error}"));
+    node.node
+        .publish(NAMESPACE, "x-note", body)
+        .await
+        .unwrap_or_else(|error| panic!("publish: {error}"))
 }
 
 /// Stops every node cleanly (network task, ingest worker, log flush) before the test ends, so

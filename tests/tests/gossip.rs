@@ -9,22 +9,11 @@ use plexus_node::store::IngestOutcome;
 use plexus_protocol::value::json_text_to_canonical;
 use plexus_protocol::{Draft, Entry, FeedKey};
 use plexus_tests::cluster::{
-    connect, heads, shutdown, spawn, spawn_node, test_net_config, wait_converged, wait_for,
-    TestNode, NAMESPACE,
+    connect, heads, publish_note, shutdown, spawn, spawn_node, test_net_config, wait_converged,
+    wait_for, TestNode, NAMESPACE,
 };
 
 const CONVERGE: Duration = Duration::from_secs(60);
-
-async fn publish(node: &TestNode, n: u64) -> Entry {
-    node.node
-        .publish(
-            NAMESPACE,
-            "x-note",
-            json_text_to_canonical(&format!("{{\"n\": {n}}}")).unwrap(),
-        )
-        .await
-        .unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn entries_reach_every_node_of_a_line() {
@@ -34,7 +23,7 @@ async fn entries_reach_every_node_of_a_line() {
     }
     for (index, node) in nodes.iter().enumerate().step_by(3) {
         for n in 0..4 {
-            publish(node, (index * 10 + n) as u64).await;
+            publish_note(node, (index * 10 + n) as u64).await;
         }
     }
     let all: Vec<&TestNode> = nodes.iter().collect();
@@ -107,8 +96,8 @@ async fn a_healed_partition_converges() {
         }
     }
     for n in 0..5 {
-        publish(&left[0], n).await;
-        publish(&right[2], 100 + n).await;
+        publish_note(&left[0], n).await;
+        publish_note(&right[2], 100 + n).await;
     }
     let left_refs: Vec<&TestNode> = left.iter().collect();
     let right_refs: Vec<&TestNode> = right.iter().collect();
@@ -154,7 +143,7 @@ async fn a_malicious_peer_is_stopped_at_the_first_hop() {
     connect(alice, mallory).await;
     connect(bob, alice).await;
     // Honest traffic first, so the mesh is up.
-    publish(alice, 1).await;
+    publish_note(alice, 1).await;
     wait_converged(&[alice, bob, mallory], 1, 1, CONVERGE).await;
 
     let topic = topics::entry_topic(NAMESPACE, "x-note");
@@ -194,7 +183,7 @@ async fn a_malicious_peer_is_stopped_at_the_first_hop() {
     }
     // Honest traffic keeps flowing meanwhile.
     for n in 2..6 {
-        publish(alice, n).await;
+        publish_note(alice, n).await;
     }
     wait_converged(&[alice, bob], 1, 5, CONVERGE).await;
     let mallory_peer = mallory.node.net().peer_id().to_string();

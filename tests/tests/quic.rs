@@ -5,10 +5,8 @@ use std::time::Duration;
 
 use libp2p::multiaddr::Protocol;
 use libp2p::Multiaddr;
-use plexus_protocol::value::json_text_to_canonical;
 use plexus_tests::cluster::{
-    address, connect, heads, shutdown, spawn_node, test_net_config, wait_converged, TestNode,
-    NAMESPACE,
+    address, connect, heads, publish_note, shutdown, spawn_node, test_net_config, wait_converged,
 };
 
 const CONVERGE: Duration = Duration::from_secs(60);
@@ -27,17 +25,6 @@ fn is_quic(addr: &Multiaddr) -> bool {
         && !addr
             .iter()
             .any(|protocol| matches!(protocol, Protocol::Tcp(_)))
-}
-
-async fn publish(node: &TestNode, n: u64) {
-    node.node
-        .publish(
-            NAMESPACE,
-            "x-note",
-            json_text_to_canonical(&format!("{{\"n\": {n}}}")).unwrap(),
-        )
-        .await
-        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -60,15 +47,15 @@ async fn two_nodes_exchange_entries_over_quic_only() {
     }
     // History from before the connection travels by backfill...
     for n in 0..20 {
-        publish(&first, n).await;
+        publish_note(&first, n).await;
     }
     connect(&second, &first).await;
     wait_converged(&[&first, &second], 1, 20, CONVERGE).await;
     // ...and new entries from either side over the same QUIC connection (gossip, with
     // anti-entropy behind it).
     for n in 0..5 {
-        publish(&first, 100 + n).await;
-        publish(&second, 200 + n).await;
+        publish_note(&first, 100 + n).await;
+        publish_note(&second, 200 + n).await;
     }
     wait_converged(&[&first, &second], 2, 30, CONVERGE).await;
     assert_eq!(heads(&first), heads(&second));

@@ -9,27 +9,23 @@
 //! A node subscribes to every topic of each namespace it follows, so it receives all kinds; the
 //! split lets a future light client follow only some kinds. Namespace and kind names are
 //! restricted to `a-z 0-9 . _ -`, so they never contain `/`. Gossipsub lets a remote peer hold at
-//! most 100 topic subscriptions, which with [`KNOWN_KINDS`] allows seven namespaces per node.
+//! most 100 topic subscriptions, which with [`known_kinds`] allows seven namespaces per node.
 
 use libp2p::gossipsub::IdentTopic;
+use plexus_protocol::coord::KINDS;
 
 /// Version segment of every topic; bumped with incompatible entry formats.
 pub const TOPIC_VERSION: &str = "1";
 
-/// Kinds with a topic of their own (the coordination kinds and `note`).
-pub const KNOWN_KINDS: [&str; 9] = [
-    "capability",
-    "capability.revoke",
-    "intent",
-    "intent.renew",
-    "intent.release",
-    "task",
-    "constraint",
-    "pattern",
-    "policy",
-];
+/// Kinds with a topic of their own besides the coordination kinds ([`KINDS`]).
+pub const GOVERNANCE_KINDS: [&str; 1] = ["policy"];
 
-/// Suffix of the topic for kinds not in [`KNOWN_KINDS`].
+/// Every kind with a topic of its own: the coordination kinds and the governance kinds.
+pub fn known_kinds() -> impl Iterator<Item = &'static str> {
+    KINDS.into_iter().chain(GOVERNANCE_KINDS)
+}
+
+/// Suffix of the topic for kinds without a topic of their own (see [`known_kinds`]).
 pub const OTHER_KINDS: &str = "other";
 
 /// Suffix of the fork-proof topic.
@@ -59,9 +55,8 @@ pub fn fork_topic(namespace: &str) -> IdentTopic {
 
 /// Every topic a node following `namespace` subscribes to.
 pub fn namespace_topics(namespace: &str) -> Vec<IdentTopic> {
-    KNOWN_KINDS
-        .iter()
-        .chain([OTHER_KINDS].iter())
+    known_kinds()
+        .chain([OTHER_KINDS])
         .map(|kind| IdentTopic::new(format!("plexus/{TOPIC_VERSION}/{namespace}/{kind}")))
         .chain([fork_topic(namespace)])
         .collect()
@@ -69,7 +64,7 @@ pub fn namespace_topics(namespace: &str) -> Vec<IdentTopic> {
 
 /// The topic suffix for an entry kind.
 pub fn kind_suffix(kind: &str) -> &str {
-    if KNOWN_KINDS.contains(&kind) {
+    if known_kinds().any(|known| known == kind) {
         kind
     } else {
         OTHER_KINDS
@@ -94,7 +89,7 @@ pub fn parse(topic: &str) -> Option<TopicKind> {
             namespace: namespace.to_owned(),
         });
     }
-    if suffix != OTHER_KINDS && !KNOWN_KINDS.contains(&suffix) {
+    if suffix != OTHER_KINDS && !known_kinds().any(|known| known == suffix) {
         return None;
     }
     Some(TopicKind::Entries {
@@ -132,6 +127,6 @@ mod tests {
         assert_eq!(parse("plexus/1/Team/note"), None);
         assert_eq!(parse("plexus/1/team/unknown"), None);
         assert_eq!(parse("plexus/1/team/note/extra"), None);
-        assert_eq!(namespace_topics("team").len(), KNOWN_KINDS.len() + 2);
+        assert_eq!(namespace_topics("team").len(), known_kinds().count() + 2);
     }
 }

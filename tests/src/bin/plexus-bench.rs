@@ -19,6 +19,7 @@ use plexus_crypto::{Keypair, Sha256Stream};
 use plexus_protocol::export::{ExportHeader, ExportTrailer};
 use plexus_protocol::{cbor, Entry};
 use plexus_tests::fixtures::signed_chain;
+use plexus_tests::flag;
 use rayon::prelude::*;
 
 fn main() -> anyhow::Result<()> {
@@ -32,14 +33,6 @@ fn main() -> anyhow::Result<()> {
              | backfill --entries N"
         ),
     }
-}
-
-fn flag(args: &[String], name: &str) -> anyhow::Result<String> {
-    args.iter()
-        .position(|arg| arg == name)
-        .and_then(|index| args.get(index + 1))
-        .cloned()
-        .with_context(|| format!("missing {name}"))
 }
 
 fn gen_export(args: &[String]) -> anyhow::Result<()> {

@@ -33,6 +33,7 @@ use plexus_protocol::value::json_text_to_canonical;
 use plexus_protocol::{Draft, Entry};
 use plexus_tests::cluster::{connect, shutdown, spawn_node, TestNode, NAMESPACE};
 use plexus_tests::fixtures::signed_chain;
+use plexus_tests::flag;
 use rayon::prelude::*;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
@@ -60,14 +61,6 @@ fn main() -> anyhow::Result<()> {
              | fill-log --data-dir DIR --entries N --authors A"
         ),
     }
-}
-
-fn flag(args: &[String], name: &str) -> anyhow::Result<String> {
-    args.iter()
-        .position(|arg| arg == name)
-        .and_then(|index| args.get(index + 1))
-        .cloned()
-        .with_context(|| format!("missing {name}"))
 }
 
 /// Arrival times of messages on nodes, keyed by message; a watch counter wakes waiters.
