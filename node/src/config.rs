@@ -9,11 +9,14 @@
 //! The data directory holds the identity key (`identity.key`, mode 0600), the RocksDB log
 //! (`log/`) and the lock file (`plexus.lock`).
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use plexus_crypto::{check_key_file_mode, IdentityError, Keypair};
+use plexus_crypto::{check_key_file_mode, AgentId, IdentityError, Keypair};
+
+use crate::store::TrustRoots;
 use serde::{Deserialize, Serialize};
 
 /// File name of the identity key inside the data directory.
@@ -69,6 +72,23 @@ pub struct ConfigFile {
     /// Settings of `plexus run`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub network: Option<NetworkFile>,
+    /// Governed namespaces and their trust roots.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub governance: Option<GovernanceFile>,
+}
+
+/// The `[governance]` section: which namespaces are governed, and by whom.
+///
+/// ```toml
+/// [governance.trust_roots]
+/// team = ["<admin agent id>", "<another admin>"]
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GovernanceFile {
+    /// Namespace to the agent ids of its admins.
+    #[serde(default)]
+    pub trust_roots: BTreeMap<String, Vec<String>>,
 }
 
 /// The `[network]` section of the config file; flags and environment variables override it.
@@ -93,6 +113,10 @@ pub struct NetworkFile {
     pub quarantine_forkers: Option<bool>,
     /// Milliseconds a live claim's timestamp may differ from this node's clock.
     pub clock_skew_ms: Option<u64>,
+    /// Gossip messages per second accepted from one peer.
+    pub ingress_peer_rate: Option<u32>,
+    /// Gossip entries per second accepted from one author.
+    pub ingress_author_rate: Option<u32>,
 }
 
 /// Flags and environment that decide the paths, as parsed by the CLI.
@@ -110,6 +134,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub namespace: String,
     pub network: NetworkFile,
+    /// Governed namespaces from the config file (flags of `plexus run` may replace them).
+    pub trust_roots: TrustRoots,
 }
 
 impl Config {
@@ -132,6 +158,17 @@ impl Config {
                 })
             }
         };
+        let trust_roots = match &file.governance {
+            Some(governance) => {
+                trust_roots_from_file(&governance.trust_roots).map_err(|message| {
+                    ConfigError::Parse {
+                        path: config_path.clone(),
+                        message,
+                    }
+                })?
+            }
+            None => TrustRoots::new(),
+        };
         let data_dir = match (&overrides.data_dir, &file.data_dir) {
             (Some(dir), _) | (None, Some(dir)) => dir.clone(),
             (None, None) => default_data_dir()?,
@@ -144,6 +181,7 @@ impl Config {
                 .namespace
                 .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned()),
             network: file.network.unwrap_or_default(),
+            trust_roots,
         })
     }
 
@@ -151,6 +189,48 @@ impl Config {
     pub fn key_path(&self) -> PathBuf {
         self.data_dir.join(KEY_FILE)
     }
+}
+
+/// Parses `NAMESPACE=ADMIN_ID` pairs (from `--trust-root` flags) into trust roots; several
+/// pairs for one namespace give it several admins.
+pub fn parse_trust_root_flags(pairs: &[String]) -> Result<TrustRoots, String> {
+    let mut roots = TrustRoots::new();
+    for pair in pairs {
+        let Some((namespace, admin)) = pair.split_once('=') else {
+            return Err(format!(
+                "--trust-root {pair:?} must be NAMESPACE=ADMIN_AGENT_ID, for example \
+                 team=3f1c...e9 (the admin's `plexus id`)"
+            ));
+        };
+        add_trust_root(&mut roots, namespace, admin)?;
+    }
+    Ok(roots)
+}
+
+fn trust_roots_from_file(section: &BTreeMap<String, Vec<String>>) -> Result<TrustRoots, String> {
+    let mut roots = TrustRoots::new();
+    for (namespace, admins) in section {
+        if admins.is_empty() {
+            return Err(format!(
+                "governance.trust_roots.{namespace} lists no admins: name at least one agent \
+                 id, or remove the namespace to leave it open"
+            ));
+        }
+        for admin in admins {
+            add_trust_root(&mut roots, namespace, admin)?;
+        }
+    }
+    Ok(roots)
+}
+
+fn add_trust_root(roots: &mut TrustRoots, namespace: &str, admin: &str) -> Result<(), String> {
+    plexus_protocol::entry::check_name("namespace", namespace)
+        .map_err(|error| format!("trust root for {namespace:?}: {error}"))?;
+    let admin: AgentId = admin.trim().parse().map_err(|error| {
+        format!("trust root for {namespace}: admin {admin:?} is not an agent id: {error}")
+    })?;
+    roots.entry(namespace.to_owned()).or_default().insert(admin);
+    Ok(())
 }
 
 /// Reads and parses a config file.

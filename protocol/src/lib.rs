@@ -11,6 +11,7 @@
 //! - [`entry`]: the signed entry, its encoding, id and signature input.
 //! - [`feed`]: chains, placement of incoming entries, fork detection and proofs.
 //! - [`coord`]: the coordination kinds and the deterministic view folded from them.
+//! - [`policy`]: governed namespaces: policy entries and the pure accept/reject decision.
 //! - [`export`]: the self-contained audit export file's header and signed trailer.
 
 #![cfg_attr(
@@ -28,6 +29,7 @@ pub mod coord;
 pub mod entry;
 pub mod export;
 pub mod feed;
+pub mod policy;
 pub mod value;
 
 pub use entry::{Draft, Entry, EntryError, EntryView, Header, MAX_BODY_LEN, MAX_ENTRY_LEN};

@@ -14,8 +14,9 @@ use plexus_crypto::Keypair;
 use plexus_node::api::{self, ApiState};
 use plexus_node::client::ApiClient;
 use plexus_node::net::NetConfig;
+use plexus_node::node::limits::IngressLimits;
 use plexus_node::node::{Node, NodeConfig};
-use plexus_node::store::Log;
+use plexus_node::store::{Log, LogOptions, TrustRoots};
 use plexus_protocol::value::json_text_to_canonical;
 use plexus_protocol::{Entry, FeedHead, FeedKey};
 use tokio::sync::watch;
@@ -87,11 +88,37 @@ pub fn test_net_config() -> NetConfig {
     NetConfig::loopback()
 }
 
+/// What differs between test nodes beyond the network settings.
+#[derive(Debug, Clone, Default)]
+pub struct NodeSpec {
+    /// The node's identity; a fresh one when `None`.
+    pub keypair: Option<Keypair>,
+    /// Governed namespaces; empty leaves every namespace open (as a misconfigured or tampered
+    /// node would).
+    pub trust_roots: TrustRoots,
+    /// Gossip ingress limits; the defaults when `None`.
+    pub ingress: Option<IngressLimits>,
+}
+
 /// Starts a node with a fresh identity and data directory.
 pub async fn spawn_node(net: NetConfig) -> TestNode {
+    spawn_node_with(net, NodeSpec::default()).await
+}
+
+/// Starts a node as `spec` says, with a fresh data directory.
+pub async fn spawn_node_with(net: NetConfig, spec: NodeSpec) -> TestNode {
     let dir = tempfile::tempdir().unwrap_or_else(|error| panic!("tempdir: {error}"));
-    let keypair = Keypair::generate();
-    let log = Arc::new(Log::open(dir.path()).unwrap_or_else(|error| panic!("open log: {error}")));
+    let keypair = spec.keypair.unwrap_or_else(Keypair::generate);
+    let log = Arc::new(
+        Log::open_with(
+            dir.path(),
+            LogOptions {
+                trust_roots: spec.trust_roots,
+                ..LogOptions::default()
+            },
+        )
+        .unwrap_or_else(|error| panic!("open log: {error}")),
+    );
     let node = Node::start(
         keypair.clone(),
         log,
@@ -100,6 +127,7 @@ pub async fn spawn_node(net: NetConfig) -> TestNode {
             namespaces: vec![NAMESPACE.to_owned()],
             quarantine_forkers: true,
             clock_skew_ms: plexus_protocol::coord::DEFAULT_CLOCK_SKEW_MS,
+            ingress: spec.ingress.unwrap_or_default(),
         },
     )
     .await

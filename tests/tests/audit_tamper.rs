@@ -259,6 +259,7 @@ fn an_entry_spliced_in_from_another_author_is_located() {
         &path,
         &VerifyOptions {
             trusted_authors: Some(trusted),
+            ..VerifyOptions::default()
         },
         &(),
     )
@@ -436,6 +437,7 @@ fn an_export_signed_by_an_untrusted_key_is_flagged_when_keys_are_given() {
         fixture.authors.iter().map(Keypair::agent_id).collect();
     let options = VerifyOptions {
         trusted_authors: Some(trusted.clone()),
+        ..VerifyOptions::default()
     };
     let report = plexus_node::audit::verify_file(&path, &options, &()).unwrap();
     assert_eq!(kinds(&report), vec![FindingKind::BadTrailer]);
@@ -445,6 +447,7 @@ fn an_export_signed_by_an_untrusted_key_is_flagged_when_keys_are_given() {
     trusted.insert(fixture.node_key.agent_id());
     let options = VerifyOptions {
         trusted_authors: Some(trusted),
+        ..VerifyOptions::default()
     };
     let report = plexus_node::audit::verify_file(&path, &options, &()).unwrap();
     assert_eq!(report.verdict, Verdict::Verified, "{:#?}", report.findings);

@@ -14,6 +14,7 @@
 //! request writes nothing.
 
 mod events;
+mod governance;
 mod routes;
 
 use std::sync::Arc;
@@ -25,6 +26,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use plexus_protocol::coord::BodyError;
+use plexus_protocol::policy::{Rule, Violation};
 use serde_json::json;
 use tokio::sync::watch;
 
@@ -60,6 +62,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/log"),
     ("get", "/v1/rejections"),
     ("get", "/v1/events"),
+    ("get", "/v1/policy"),
+    ("post", "/v1/policy"),
+    ("get", "/v1/members"),
+    ("get", "/v1/metrics"),
 ];
 
 /// The OpenAPI 3.1 document served at `/v1/openapi.json`.
@@ -108,6 +114,12 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/log", get(routes::log))
         .route("/v1/rejections", get(routes::rejections))
         .route("/v1/events", get(events::events))
+        .route(
+            "/v1/policy",
+            get(governance::policy).post(governance::post_policy),
+        )
+        .route("/v1/members", get(governance::members))
+        .route("/v1/metrics", get(governance::metrics))
         .route_layer(middleware::from_fn_with_state(state.clone(), authorize));
     Router::new()
         .route("/v1/health", get(routes::health))
@@ -124,6 +136,8 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub field: Option<String>,
+    /// For policy refusals: the rule, the policy version used, and when to retry.
+    pub policy: Option<Box<Violation>>,
 }
 
 impl ApiError {
@@ -133,6 +147,7 @@ impl ApiError {
             code,
             message: message.into(),
             field: None,
+            policy: None,
         }
     }
 
@@ -144,10 +159,25 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({
+        let mut body = json!({
             "error": { "code": self.code, "message": self.message, "field": self.field }
         });
-        (self.status, Json(body)).into_response()
+        let mut retry_after = None;
+        if let Some(violation) = &self.policy {
+            body["error"]["rule"] = json!(violation.rule.code());
+            body["error"]["policyVersion"] = json!(violation.policy_version);
+            if let Some(ms) = violation.retry_after_ms {
+                body["error"]["retryAfterMs"] = json!(ms);
+                retry_after = Some(ms.div_ceil(1000).max(1));
+            }
+        }
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(seconds) = retry_after {
+            if let Ok(value) = header::HeaderValue::from_str(&seconds.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+        }
+        response
     }
 }
 
@@ -159,6 +189,25 @@ impl From<BodyError> for ApiError {
             code: error.code(),
             message: error.to_string(),
             field,
+            policy: None,
+        }
+    }
+}
+
+impl From<Violation> for ApiError {
+    /// 429 with `Retry-After` for the rate limit, 403 for every other rule.
+    fn from(violation: Violation) -> ApiError {
+        let status = if violation.rule == Rule::RateLimited {
+            StatusCode::TOO_MANY_REQUESTS
+        } else {
+            StatusCode::FORBIDDEN
+        };
+        ApiError {
+            status,
+            code: "policy_violation",
+            message: violation.message.clone(),
+            field: None,
+            policy: Some(Box::new(violation)),
         }
     }
 }
@@ -177,6 +226,7 @@ impl From<NodeError> for ApiError {
                 ApiError::new(StatusCode::CONFLICT, "conflict", message)
             }
             NodeError::Store(crate::store::StoreError::Body(error)) => error.into(),
+            NodeError::Store(crate::store::StoreError::Policy(violation)) => violation.into(),
             other => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",

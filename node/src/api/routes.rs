@@ -28,7 +28,7 @@ const DEFAULT_PAGE: usize = 100;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct NamespaceQuery {
-    namespace: Option<String>,
+    pub(super) namespace: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -183,13 +183,14 @@ pub(super) async fn post_entry(
         .with_field("kind")
     })?;
     match request.kind.as_str() {
-        "intent" | "intent.renew" | "intent.release" | "task" => {
+        "intent" | "intent.renew" | "intent.release" | "task" | "policy" => {
             return Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "use_specific_route",
                 format!(
-                    "publish {} through its own route (/v1/claims or /v1/tasks), which checks \
-                     the claim's owner or the task's transition first",
+                    "publish {} through its own route (/v1/claims, /v1/tasks or /v1/policy), \
+                     which checks the claim's owner, the task's transition or the trust root \
+                     first",
                     request.kind
                 ),
             )
@@ -518,6 +519,8 @@ pub(super) async fn rejections(
                 "input_hash": record.input_hash.to_string(),
                 "input_len": record.input_len,
                 "source": record.source,
+                "rule": record.rule,
+                "policy_version": record.policy_version,
             })
         })
         .collect();
@@ -584,7 +587,7 @@ fn created(value: Value) -> Reply {
     Ok((StatusCode::CREATED, Json(value)).into_response())
 }
 
-fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
+pub(super) fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
     if body.is_empty() {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -614,7 +617,7 @@ fn parse_as<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> 
     })
 }
 
-fn with_body_prefix(error: plexus_protocol::coord::BodyError) -> ApiError {
+pub(super) fn with_body_prefix(error: plexus_protocol::coord::BodyError) -> ApiError {
     let mut api: ApiError = error.into();
     api.field = api.field.map(|field| format!("body.{field}"));
     api

@@ -10,6 +10,7 @@
 
 mod check;
 pub mod export;
+pub mod policy;
 pub mod report;
 pub mod verify;
 

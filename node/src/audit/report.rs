@@ -44,6 +44,9 @@ pub enum FindingKind {
     BadTrailer,
     /// Bytes after the trailer.
     TrailingData,
+    /// An entry of a governed namespace that its policy forbids (or a policy entry not signed
+    /// by the trust root), found by re-deriving the decision.
+    PolicyViolation,
 }
 
 /// One problem, located as precisely as the input allows.
@@ -97,9 +100,27 @@ pub struct Report {
     pub entries_per_second: u64,
     pub findings_total: u64,
     pub findings: Vec<Finding>,
+    /// Governed namespaces whose policy decisions were re-derived (from the trust roots given).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub governed_namespaces: Vec<String>,
+    /// Entries of those namespaces whose decision was re-derived.
+    pub policy_decisions: u64,
 }
 
 impl Report {
+    /// Adds the policy pass's results; any violation fails the audit.
+    pub fn add_policy_audit(&mut self, namespaces: Vec<String>, audit: super::policy::PolicyAudit) {
+        self.governed_namespaces = namespaces;
+        self.policy_decisions = audit.decisions;
+        if audit.findings.is_empty() {
+            return;
+        }
+        self.findings_total += audit.findings.len() as u64;
+        let room = MAX_FINDINGS.saturating_sub(self.findings.len());
+        self.findings.extend(audit.findings.into_iter().take(room));
+        self.verdict = Verdict::Failed;
+    }
+
     /// Exit status for the CLI: 0 verified, 1 failed, 3 intact but forked.
     pub fn exit_code(&self) -> i32 {
         match self.verdict {
@@ -148,6 +169,20 @@ impl Report {
             self.elapsed_ms as f64 / 1000.0,
             self.entries_per_second
         );
+        if !self.governed_namespaces.is_empty() {
+            let violations = self
+                .findings
+                .iter()
+                .filter(|finding| finding.kind == FindingKind::PolicyViolation)
+                .count();
+            let _ = writeln!(
+                out,
+                "  policy re-derived for {} entries in governed namespaces {}: {} violations",
+                self.policy_decisions,
+                self.governed_namespaces.join(", "),
+                violations
+            );
+        }
         if self.pruned_bodies > 0 {
             let _ = writeln!(
                 out,

@@ -33,7 +33,7 @@ use plexus_protocol::{ChainEvent, ChainTracker, EntryError, FeedKey, MAX_ENTRY_L
 pub use super::check::SIGNATURE_CHUNK;
 use super::check::{with_pipeline, Checked};
 use super::report::{Finding, FindingKind, Report, Verdict, MAX_FINDINGS};
-use crate::store::{Log, StoreError};
+use crate::store::{Log, StoreError, TrustRoots};
 
 /// Items handed to the parallel checking stage at once: enough to keep both cores busy for
 /// tens of milliseconds, few enough to keep a batch's memory to a few megabytes (at most three
@@ -52,6 +52,8 @@ const READ_CHUNK: usize = 4 << 20;
 pub struct VerifyOptions {
     /// When set, entries by any other author are reported.
     pub trusted_authors: Option<HashSet<AgentId>>,
+    /// Governed namespaces and their admins: every decision in them is re-derived.
+    pub trust_roots: TrustRoots,
 }
 
 /// Receives progress as the verifier advances (bytes for files, entries for data dirs).
@@ -299,7 +301,12 @@ pub fn verify_file(
         auditor.bytes = base + buffer.len() as u64;
         Ok::<(), VerifyError>(())
     })?;
-    Ok(auditor.finish(true))
+    let mut report = auditor.finish(true);
+    if !options.trust_roots.is_empty() {
+        let audit = super::policy::audit_file(path, &options.trust_roots)?;
+        report.add_policy_audit(options.trust_roots.keys().cloned().collect(), audit);
+    }
+    Ok(report)
 }
 
 /// Verifies a data directory's log in place (read-only; safe beside a running node).
@@ -327,7 +334,12 @@ pub fn verify_data_dir(
         pipeline.finish_pending(&mut |offset, checked| auditor.chain(offset, checked));
         Ok::<(), VerifyError>(())
     })?;
-    Ok(auditor.finish(false))
+    let mut report = auditor.finish(false);
+    if !options.trust_roots.is_empty() {
+        let audit = super::policy::audit_data_dir(&log, &options.trust_roots)?;
+        report.add_policy_audit(options.trust_roots.keys().cloned().collect(), audit);
+    }
+    Ok(report)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -656,6 +668,8 @@ impl<'a> Auditor<'a> {
             entries_per_second: (self.entries as f64 / seconds) as u64,
             findings_total: self.findings_total,
             findings: self.findings,
+            governed_namespaces: Vec::new(),
+            policy_decisions: 0,
         }
     }
 }

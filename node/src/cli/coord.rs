@@ -278,6 +278,11 @@ pub enum CoordCommand {
     Events(EventsArgs),
     /// The node's rejection journal: what was refused and why
     Rejections(RejectionsArgs),
+    /// Governance: show, propose or sign a namespace's policy
+    #[command(subcommand)]
+    Policy(super::governance::PolicyCommand),
+    /// The members of a governed namespace, their roles, and revocations
+    Members(super::governance::MembersArgs),
 }
 
 /// Runs a coordination command against the node running on `config`'s data directory.
@@ -566,16 +571,26 @@ async fn dispatch(client: &ApiClient, command: CoordCommand) -> anyhow::Result<(
             let answer = client.get(&route).await?;
             print_or(&args.common, &answer, || {
                 for record in answer["rejections"].as_array().into_iter().flatten() {
+                    let reason = match record["rule"].as_str() {
+                        Some(rule) => format!(
+                            "{}:{rule} (policy v{})",
+                            text(&record["reason"]),
+                            text(&record["policy_version"])
+                        ),
+                        None => text(&record["reason"]),
+                    };
                     println!(
                         "{} {:<14} {}  ({})",
                         format_time(record["time_ms"].as_u64().unwrap_or(0)),
-                        text(&record["reason"]),
+                        reason,
                         text(&record["detail"]),
                         text(&record["source"])
                     );
                 }
             })
         }
+        CoordCommand::Policy(command) => super::governance::policy(client, command).await,
+        CoordCommand::Members(args) => super::governance::members(client, args).await,
     }
 }
 
@@ -701,7 +716,7 @@ fn export_items(path: &Path) -> anyhow::Result<Vec<Vec<u8>>> {
     Ok(items)
 }
 
-fn path(route: &str, common: &Common, query: &[(&str, Option<String>)]) -> String {
+pub(super) fn path(route: &str, common: &Common, query: &[(&str, Option<String>)]) -> String {
     let mut parts: Vec<String> = Vec::new();
     if let Some(namespace) = &common.namespace {
         parts.push(format!("namespace={}", encode(namespace)));
@@ -731,7 +746,11 @@ fn encode(value: &str) -> String {
         .collect()
 }
 
-fn print_or(common: &Common, answer: &Value, human: impl FnOnce()) -> anyhow::Result<()> {
+pub(super) fn print_or(
+    common: &Common,
+    answer: &Value,
+    human: impl FnOnce(),
+) -> anyhow::Result<()> {
     if common.json {
         println!("{}", serde_json::to_string_pretty(answer)?);
     } else {
@@ -794,7 +813,7 @@ fn print_task(task: &Value) {
     }
 }
 
-fn text(value: &Value) -> String {
+pub(super) fn text(value: &Value) -> String {
     match value {
         Value::String(text) => text.clone(),
         Value::Null => String::new(),

@@ -487,6 +487,7 @@ async fn start_agent(root: &Path, name: &'static str) -> anyhow::Result<Agent> {
             namespaces: vec![NAMESPACE.to_owned()],
             quarantine_forkers: true,
             clock_skew_ms: plexus_protocol::coord::DEFAULT_CLOCK_SKEW_MS,
+            ingress: crate::node::limits::IngressLimits::default(),
         },
     )
     .await?;

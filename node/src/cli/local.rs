@@ -48,6 +48,7 @@ pub fn init(
     } else {
         let file = ConfigFile {
             network: None,
+            governance: None,
             data_dir: overrides.data_dir.clone(),
             namespace: Some(args.namespace.unwrap_or_else(|| config.namespace.clone())),
         };
@@ -87,7 +88,14 @@ pub fn publish(config: &Config, args: PublishArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let keypair = config::load_key_file(&config.key_path())?;
-    let log = Log::open(&config.data_dir)?;
+    // Offline publishing follows the config file's governance, as the node would.
+    let log = Log::open_with(
+        &config.data_dir,
+        crate::store::LogOptions {
+            trust_roots: config.trust_roots.clone(),
+            ..Default::default()
+        },
+    )?;
     let entry = log.append_own(&keypair, &namespace, &args.kind, body, now_ms())?;
     if args.json {
         println!("{}", entry_json(&entry, None));

@@ -7,6 +7,7 @@
 mod audit;
 mod coord;
 mod demo;
+mod governance;
 mod local;
 mod run;
 mod time;
@@ -100,6 +101,21 @@ pub struct RunArgs {
     /// Refuse live claims whose timestamp is further than this from our clock [default: 30000]
     #[arg(long, env = "PLEXUS_CLOCK_SKEW_MS", value_name = "MS")]
     pub clock_skew_ms: Option<u64>,
+    /// Govern a namespace: NAMESPACE=ADMIN_AGENT_ID (repeatable; replaces the config file's
+    /// [governance.trust_roots])
+    #[arg(
+        long,
+        env = "PLEXUS_TRUST_ROOT",
+        value_delimiter = ',',
+        value_name = "NS=ADMIN"
+    )]
+    pub trust_root: Vec<String>,
+    /// Gossip messages per second accepted from one peer [default: 5000]
+    #[arg(long, env = "PLEXUS_INGRESS_PEER_RATE", value_name = "PER_SEC")]
+    pub ingress_peer_rate: Option<u32>,
+    /// Gossip entries per second accepted from one author [default: 1000]
+    #[arg(long, env = "PLEXUS_INGRESS_AUTHOR_RATE", value_name = "PER_SEC")]
+    pub ingress_author_rate: Option<u32>,
 }
 
 #[derive(Debug, Args)]
@@ -177,6 +193,10 @@ pub struct VerifyArgs {
     /// File of trusted author ids, one per line; entries by anyone else are reported
     #[arg(long, value_name = "FILE")]
     pub trusted_keys: Option<PathBuf>,
+    /// Re-derive every policy decision of a governed namespace: NAMESPACE=ADMIN_AGENT_ID
+    /// (repeatable; several admins of one namespace each get a flag)
+    #[arg(long, value_name = "NS=ADMIN")]
+    pub trust_root: Vec<String>,
     /// Print the full report as JSON on stdout
     #[arg(long)]
     pub json: bool,

@@ -15,8 +15,9 @@ use super::{RunArgs, StatusArgs};
 use crate::api::{self, ApiState};
 use crate::config::{self, Config, API_ADDR_FILE};
 use crate::net::NetConfig;
+use crate::node::limits::IngressLimits;
 use crate::node::{Node, NodeConfig, NodeStatus};
-use crate::store::Log;
+use crate::store::{Log, LogOptions, TrustRoots};
 
 /// Default address of the HTTP API.
 pub const DEFAULT_API_LISTEN: &str = "127.0.0.1:7474";
@@ -35,7 +36,17 @@ pub fn run(config: &Config, args: RunArgs) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(|| DEFAULT_API_LISTEN.to_owned())
         .parse()
         .context("--api-listen must be an IP address and port, for example 127.0.0.1:7474")?;
-    let log = Arc::new(Log::open(&config.data_dir)?);
+    let trust_roots = trust_roots(config, &args.trust_root)?;
+    for (namespace, admins) in &trust_roots {
+        tracing::info!(namespace, admins = admins.len(), "namespace is governed");
+    }
+    let log = Arc::new(Log::open_with(
+        &config.data_dir,
+        LogOptions {
+            trust_roots,
+            ..LogOptions::default()
+        },
+    )?);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -179,7 +190,35 @@ fn node_config(config: &Config, args: &RunArgs) -> anyhow::Result<NodeConfig> {
             .clock_skew_ms
             .or(file.clock_skew_ms)
             .unwrap_or(plexus_protocol::coord::DEFAULT_CLOCK_SKEW_MS),
+        ingress: ingress_limits(
+            args.ingress_peer_rate.or(file.ingress_peer_rate),
+            args.ingress_author_rate.or(file.ingress_author_rate),
+        )?,
     })
+}
+
+/// The trust roots: from `--trust-root` flags when given, else from the config file.
+pub fn trust_roots(config: &Config, flags: &[String]) -> anyhow::Result<TrustRoots> {
+    if flags.is_empty() {
+        return Ok(config.trust_roots.clone());
+    }
+    config::parse_trust_root_flags(flags).map_err(anyhow::Error::msg)
+}
+
+fn ingress_limits(peer: Option<u32>, author: Option<u32>) -> anyhow::Result<IngressLimits> {
+    let mut limits = IngressLimits::default();
+    for (value, slot, flag) in [
+        (peer, &mut limits.peer_per_sec, "--ingress-peer-rate"),
+        (author, &mut limits.author_per_sec, "--ingress-author-rate"),
+    ] {
+        if let Some(value) = value {
+            if value == 0 {
+                bail!("{flag} must be a number of messages per second, at least 1");
+            }
+            *slot = f64::from(value);
+        }
+    }
+    Ok(limits)
 }
 
 pub fn status(config: &Config, args: StatusArgs) -> anyhow::Result<ExitCode> {

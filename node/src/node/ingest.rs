@@ -6,13 +6,18 @@
 //!
 //! | outcome                                         | verdict | and also                      |
 //! |-------------------------------------------------|---------|-------------------------------|
+//! | over the per-peer or per-author ingress rate    | Ignore  | counted in metrics (not journaled); backfill brings it later |
 //! | oversized, malformed, wrong topic, bad signature, unknown kind or bad body | Reject | rejection journal; peer score drops |
-//! | a claim outside the clock-skew window           | Ignore  | rejection journal (the forwarder's clock may differ) |
+//! | refused by the governed namespace's policy      | Reject  | rejection journal with rule and policy version; peer score drops |
+//! | a claim (or, when governed, any entry) outside the clock-skew window | Ignore | rejection journal (the forwarder's clock may differ) |
 //! | accepted                                        | Accept  | forwarded by gossipsub while its write is synced |
 //! | valid but its predecessors are missing          | Ignore  | held pending; gap fetched from the sender |
 //! | duplicate                                       | Ignore  |                               |
 //! | a fork                                          | Ignore  | proof stored and gossiped; author quarantined |
 //! | by a quarantined author, or unchainable         | Ignore  | rejection journal             |
+//!
+//! Every `Reject` is also a strike against the sending peer: [`super::limits::DEFAULT_STRIKES`]
+//! within a minute get it disconnected and blocked.
 //!
 //! An entry is reported `Accept` as soon as it is validated and known to extend its feed, just
 //! before its synced write: gossipsub forwards it while the fsync runs, so a message crossing
@@ -21,6 +26,7 @@
 //! failed, peers would hold a valid entry this node lacks, which backfill repairs.)
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use libp2p::gossipsub::{MessageAcceptance, MessageId};
 use libp2p::request_response::ResponseChannel;
@@ -31,6 +37,7 @@ use plexus_protocol::{Entry, FeedKey, ForkProof, MAX_ENTRY_LEN};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
 
+use super::limits::Admission;
 use super::Shared;
 use crate::clock::now_ms;
 use crate::net::sync::{
@@ -49,6 +56,8 @@ pub(crate) struct Worker {
     pub net: NetworkHandle,
     pub events: mpsc::Receiver<NetEvent>,
     pub shared: Arc<Shared>,
+    /// Edge limits; the worker is one thread, so a `RefCell` is enough.
+    pub ingress: std::cell::RefCell<super::limits::Ingress>,
 }
 
 impl Worker {
@@ -90,6 +99,12 @@ impl Worker {
         data: &[u8],
     ) -> Result<(), StoreError> {
         let source = format!("gossip:{peer}");
+        if self.ingress.borrow_mut().admit_peer(peer, Instant::now()) != Admission::Pass {
+            // Not journaled one by one: a flood must not become a flood of writes.
+            self.log.count_rejection(RejectReason::Throttled, "peer");
+            self.report(message_id, peer, MessageAcceptance::Ignore);
+            return Ok(());
+        }
         let mut reported = false;
         let report_early = || {
             reported = true;
@@ -114,6 +129,13 @@ impl Worker {
                 self.handle_gossip_entry(peer, &namespace, &suffix, data, &source, report_early)?
             }
         };
+        if acceptance == MessageAcceptance::Reject
+            && self.ingress.borrow_mut().strike(peer, Instant::now())
+        {
+            warn!(%peer, "peer keeps sending invalid data: disconnecting and blocking it");
+            let (reply, _) = oneshot::channel();
+            let _ = self.net.blocking_send(Command::Block { peer, reply });
+        }
         if !reported {
             self.report(message_id, peer, acceptance);
         }
@@ -178,7 +200,17 @@ impl Worker {
             );
             return reject(RejectReason::BadBody, detail);
         }
-        if let Err(error) = check_clock_skew(&entry, now, self.shared.clock_skew_ms) {
+        if self
+            .ingress
+            .borrow_mut()
+            .admit_author(header.author, Instant::now())
+            != Admission::Pass
+        {
+            self.log.count_rejection(RejectReason::Throttled, "author");
+            return Ok(MessageAcceptance::Ignore);
+        }
+        let (window, governed) = self.log.clock_skew_for(&entry, self.shared.clock_skew_ms);
+        if let Err(error) = check_clock_skew(&entry, now, window, governed) {
             // Not the forwarding peer's fault (its clock may differ from ours): no penalty.
             let detail = format!(
                 "entry seq {} of author {}: {error}",
@@ -231,6 +263,11 @@ impl Worker {
                 self.on_fork(&proof);
                 MessageAcceptance::Ignore
             }
+            // The forwarding peer should have refused it too: policy is agreed by every node.
+            IngestOutcome::Rejected {
+                reason: RejectReason::Policy,
+                ..
+            } => MessageAcceptance::Reject,
             IngestOutcome::Rejected { .. } => MessageAcceptance::Ignore,
         })
     }

@@ -11,6 +11,7 @@
 //! so callers can wait for the log to change instead of polling on a timer.
 
 mod ingest;
+pub mod limits;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -42,8 +43,11 @@ pub struct NodeConfig {
     /// Whether an author proven to have forked a feed is quarantined: its later entries in that
     /// namespace are neither stored nor forwarded.
     pub quarantine_forkers: bool,
-    /// The clock-skew window for live claims (see `docs/PROTOCOL.md` §9.4).
+    /// The clock-skew window for live claims (see `docs/PROTOCOL.md` §9.4); a governed
+    /// namespace's policy may set its own.
     pub clock_skew_ms: u64,
+    /// Per-peer and per-author gossip rates, and when to block a peer sending invalid data.
+    pub ingress: limits::IngressLimits,
 }
 
 /// Errors of a running node.
@@ -189,6 +193,7 @@ impl Node {
             net: net.clone(),
             events: event_rx,
             shared: Arc::clone(&shared),
+            ingress: std::cell::RefCell::new(limits::Ingress::new(config.ingress)),
         };
         let worker = std::thread::Builder::new()
             .name("plexus-ingest".into())
@@ -367,16 +372,19 @@ impl Node {
                         ),
                     })
                 }
-                Ok(entry) => match check_clock_skew(&entry, now, shared.clock_skew_ms) {
-                    Err(error) => log.record_rejection(
-                        &bytes,
-                        crate::store::RejectReason::ClockSkew,
-                        error.to_string(),
-                        "local",
-                        now,
-                    ),
-                    Ok(()) => log.ingest(&bytes, "local", now),
-                },
+                Ok(entry) => {
+                    let (window, governed) = log.clock_skew_for(&entry, shared.clock_skew_ms);
+                    match check_clock_skew(&entry, now, window, governed) {
+                        Err(error) => log.record_rejection(
+                            &bytes,
+                            crate::store::RejectReason::ClockSkew,
+                            error.to_string(),
+                            "local",
+                            now,
+                        ),
+                        Ok(()) => log.ingest(&bytes, "local", now),
+                    }
+                }
                 Err(_) => log.ingest(&bytes, "local", now),
             };
             (outcome, bytes)

@@ -25,10 +25,15 @@
 //!   including one that was waiting in `pending` when an entry at its seq was accepted.
 //! - One writer at a time: a mutex serialises read-modify-write sequences (seq assignment,
 //!   placement), and a lock file keeps other processes out of the data directory.
+//! - **In a governed namespace, an entry is stored only if the policy allows it**
+//!   ([`governance`]): the full decision runs when the entry extends its feed (own appends,
+//!   gossip, backfill batches, and entries leaving `pending`), and the part that needs no
+//!   history runs before an entry may wait in `pending`.
 
+mod governance;
 mod keys;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -38,11 +43,13 @@ use ciborium::Value;
 use plexus_crypto::{sha256, Hash256, Keypair};
 use plexus_protocol::coord::{check_body, BodyError};
 use plexus_protocol::feed::place;
+use plexus_protocol::policy::Violation;
 use plexus_protocol::{cbor, Draft, Entry, EntryError, FeedHead, FeedKey, ForkProof, Placement};
 use rocksdb::{
     ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB,
 };
 
+pub use governance::{Governor, Scope, TrustRoots};
 pub use keys::{entry_key, feed_prefix, split_entry_key};
 
 /// Entries held while their predecessors are missing, over all feeds. Sized for a backfill gap
@@ -106,6 +113,9 @@ pub enum StoreError {
     /// The body its kind does not allow; the message names the kind, the field and the rule.
     #[error(transparent)]
     Body(#[from] BodyError),
+    /// The namespace's policy refuses the entry; the message names the rule and what to do.
+    #[error(transparent)]
+    Policy(#[from] Violation),
 }
 
 /// What happened to an entry offered to the log.
@@ -143,8 +153,13 @@ pub enum RejectReason {
     Quarantined,
     /// An entry of an unknown kind, or whose body is not well formed for its kind.
     BadBody,
-    /// A live claim whose timestamp is outside the node's clock-skew window.
+    /// A live entry whose timestamp is outside the node's clock-skew window.
     ClockSkew,
+    /// An entry the governed namespace's policy refuses.
+    Policy,
+    /// Over the per-peer or per-author ingress rate of this node (not stored, not forwarded;
+    /// backfill brings it again later if it is valid).
+    Throttled,
 }
 
 /// One record of the rejection journal.
@@ -157,6 +172,9 @@ pub struct Rejection {
     pub input_hash: Hash256,
     pub input_len: u64,
     pub source: String,
+    /// For policy rejections: the rule's code and the policy version used.
+    pub rule: Option<String>,
+    pub policy_version: Option<u64>,
 }
 
 /// An entry waiting in `pending`, with its key there.
@@ -182,17 +200,20 @@ pub struct LogStats {
     pub rejected: u64,
 }
 
-/// Tunables of a writable log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Tunables of a log.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogOptions {
     /// Most entries held in `pending` at once (see [`MAX_PENDING`]).
     pub max_pending: usize,
+    /// The governed namespaces and their admins.
+    pub trust_roots: TrustRoots,
 }
 
 impl Default for LogOptions {
     fn default() -> Self {
         LogOptions {
             max_pending: MAX_PENDING,
+            trust_roots: TrustRoots::new(),
         }
     }
 }
@@ -201,6 +222,11 @@ impl Default for LogOptions {
 pub struct Log {
     db: DB,
     write_lock: Mutex<Counters>,
+    /// Taken only while `write_lock` is held (or alone, for reads).
+    governor: Mutex<Governor>,
+    trust_roots: TrustRoots,
+    /// Rejections since the log opened, by reason (and rule, for policy), for metrics.
+    rejection_counts: Mutex<BTreeMap<String, u64>>,
     max_pending: usize,
     /// Held for the lifetime of a writable log; dropping it releases the directory.
     _lock_file: Option<File>,
@@ -232,6 +258,8 @@ impl RejectReason {
             RejectReason::Quarantined => "quarantined",
             RejectReason::BadBody => "bad-body",
             RejectReason::ClockSkew => "clock-skew",
+            RejectReason::Policy => "policy",
+            RejectReason::Throttled => "throttled",
         }
     }
 }
@@ -264,12 +292,20 @@ impl Log {
                 source,
             }
         })?;
-        Log::from_db(db, Some(lock_file), options_in.max_pending)
+        Log::from_db(db, Some(lock_file), options_in)
     }
 
     /// Opens an existing log read-only, without the lock: safe next to a running node (it sees
     /// the log as of the moment it opened).
     pub fn open_read_only(data_dir: &Path) -> Result<Log, StoreError> {
+        Log::open_read_only_with(data_dir, TrustRoots::new())
+    }
+
+    /// Like [`Log::open_read_only`], with the trust roots that make namespaces governed.
+    pub fn open_read_only_with(
+        data_dir: &Path,
+        trust_roots: TrustRoots,
+    ) -> Result<Log, StoreError> {
         let db_path = data_dir.join(DB_DIR);
         if !db_path.join("CURRENT").exists() {
             return Err(StoreError::NotInitialised {
@@ -281,18 +317,101 @@ impl Log {
             dir: db_path.clone(),
             source,
         })?;
-        Log::from_db(db, None, MAX_PENDING)
+        Log::from_db(
+            db,
+            None,
+            LogOptions {
+                max_pending: MAX_PENDING,
+                trust_roots,
+            },
+        )
     }
 
-    fn from_db(db: DB, lock_file: Option<File>, max_pending: usize) -> Result<Log, StoreError> {
+    fn from_db(db: DB, lock_file: Option<File>, options: LogOptions) -> Result<Log, StoreError> {
         let log = Log {
             db,
             write_lock: Mutex::new(Counters::default()),
-            max_pending,
+            governor: Mutex::new(Governor::default()),
+            trust_roots: options.trust_roots,
+            rejection_counts: Mutex::new(BTreeMap::new()),
+            max_pending: options.max_pending,
             _lock_file: lock_file,
         };
         log.recover_counters()?;
+        log.rebuild_governor()?;
         Ok(log)
+    }
+
+    /// The governed namespaces and their admins this log was opened with.
+    pub fn trust_roots(&self) -> &TrustRoots {
+        &self.trust_roots
+    }
+
+    /// A copy of the governance state (policy books and feed states), for queries.
+    pub fn governor(&self) -> Governor {
+        self.lock_governor().clone()
+    }
+
+    /// The clock-skew window for a live entry, and whether its namespace is governed (where
+    /// every kind is checked, not only claims): the policy's window when it sets one, else
+    /// `default_ms`.
+    pub fn clock_skew_for(&self, entry: &Entry, default_ms: u64) -> (u64, bool) {
+        let governor = self.lock_governor();
+        let header = entry.header();
+        match governor.book(&header.namespace) {
+            Some(book) => (
+                book.clock_skew_ms(header.timestamp_ms)
+                    .unwrap_or(default_ms),
+                true,
+            ),
+            None => (default_ms, false),
+        }
+    }
+
+    /// Counts a refusal in the metrics without a journal record (for throttling, where one
+    /// write per dropped message would turn a flood into a flood of writes).
+    pub fn count_rejection(&self, reason: RejectReason, detail: &str) {
+        *self
+            .rejection_counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(format!("{}:{detail}", reason.code()))
+            .or_default() += 1;
+    }
+
+    /// Rejections recorded since the log opened, by reason (`policy:<rule>` for policy).
+    pub fn rejection_counts(&self) -> BTreeMap<String, u64> {
+        self.rejection_counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Rebuilds the governance state from the stored feeds of the governed namespaces.
+    fn rebuild_governor(&self) -> Result<(), StoreError> {
+        let governor = self.scan_governor()?;
+        *self.lock_governor() = governor;
+        Ok(())
+    }
+
+    /// The governance state folded from the stored feeds of the governed namespaces.
+    fn scan_governor(&self) -> Result<Governor, StoreError> {
+        let mut governor = Governor::new(&self.trust_roots);
+        for namespace in self.trust_roots.keys() {
+            let mut prefix = vec![namespace.len() as u8];
+            prefix.extend_from_slice(namespace.as_bytes());
+            for item in self.db.iterator_cf(
+                self.cf(CF_ENTRIES),
+                IteratorMode::From(&prefix, Direction::Forward),
+            ) {
+                let (key, value) = item?;
+                if !key.starts_with(&prefix) {
+                    break;
+                }
+                governor.observe(&decode_stored(&value)?);
+            }
+        }
+        Ok(governor)
     }
 
     /// Appends a new entry to `keypair`'s own feed in `namespace`, assigning seq and prev
@@ -323,6 +442,9 @@ impl Log {
                 body,
             },
         )?;
+        let mut governor = self.lock_governor();
+        // Decided before anything is written: a refused entry never takes a seq.
+        governor.decide(&entry, Scope::Full)?;
         let mut staged = counters.clone();
         let mut batch = WriteBatch::default();
         // Only someone holding our key could have put a rival of our own entry in pending;
@@ -330,6 +452,7 @@ impl Log {
         let mut forks = Vec::new();
         self.accept(&mut batch, &mut staged, &entry, &mut forks)?;
         self.commit(batch)?;
+        governor.observe(&entry);
         *counters = staged;
         Ok(entry)
     }
@@ -400,7 +523,15 @@ impl Log {
             let detail = body_rejection(&entry, &error);
             return self.record_rejection(bytes, RejectReason::BadBody, detail, source, now_ms);
         }
+        // Bound first: the guard must be gone before `record_policy_rejection` takes the
+        // counters lock (the lock order is counters, then governor).
+        let stateless = self.lock_governor().decide(&entry, Scope::Stateless);
+        if let Err(violation) = stateless {
+            return self.record_policy_rejection(bytes, &violation, source, now_ms);
+        }
         let mut counters = self.lock_counters();
+        let mut governor = self.lock_governor();
+        let mut refused = Vec::new();
         let id = entry.id();
         if self.is_stored(&id)? {
             return Ok(IngestOutcome::Duplicate { id });
@@ -415,13 +546,26 @@ impl Log {
         let mut staged = counters.clone();
         let outcome = match place(head, stored_at_seq, &entry) {
             Placement::Next => {
+                if let Err(violation) = governor.decide(&entry, Scope::Full) {
+                    drop(governor);
+                    drop(counters);
+                    return self.record_policy_rejection(bytes, &violation, source, now_ms);
+                }
                 let mut batch = WriteBatch::default();
                 let mut forks = Vec::new();
                 self.accept(&mut batch, &mut staged, &entry, &mut forks)?;
-                let released =
-                    self.release_pending(&mut batch, &mut staged, &feed, &entry, &mut forks)?;
+                governor.observe(&entry);
+                let released = self.release_pending(
+                    &mut batch,
+                    &mut staged,
+                    &mut governor,
+                    &feed,
+                    &entry,
+                    &mut forks,
+                    &mut refused,
+                )?;
                 on_next();
-                self.commit(batch)?;
+                self.commit_governed(batch, &mut governor)?;
                 Some(IngestOutcome::Accepted {
                     id,
                     released,
@@ -457,7 +601,9 @@ impl Log {
             Placement::BrokenLink { head } => self.hold_now(&mut staged, &entry, head.seq)?,
         };
         *counters = staged;
+        drop(governor);
         drop(counters);
+        self.record_refused(refused, source, now_ms)?;
         match outcome {
             Some(outcome) => Ok(outcome),
             None => {
@@ -484,9 +630,11 @@ impl Log {
     ) -> Result<Vec<IngestOutcome>, StoreError> {
         let mut outcomes: Vec<Option<IngestOutcome>> = vec![None; entries.len()];
         let mut deferred: Vec<(usize, Entry)> = Vec::new();
-        let mut rejected: Vec<(usize, Vec<u8>, String)> = Vec::new();
+        let mut rejected: Vec<(usize, Vec<u8>, Refusal)> = Vec::new();
+        let mut refused = Vec::new();
         {
             let mut counters = self.lock_counters();
+            let mut governor = self.lock_governor();
             let mut staged = counters.clone();
             let mut batch = WriteBatch::default();
             let mut tips: HashMap<FeedKey, Entry> = HashMap::new();
@@ -496,7 +644,12 @@ impl Log {
                 let id = entry.id();
                 if let Err(error) = check_body(&entry) {
                     // Refused after the batch commits, like the other deferred entries.
-                    rejected.push((index, entry.encode(), body_rejection(&entry, &error)));
+                    let detail = body_rejection(&entry, &error);
+                    rejected.push((index, entry.encode(), Refusal::Body(detail)));
+                    continue;
+                }
+                if let Err(violation) = governor.decide(&entry, Scope::Stateless) {
+                    rejected.push((index, entry.encode(), Refusal::Policy(violation)));
                     continue;
                 }
                 if in_batch.contains(&id) {
@@ -514,8 +667,13 @@ impl Log {
                 // The next entry of a feed cannot be stored yet (feeds are complete up to their
                 // head and nothing past it is in `ids`), so only the others need the lookup.
                 if place(head, None, &entry) == Placement::Next {
+                    if let Err(violation) = governor.decide(&entry, Scope::Full) {
+                        rejected.push((index, entry.encode(), Refusal::Policy(violation)));
+                        continue;
+                    }
                     let mut forks = Vec::new();
                     self.accept(&mut batch, &mut staged, &entry, &mut forks)?;
+                    governor.observe(&entry);
                     in_batch.insert(id);
                     outcomes[index] = Some(IngestOutcome::Accepted {
                         id,
@@ -539,9 +697,17 @@ impl Log {
             }
             for (feed, tip) in &tips {
                 let mut forks = Vec::new();
-                self.release_pending(&mut batch, &mut staged, feed, tip, &mut forks)?;
+                self.release_pending(
+                    &mut batch,
+                    &mut staged,
+                    &mut governor,
+                    feed,
+                    tip,
+                    &mut forks,
+                    &mut refused,
+                )?;
             }
-            self.commit(batch)?;
+            self.commit_governed(batch, &mut governor)?;
             *counters = staged;
             // An entry held above may chain onto a tip that later entries of the same batch
             // reached; it is in `pending` only now, so release once more.
@@ -549,21 +715,31 @@ impl Log {
             let mut batch = WriteBatch::default();
             for (feed, tip) in tips.iter().filter(|(feed, _)| held_feeds.contains(*feed)) {
                 let mut forks = Vec::new();
-                self.release_pending(&mut batch, &mut staged, feed, tip, &mut forks)?;
+                self.release_pending(
+                    &mut batch,
+                    &mut staged,
+                    &mut governor,
+                    feed,
+                    tip,
+                    &mut forks,
+                    &mut refused,
+                )?;
             }
             if !batch.is_empty() {
-                self.commit(batch)?;
+                self.commit_governed(batch, &mut governor)?;
                 *counters = staged;
             }
         }
-        for (index, bytes, detail) in rejected {
-            outcomes[index] = Some(self.record_rejection(
-                &bytes,
-                RejectReason::BadBody,
-                detail,
-                source,
-                now_ms,
-            )?);
+        self.record_refused(refused, source, now_ms)?;
+        for (index, bytes, refusal) in rejected {
+            outcomes[index] = Some(match refusal {
+                Refusal::Body(detail) => {
+                    self.record_rejection(&bytes, RejectReason::BadBody, detail, source, now_ms)?
+                }
+                Refusal::Policy(violation) => {
+                    self.record_policy_rejection(&bytes, &violation, source, now_ms)?
+                }
+            });
         }
         for (index, entry) in deferred {
             let bytes = entry.encode();
@@ -791,14 +967,19 @@ impl Log {
         Ok(())
     }
 
-    /// Moves pending entries that now chain onto `tip` into the batch, repeatedly.
+    /// Moves pending entries that now chain onto `tip` into the batch, repeatedly. An entry
+    /// the policy refuses leaves `pending` into `refused` (for the rejection journal), and
+    /// the release stops there: nothing after it can chain.
+    #[allow(clippy::too_many_arguments)]
     fn release_pending(
         &self,
         batch: &mut WriteBatch,
         counters: &mut Counters,
+        governor: &mut Governor,
         feed: &FeedKey,
         tip: &Entry,
         forks: &mut Vec<ForkProof>,
+        refused: &mut Vec<(Entry, Violation)>,
     ) -> Result<usize, StoreError> {
         let mut released = 0;
         if counters.pending == 0 {
@@ -810,14 +991,20 @@ impl Log {
             let successor = self
                 .pending_at(feed, next_seq)?
                 .into_iter()
-                .map(|(_, entry)| entry)
-                .find(|entry| entry.header().prev == Some(tip.id()));
+                .find(|(_, entry)| entry.header().prev == Some(tip.id()));
             // A pending entry on another branch stays: `accept` turns it into a fork proof
             // once an entry at its seq is accepted.
-            let Some(entry) = successor else {
+            let Some((pending_key, entry)) = successor else {
                 return Ok(released);
             };
+            if let Err(violation) = governor.decide(&entry, Scope::Full) {
+                batch.delete_cf(self.cf(CF_PENDING), &pending_key);
+                counters.pending = counters.pending.saturating_sub(1);
+                refused.push((entry, violation));
+                return Ok(released);
+            }
             self.accept(batch, counters, &entry, forks)?;
+            governor.observe(&entry);
             tip = entry;
             released += 1;
         }
@@ -933,15 +1120,55 @@ impl Log {
         source: &str,
         now_ms: u64,
     ) -> Result<IngestOutcome, StoreError> {
+        self.write_rejection(bytes, reason, detail, None, source, now_ms)
+    }
+
+    /// Records an entry the policy refused, with the rule and the policy version used.
+    pub fn record_policy_rejection(
+        &self,
+        bytes: &[u8],
+        violation: &Violation,
+        source: &str,
+        now_ms: u64,
+    ) -> Result<IngestOutcome, StoreError> {
+        self.write_rejection(
+            bytes,
+            RejectReason::Policy,
+            violation.message.clone(),
+            Some(violation),
+            source,
+            now_ms,
+        )
+    }
+
+    fn write_rejection(
+        &self,
+        bytes: &[u8],
+        reason: RejectReason,
+        detail: String,
+        violation: Option<&Violation>,
+        source: &str,
+        now_ms: u64,
+    ) -> Result<IngestOutcome, StoreError> {
         let mut counters = self.lock_counters();
-        let record = Value::Array(vec![
+        let mut items = vec![
             Value::Integer(now_ms.into()),
             Value::Text(reason.code().into()),
             Value::Text(detail.clone()),
             Value::Bytes(sha256(bytes).0.to_vec()),
             Value::Integer((bytes.len() as u64).into()),
             Value::Text(source.to_owned()),
-        ]);
+        ];
+        let mut count_key = reason.code().to_owned();
+        if let Some(violation) = violation {
+            items.push(Value::Text(violation.rule.code().into()));
+            items.push(match violation.policy_version {
+                Some(version) => Value::Integer(version.into()),
+                None => Value::Null,
+            });
+            count_key = format!("policy:{}", violation.rule.code());
+        }
+        let record = Value::Array(items);
         let mut batch = WriteBatch::default();
         batch.put_cf(
             self.cf(CF_REJECTED),
@@ -953,11 +1180,44 @@ impl Log {
         }
         self.db.write(batch)?;
         counters.next_rejection += 1;
+        *self
+            .rejection_counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(count_key)
+            .or_default() += 1;
         Ok(IngestOutcome::Rejected { reason, detail })
+    }
+
+    /// Records entries the policy refused while leaving `pending`.
+    fn record_refused(
+        &self,
+        refused: Vec<(Entry, Violation)>,
+        source: &str,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        for (entry, violation) in refused {
+            self.record_policy_rejection(&entry.encode(), &violation, source, now_ms)?;
+        }
+        Ok(())
     }
 
     fn commit(&self, batch: WriteBatch) -> Result<(), StoreError> {
         self.db.write_opt(batch, &sync_options())?;
+        Ok(())
+    }
+
+    /// Commits a batch whose entries were already folded into `governor`; if the write fails,
+    /// the fold is redone from what is stored.
+    fn commit_governed(
+        &self,
+        batch: WriteBatch,
+        governor: &mut Governor,
+    ) -> Result<(), StoreError> {
+        if let Err(error) = self.commit(batch) {
+            *governor = self.scan_governor()?;
+            return Err(error);
+        }
         Ok(())
     }
 
@@ -987,6 +1247,12 @@ impl Log {
             count += 1;
         }
         Ok(count)
+    }
+
+    fn lock_governor(&self) -> std::sync::MutexGuard<'_, Governor> {
+        self.governor
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn lock_counters(&self) -> std::sync::MutexGuard<'_, Counters> {
@@ -1038,8 +1304,24 @@ fn decode_stored(bytes: &[u8]) -> Result<Entry, StoreError> {
 
 fn decode_rejection(counter: u64, bytes: &[u8]) -> Result<Rejection, StoreError> {
     let corrupt = || StoreError::Corrupt(format!("unreadable rejection record {counter}"));
-    let Ok(Value::Array(items)) = cbor::decode_canonical(bytes) else {
+    let Ok(Value::Array(mut items)) = cbor::decode_canonical(bytes) else {
         return Err(corrupt());
+    };
+    // Policy rejections carry two more items: the rule and the policy version (or null).
+    let (rule, policy_version) = if items.len() == 8 {
+        let version = items.pop();
+        let rule = items.pop();
+        let version = match version {
+            Some(Value::Integer(version)) => Some(u64::try_from(version).map_err(|_| corrupt())?),
+            Some(Value::Null) => None,
+            _ => return Err(corrupt()),
+        };
+        match rule {
+            Some(Value::Text(rule)) => (Some(rule), version),
+            _ => return Err(corrupt()),
+        }
+    } else {
+        (None, None)
     };
     let [Value::Integer(time), Value::Text(reason), Value::Text(detail), Value::Bytes(hash), Value::Integer(len), Value::Text(source)]: [Value; 6] =
         items.try_into().map_err(|_| corrupt())?
@@ -1054,6 +1336,8 @@ fn decode_rejection(counter: u64, bytes: &[u8]) -> Result<Rejection, StoreError>
         input_hash: Hash256::from_slice(&hash).ok_or_else(corrupt)?,
         input_len: u64::try_from(len).map_err(|_| corrupt())?,
         source,
+        rule,
+        policy_version,
     })
 }
 
@@ -1095,6 +1379,12 @@ fn lock_data_dir(data_dir: &Path) -> Result<File, StoreError> {
 
 #[cfg(test)]
 mod tests;
+
+/// Why an entry of a backfill batch was refused.
+enum Refusal {
+    Body(String),
+    Policy(Violation),
+}
 
 /// The rejection detail for an entry whose body its kind does not allow.
 fn body_rejection(entry: &Entry, error: &BodyError) -> String {

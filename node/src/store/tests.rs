@@ -410,7 +410,14 @@ fn the_rejection_journal_is_a_bounded_ring() {
 #[test]
 fn pending_is_bounded_and_overflow_is_journaled() {
     let dir = tempfile::tempdir().unwrap();
-    let log = Log::open_with(dir.path(), LogOptions { max_pending: 2 }).unwrap();
+    let log = Log::open_with(
+        dir.path(),
+        LogOptions {
+            max_pending: 2,
+            ..LogOptions::default()
+        },
+    )
+    .unwrap();
     let keypair = Keypair::generate();
     let entries = foreign_chain(&keypair, 4);
     for entry in &entries[1..3] {

@@ -9,6 +9,7 @@ use plexus_crypto::Hash256;
 use serde::{Deserialize, Serialize};
 
 use super::{APPLICATION_KIND_PREFIX, KINDS, MAX_LEASE_MS, MAX_TTL_MS};
+use crate::policy::{PolicyBody, GOVERNANCE_KINDS};
 use crate::value::{self, ValueError};
 
 /// Longest short text field (names, ids, versions, actions, topics), in bytes.
@@ -23,7 +24,7 @@ pub const MAX_LIST: usize = 64;
 pub enum BodyError {
     /// The kind is neither a coordination kind nor an `x-` application kind.
     #[error(
-        "unknown kind {kind:?}: use one of {known} or an application kind starting with \"x-\"",
+        "unknown kind {kind:?}: use one of {known}, policy, or an application kind starting with \"x-\"",
         known = KINDS.join(", ")
     )]
     UnknownKind { kind: String },
@@ -46,7 +47,7 @@ pub enum BodyError {
     },
     /// A claim whose timestamp is too far from the receiving node's clock.
     #[error(
-        "claim timestamp is {distance_ms} ms {direction} this node's clock, outside the \
+        "entry timestamp is {distance_ms} ms {direction} this node's clock, outside the \
          {window_ms} ms skew window: check the author's clock (NTP)"
     )]
     ClockSkew {
@@ -90,6 +91,8 @@ pub enum Body {
     Task(TaskUpdate),
     Constraint(Constraint),
     Pattern(Pattern),
+    /// `policy`: a governed namespace's rules, signed by an admin (see [`crate::policy`]).
+    Policy(PolicyBody),
     /// An `x-` kind: any canonical JSON-like value, not interpreted.
     Application(serde_json::Value),
 }
@@ -337,7 +340,10 @@ impl std::str::FromStr for TaskState {
 impl Body {
     /// Checks that `kind` is a coordination kind or an application kind.
     pub fn check_kind(kind: &str) -> Result<(), BodyError> {
-        if KINDS.contains(&kind) || kind.starts_with(APPLICATION_KIND_PREFIX) {
+        if KINDS.contains(&kind)
+            || GOVERNANCE_KINDS.contains(&kind)
+            || kind.starts_with(APPLICATION_KIND_PREFIX)
+        {
             Ok(())
         } else {
             Err(BodyError::UnknownKind {
@@ -368,6 +374,7 @@ impl Body {
             "task" => Body::Task(typed(kind, json)?),
             "constraint" => Body::Constraint(typed(kind, json)?),
             "pattern" => Body::Pattern(typed(kind, json)?),
+            "policy" => Body::Policy(typed(kind, json)?),
             _ => Body::Application(json),
         };
         body.validate(kind)?;
@@ -385,6 +392,7 @@ impl Body {
             Body::Task(body) => serde_json::to_value(body),
             Body::Constraint(body) => serde_json::to_value(body),
             Body::Pattern(body) => serde_json::to_value(body),
+            Body::Policy(body) => serde_json::to_value(body),
             Body::Application(json) => Ok(json.clone()),
         }
         .map_err(|error| BodyError::Shape {
@@ -408,6 +416,7 @@ impl Body {
             Body::Task(_) => "task",
             Body::Constraint(_) => "constraint",
             Body::Pattern(_) => "pattern",
+            Body::Policy(_) => "policy",
             Body::Application(_) => APPLICATION_KIND_PREFIX,
         }
     }
@@ -480,6 +489,7 @@ impl Body {
                 }
                 check.references(&pattern.references)
             }
+            Body::Policy(policy) => policy.validate(&check),
             Body::Application(_) => Ok(()),
         }
     }
@@ -513,12 +523,12 @@ fn typed<T: serde::de::DeserializeOwned>(
     })
 }
 
-struct Checker<'a> {
-    kind: &'a str,
+pub(crate) struct Checker<'a> {
+    pub(crate) kind: &'a str,
 }
 
 impl Checker<'_> {
-    fn field(&self, field: &str, problem: impl Into<String>) -> BodyError {
+    pub(crate) fn field(&self, field: &str, problem: impl Into<String>) -> BodyError {
         BodyError::Field {
             kind: self.kind.to_owned(),
             field: field.to_owned(),
@@ -526,7 +536,13 @@ impl Checker<'_> {
         }
     }
 
-    fn text(&self, field: &str, text: &str, min: usize, max: usize) -> Result<(), BodyError> {
+    pub(crate) fn text(
+        &self,
+        field: &str,
+        text: &str,
+        min: usize,
+        max: usize,
+    ) -> Result<(), BodyError> {
         if text.len() < min {
             return Err(self.field(field, "must not be empty"));
         }
@@ -542,14 +558,14 @@ impl Checker<'_> {
         Ok(())
     }
 
-    fn list(&self, field: &str, len: usize) -> Result<(), BodyError> {
+    pub(crate) fn list(&self, field: &str, len: usize) -> Result<(), BodyError> {
         if len > MAX_LIST {
             return Err(self.field(field, format!("has {len} items; the limit is {MAX_LIST}")));
         }
         Ok(())
     }
 
-    fn duration(&self, field: &str, value: u64, max: u64) -> Result<(), BodyError> {
+    pub(crate) fn duration(&self, field: &str, value: u64, max: u64) -> Result<(), BodyError> {
         if value == 0 || value > max {
             return Err(self.field(
                 field,
@@ -559,7 +575,12 @@ impl Checker<'_> {
         Ok(())
     }
 
-    fn resource(&self, field: &str, resource: &str, allow_prefix: bool) -> Result<(), BodyError> {
+    pub(crate) fn resource(
+        &self,
+        field: &str,
+        resource: &str,
+        allow_prefix: bool,
+    ) -> Result<(), BodyError> {
         self.text(field, resource, 1, MAX_SHORT_TEXT)?;
         if resource.chars().any(char::is_whitespace) {
             return Err(self.field(field, "must not contain whitespace"));
@@ -579,13 +600,13 @@ impl Checker<'_> {
         Ok(())
     }
 
-    fn entry_id(&self, field: &str, text: &str) -> Result<(), BodyError> {
+    pub(crate) fn entry_id(&self, field: &str, text: &str) -> Result<(), BodyError> {
         parse_entry_id(text)
             .map(|_| ())
             .ok_or_else(|| self.field(field, "must be an entry id: 64 lowercase hex digits"))
     }
 
-    fn references(&self, references: &[String]) -> Result<(), BodyError> {
+    pub(crate) fn references(&self, references: &[String]) -> Result<(), BodyError> {
         self.list("references", references.len())?;
         for (index, reference) in references.iter().enumerate() {
             self.entry_id(&format!("references[{index}]"), reference)?;

@@ -79,10 +79,17 @@ pub fn is_claim_kind(kind: &str) -> bool {
     matches!(kind, "intent" | "intent.renew" | "intent.release")
 }
 
-/// Checks a live claim's timestamp against the receiving node's clock.
-pub fn check_clock_skew(entry: &Entry, now_ms: u64, window_ms: u64) -> Result<(), BodyError> {
+/// Checks a live entry's timestamp against the receiving node's clock: claims always, and
+/// every kind when the namespace is `governed` (where the timestamp decides which policy
+/// applies).
+pub fn check_clock_skew(
+    entry: &Entry,
+    now_ms: u64,
+    window_ms: u64,
+    governed: bool,
+) -> Result<(), BodyError> {
     let header = entry.header();
-    if !is_claim_kind(&header.kind) {
+    if !crate::policy::skew_checked(&header.kind, governed) {
         return Ok(());
     }
     let distance = header.timestamp_ms.abs_diff(now_ms);

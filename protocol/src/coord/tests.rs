@@ -405,24 +405,26 @@ fn bad_bodies_name_the_field_and_the_problem() {
 }
 
 #[test]
-fn clock_skew_applies_to_claims_only() {
+fn clock_skew_applies_to_claims_and_to_every_kind_when_governed() {
     let mut agents = Agents::new(1);
     let claim_entry = claim(&mut agents, 0, "r", 100_000, 1_000);
     assert!(check_clock_skew(
         &claim_entry,
         100_000 + DEFAULT_CLOCK_SKEW_MS,
-        DEFAULT_CLOCK_SKEW_MS
+        DEFAULT_CLOCK_SKEW_MS,
+        false
     )
     .is_ok());
     let error = check_clock_skew(
         &claim_entry,
         100_001 + DEFAULT_CLOCK_SKEW_MS,
         DEFAULT_CLOCK_SKEW_MS,
+        false,
     )
     .unwrap_err();
     assert_eq!(error.code(), "clock_skew");
     assert!(error.to_string().contains("behind"), "{error}");
-    let error = check_clock_skew(&claim_entry, 0, DEFAULT_CLOCK_SKEW_MS).unwrap_err();
+    let error = check_clock_skew(&claim_entry, 0, DEFAULT_CLOCK_SKEW_MS, false).unwrap_err();
     assert!(error.to_string().contains("ahead of"), "{error}");
     let pattern = agents.publish(
         0,
@@ -430,7 +432,9 @@ fn clock_skew_applies_to_claims_only() {
         0,
         json!({"topic": "t", "summary": "s", "confidence": 0.5}),
     );
-    assert!(check_clock_skew(&pattern, 10_000_000, DEFAULT_CLOCK_SKEW_MS).is_ok());
+    assert!(check_clock_skew(&pattern, 10_000_000, DEFAULT_CLOCK_SKEW_MS, false).is_ok());
+    let error = check_clock_skew(&pattern, 10_000_000, DEFAULT_CLOCK_SKEW_MS, true).unwrap_err();
+    assert_eq!(error.code(), "clock_skew");
 }
 
 /// A random history: claims, renewals, releases, constraints, task updates, cards and

@@ -310,7 +310,7 @@ impl View {
             Body::Pattern(pattern) => {
                 space.patterns.insert(id, Stamped::at(meta, pattern));
             }
-            Body::Application(_) => return None,
+            Body::Policy(_) | Body::Application(_) => return None,
         }
         self.interpreted += 1;
         Some(Touched {

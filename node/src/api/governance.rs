@@ -1,0 +1,223 @@
+//! Governance routes: the policy in force and its history, publishing a policy (admins),
+//! the member list, and the node's metrics.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use plexus_protocol::coord::Body;
+use plexus_protocol::policy::{PolicyBook, PolicyRecord};
+use serde_json::{json, Value};
+
+use super::routes::{entry_json, namespace, parse_json, with_body_prefix, NamespaceQuery};
+use super::{ApiError, ApiState};
+use crate::clock::now_ms;
+
+type Reply = Result<Response, ApiError>;
+
+/// `GET /v1/policy`: whether the namespace is governed, its admins, the policy in force now,
+/// the newest one, and every version known.
+pub(super) async fn policy(
+    State(state): State<ApiState>,
+    query: Result<Query<NamespaceQuery>, QueryRejection>,
+) -> Reply {
+    let namespace = namespace(&state, query?.0.namespace)?;
+    let governor = state.node.log().governor();
+    let Some(book) = governor.book(&namespace) else {
+        return Ok(Json(open_namespace(&namespace)).into_response());
+    };
+    let now = now_ms();
+    Ok(Json(json!({
+        "namespace": namespace,
+        "governed": true,
+        "admins": admins(book),
+        "inForce": book.in_force(now).map(record_json),
+        "latest": book.latest().map(record_json),
+        "history": book.records().iter().map(|record| json!({
+            "version": record.version,
+            "entryId": record.entry_id.to_string(),
+            "author": record.author.to_string(),
+            "timestampMs": record.timestamp_ms,
+            "effectiveFrom": record.effective_from,
+        })).collect::<Vec<_>>(),
+    }))
+    .into_response())
+}
+
+/// `POST /v1/policy`: publishes a policy body, signed with this node's key. Only an admin
+/// of the namespace's trust root may; the log refuses anyone else.
+pub(super) async fn post_policy(
+    State(state): State<ApiState>,
+    query: Result<Query<NamespaceQuery>, QueryRejection>,
+    body: Bytes,
+) -> Reply {
+    let namespace = namespace(&state, query?.0.namespace)?;
+    if !state.node.log().trust_roots().contains_key(&namespace) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_governed",
+            format!(
+                "namespace {namespace} is open on this node: start it with --trust-root \
+                 {namespace}=<admin id> (or [governance.trust_roots] in the config) first"
+            ),
+        ));
+    }
+    let body = Body::from_json("policy", parse_json(&body)?).map_err(with_body_prefix)?;
+    let entry = state.node.publish_body(&namespace, &body).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "entry": entry_json(&entry) })),
+    )
+        .into_response())
+}
+
+/// `GET /v1/members`: the members of the policy in force, their roles, and revocations.
+pub(super) async fn members(
+    State(state): State<ApiState>,
+    query: Result<Query<NamespaceQuery>, QueryRejection>,
+) -> Reply {
+    let namespace = namespace(&state, query?.0.namespace)?;
+    let governor = state.node.log().governor();
+    let Some(book) = governor.book(&namespace) else {
+        return Ok(Json(open_namespace(&namespace)).into_response());
+    };
+    let in_force = book.in_force(now_ms());
+    let members: Vec<Value> = in_force
+        .map(|record| {
+            record
+                .policy
+                .members()
+                .map(|(agent, roles)| {
+                    json!({
+                        "agent": agent.to_string(),
+                        "roles": roles,
+                        "revokedAfterSeq": book.revoked_after(agent),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let revoked: Vec<Value> = in_force
+        .map(|record| {
+            record
+                .policy
+                .body
+                .revoked
+                .iter()
+                .map(|revocation| {
+                    json!({ "agent": revocation.agent, "afterSeq": revocation.after_seq })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Json(json!({
+        "namespace": namespace,
+        "governed": true,
+        "policyVersion": in_force.map(|record| record.version),
+        "admins": admins(book),
+        "members": members,
+        "revoked": revoked,
+    }))
+    .into_response())
+}
+
+/// `GET /v1/metrics`: Prometheus text format.
+pub(super) async fn metrics(State(state): State<ApiState>) -> Reply {
+    let log = Arc::clone(state.node.log());
+    let stats = tokio::task::spawn_blocking(move || log.stats())
+        .await
+        .map_err(|error| unavailable(error.to_string()))?
+        .map_err(|error| unavailable(error.to_string()))?;
+    let peers = state
+        .node
+        .net()
+        .status()
+        .await
+        .map(|status| status.peers.len())
+        .unwrap_or_default();
+    let mut out = String::new();
+    let mut gauge = |name: &str, help: &str, value: u64| {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+        );
+    };
+    gauge(
+        "plexus_log_entries",
+        "Entries stored in the log.",
+        stats.entries,
+    );
+    gauge("plexus_log_feeds", "Feeds in the log.", stats.feeds);
+    gauge("plexus_log_forks", "Fork proofs stored.", stats.forks);
+    gauge(
+        "plexus_log_pending",
+        "Entries waiting for their predecessors.",
+        stats.pending,
+    );
+    gauge(
+        "plexus_rejection_journal_records",
+        "Records ever written to the rejection journal (it keeps the newest 100000).",
+        stats.rejected,
+    );
+    gauge("plexus_peers", "Connected peers.", peers as u64);
+    out.push_str(
+        "# HELP plexus_rejections_total Input refused since the node started, by reason and \
+         rule (policy) or limit (throttled).\n# TYPE plexus_rejections_total counter\n",
+    );
+    for (key, count) in state.node.log().rejection_counts() {
+        let (reason, detail) = key.split_once(':').unwrap_or((key.as_str(), ""));
+        let _ = writeln!(
+            out,
+            "plexus_rejections_total{{reason=\"{reason}\",detail=\"{detail}\"}} {count}"
+        );
+    }
+    out.push_str(
+        "# HELP plexus_policy_version Version of the policy in force, per governed namespace \
+         (0: none yet).\n# TYPE plexus_policy_version gauge\n",
+    );
+    let governor = state.node.log().governor();
+    let now = now_ms();
+    for namespace in governor.namespaces() {
+        let version = governor
+            .book(namespace)
+            .and_then(|book| book.in_force(now))
+            .map_or(0, |record| record.version);
+        let _ = writeln!(
+            out,
+            "plexus_policy_version{{namespace=\"{namespace}\"}} {version}"
+        );
+    }
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
+}
+
+fn open_namespace(namespace: &str) -> Value {
+    json!({
+        "namespace": namespace,
+        "governed": false,
+        "note": "this namespace is open on this node: anyone may post",
+    })
+}
+
+fn admins(book: &PolicyBook) -> Vec<String> {
+    book.admins().iter().map(ToString::to_string).collect()
+}
+
+fn record_json(record: &PolicyRecord) -> Value {
+    json!({
+        "version": record.version,
+        "entryId": record.entry_id.to_string(),
+        "author": record.author.to_string(),
+        "timestampMs": record.timestamp_ms,
+        "effectiveFrom": record.effective_from,
+        "body": record.policy.body,
+    })
+}
+
+fn unavailable(message: String) -> ApiError {
+    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+}

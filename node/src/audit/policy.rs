@@ -1,0 +1,190 @@
+//! Re-deriving every policy decision of an export or data directory.
+//!
+//! Given the trust roots (which namespaces are governed, by which admins), the auditor
+//! replays the governed namespaces through the same pure decision the nodes use
+//! (`plexus_protocol::policy`): every entry the log holds was accepted by its node, so any
+//! entry the decision refuses is reported as a [`FindingKind::PolicyViolation`], with the rule
+//! and the policy version in force. Policy entries go through the same decision, so a policy
+//! not signed by the trust root is reported too.
+//!
+//! Two passes over the input: the first learns every valid policy entry (an admin's policy may
+//! sort after the feeds it governs), the second decides each entry in feed order, folding each
+//! feed's history as a node would. Memory is the policy books and one small state per governed
+//! feed. Signatures and chains are the main verifier's job; this pass only reads.
+//!
+//! The auditor judges with every policy in the log. A node that accepted an entry before a
+//! policy forbidding it reached it (a partition, a race with an admin's change) is reported
+//! too: the log then does hold an entry the policy forbids, which is what an auditor asks.
+
+use std::io::Read;
+use std::path::Path;
+
+use plexus_protocol::export::{classify, ItemKind};
+use plexus_protocol::{cbor, Entry, FeedKey};
+
+use super::report::{Finding, FindingKind};
+use super::verify::VerifyError;
+use crate::store::{Governor, Log, Scope, TrustRoots};
+
+/// Bytes read from an export at a time.
+const READ_CHUNK: usize = 1 << 20;
+
+/// What the policy pass found.
+#[derive(Debug, Clone, Default)]
+pub struct PolicyAudit {
+    /// Entries of governed namespaces whose decision was re-derived.
+    pub decisions: u64,
+    pub findings: Vec<Finding>,
+}
+
+/// Runs the policy pass over an export file.
+pub fn audit_file(path: &Path, trust_roots: &TrustRoots) -> Result<PolicyAudit, VerifyError> {
+    let mut governor = Governor::new(trust_roots);
+    for_each_envelope(path, |_, bytes| {
+        learn(&mut governor, bytes);
+    })?;
+    let mut audit = Auditor::new(governor);
+    for_each_envelope(path, |offset, bytes| audit.decide(bytes, Some(offset)))?;
+    Ok(audit.finish())
+}
+
+/// Runs the policy pass over a data directory, read-only.
+pub fn audit_data_dir(log: &Log, trust_roots: &TrustRoots) -> Result<PolicyAudit, VerifyError> {
+    let mut governor = Governor::new(trust_roots);
+    for envelope in super::export::export_order(log) {
+        learn(&mut governor, &envelope?);
+    }
+    let mut audit = Auditor::new(governor);
+    for envelope in super::export::export_order(log) {
+        audit.decide(&envelope?, None);
+    }
+    Ok(audit.finish())
+}
+
+struct Auditor {
+    governor: Governor,
+    /// Position reached in the current feed, to skip fork rivals (listed right after the
+    /// stored entry at the same seq) and anything out of order.
+    last: Option<(FeedKey, u64)>,
+    audit: PolicyAudit,
+}
+
+impl Auditor {
+    fn new(governor: Governor) -> Auditor {
+        Auditor {
+            governor,
+            last: None,
+            audit: PolicyAudit::default(),
+        }
+    }
+
+    fn decide(&mut self, bytes: &[u8], offset: Option<u64>) {
+        let Some((namespace, _, _)) = Entry::peek_position(bytes) else {
+            return;
+        };
+        if !self.governor.is_governed(&namespace) {
+            return;
+        }
+        let Ok(entry) = Entry::decode(bytes) else {
+            // Reported by the main verifier.
+            return;
+        };
+        let feed = FeedKey::of(&entry);
+        let seq = entry.header().seq;
+        if let Some((last_feed, last_seq)) = &self.last {
+            if *last_feed == feed && seq <= *last_seq {
+                return;
+            }
+        }
+        self.audit.decisions += 1;
+        if let Err(violation) = self.governor.decide(&entry, Scope::Full) {
+            let header = entry.header();
+            let version = violation.policy_version.map_or_else(
+                || "no policy".to_owned(),
+                |version| format!("policy v{version}"),
+            );
+            self.audit.findings.push(Finding {
+                kind: FindingKind::PolicyViolation,
+                namespace: Some(header.namespace.clone()),
+                author: Some(header.author),
+                seq: Some(seq),
+                offset,
+                detail: format!(
+                    "accepted in violation of {version} ({}): {}",
+                    violation.rule, violation.message
+                ),
+            });
+        }
+        // The node did accept it, so its feed moves on with it, as on the node.
+        self.governor.observe(&entry);
+        self.last = Some((feed, seq));
+    }
+
+    fn finish(self) -> PolicyAudit {
+        self.audit
+    }
+}
+
+/// Learns a policy entry if `bytes` is one in a governed namespace (the admin check happens
+/// inside: a non-admin's policy is never learnt, and is reported by the second pass).
+fn learn(governor: &mut Governor, bytes: &[u8]) {
+    let Some((namespace, _, _)) = Entry::peek_position(bytes) else {
+        return;
+    };
+    if !governor.is_governed(&namespace) {
+        return;
+    }
+    if let Ok(entry) = Entry::decode(bytes) {
+        if entry.header().kind == plexus_protocol::policy::POLICY_KIND && entry.verify_signature() {
+            governor.learn_policy(&entry);
+        }
+    }
+}
+
+/// Calls `visit` with the offset and bytes of every entry of an export file. Framing errors
+/// end the walk quietly: the main verifier reports them.
+fn for_each_envelope(path: &Path, mut visit: impl FnMut(u64, &[u8])) -> Result<(), VerifyError> {
+    let io_error = |source| VerifyError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let mut file = std::fs::File::open(path).map_err(io_error)?;
+    let mut buffer: Vec<u8> = Vec::with_capacity(READ_CHUNK * 2);
+    let mut base: u64 = 0;
+    let mut eof = false;
+    loop {
+        while !eof && buffer.len() < READ_CHUNK {
+            let start = buffer.len();
+            buffer.resize(start + READ_CHUNK, 0);
+            let read = file.read(&mut buffer[start..]).map_err(io_error)?;
+            buffer.truncate(start + read);
+            eof = read == 0;
+        }
+        let mut position = 0;
+        loop {
+            let rest = &buffer[position..];
+            if rest.is_empty() {
+                break;
+            }
+            match cbor::item_len(rest) {
+                Ok(Some(len)) => {
+                    let item = &rest[..len];
+                    if classify(item) == ItemKind::Entry {
+                        visit(base + position as u64, item);
+                    }
+                    position += len;
+                }
+                Ok(None) if !eof => break,
+                Ok(None) | Err(_) => return Ok(()),
+            }
+        }
+        buffer.drain(..position);
+        base += position as u64;
+        if eof && buffer.is_empty() {
+            return Ok(());
+        }
+        if eof && position == 0 {
+            return Ok(());
+        }
+    }
+}

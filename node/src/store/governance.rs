@@ -1,0 +1,134 @@
+//! The log's governance state: the policy book of each governed namespace and the
+//! [`FeedState`] of each feed in it, kept current as entries are accepted.
+//!
+//! The decision itself is `plexus_protocol::policy`; this file only holds its inputs. The state
+//! is a fold of the stored feeds, so it is rebuilt from the log when the log opens (one pass
+//! over the governed namespaces) and after a failed write (when what was folded in may not
+//! have been stored).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use plexus_crypto::AgentId;
+use plexus_protocol::coord::Body;
+use plexus_protocol::policy::{Allowed, FeedState, PolicyBook, Violation, POLICY_KIND};
+use plexus_protocol::{Entry, FeedKey};
+
+/// The admins of each governed namespace, from the node's configuration. A namespace not
+/// listed is open.
+pub type TrustRoots = BTreeMap<String, BTreeSet<AgentId>>;
+
+/// Policy books and feed states of the governed namespaces.
+#[derive(Debug, Clone, Default)]
+pub struct Governor {
+    books: BTreeMap<String, PolicyBook>,
+    feeds: HashMap<FeedKey, FeedState>,
+}
+
+/// How much of the decision to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// The rules that need no history: for entries held until their predecessors arrive.
+    Stateless,
+    /// Every rule: for an entry that extends its feed.
+    Full,
+}
+
+impl Governor {
+    /// A governor with empty books for these trust roots.
+    pub fn new(trust_roots: &TrustRoots) -> Governor {
+        Governor {
+            books: trust_roots
+                .iter()
+                .map(|(namespace, admins)| {
+                    (
+                        namespace.clone(),
+                        PolicyBook::new(namespace.clone(), admins.clone()),
+                    )
+                })
+                .collect(),
+            feeds: HashMap::new(),
+        }
+    }
+
+    /// The governed namespaces.
+    pub fn namespaces(&self) -> impl Iterator<Item = &str> {
+        self.books.keys().map(String::as_str)
+    }
+
+    pub fn is_governed(&self, namespace: &str) -> bool {
+        self.books.contains_key(namespace)
+    }
+
+    pub fn book(&self, namespace: &str) -> Option<&PolicyBook> {
+        self.books.get(namespace)
+    }
+
+    /// Decides `entry`; `Ok(None)` for an entry of an open namespace.
+    pub fn decide(&self, entry: &Entry, scope: Scope) -> Result<Option<Allowed>, Violation> {
+        let header = entry.header();
+        let Some(book) = self.books.get(&header.namespace) else {
+            return Ok(None);
+        };
+        let body = parsed_body(entry);
+        let empty = FeedState::default();
+        let feed = match scope {
+            Scope::Stateless => None,
+            Scope::Full => Some(self.feeds.get(&FeedKey::of(entry)).unwrap_or(&empty)),
+        };
+        book.decide(entry, body.as_ref(), feed).map(Some)
+    }
+
+    /// Decides `entry` fully and, when it is allowed, folds it in as accepted.
+    pub fn admit(&mut self, entry: &Entry) -> Result<Option<Allowed>, Violation> {
+        let allowed = self.decide(entry, Scope::Full)?;
+        self.observe(entry);
+        Ok(allowed)
+    }
+
+    /// Learns a policy entry by an admin without advancing any feed (an auditor's first
+    /// pass, which must know every policy before it judges anything).
+    pub fn learn_policy(&mut self, entry: &Entry) {
+        let body = parsed_body(entry);
+        self.learn(entry, body.as_ref());
+    }
+
+    /// Folds an accepted entry in: policy entries by an admin join their book, and every entry
+    /// of a governed namespace advances its feed's state.
+    pub fn observe(&mut self, entry: &Entry) {
+        if !self.is_governed(&entry.header().namespace) {
+            return;
+        }
+        let body = parsed_body(entry);
+        self.learn(entry, body.as_ref());
+        self.feeds
+            .entry(FeedKey::of(entry))
+            .or_default()
+            .observe(entry, body.as_ref());
+    }
+
+    fn learn(&mut self, entry: &Entry, body: Option<&Body>) {
+        let header = entry.header();
+        let Some(book) = self.books.get_mut(&header.namespace) else {
+            return;
+        };
+        if let Some(Body::Policy(policy)) = body {
+            if header.kind == POLICY_KIND && book.is_admin(&header.author) {
+                // The body was checked on the way in; a stored policy that fails now (a newer
+                // build with stricter limits) is skipped rather than wedging the node.
+                if let Err(error) = book.learn(entry, policy) {
+                    tracing::warn!(
+                        namespace = %header.namespace,
+                        author = %header.author,
+                        seq = header.seq,
+                        "stored policy entry is no longer valid and is ignored: {error}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn parsed_body(entry: &Entry) -> Option<Body> {
+    let body = entry.body()?;
+    Body::parse(&entry.header().kind, body).ok()
+}

@@ -1,0 +1,807 @@
+//! Governance: signed policy entries and the pure decision every node and auditor makes with
+//! them.
+//!
+//! A namespace is **open** (anyone may post, the default) or **governed**: it has a trust root,
+//! a set of admin keys every node of the deployment is configured with. In a governed
+//! namespace the admins publish `policy` entries, each a complete, versioned rule set
+//! ([`PolicyBody`]): the roles and which kinds each may post, the members and their roles,
+//! revocations, and limits (body size, per-author rate, lease and TTL caps, most concurrent
+//! claims, the clock-skew window). Normative text: `docs/PROTOCOL.md` §10.
+//!
+//! The decision ([`PolicyBook::decide`]) is a pure function of the entry, the policy entries
+//! known, and the author's earlier entries in the same feed ([`FeedState`]). Every node and an
+//! auditor holding the same entries reach the same verdicts:
+//! - **Which policy applies.** The one in force at the entry's timestamp: the highest version
+//!   whose `effectiveFrom` is at or before it (ties between two policies of one version go to
+//!   the smaller entry id). A policy may not take effect before its own timestamp.
+//! - **Revocations are by position, not time.** `revoked: [{agent, afterSeq}]` refuses every
+//!   entry of that agent past `afterSeq` as soon as any known policy says so, whatever the
+//!   entry's timestamp: a removed member cannot backdate its way back in, and the entries it
+//!   published before removal stay valid.
+//! - **Admins** (the trust root) are not subject to the rules; only they may publish `policy`.
+//! - **Stateful rules use the author's own feed**, which is a hash chain every node holds
+//!   complete: timestamps may not go backwards within a feed, the rate limit counts the
+//!   author's previous entries in the window, and concurrent claims are the author's claims
+//!   whose leases are still running at the entry's timestamp.
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
+
+use plexus_crypto::{AgentId, Hash256};
+use serde::{Deserialize, Serialize};
+
+use crate::coord::bodies::{BodyError, Checker, MAX_SHORT_TEXT};
+use crate::coord::{is_claim_kind, Body, KINDS, MAX_LEASE_MS, MAX_TTL_MS};
+use crate::entry::Entry;
+
+/// The kind of policy entries.
+pub const POLICY_KIND: &str = "policy";
+
+/// Kinds of the governance layer, beside the coordination kinds.
+pub const GOVERNANCE_KINDS: [&str; 1] = [POLICY_KIND];
+
+/// Most members one policy lists. A policy is one entry (at most 64 kB), and a member costs
+/// about 100 bytes, so this leaves room for roles and revocations.
+pub const MAX_MEMBERS: usize = 512;
+/// Most roles one policy defines.
+pub const MAX_ROLES: usize = 32;
+/// Most kind patterns one role lists.
+pub const MAX_ROLE_KINDS: usize = 32;
+/// Most revocations one policy carries (they are carried forward from version to version).
+pub const MAX_REVOKED: usize = 512;
+/// Highest per-author rate limit count: a node keeps this many timestamps per governed feed.
+pub const MAX_RATE_ENTRIES: u32 = 1_000;
+/// Highest limit on concurrent claims per agent.
+pub const MAX_CLAIMS_LIMIT: u32 = 1_024;
+/// Claims tracked per feed for the concurrent-claims rule. Only claims whose leases still run
+/// are kept, and the limit above is lower, so this bound is reached only in a namespace with
+/// no claim limit; the oldest-ending claims are forgotten first.
+pub const MAX_TRACKED_CLAIMS: usize = 4_096;
+/// Widest clock-skew window a policy may set: one hour.
+pub const MAX_CLOCK_SKEW_MS: u64 = 60 * 60 * 1000;
+
+/// The body of a `policy` entry: one complete version of a governed namespace's rules.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PolicyBody {
+    /// 1 for the first policy, higher for each replacement.
+    pub version: u64,
+    /// When the policy takes effect (ms since the Unix epoch); the entry's own timestamp when
+    /// absent. It may not be earlier than the entry's timestamp.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effective_from: Option<u64>,
+    /// Role name to the kinds it may post: a kind name, `x-*` for every application kind, or
+    /// `*` for every kind but `policy`.
+    #[serde(default)]
+    pub roles: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    pub members: Vec<Member>,
+    #[serde(default)]
+    pub revoked: Vec<Revocation>,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub note: String,
+}
+
+/// One member: an agent id (64 hex digits) and its roles.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Member {
+    pub agent: String,
+    pub roles: Vec<String>,
+}
+
+/// A revocation: the agent's entries after `afterSeq` (in this namespace) are refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Revocation {
+    pub agent: String,
+    pub after_seq: u64,
+}
+
+/// Limits on members' entries. Every field is optional; an absent one does not limit.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Limits {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_body_bytes: Option<u64>,
+    /// At most `entries` entries per author in any window of `windowMs`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<RateLimit>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_lease_ms: Option<u64>,
+    /// Most claims one agent may have running at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_claims: Option<u32>,
+    /// Longest `ttlMs` of a card or constraint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_ttl_ms: Option<u64>,
+    /// How far a live entry's timestamp may be from the receiving node's clock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_skew_ms: Option<u64>,
+}
+
+/// The per-author rate limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RateLimit {
+    pub entries: u32,
+    pub window_ms: u64,
+}
+
+/// A policy as the decision uses it: the body with agent ids parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    pub body: PolicyBody,
+    members: BTreeMap<AgentId, BTreeSet<String>>,
+    revoked: BTreeMap<AgentId, u64>,
+}
+
+/// A policy entry the book knows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyRecord {
+    pub version: u64,
+    pub entry_id: Hash256,
+    pub author: AgentId,
+    pub timestamp_ms: u64,
+    pub effective_from: u64,
+    pub policy: Arc<Policy>,
+}
+
+/// Which rule an entry broke. The code is stable: it appears in the rejection journal, the
+/// API, metrics and audit reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Rule {
+    /// A `policy` entry by a key outside the trust root.
+    NotAdmin,
+    /// A policy whose `effectiveFrom` lies before its own timestamp.
+    Retroactive,
+    /// No policy is in force at the entry's timestamp, and the author is not an admin.
+    NoPolicy,
+    /// The author was revoked at a seq before this entry's.
+    Revoked,
+    NotMember,
+    KindNotAllowed,
+    BodyTooLarge,
+    /// The entry's timestamp is earlier than the previous entry of its feed.
+    TimestampRegressed,
+    RateLimited,
+    LeaseTooLong,
+    TtlTooLong,
+    TooManyClaims,
+}
+
+/// An entry the policy refuses: the rule, the policy version used, and a message that says
+/// what was wrong and what to do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct Violation {
+    pub rule: Rule,
+    pub policy_version: Option<u64>,
+    pub message: String,
+    /// For [`Rule::RateLimited`]: how long until the author may post again.
+    pub retry_after_ms: Option<u64>,
+}
+
+/// An accepted entry's verdict: which policy version allowed it (`None` for an admin's entry
+/// before any policy, or a policy entry itself).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Allowed {
+    pub policy_version: Option<u64>,
+}
+
+/// What the stateful rules need to know about an author's feed: folded from the feed's
+/// entries in seq order ([`FeedState::observe`]), independent of any policy.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FeedState {
+    pub last_seq: u64,
+    pub last_timestamp_ms: u64,
+    /// Timestamps of the latest entries, oldest first, at most [`MAX_RATE_ENTRIES`].
+    recent: VecDeque<u64>,
+    /// Claims whose leases were still running at the latest entry: (claim id, lease end).
+    claims: Vec<(Hash256, u64)>,
+}
+
+/// The trust root and the known policies of one governed namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyBook {
+    namespace: String,
+    admins: BTreeSet<AgentId>,
+    /// Known policies, ordered by (version, entry id).
+    records: Vec<PolicyRecord>,
+    /// Every revocation any known policy carries: agent to the lowest `afterSeq`.
+    revoked: BTreeMap<AgentId, u64>,
+}
+
+impl Rule {
+    /// The stable code of the rule.
+    pub fn code(self) -> &'static str {
+        match self {
+            Rule::NotAdmin => "not-admin",
+            Rule::Retroactive => "retroactive-policy",
+            Rule::NoPolicy => "no-policy",
+            Rule::Revoked => "revoked",
+            Rule::NotMember => "not-member",
+            Rule::KindNotAllowed => "kind-not-allowed",
+            Rule::BodyTooLarge => "body-too-large",
+            Rule::TimestampRegressed => "timestamp-regressed",
+            Rule::RateLimited => "rate-limited",
+            Rule::LeaseTooLong => "lease-too-long",
+            Rule::TtlTooLong => "ttl-too-long",
+            Rule::TooManyClaims => "too-many-claims",
+        }
+    }
+}
+
+impl std::fmt::Display for Rule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+impl PolicyBody {
+    /// Checks every field's range and references; `kind` names the entry kind in errors.
+    pub(crate) fn validate(&self, check: &Checker<'_>) -> Result<(), BodyError> {
+        self.compile(check).map(|_| ())
+    }
+
+    /// Parses and checks the body into the form the decision uses.
+    fn compile(&self, check: &Checker<'_>) -> Result<Policy, BodyError> {
+        if self.version == 0 {
+            return Err(check.field("version", "must be at least 1"));
+        }
+        check.text("note", &self.note, 0, crate::coord::bodies::MAX_LONG_TEXT)?;
+        if self.roles.len() > MAX_ROLES {
+            return Err(check.field(
+                "roles",
+                format!("has {} roles; the limit is {MAX_ROLES}", self.roles.len()),
+            ));
+        }
+        for (role, kinds) in &self.roles {
+            check.text(&format!("roles.{role}"), role, 1, MAX_SHORT_TEXT)?;
+            if kinds.len() > MAX_ROLE_KINDS {
+                return Err(check.field(
+                    &format!("roles.{role}"),
+                    format!("lists {} kinds; the limit is {MAX_ROLE_KINDS}", kinds.len()),
+                ));
+            }
+            for kind in kinds {
+                if !is_kind_pattern(kind) {
+                    return Err(check.field(
+                        &format!("roles.{role}"),
+                        format!(
+                            "lists {kind:?}, which is not a kind: use one of {}, an x- kind, \
+                             `x-*` or `*`",
+                            KINDS.join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
+        if self.members.len() > MAX_MEMBERS {
+            return Err(check.field(
+                "members",
+                format!(
+                    "has {} members; the limit is {MAX_MEMBERS}",
+                    self.members.len()
+                ),
+            ));
+        }
+        let mut members = BTreeMap::new();
+        for (index, member) in self.members.iter().enumerate() {
+            let field = format!("members[{index}]");
+            let agent = parse_agent(check, &format!("{field}.agent"), &member.agent)?;
+            for role in &member.roles {
+                if !self.roles.contains_key(role) {
+                    return Err(check.field(
+                        &format!("{field}.roles"),
+                        format!("names role {role:?}, which `roles` does not define"),
+                    ));
+                }
+            }
+            let roles: BTreeSet<String> = member.roles.iter().cloned().collect();
+            if members.insert(agent, roles).is_some() {
+                return Err(check.field(
+                    &format!("{field}.agent"),
+                    "lists an agent a second time: give each member once, with all its roles",
+                ));
+            }
+        }
+        if self.revoked.len() > MAX_REVOKED {
+            return Err(check.field(
+                "revoked",
+                format!(
+                    "has {} revocations; the limit is {MAX_REVOKED}",
+                    self.revoked.len()
+                ),
+            ));
+        }
+        let mut revoked = BTreeMap::new();
+        for (index, revocation) in self.revoked.iter().enumerate() {
+            let agent = parse_agent(check, &format!("revoked[{index}].agent"), &revocation.agent)?;
+            let after = revoked.entry(agent).or_insert(revocation.after_seq);
+            *after = (*after).min(revocation.after_seq);
+        }
+        let limits = &self.limits;
+        if let Some(max) = limits.max_body_bytes {
+            if max == 0 || max > crate::MAX_BODY_LEN as u64 {
+                return Err(check.field(
+                    "limits.maxBodyBytes",
+                    format!("must be from 1 to {}", crate::MAX_BODY_LEN),
+                ));
+            }
+        }
+        if let Some(rate) = limits.rate {
+            if rate.entries == 0 || rate.entries > MAX_RATE_ENTRIES {
+                return Err(check.field(
+                    "limits.rate.entries",
+                    format!("must be from 1 to {MAX_RATE_ENTRIES}"),
+                ));
+            }
+            check.duration("limits.rate.windowMs", rate.window_ms, MAX_TTL_MS)?;
+        }
+        if let Some(lease) = limits.max_lease_ms {
+            check.duration("limits.maxLeaseMs", lease, MAX_LEASE_MS)?;
+        }
+        if let Some(claims) = limits.max_claims {
+            if claims == 0 || claims > MAX_CLAIMS_LIMIT {
+                return Err(check.field(
+                    "limits.maxClaims",
+                    format!("must be from 1 to {MAX_CLAIMS_LIMIT}"),
+                ));
+            }
+        }
+        if let Some(ttl) = limits.max_ttl_ms {
+            check.duration("limits.maxTtlMs", ttl, MAX_TTL_MS)?;
+        }
+        if let Some(skew) = limits.clock_skew_ms {
+            check.duration("limits.clockSkewMs", skew, MAX_CLOCK_SKEW_MS)?;
+        }
+        Ok(Policy {
+            body: self.clone(),
+            members,
+            revoked,
+        })
+    }
+}
+
+impl Policy {
+    /// Parses a policy body as the decision uses it.
+    pub fn from_body(body: &PolicyBody) -> Result<Policy, BodyError> {
+        body.compile(&Checker { kind: POLICY_KIND })
+    }
+
+    /// The roles of `agent`, if it is a member.
+    pub fn roles_of(&self, agent: &AgentId) -> Option<&BTreeSet<String>> {
+        self.members.get(agent)
+    }
+
+    /// Members and their roles, in agent order.
+    pub fn members(&self) -> impl Iterator<Item = (&AgentId, &BTreeSet<String>)> {
+        self.members.iter()
+    }
+
+    /// Whether any of `roles` allows `kind`.
+    pub fn allows_kind(&self, roles: &BTreeSet<String>, kind: &str) -> bool {
+        roles.iter().any(|role| {
+            self.body
+                .roles
+                .get(role)
+                .is_some_and(|patterns| patterns.iter().any(|pattern| kind_matches(pattern, kind)))
+        })
+    }
+}
+
+impl FeedState {
+    /// Folds the next accepted entry of the feed (in seq order). `body` is its parsed body,
+    /// when present.
+    pub fn observe(&mut self, entry: &Entry, body: Option<&Body>) {
+        let header = entry.header();
+        let now = header.timestamp_ms;
+        self.last_seq = header.seq;
+        self.last_timestamp_ms = self.last_timestamp_ms.max(now);
+        if self.recent.len() == MAX_RATE_ENTRIES as usize {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(now);
+        self.claims.retain(|(_, end)| *end > now);
+        match body {
+            Some(Body::Intent(intent)) => {
+                if self.claims.len() == MAX_TRACKED_CLAIMS {
+                    if let Some(first_ending) = self
+                        .claims
+                        .iter()
+                        .enumerate()
+                        .min_by_key(|(_, (_, end))| *end)
+                        .map(|(index, _)| index)
+                    {
+                        self.claims.swap_remove(first_ending);
+                    }
+                }
+                self.claims
+                    .push((entry.id(), now.saturating_add(intent.lease_ms)));
+            }
+            Some(Body::IntentRenew(renew)) => {
+                if let Some(id) = crate::coord::parse_entry_id(&renew.claim) {
+                    if let Some((_, end)) = self.claims.iter_mut().find(|(claim, _)| *claim == id) {
+                        *end = now.saturating_add(renew.lease_ms);
+                    }
+                }
+            }
+            Some(Body::IntentRelease(release)) => {
+                if let Some(id) = crate::coord::parse_entry_id(&release.claim) {
+                    self.claims.retain(|(claim, _)| *claim != id);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Claims still running at `at_ms`.
+    pub fn running_claims(&self, at_ms: u64) -> usize {
+        self.claims.iter().filter(|(_, end)| *end > at_ms).count()
+    }
+}
+
+impl PolicyBook {
+    /// An empty book for a governed namespace with these admins.
+    pub fn new(namespace: impl Into<String>, admins: BTreeSet<AgentId>) -> PolicyBook {
+        PolicyBook {
+            namespace: namespace.into(),
+            admins,
+            records: Vec::new(),
+            revoked: BTreeMap::new(),
+        }
+    }
+
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    pub fn admins(&self) -> &BTreeSet<AgentId> {
+        &self.admins
+    }
+
+    pub fn is_admin(&self, agent: &AgentId) -> bool {
+        self.admins.contains(agent)
+    }
+
+    /// Known policies, by (version, entry id).
+    pub fn records(&self) -> &[PolicyRecord] {
+        &self.records
+    }
+
+    /// The newest known policy, whether or not it is in force yet.
+    pub fn latest(&self) -> Option<&PolicyRecord> {
+        self.records.last()
+    }
+
+    /// The policy in force at `at_ms`.
+    pub fn in_force(&self, at_ms: u64) -> Option<&PolicyRecord> {
+        // Records are sorted by (version, id): the last one in effect has the highest version,
+        // and among equal versions the smallest id comes first.
+        let mut best: Option<&PolicyRecord> = None;
+        for record in self.records.iter().filter(|r| r.effective_from <= at_ms) {
+            match best {
+                Some(current) if current.version == record.version => {}
+                _ => best = Some(record),
+            }
+        }
+        best
+    }
+
+    /// The revocation that applies to `agent`, if any: its entries after this seq are refused.
+    pub fn revoked_after(&self, agent: &AgentId) -> Option<u64> {
+        self.revoked.get(agent).copied()
+    }
+
+    /// The clock-skew window the policy in force at `at_ms` sets.
+    pub fn clock_skew_ms(&self, at_ms: u64) -> Option<u64> {
+        self.in_force(at_ms)
+            .and_then(|record| record.policy.body.limits.clock_skew_ms)
+    }
+
+    /// Adds an accepted policy entry. Idempotent; ignores entries that are not policies.
+    pub fn learn(&mut self, entry: &Entry, body: &PolicyBody) -> Result<(), BodyError> {
+        let header = entry.header();
+        let id = entry.id();
+        if self.records.iter().any(|record| record.entry_id == id) {
+            return Ok(());
+        }
+        let policy = Policy::from_body(body)?;
+        for (agent, after) in &policy.revoked {
+            let known = self.revoked.entry(*agent).or_insert(*after);
+            *known = (*known).min(*after);
+        }
+        let record = PolicyRecord {
+            version: body.version,
+            entry_id: id,
+            author: header.author,
+            timestamp_ms: header.timestamp_ms,
+            effective_from: body.effective_from.unwrap_or(header.timestamp_ms),
+            policy: Arc::new(policy),
+        };
+        let at = self
+            .records
+            .partition_point(|known| (known.version, known.entry_id) < (record.version, id));
+        self.records.insert(at, record);
+        Ok(())
+    }
+
+    /// Decides whether `entry` (of this book's namespace) may be accepted.
+    ///
+    /// `body` is the entry's parsed body (`None` when the body was pruned: the body rules
+    /// cannot apply then). `feed` is the state of the entry's feed up to its predecessor;
+    /// with `None` only the rules that need no history run (used to turn away entries held
+    /// while their predecessors are missing); the full decision runs once they chain.
+    pub fn decide(
+        &self,
+        entry: &Entry,
+        body: Option<&Body>,
+        feed: Option<&FeedState>,
+    ) -> Result<Allowed, Violation> {
+        let header = entry.header();
+        let author = header.author;
+        let at = header.timestamp_ms;
+        if header.kind == POLICY_KIND {
+            return self.decide_policy(entry, body);
+        }
+        if self.is_admin(&author) {
+            return Ok(Allowed {
+                policy_version: self.in_force(at).map(|record| record.version),
+            });
+        }
+        if let Some(after) = self.revoked_after(&author) {
+            if header.seq > after {
+                return Err(self.violation(
+                    Rule::Revoked,
+                    self.in_force(at).map(|record| record.version),
+                    format!(
+                        "author {author} was revoked in namespace {} after its entry seq \
+                         {after}; entry seq {} is refused. Only an admin can re-admit it, with \
+                         a new key",
+                        self.namespace, header.seq
+                    ),
+                ));
+            }
+        }
+        let Some(record) = self.in_force(at) else {
+            return Err(self.violation(
+                Rule::NoPolicy,
+                None,
+                format!(
+                    "namespace {} is governed and no policy is in force at {at} ms; only its \
+                     admins may post until one is published (plexus policy propose)",
+                    self.namespace
+                ),
+            ));
+        };
+        let version = Some(record.version);
+        let policy = &record.policy;
+        let Some(roles) = policy.roles_of(&author) else {
+            return Err(self.violation(
+                Rule::NotMember,
+                version,
+                format!(
+                    "author {author} is not a member of governed namespace {} under policy \
+                     v{}: ask an admin to add it (plexus policy propose --add-member)",
+                    self.namespace, record.version
+                ),
+            ));
+        };
+        if !policy.allows_kind(roles, &header.kind) {
+            let roles: Vec<&str> = roles.iter().map(String::as_str).collect();
+            return Err(self.violation(
+                Rule::KindNotAllowed,
+                version,
+                format!(
+                    "author {author} may not post {} in namespace {}: its roles ({}) under \
+                     policy v{} do not allow that kind",
+                    header.kind,
+                    self.namespace,
+                    if roles.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        roles.join(", ")
+                    },
+                    record.version
+                ),
+            ));
+        }
+        let limits = &policy.body.limits;
+        if let Some(max) = limits.max_body_bytes {
+            if header.body_len > max {
+                return Err(self.violation(
+                    Rule::BodyTooLarge,
+                    version,
+                    format!(
+                        "body is {} bytes; policy v{} of {} allows at most {max}",
+                        header.body_len, record.version, self.namespace
+                    ),
+                ));
+            }
+        }
+        self.check_body_limits(body, limits, record.version)?;
+        let Some(feed) = feed else {
+            return Ok(Allowed {
+                policy_version: version,
+            });
+        };
+        if at < feed.last_timestamp_ms {
+            return Err(self.violation(
+                Rule::TimestampRegressed,
+                version,
+                format!(
+                    "entry seq {} of author {author} has timestamp {at}, earlier than its \
+                     predecessor's {}; in a governed namespace a feed's timestamps never go \
+                     backwards: check the author's clock",
+                    header.seq, feed.last_timestamp_ms
+                ),
+            ));
+        }
+        if let Some(rate) = limits.rate {
+            let count = rate.entries as usize;
+            if feed.recent.len() >= count {
+                let oldest_in_window = feed
+                    .recent
+                    .get(feed.recent.len() - count)
+                    .copied()
+                    .unwrap_or_default();
+                let window_end = oldest_in_window.saturating_add(rate.window_ms);
+                if at < window_end {
+                    let mut violation = self.violation(
+                        Rule::RateLimited,
+                        version,
+                        format!(
+                            "author {author} already posted {} entries in the last {} ms; \
+                             policy v{} of {} allows {} per {} ms: retry in {} ms",
+                            count,
+                            rate.window_ms,
+                            record.version,
+                            self.namespace,
+                            rate.entries,
+                            rate.window_ms,
+                            window_end - at
+                        ),
+                    );
+                    violation.retry_after_ms = Some(window_end - at);
+                    return Err(violation);
+                }
+            }
+        }
+        if let (Some(max), Some(Body::Intent(_))) = (limits.max_claims, body) {
+            let running = feed.running_claims(at);
+            if running >= max as usize {
+                return Err(self.violation(
+                    Rule::TooManyClaims,
+                    version,
+                    format!(
+                        "author {author} already has {running} claims running; policy v{} of \
+                         {} allows {max}: release one first",
+                        record.version, self.namespace
+                    ),
+                ));
+            }
+        }
+        Ok(Allowed {
+            policy_version: version,
+        })
+    }
+
+    fn decide_policy(&self, entry: &Entry, body: Option<&Body>) -> Result<Allowed, Violation> {
+        let header = entry.header();
+        if !self.is_admin(&header.author) {
+            return Err(self.violation(
+                Rule::NotAdmin,
+                self.in_force(header.timestamp_ms)
+                    .map(|record| record.version),
+                format!(
+                    "policy entry by {} refused: only the trust root's admins of namespace {} \
+                     may publish policy",
+                    header.author, self.namespace
+                ),
+            ));
+        }
+        if let Some(Body::Policy(policy)) = body {
+            if let Some(from) = policy.effective_from {
+                if from < header.timestamp_ms {
+                    return Err(self.violation(
+                        Rule::Retroactive,
+                        Some(policy.version),
+                        format!(
+                            "policy v{} takes effect at {from} ms, before its own timestamp \
+                             {} ms: a policy cannot apply to the past",
+                            policy.version, header.timestamp_ms
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(Allowed {
+            policy_version: None,
+        })
+    }
+
+    fn check_body_limits(
+        &self,
+        body: Option<&Body>,
+        limits: &Limits,
+        version: u64,
+    ) -> Result<(), Violation> {
+        let (lease, ttl) = match body {
+            Some(Body::Intent(intent)) => (Some(intent.lease_ms), None),
+            Some(Body::IntentRenew(renew)) => (Some(renew.lease_ms), None),
+            Some(Body::Capability(card)) => (None, Some(card.ttl_ms)),
+            Some(Body::Constraint(constraint)) => (None, Some(constraint.ttl_ms)),
+            _ => (None, None),
+        };
+        if let (Some(lease), Some(max)) = (lease, limits.max_lease_ms) {
+            if lease > max {
+                return Err(self.violation(
+                    Rule::LeaseTooLong,
+                    Some(version),
+                    format!(
+                        "leaseMs {lease} is over the {max} ms that policy v{version} of {} \
+                         allows: ask for a shorter lease and renew it",
+                        self.namespace
+                    ),
+                ));
+            }
+        }
+        if let (Some(ttl), Some(max)) = (ttl, limits.max_ttl_ms) {
+            if ttl > max {
+                return Err(self.violation(
+                    Rule::TtlTooLong,
+                    Some(version),
+                    format!(
+                        "ttlMs {ttl} is over the {max} ms that policy v{version} of {} allows",
+                        self.namespace
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn violation(&self, rule: Rule, policy_version: Option<u64>, message: String) -> Violation {
+        Violation {
+            rule,
+            policy_version,
+            message,
+            retry_after_ms: None,
+        }
+    }
+}
+
+/// Whether `kind` may be posted under a role listing `pattern`.
+pub fn kind_matches(pattern: &str, kind: &str) -> bool {
+    match pattern {
+        "*" => kind != POLICY_KIND,
+        "x-*" => kind.starts_with(crate::coord::APPLICATION_KIND_PREFIX),
+        _ => pattern == kind,
+    }
+}
+
+/// Whether a live entry's timestamp is checked against the receiving node's clock: claims
+/// always, and every kind in a governed namespace (where timestamps decide which policy
+/// applies).
+pub fn skew_checked(kind: &str, governed: bool) -> bool {
+    governed || is_claim_kind(kind)
+}
+
+fn is_kind_pattern(pattern: &str) -> bool {
+    pattern == "*"
+        || pattern == "x-*"
+        || KINDS.contains(&pattern)
+        || (pattern.starts_with(crate::coord::APPLICATION_KIND_PREFIX)
+            && crate::entry::check_name("kind", pattern).is_ok())
+}
+
+fn parse_agent(check: &Checker<'_>, field: &str, text: &str) -> Result<AgentId, BodyError> {
+    text.parse()
+        .map_err(|_| check.field(field, "must be an agent id: 64 lowercase hex digits"))
+}
