@@ -1,5 +1,6 @@
-//! Three real `plexus run` processes, started from the built binary, find each other through
-//! bootstrap addresses and exchange entries; SIGTERM stops each cleanly.
+//! Real `plexus run` processes started from the built binary: three find each other through
+//! bootstrap addresses and exchange entries, and SIGTERM stops each cleanly; two more run a
+//! governed namespace administered through the `plexus policy` and `plexus members` commands.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -53,6 +54,11 @@ fn start(root: &Path, name: &'static str, bootstrap: Option<&str>) -> Process {
             ],
         );
     }
+    launch(&data_dir, &config, name, bootstrap)
+}
+
+/// Starts `plexus run` on an initialised data directory and waits until it serves.
+fn launch(data_dir: &Path, config: &Path, name: &'static str, bootstrap: Option<&str>) -> Process {
     let mut command = Command::new(env!("CARGO_BIN_EXE_plexus"));
     command
         .args([
@@ -65,8 +71,8 @@ fn start(root: &Path, name: &'static str, bootstrap: Option<&str>) -> Process {
             "--backfill-interval",
             "1",
         ])
-        .env("PLEXUS_DATA_DIR", &data_dir)
-        .env("PLEXUS_CONFIG", &config)
+        .env("PLEXUS_DATA_DIR", data_dir)
+        .env("PLEXUS_CONFIG", config)
         .env_remove("PLEXUS_LOG")
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
@@ -93,8 +99,8 @@ fn start(root: &Path, name: &'static str, bootstrap: Option<&str>) -> Process {
     assert!(p2p_addr.contains("/p2p/"), "{name} printed no address");
     Process {
         name,
-        data_dir,
-        config,
+        data_dir: data_dir.to_path_buf(),
+        config: config.to_path_buf(),
         child,
         stdout,
         p2p_addr,
@@ -231,4 +237,166 @@ fn three_processes_find_each_other_and_exchange_entries() {
         // A stopped node has no API address left behind.
         assert!(!process.data_dir.join("api.addr").exists());
     }
+}
+
+/// Runs a CLI command on `process` expecting failure; returns its stderr.
+fn refused(process: &Process, args: &[&str]) -> String {
+    let output = plexus(&process.data_dir, &process.config, args);
+    assert!(!output.status.success(), "plexus {args:?} was not refused");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Waits until `process` reports policy `version` in force (through `plexus members`).
+fn wait_policy(process: &Process, version: u64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let members: serde_json::Value = serde_json::from_str(&ok(
+            &process.data_dir,
+            &process.config,
+            &["members", "--json"],
+        ))
+        .unwrap();
+        if members["policyVersion"] == version {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} never had policy v{version}: {members}",
+            process.name
+        );
+    }
+}
+
+#[test]
+fn an_admin_governs_a_namespace_with_the_policy_commands() {
+    let root = tempfile::tempdir().unwrap();
+    let dirs = ["admin", "member"].map(|name| {
+        let data_dir = root.path().join(name);
+        let config = root.path().join(format!("{name}.toml"));
+        ok(&data_dir, &config, &["init", "--namespace", "crew"]);
+        let id = ok(&data_dir, &config, &["id"]).trim().to_owned();
+        (name, data_dir, config, id)
+    });
+    let admin_id = dirs[0].3.clone();
+    let member_id = dirs[1].3.clone();
+    for (_, _, config, _) in &dirs {
+        let mut text = std::fs::read_to_string(config).unwrap();
+        text.push_str(&format!(
+            "\n[governance.trust_roots]\ncrew = [\"{admin_id}\"]\n"
+        ));
+        std::fs::write(config, text).unwrap();
+    }
+    let admin = launch(&dirs[0].1, &dirs[0].2, "admin", None);
+    let member = launch(&dirs[1].1, &dirs[1].2, "member", Some(&admin.p2p_addr));
+
+    // Governed with no policy yet: only the admin may post.
+    let note = ["publish", "--kind", "x-note", "--body", "{}"];
+    assert!(refused(&member, &note).contains("no policy is in force"));
+    let shown = ok(&member.data_dir, &member.config, &["policy", "show"]);
+    assert!(
+        shown.contains("crew is governed") && shown.contains(&admin_id),
+        "{shown}"
+    );
+
+    // The admin proposes v1 (a role, the member, a rate limit) and signs it.
+    let v1 = root.path().join("v1.json");
+    ok(
+        &admin.data_dir,
+        &admin.config,
+        &[
+            "policy",
+            "propose",
+            "--role",
+            "worker=x-*,intent,intent.release",
+            "--add-member",
+            &format!("{member_id}=worker"),
+            "--rate",
+            "2/10m",
+            "--max-lease",
+            "5m",
+            "-o",
+            v1.to_str().unwrap(),
+        ],
+    );
+    let signed = ok(
+        &admin.data_dir,
+        &admin.config,
+        &["policy", "sign", v1.to_str().unwrap()],
+    );
+    assert!(signed.contains("published policy v1"), "{signed}");
+    wait_policy(&member, 1);
+    let members = ok(&member.data_dir, &member.config, &["members"]);
+    assert!(
+        members.contains(&format!("{member_id}  worker")),
+        "{members}"
+    );
+
+    // Two entries pass; the third breaks the rate; a long lease breaks the cap; exit code 4.
+    ok(&member.data_dir, &member.config, &note);
+    let long = refused(&member, &["claim", "printer", "--lease", "1h"]);
+    assert!(
+        long.contains("policy_violation") && long.contains("leaseMs"),
+        "{long}"
+    );
+    ok(&member.data_dir, &member.config, &note);
+    assert!(refused(&member, &note).contains("retry in"));
+
+    // v2 removes the member: revoked after its current head (seq 2), as the admin's node sees it.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !status(&admin)["feeds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|feed| feed["author"] == member_id.as_str() && feed["seq"] == 2)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the member's entries never reached the admin"
+        );
+    }
+    let v2 = ok(
+        &admin.data_dir,
+        &admin.config,
+        &["policy", "propose", "--remove-member", &member_id],
+    );
+    let v2: serde_json::Value = serde_json::from_str(&v2).unwrap();
+    assert_eq!(v2["version"], 2);
+    assert_eq!(v2["revoked"][0]["afterSeq"], 2);
+    let v2_path = root.path().join("v2.json");
+    std::fs::write(&v2_path, v2.to_string()).unwrap();
+    ok(
+        &admin.data_dir,
+        &admin.config,
+        &["policy", "sign", v2_path.to_str().unwrap()],
+    );
+    wait_policy(&member, 2);
+    assert!(refused(&member, &note).contains("was revoked"));
+    let members = ok(&member.data_dir, &member.config, &["members"]);
+    assert!(members.contains("revoked after seq 2"), "{members}");
+
+    for mut process in [admin, member] {
+        let pid = process.child.id().to_string();
+        assert!(Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success());
+        assert!(process.child.wait().unwrap().success());
+    }
+    // An auditor with the trust root re-derives every decision from the member's data dir.
+    let verify = ok(
+        &dirs[1].1,
+        &dirs[1].2,
+        &[
+            "audit",
+            "verify",
+            dirs[1].1.to_str().unwrap(),
+            "--trust-root",
+            &format!("crew={admin_id}"),
+        ],
+    );
+    assert!(
+        verify.contains("VERIFIED") && verify.contains("policy re-derived for 4 entries"),
+        "{verify}"
+    );
 }

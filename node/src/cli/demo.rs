@@ -4,6 +4,9 @@
 //! node; the nodes gossip over TCP on 127.0.0.1 like separate machines would. A script then
 //! walks through what Plexus is for and prints a timeline:
 //!
+//! 0. the namespace is governed with the planner as admin: it publishes policy v1 (members,
+//!    roles, a lease cap), and an entry from an agent outside the policy is refused, with the
+//!    rule and the policy version in the rejection journal;
 //! 1. the agents publish their cards and each discovers the others' capabilities;
 //! 2. the planner posts tasks and a constraint (nobody deploys before a given time);
 //! 3. both coders claim the same repository at once: exactly one wins, the same one on every
@@ -11,10 +14,12 @@
 //! 4. the winner works, completes its task and releases; the loser is told it now holds the
 //!    lease and does its task;
 //! 5. an illegal task transition is refused; the deploy claim waits for the constraint;
-//! 6. every node exports its log and an offline audit verifies each export.
+//! 6. every node exports its log and an offline audit verifies each export, re-deriving every
+//!    policy decision.
 //!
 //! It exits 0 only if every step behaved as described.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -28,6 +33,7 @@ use plexus_protocol::coord::{
     Body, Capability, ClaimStanding, Constraint, ConstraintRule, Intent, IntentRelease, Pattern,
     Skill, TaskState, TaskStatus, TaskUpdate,
 };
+use plexus_protocol::policy::{Limits, Member, PolicyBody, RateLimit};
 use tokio::sync::broadcast;
 
 use super::DemoArgs;
@@ -37,7 +43,7 @@ use crate::config;
 use crate::coord::Event;
 use crate::net::NetConfig;
 use crate::node::{Node, NodeConfig};
-use crate::store::Log;
+use crate::store::{Log, LogOptions, TrustRoots};
 
 const NAMESPACE: &str = "demo";
 
@@ -87,7 +93,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         .context("cannot start the async runtime")?;
     let passed = runtime.block_on(script(&root))?;
     if passed {
-        println!("\ndemo verdict: PASS: one winner everywhere, the loser served next, tasks and constraint respected, every log verified");
+        println!("\ndemo verdict: PASS: the non-member refused, one winner everywhere, the loser served next, tasks and constraint respected, every log verified");
         Ok(ExitCode::SUCCESS)
     } else {
         println!("\ndemo verdict: FAIL (see above)");
@@ -100,9 +106,12 @@ async fn script(root: &Path) -> anyhow::Result<bool> {
         start: Instant::now(),
     };
     let names = ["planner", "coder-1", "coder-2", "reviewer"];
+    let keys: Vec<Keypair> = names.iter().map(|_| Keypair::generate()).collect();
+    let trust_roots =
+        TrustRoots::from([(NAMESPACE.to_owned(), BTreeSet::from([keys[0].agent_id()]))]);
     let mut agents = Vec::new();
-    for name in names {
-        agents.push(start_agent(root, name).await?);
+    for (name, keypair) in names.into_iter().zip(&keys) {
+        agents.push(start_agent(root, name, keypair.clone(), &trust_roots).await?);
     }
     // A ring: every node has two neighbours, none sees everyone directly.
     let addresses =
@@ -126,6 +135,9 @@ async fn script(root: &Path) -> anyhow::Result<bool> {
         .map(|agent| agent.node.coord().subscribe())
         .collect();
     wait_for_mesh(&agents).await?;
+
+    // 0. Governance.
+    let governed_ok = govern(&agents, &timeline).await?;
 
     // 1. Capabilities.
     let skills = [
@@ -457,27 +469,156 @@ async fn script(root: &Path) -> anyhow::Result<bool> {
     }
     for (name, path, log, keypair) in handles {
         let summary = audit::export_to_file(&log, &keypair, &path, now_ms())?;
-        let report = audit::verify_file(&path, &VerifyOptions::default(), &())?;
-        let verified = report.verdict == Verdict::Verified;
+        let options = VerifyOptions {
+            trust_roots: trust_roots.clone(),
+            ..VerifyOptions::default()
+        };
+        let report = audit::verify_file(&path, &options, &())?;
+        let verified = report.verdict == Verdict::Verified && report.policy_decisions > 0;
         audited &= verified;
         timeline.say(
             name,
             format!(
-                "exports {} entries to {} and the offline audit says: {}",
+                "exports {} entries to {} and the offline audit says: {} ({} policy decisions \
+                 re-derived)",
                 summary.entries,
                 path.file_name().and_then(|n| n.to_str()).unwrap_or("?"),
-                if verified { "verified" } else { "FAILED" }
+                if verified { "verified" } else { "FAILED" },
+                report.policy_decisions
             ),
         );
     }
-    Ok(same_everywhere && refused_ok && blocked && respected && converged && audited)
+    Ok(
+        governed_ok
+            && same_everywhere
+            && refused_ok
+            && blocked
+            && respected
+            && converged
+            && audited,
+    )
 }
 
-async fn start_agent(root: &Path, name: &'static str) -> anyhow::Result<Agent> {
+/// The planner (the trust root) publishes policy v1; an agent outside it tries to claim the
+/// repository, and the reviewer's node refuses the entry. True if all went as described.
+async fn govern(agents: &[Agent], timeline: &Timeline) -> anyhow::Result<bool> {
+    let planner = &agents[0];
+    let worker = [
+        "capability",
+        "intent",
+        "intent.renew",
+        "intent.release",
+        "task",
+        "pattern",
+    ];
+    let members: Vec<Member> = agents
+        .iter()
+        .skip(1)
+        .map(|agent| Member {
+            agent: agent.node.agent_id().to_string(),
+            roles: vec!["worker".into()],
+        })
+        .collect();
+    let policy = PolicyBody {
+        version: 1,
+        effective_from: None,
+        roles: [(
+            "worker".to_owned(),
+            worker.iter().map(|kind| (*kind).to_owned()).collect(),
+        )]
+        .into(),
+        members,
+        revoked: Vec::new(),
+        limits: Limits {
+            max_lease_ms: Some(10 * 60 * 1000),
+            rate: Some(RateLimit {
+                entries: 100,
+                window_ms: 10_000,
+            }),
+            ..Limits::default()
+        },
+        note: "demo team".into(),
+    };
+    planner
+        .node
+        .publish_body(NAMESPACE, &Body::Policy(policy))
+        .await?;
+    timeline.say(
+        "planner",
+        "is the namespace's admin: publishes policy v1 (3 members as workers, leases up to \
+         10 min, 100 entries per 10 s each)",
+    );
+    wait_all(agents, "policy v1 in force on every node", |node| {
+        node.log()
+            .governor()
+            .book(NAMESPACE)
+            .and_then(|book| book.in_force(now_ms()))
+            .is_some_and(|record| record.version == 1)
+    })
+    .await?;
+    // An agent nobody admitted signs a claim on the repository; its entry reaches the
+    // reviewer's node as if gossiped by a peer.
+    let intruder = Keypair::generate();
+    let claim = Body::Intent(Intent {
+        resource: REPO.into(),
+        action: "write".into(),
+        lease_ms: 60_000,
+        note: "let me in".into(),
+        priority: 9,
+    });
+    let entry = plexus_protocol::Entry::sign(
+        &intruder,
+        plexus_protocol::Draft {
+            namespace: NAMESPACE.into(),
+            seq: 1,
+            prev: None,
+            timestamp_ms: now_ms(),
+            kind: "intent".into(),
+            body: claim.encode()?,
+        },
+    )?;
+    let reviewer = &agents[3].node;
+    let outcome = reviewer.submit(entry.encode()).await?;
+    let record = reviewer.log().rejections()?.into_iter().last();
+    let refused = matches!(outcome, crate::store::IngestOutcome::Rejected { .. })
+        && record
+            .as_ref()
+            .is_some_and(|record| record.rule.as_deref() == Some("not-member"));
+    match record {
+        Some(record) if refused => timeline.say(
+            "reviewer",
+            format!(
+                "refuses a claim by unknown agent {}: {}:{} under policy v{}: {}",
+                intruder.agent_id().short(),
+                record.reason,
+                record.rule.unwrap_or_default(),
+                record.policy_version.unwrap_or_default(),
+                record.detail
+            ),
+        ),
+        _ => timeline.say(
+            "reviewer",
+            format!("STORED an entry by a non-member: {outcome:?}"),
+        ),
+    }
+    Ok(refused)
+}
+
+async fn start_agent(
+    root: &Path,
+    name: &'static str,
+    keypair: Keypair,
+    trust_roots: &TrustRoots,
+) -> anyhow::Result<Agent> {
     let data_dir = root.join(name);
-    let keypair = Keypair::generate();
     config::create_key_file(&data_dir.join(config::KEY_FILE), &keypair)?;
-    let log = Arc::new(Log::open(&data_dir)?);
+    let log = Arc::new(Log::open_with(
+        &data_dir,
+        LogOptions {
+            trust_roots: trust_roots.clone(),
+            ..LogOptions::default()
+        },
+    )?);
     let net = NetConfig::loopback();
     let node = Node::start(
         keypair,
