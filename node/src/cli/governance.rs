@@ -249,9 +249,13 @@ pub fn propose(base: Option<PolicyBody>, edits: &Edits) -> anyhow::Result<Policy
                 bail!("role {role:?} is not defined: add it with --role {role}=KIND,...");
             }
         }
-        policy
-            .revoked
-            .retain(|revocation| revocation.agent != agent);
+        if let Some(revocation) = policy.revoked.iter().find(|r| r.agent == agent) {
+            bail!(
+                "agent {agent} was revoked after its seq {}; revocations are permanent (every \
+                 node keeps applying them), so re-admit that agent under a new key",
+                revocation.after_seq
+            );
+        }
         match policy
             .members
             .iter_mut()
@@ -267,13 +271,13 @@ pub fn propose(base: Option<PolicyBody>, edits: &Edits) -> anyhow::Result<Policy
     for (agent, after_seq) in &edits.remove {
         let agent = agent.to_string();
         policy.members.retain(|member| member.agent != agent);
-        policy
-            .revoked
-            .retain(|revocation| revocation.agent != agent);
-        policy.revoked.push(Revocation {
-            agent,
-            after_seq: *after_seq,
-        });
+        // An earlier revocation stands (nodes apply the lowest seq anyway).
+        if !policy.revoked.iter().any(|r| r.agent == agent) {
+            policy.revoked.push(Revocation {
+                agent,
+                after_seq: *after_seq,
+            });
+        }
     }
     let limits = &mut policy.limits;
     if let Some(rate) = edits.rate {
@@ -484,16 +488,16 @@ mod tests {
         assert_eq!(second.revoked[0].after_seq, 7);
         // Limits carry over unless changed.
         assert_eq!(second.limits.rate.unwrap().entries, 5);
-        // Re-adding lifts the revocation.
-        let third = propose(
+        // A revocation is permanent: re-adding is refused with the way out.
+        let error = propose(
             Some(second),
             &Edits {
                 add: vec![(agent(2), vec!["worker".into()])],
                 ..Edits::default()
             },
         )
-        .unwrap();
-        assert!(third.revoked.is_empty());
+        .unwrap_err();
+        assert!(error.to_string().contains("new key"), "{error}");
     }
 
     #[test]
