@@ -5,12 +5,13 @@ use std::time::Duration;
 
 use plexus_crypto::Keypair;
 use plexus_node::net::topics;
+use plexus_node::node::limits::IngressLimits;
 use plexus_node::store::IngestOutcome;
 use plexus_protocol::value::json_text_to_canonical;
 use plexus_protocol::{Draft, Entry, FeedKey};
 use plexus_tests::cluster::{
-    connect, heads, publish_note, shutdown, spawn, spawn_node, test_net_config, wait_converged,
-    wait_for, TestNode, NAMESPACE,
+    connect, heads, publish_note, shutdown, spawn, spawn_node, spawn_node_with, test_net_config,
+    wait_converged, wait_for, NodeSpec, TestNode, NAMESPACE,
 };
 
 const CONVERGE: Duration = Duration::from_secs(60);
@@ -137,8 +138,20 @@ fn sign(keypair: &Keypair, seq: u64, prev: Option<plexus_crypto::Hash256>, body:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_malicious_peer_is_stopped_at_the_first_hop() {
-    // mallory - alice - bob: bob must never see mallory's garbage.
-    let nodes = spawn(3).await;
+    // mallory - alice - bob: bob must never see mallory's garbage. This test watches mallory's
+    // score, so alice keeps the connection (blocking is tested in governance.rs).
+    let lenient = NodeSpec {
+        ingress: Some(IngressLimits {
+            strikes_before_block: 0,
+            ..IngressLimits::default()
+        }),
+        ..NodeSpec::default()
+    };
+    let nodes = vec![
+        spawn_node(test_net_config()).await,
+        spawn_node_with(test_net_config(), lenient).await,
+        spawn_node(test_net_config()).await,
+    ];
     let (mallory, alice, bob) = (&nodes[0], &nodes[1], &nodes[2]);
     connect(alice, mallory).await;
     connect(bob, alice).await;

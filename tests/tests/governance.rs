@@ -12,10 +12,11 @@ use std::time::Duration;
 use plexus_crypto::{AgentId, Keypair};
 use plexus_node::audit::{self, FindingKind, Verdict, VerifyOptions};
 use plexus_node::client::ApiClient;
+use plexus_node::node::limits::IngressLimits;
 use plexus_node::store::{Rejection, TrustRoots};
 use plexus_protocol::FeedKey;
 use plexus_tests::cluster::{
-    connect, publish_note, shutdown, spawn_node_with, test_net_config, wait_for, NodeSpec,
+    address, connect, publish_note, shutdown, spawn_node_with, test_net_config, wait_for, NodeSpec,
     TestNode, NAMESPACE,
 };
 use serde_json::{json, Value};
@@ -473,4 +474,107 @@ fn now() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as u64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_keeps_sending_invalid_data_is_disconnected() {
+    let admin_key = Keypair::generate();
+    let mallory = node(&admin_key, None, false).await;
+    let alice = node(&admin_key, None, false).await;
+    let bob = node(&admin_key, None, false).await;
+    connect(&alice, &mallory).await;
+    connect(&bob, &alice).await;
+    let mallory_peer = mallory.node.net().peer_id().to_string();
+    let topic = plexus_node::net::topics::entry_topic(NAMESPACE, "x-note");
+    for n in 0..3u8 {
+        mallory
+            .node
+            .net()
+            .publish(topic.clone(), vec![0xde, 0xad, n])
+            .await
+            .unwrap();
+    }
+    let _ = wait_for(
+        "alice to drop mallory",
+        CONVERGE,
+        &[&alice],
+        || alice.node.net().status(),
+        |status| {
+            status
+                .as_ref()
+                .is_ok_and(|status| status.peers.iter().all(|peer| peer.peer_id != mallory_peer))
+        },
+    )
+    .await;
+    let malformed = alice
+        .node
+        .log()
+        .rejections()
+        .unwrap()
+        .iter()
+        .filter(|record| record.reason == "malformed")
+        .count();
+    assert_eq!(malformed, 3);
+    // A blocked peer cannot come back by dialling.
+    let again = address(&alice).await;
+    let _ = mallory.node.net().dial(again).await;
+    // Honest traffic still flows, and its arrival proves alice processed events after the
+    // dial attempt.
+    let note = publish_note(&bob, 1).await;
+    wait_for(
+        "bob's entry at alice",
+        CONVERGE,
+        &[&alice],
+        || async { head(&alice, &bob.keypair) },
+        |seq| *seq == note.header().seq,
+    )
+    .await;
+    let status = alice.node.net().status().await.unwrap();
+    assert!(status.peers.iter().all(|peer| peer.peer_id != mallory_peer));
+    shutdown(vec![mallory, alice, bob]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_author_over_the_ingress_rate_is_throttled_and_its_entries_arrive_later() {
+    let admin_key = Keypair::generate();
+    let sender = node(&admin_key, None, false).await;
+    let receiver = spawn_node_with(
+        test_net_config(),
+        NodeSpec {
+            ingress: Some(IngressLimits {
+                author_per_sec: 1.0,
+                ..IngressLimits::default()
+            }),
+            ..NodeSpec::default()
+        },
+    )
+    .await;
+    connect(&receiver, &sender).await;
+    // Mesh first, so the burst goes out by gossip.
+    let first = publish_note(&sender, 0).await;
+    wait_heads(
+        "the first entry",
+        &[&receiver],
+        &sender.keypair,
+        first.header().seq,
+    )
+    .await;
+    for n in 1..12 {
+        publish_note(&sender, n).await;
+    }
+    // Gossip beyond the burst is dropped at the edge and counted; backfill delivers it all.
+    wait_heads("all twelve entries", &[&receiver], &sender.keypair, 12).await;
+    let throttled = receiver
+        .node
+        .log()
+        .rejection_counts()
+        .get("throttled:author")
+        .copied()
+        .unwrap_or_default();
+    assert!(
+        throttled >= 1,
+        "{:?}",
+        receiver.node.log().rejection_counts()
+    );
+    shutdown(vec![sender, receiver]).await;
 }

@@ -27,10 +27,10 @@ pub(super) async fn policy(
     query: Result<Query<NamespaceQuery>, QueryRejection>,
 ) -> Reply {
     let namespace = namespace(&state, query?.0.namespace)?;
-    let governor = state.node.log().governor();
-    let Some(book) = governor.book(&namespace) else {
+    let Some(book) = policy_book(&state, &namespace).await? else {
         return Ok(Json(open_namespace(&namespace)).into_response());
     };
+    let book = &book;
     let now = now_ms();
     Ok(Json(json!({
         "namespace": namespace,
@@ -82,10 +82,10 @@ pub(super) async fn members(
     query: Result<Query<NamespaceQuery>, QueryRejection>,
 ) -> Reply {
     let namespace = namespace(&state, query?.0.namespace)?;
-    let governor = state.node.log().governor();
-    let Some(book) = governor.book(&namespace) else {
+    let Some(book) = policy_book(&state, &namespace).await? else {
         return Ok(Json(open_namespace(&namespace)).into_response());
     };
+    let book = &book;
     let in_force = book.in_force(now_ms());
     let members: Vec<Value> = in_force
         .map(|record| {
@@ -102,19 +102,12 @@ pub(super) async fn members(
                 .collect()
         })
         .unwrap_or_default();
-    let revoked: Vec<Value> = in_force
-        .map(|record| {
-            record
-                .policy
-                .body
-                .revoked
-                .iter()
-                .map(|revocation| {
-                    json!({ "agent": revocation.agent, "afterSeq": revocation.after_seq })
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    // Every revocation any known policy carries applies, including one in a signed version
+    // not yet in force.
+    let revoked: Vec<Value> = book
+        .revocations()
+        .map(|(agent, after_seq)| json!({ "agent": agent.to_string(), "afterSeq": after_seq }))
+        .collect();
     Ok(Json(json!({
         "namespace": namespace,
         "governed": true,
@@ -129,10 +122,16 @@ pub(super) async fn members(
 /// `GET /v1/metrics`: Prometheus text format.
 pub(super) async fn metrics(State(state): State<ApiState>) -> Reply {
     let log = Arc::clone(state.node.log());
-    let stats = tokio::task::spawn_blocking(move || log.stats())
-        .await
-        .map_err(|error| unavailable(error.to_string()))?
-        .map_err(|error| unavailable(error.to_string()))?;
+    // The log's locks are held across synced writes: never wait for them on a runtime thread.
+    let (stats, counts, versions) = tokio::task::spawn_blocking(move || {
+        let now = now_ms();
+        let governor = log.governor_versions(now);
+        log.stats()
+            .map(|stats| (stats, log.rejection_counts(), governor))
+    })
+    .await
+    .map_err(|error| unavailable(error.to_string()))?
+    .map_err(|error| unavailable(error.to_string()))?;
     let peers = state
         .node
         .net()
@@ -169,7 +168,7 @@ pub(super) async fn metrics(State(state): State<ApiState>) -> Reply {
         "# HELP plexus_rejections_total Input refused since the node started, by reason and \
          rule (policy) or limit (throttled).\n# TYPE plexus_rejections_total counter\n",
     );
-    for (key, count) in state.node.log().rejection_counts() {
+    for (key, count) in counts {
         let (reason, detail) = key.split_once(':').unwrap_or((key.as_str(), ""));
         let _ = writeln!(
             out,
@@ -180,19 +179,22 @@ pub(super) async fn metrics(State(state): State<ApiState>) -> Reply {
         "# HELP plexus_policy_version Version of the policy in force, per governed namespace \
          (0: none yet).\n# TYPE plexus_policy_version gauge\n",
     );
-    let governor = state.node.log().governor();
-    let now = now_ms();
-    for namespace in governor.namespaces() {
-        let version = governor
-            .book(namespace)
-            .and_then(|book| book.in_force(now))
-            .map_or(0, |record| record.version);
+    for (namespace, version) in versions {
         let _ = writeln!(
             out,
             "plexus_policy_version{{namespace=\"{namespace}\"}} {version}"
         );
     }
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
+}
+
+/// A copy of the namespace's policy book, read off the runtime's threads.
+async fn policy_book(state: &ApiState, namespace: &str) -> Result<Option<PolicyBook>, ApiError> {
+    let log = Arc::clone(state.node.log());
+    let namespace = namespace.to_owned();
+    tokio::task::spawn_blocking(move || log.policy_book(&namespace))
+        .await
+        .map_err(|error| unavailable(error.to_string()))
 }
 
 fn open_namespace(namespace: &str) -> Value {

@@ -19,8 +19,8 @@
 use std::io::Read;
 use std::path::Path;
 
-use plexus_protocol::export::{classify, ItemKind};
-use plexus_protocol::{cbor, Entry, FeedKey};
+use plexus_protocol::export::{classify, ItemKind, MAX_FRAME_LEN};
+use plexus_protocol::{cbor, Entry, FeedKey, MAX_ENTRY_LEN};
 
 use super::report::{Finding, FindingKind};
 use super::verify::VerifyError;
@@ -39,10 +39,9 @@ pub struct PolicyAudit {
 
 /// Runs the policy pass over an export file.
 pub fn audit_file(path: &Path, trust_roots: &TrustRoots) -> Result<PolicyAudit, VerifyError> {
-    let mut governor = Governor::new(trust_roots);
-    for_each_envelope(path, |_, bytes| {
-        learn(&mut governor, bytes);
-    })?;
+    let mut learner = Learner::new(trust_roots);
+    for_each_envelope(path, |_, bytes| learner.learn(bytes))?;
+    let governor = learner.governor;
     let mut audit = Auditor::new(governor);
     for_each_envelope(path, |offset, bytes| audit.decide(bytes, Some(offset)))?;
     Ok(audit.finish())
@@ -50,10 +49,11 @@ pub fn audit_file(path: &Path, trust_roots: &TrustRoots) -> Result<PolicyAudit, 
 
 /// Runs the policy pass over a data directory, read-only.
 pub fn audit_data_dir(log: &Log, trust_roots: &TrustRoots) -> Result<PolicyAudit, VerifyError> {
-    let mut governor = Governor::new(trust_roots);
+    let mut learner = Learner::new(trust_roots);
     for envelope in super::export::export_order(log) {
-        learn(&mut governor, &envelope?);
+        learner.learn(&envelope?);
     }
+    let governor = learner.governor;
     let mut audit = Auditor::new(governor);
     for envelope in super::export::export_order(log) {
         audit.decide(&envelope?, None);
@@ -91,10 +91,8 @@ impl Auditor {
         };
         let feed = FeedKey::of(&entry);
         let seq = entry.header().seq;
-        if let Some((last_feed, last_seq)) = &self.last {
-            if *last_feed == feed && seq <= *last_seq {
-                return;
-            }
+        if !first_at_position(&mut self.last, &feed, seq) {
+            return;
         }
         self.audit.decisions += 1;
         if let Err(violation) = self.governor.decide(&entry, Scope::Full) {
@@ -117,7 +115,6 @@ impl Auditor {
         }
         // The node did accept it, so its feed moves on with it, as on the node.
         self.governor.observe(&entry);
-        self.last = Some((feed, seq));
     }
 
     fn finish(self) -> PolicyAudit {
@@ -125,20 +122,54 @@ impl Auditor {
     }
 }
 
-/// Learns a policy entry if `bytes` is one in a governed namespace (the admin check happens
-/// inside: a non-admin's policy is never learnt, and is reported by the second pass).
-fn learn(governor: &mut Governor, bytes: &[u8]) {
-    let Some((namespace, _, _)) = Entry::peek_position(bytes) else {
-        return;
-    };
-    if !governor.is_governed(&namespace) {
-        return;
-    }
-    if let Ok(entry) = Entry::decode(bytes) {
-        if entry.header().kind == plexus_protocol::policy::POLICY_KIND && entry.verify_signature() {
-            governor.learn_policy(&entry);
+/// The first pass: learns every policy entry of a governed namespace that its node stored
+/// (the admin check happens inside: a non-admin's policy is never learnt, and the second pass
+/// reports it). Fork rivals, which follow the stored entry at the same position, are skipped:
+/// no node stored them.
+struct Learner {
+    governor: Governor,
+    last: Option<(FeedKey, u64)>,
+}
+
+impl Learner {
+    fn new(trust_roots: &TrustRoots) -> Learner {
+        Learner {
+            governor: Governor::new(trust_roots),
+            last: None,
         }
     }
+
+    fn learn(&mut self, bytes: &[u8]) {
+        let Some((namespace, author, seq)) = Entry::peek_position(bytes) else {
+            return;
+        };
+        if !self.governor.is_governed(&namespace) {
+            return;
+        }
+        let feed = FeedKey { namespace, author };
+        if !first_at_position(&mut self.last, &feed, seq) {
+            return;
+        }
+        if let Ok(entry) = Entry::decode(bytes) {
+            if entry.header().kind == plexus_protocol::policy::POLICY_KIND
+                && entry.verify_signature()
+            {
+                self.governor.learn_policy(&entry);
+            }
+        }
+    }
+}
+
+/// Whether (feed, seq) moves past the last position seen (in export order, feeds come whole
+/// and in seq order; a second item at a seen position is a fork rival or a duplicate).
+fn first_at_position(last: &mut Option<(FeedKey, u64)>, feed: &FeedKey, seq: u64) -> bool {
+    if let Some((last_feed, last_seq)) = last {
+        if last_feed == feed && seq <= *last_seq {
+            return false;
+        }
+    }
+    *last = Some((feed.clone(), seq));
+    true
 }
 
 /// Calls `visit` with the offset and bytes of every entry of an export file. Framing errors
@@ -174,7 +205,9 @@ fn for_each_envelope(path: &Path, mut visit: impl FnMut(u64, &[u8])) -> Result<(
                     }
                     position += len;
                 }
-                Ok(None) if !eof => break,
+                // An item longer than any entry is damage the main verifier reports; without
+                // this stop the buffer could fill with it and never move on.
+                Ok(None) if !eof && rest.len() <= MAX_ENTRY_LEN + MAX_FRAME_LEN => break,
                 Ok(None) | Err(_) => return Ok(()),
             }
         }
@@ -186,5 +219,23 @@ fn for_each_envelope(path: &Path, mut visit: impl FnMut(u64, &[u8])) -> Result<(
         if eof && position == 0 {
             return Ok(());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_item_longer_than_any_entry_ends_the_walk_instead_of_stalling_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("damaged.plexus");
+        // A byte string that claims 4 MiB, followed by 2 MiB: larger than the read buffer.
+        let mut bytes = vec![0x5a, 0x00, 0x40, 0x00, 0x00];
+        bytes.resize(2 * READ_CHUNK, 0);
+        std::fs::write(&path, &bytes).unwrap();
+        let mut visited = 0;
+        for_each_envelope(&path, |_, _| visited += 1).unwrap();
+        assert_eq!(visited, 0);
     }
 }

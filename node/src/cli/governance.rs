@@ -208,7 +208,11 @@ pub async fn members(client: &ApiClient, args: MembersArgs) -> anyhow::Result<()
                 .flatten()
                 .map(text)
                 .collect();
-            println!("  {}  {}", text(&member["agent"]), roles.join(","));
+            let revoked = match member["revokedAfterSeq"].as_u64() {
+                Some(seq) => format!("  (revoked after seq {seq})"),
+                None => String::new(),
+            };
+            println!("  {}  {}{revoked}", text(&member["agent"]), roles.join(","));
         }
         for revoked in answer["revoked"].as_array().into_iter().flatten() {
             println!(
@@ -334,9 +338,14 @@ fn edits_from(args: &ProposeArgs, status: &Value, namespace: &str) -> anyhow::Re
             .find(|feed| {
                 feed["namespace"] == namespace && feed["author"] == agent.to_string().as_str()
             })
-            .and_then(|feed| feed["seq"].as_u64())
-            .unwrap_or(0);
-        edits.remove.push((agent, head));
+            .and_then(|feed| feed["seq"].as_u64());
+        if head.is_none() {
+            eprintln!(
+                "note: this node holds no entries of {agent} in {namespace}: it is revoked after \
+                 seq 0, so every entry it ever made is refused"
+            );
+        }
+        edits.remove.push((agent, head.unwrap_or(0)));
     }
     if let Some(rate) = &args.rate {
         edits.rate = Some(if rate == "none" {

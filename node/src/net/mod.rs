@@ -136,6 +136,8 @@ pub enum Command {
         peer: PeerId,
         reply: oneshot::Sender<()>,
     },
+    /// Disconnect from a peer that keeps sending invalid data and refuse it for `duration`.
+    BlockFor { peer: PeerId, duration: Duration },
     /// Allow a blocked peer again.
     Unblock {
         peer: PeerId,

@@ -1,6 +1,7 @@
 //! The task that owns the libp2p `Swarm`: one `select!` loop, one `handle_*` call per arm.
 
 use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
 
 use libp2p::futures::StreamExt;
 use libp2p::gossipsub::{self, MessageAcceptance};
@@ -43,7 +44,14 @@ pub struct SwarmTask {
     gossip_received: u64,
     gossip_dropped: u64,
     entries_fetched: u64,
+    /// Peers blocked for misbehaving, with when to let them back (checked on the anti-entropy
+    /// timer), at most [`MAX_TEMPORARY_BLOCKS`].
+    temporary_blocks: HashMap<PeerId, Instant>,
 }
+
+/// Most peers held in a temporary block at once; past it, the block ending first is lifted
+/// early, so a stream of fresh identities cannot grow the table.
+const MAX_TEMPORARY_BLOCKS: usize = 1_024;
 
 impl std::fmt::Debug for SwarmTask {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -90,6 +98,7 @@ impl SwarmTask {
             gossip_received: 0,
             gossip_dropped: 0,
             entries_fetched: 0,
+            temporary_blocks: HashMap::new(),
         };
         for namespace in namespaces {
             task.follow(namespace);
@@ -163,6 +172,7 @@ impl SwarmTask {
                 self.swarm.behaviour_mut().blocked.block_peer(peer);
                 let _ = reply.send(());
             }
+            Command::BlockFor { peer, duration } => self.block_for(peer, duration),
             Command::Unblock { peer, reply } => {
                 self.swarm.behaviour_mut().blocked.unblock_peer(peer);
                 let _ = reply.send(());
@@ -338,7 +348,42 @@ impl SwarmTask {
         }
     }
 
+    fn block_for(&mut self, peer: PeerId, duration: Duration) {
+        if self.temporary_blocks.len() >= MAX_TEMPORARY_BLOCKS
+            && !self.temporary_blocks.contains_key(&peer)
+        {
+            if let Some(first) = self
+                .temporary_blocks
+                .iter()
+                .min_by_key(|(_, until)| **until)
+                .map(|(peer, _)| *peer)
+            {
+                self.temporary_blocks.remove(&first);
+                self.swarm.behaviour_mut().blocked.unblock_peer(first);
+            }
+        }
+        warn!(%peer, ?duration, "blocking a peer that keeps sending invalid data");
+        self.swarm.behaviour_mut().blocked.block_peer(peer);
+        self.temporary_blocks
+            .insert(peer, Instant::now() + duration);
+    }
+
+    fn lift_expired_blocks(&mut self) {
+        let now = Instant::now();
+        let expired: Vec<PeerId> = self
+            .temporary_blocks
+            .iter()
+            .filter(|(_, until)| **until <= now)
+            .map(|(peer, _)| *peer)
+            .collect();
+        for peer in expired {
+            self.temporary_blocks.remove(&peer);
+            self.swarm.behaviour_mut().blocked.unblock_peer(peer);
+        }
+    }
+
     fn handle_anti_entropy(&mut self) {
+        self.lift_expired_blocks();
         let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
         for peer in peers {
             self.request_heads(peer);

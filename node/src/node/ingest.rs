@@ -16,8 +16,9 @@
 //! | a fork                                          | Ignore  | proof stored and gossiped; author quarantined |
 //! | by a quarantined author, or unchainable         | Ignore  | rejection journal             |
 //!
-//! Every `Reject` is also a strike against the sending peer: [`super::limits::DEFAULT_STRIKES`]
-//! within a minute get it disconnected and blocked.
+//! Undeniably invalid data (malformed, oversized, bad signature, wrong topic, bad fork proof)
+//! is also a strike against the sending peer: [`super::limits::DEFAULT_STRIKES`] within a
+//! minute get it disconnected and blocked for ten minutes.
 //!
 //! An entry is reported `Accept` as soon as it is validated and known to extend its feed, just
 //! before its synced write: gossipsub forwards it while the fsync runs, so a message crossing
@@ -47,6 +48,10 @@ use crate::net::sync::{
 use crate::net::topics::{self, TopicKind};
 use crate::net::{Command, NetEvent, NetworkHandle};
 use crate::store::{IngestOutcome, Log, RejectReason, StoreError};
+
+/// How long a peer that kept sending invalid data stays blocked: long enough to stop a
+/// flood, short enough that a peer restarted with a fixed build comes back on its own.
+const BLOCK_DURATION: std::time::Duration = std::time::Duration::from_secs(10 * 60);
 
 /// Largest fork proof accepted from gossip: two body-less envelopes and framing.
 const MAX_FORK_PROOF_LEN: usize = 2 * 1024;
@@ -123,23 +128,31 @@ impl Worker {
                 MessageAcceptance::Reject
             }
             Some(TopicKind::ForkProofs { namespace }) => {
-                self.handle_fork_proof(&namespace, data, &source)?
+                let acceptance = self.handle_fork_proof(&namespace, data, &source)?;
+                if acceptance == MessageAcceptance::Reject {
+                    self.strike(peer);
+                }
+                acceptance
             }
             Some(TopicKind::Entries { namespace, suffix }) => {
                 self.handle_gossip_entry(peer, &namespace, &suffix, data, &source, report_early)?
             }
         };
-        if acceptance == MessageAcceptance::Reject
-            && self.ingress.borrow_mut().strike(peer, Instant::now())
-        {
-            warn!(%peer, "peer keeps sending invalid data: disconnecting and blocking it");
-            let (reply, _) = oneshot::channel();
-            let _ = self.net.blocking_send(Command::Block { peer, reply });
-        }
         if !reported {
             self.report(message_id, peer, acceptance);
         }
         Ok(())
+    }
+
+    /// Counts invalid data from `peer`; enough of it within a minute gets the peer
+    /// disconnected and blocked for [`BLOCK_DURATION`].
+    fn strike(&self, peer: PeerId) {
+        if self.ingress.borrow_mut().strike(peer, Instant::now()) {
+            let _ = self.net.blocking_send(Command::BlockFor {
+                peer,
+                duration: BLOCK_DURATION,
+            });
+        }
     }
 
     fn report(&self, message_id: MessageId, peer: PeerId, acceptance: MessageAcceptance) {
@@ -163,6 +176,12 @@ impl Worker {
         let reject = |reason, detail: String| -> Result<MessageAcceptance, StoreError> {
             self.log
                 .record_rejection(data, reason, detail, source, now)?;
+            // Bad bodies (perhaps a kind a newer version knows) and policy refusals (perhaps a
+            // policy the sender had not heard of yet) cost score only; undeniably invalid data
+            // also counts towards a block.
+            if reason != RejectReason::BadBody {
+                self.strike(peer);
+            }
             Ok(MessageAcceptance::Reject)
         };
         if data.len() > MAX_ENTRY_LEN {
@@ -199,6 +218,11 @@ impl Worker {
                 header.seq, header.author
             );
             return reject(RejectReason::BadBody, detail);
+        }
+        // A replay of a stored entry is dropped before it is charged to its author, so
+        // replaying someone's old entries cannot use up their allowance.
+        if self.log.contains(&entry.id())? {
+            return Ok(MessageAcceptance::Ignore);
         }
         if self
             .ingress

@@ -18,10 +18,14 @@ use plexus_crypto::AgentId;
 /// grow memory.
 pub const MAX_TRACKED: usize = 4_096;
 
-/// Invalid messages (gossipsub `Reject`) a peer may send within [`STRIKE_WINDOW`] before it is
-/// disconnected and blocked. High enough that a burst of honest-but-stale traffic around a
-/// policy change does not trip it.
-pub const DEFAULT_STRIKES: u32 = 50;
+/// Undeniably invalid messages (malformed, oversized, a bad signature, the wrong topic, a bad
+/// fork proof) a peer may send within [`STRIKE_WINDOW`] before it is disconnected and
+/// blocked. Honest nodes validate before forwarding and never send these, and gossipsub
+/// graylists a peer after three invalid messages on one topic (its traffic is then dropped
+/// unread), so the block has to come at the same count to happen at all. Bad bodies and policy
+/// refusals, which an honest node on another version or with older policy knowledge may
+/// forward, lower the peer score but do not count.
+pub const DEFAULT_STRIKES: u32 = 3;
 /// Window over which strikes are counted.
 pub const STRIKE_WINDOW: Duration = Duration::from_secs(60);
 

@@ -22,6 +22,10 @@ pub type TrustRoots = BTreeMap<String, BTreeSet<AgentId>>;
 pub struct Governor {
     books: BTreeMap<String, PolicyBook>,
     feeds: HashMap<FeedKey, FeedState>,
+    /// Set while entries are folded in ahead of their write; cleared once the write commits.
+    /// If a write fails or an error cuts the sequence short, the log finds it still set and
+    /// rebuilds the state from what is stored before the next decision.
+    pub(super) unsettled: bool,
 }
 
 /// How much of the decision to run.
@@ -47,6 +51,7 @@ impl Governor {
                 })
                 .collect(),
             feeds: HashMap::new(),
+            unsettled: false,
         }
     }
 
@@ -76,13 +81,6 @@ impl Governor {
             Scope::Full => Some(self.feeds.get(&FeedKey::of(entry)).unwrap_or(&empty)),
         };
         book.decide(entry, body.as_ref(), feed).map(Some)
-    }
-
-    /// Decides `entry` fully and, when it is allowed, folds it in as accepted.
-    pub fn admit(&mut self, entry: &Entry) -> Result<Option<Allowed>, Violation> {
-        let allowed = self.decide(entry, Scope::Full)?;
-        self.observe(entry);
-        Ok(allowed)
     }
 
     /// Learns a policy entry by an admin without advancing any feed (an auditor's first

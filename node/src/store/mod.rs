@@ -347,9 +347,29 @@ impl Log {
         &self.trust_roots
     }
 
-    /// A copy of the governance state (policy books and feed states), for queries.
+    /// A copy of the governance state (policy books and feed states), for tests and tools.
     pub fn governor(&self) -> Governor {
         self.lock_governor().clone()
+    }
+
+    /// The version of the policy in force at `now_ms` in each governed namespace (0: none).
+    pub fn governor_versions(&self, now_ms: u64) -> Vec<(String, u64)> {
+        let governor = self.lock_governor();
+        governor
+            .namespaces()
+            .map(|namespace| {
+                let version = governor
+                    .book(namespace)
+                    .and_then(|book| book.in_force(now_ms))
+                    .map_or(0, |record| record.version);
+                (namespace.to_owned(), version)
+            })
+            .collect()
+    }
+
+    /// A copy of one governed namespace's policy book (`None`: the namespace is open).
+    pub fn policy_book(&self, namespace: &str) -> Option<plexus_protocol::policy::PolicyBook> {
+        self.lock_governor().book(namespace).cloned()
     }
 
     /// The clock-skew window for a live entry, and whether its namespace is governed (where
@@ -442,7 +462,7 @@ impl Log {
                 body,
             },
         )?;
-        let mut governor = self.lock_governor();
+        let mut governor = self.settled_governor()?;
         // Decided before anything is written: a refused entry never takes a seq.
         governor.decide(&entry, Scope::Full)?;
         let mut staged = counters.clone();
@@ -523,14 +543,8 @@ impl Log {
             let detail = body_rejection(&entry, &error);
             return self.record_rejection(bytes, RejectReason::BadBody, detail, source, now_ms);
         }
-        // Bound first: the guard must be gone before `record_policy_rejection` takes the
-        // counters lock (the lock order is counters, then governor).
-        let stateless = self.lock_governor().decide(&entry, Scope::Stateless);
-        if let Err(violation) = stateless {
-            return self.record_policy_rejection(bytes, &violation, source, now_ms);
-        }
         let mut counters = self.lock_counters();
-        let mut governor = self.lock_governor();
+        let mut governor = self.settled_governor()?;
         let mut refused = Vec::new();
         let id = entry.id();
         if self.is_stored(&id)? {
@@ -544,15 +558,43 @@ impl Log {
             _ => None,
         };
         let mut staged = counters.clone();
-        let outcome = match place(head, stored_at_seq, &entry) {
-            Placement::Next => {
-                if let Err(violation) = governor.decide(&entry, Scope::Full) {
-                    drop(governor);
-                    drop(counters);
-                    return self.record_policy_rejection(bytes, &violation, source, now_ms);
+        let placement = place(head, stored_at_seq, &entry);
+        // Duplicates and fork rivals are not judged again: the stored entry was, and a rival
+        // is evidence, never accepted.
+        let decision = match placement {
+            Placement::Next => governor.decide(&entry, Scope::Full),
+            Placement::Ahead { .. } | Placement::BrokenLink { .. } => {
+                governor.decide(&entry, Scope::Stateless)
+            }
+            Placement::Duplicate | Placement::Fork { .. } => Ok(None),
+        };
+        if let Err(violation) = decision {
+            if placement == Placement::Next {
+                // What waits for this entry can never chain here now.
+                let mut batch = WriteBatch::default();
+                self.purge_successors(
+                    &mut batch,
+                    &mut staged,
+                    &feed,
+                    &entry,
+                    &violation,
+                    &mut refused,
+                )?;
+                if !batch.is_empty() {
+                    self.commit(batch)?;
                 }
+                *counters = staged;
+            }
+            drop(governor);
+            drop(counters);
+            self.record_refused(refused, source, now_ms)?;
+            return self.record_policy_rejection(bytes, &violation, source, now_ms);
+        }
+        let outcome = match placement {
+            Placement::Next => {
                 let mut batch = WriteBatch::default();
                 let mut forks = Vec::new();
+                governor.unsettled = true;
                 self.accept(&mut batch, &mut staged, &entry, &mut forks)?;
                 governor.observe(&entry);
                 let released = self.release_pending(
@@ -634,8 +676,11 @@ impl Log {
         let mut refused = Vec::new();
         {
             let mut counters = self.lock_counters();
-            let mut governor = self.lock_governor();
+            let mut governor = self.settled_governor()?;
             let mut staged = counters.clone();
+            // Feeds whose next entry the policy refused in this batch: the refused entry's id,
+            // so what follows it is refused too instead of waiting in `pending` for ever.
+            let mut refused_tips: HashMap<FeedKey, (Hash256, Violation)> = HashMap::new();
             let mut batch = WriteBatch::default();
             let mut tips: HashMap<FeedKey, Entry> = HashMap::new();
             let mut in_batch: HashSet<Hash256> = HashSet::new();
@@ -648,15 +693,19 @@ impl Log {
                     rejected.push((index, entry.encode(), Refusal::Body(detail)));
                     continue;
                 }
-                if let Err(violation) = governor.decide(&entry, Scope::Stateless) {
-                    rejected.push((index, entry.encode(), Refusal::Policy(violation)));
-                    continue;
-                }
                 if in_batch.contains(&id) {
                     outcomes[index] = Some(IngestOutcome::Duplicate { id });
                     continue;
                 }
                 let feed = FeedKey::of(&entry);
+                if let Some((refused_id, violation)) = refused_tips.get(&feed) {
+                    if entry.header().prev == Some(*refused_id) {
+                        let follow = follows_refused(&entry, violation);
+                        refused_tips.insert(feed, (id, violation.clone()));
+                        rejected.push((index, entry.encode(), Refusal::Policy(follow)));
+                        continue;
+                    }
+                }
                 let head = match tips.get(&feed) {
                     Some(tip) => Some(FeedHead {
                         seq: tip.header().seq,
@@ -668,9 +717,19 @@ impl Log {
                 // head and nothing past it is in `ids`), so only the others need the lookup.
                 if place(head, None, &entry) == Placement::Next {
                     if let Err(violation) = governor.decide(&entry, Scope::Full) {
+                        self.purge_successors(
+                            &mut batch,
+                            &mut staged,
+                            &feed,
+                            &entry,
+                            &violation,
+                            &mut refused,
+                        )?;
+                        refused_tips.insert(feed, (id, violation.clone()));
                         rejected.push((index, entry.encode(), Refusal::Policy(violation)));
                         continue;
                     }
+                    governor.unsettled = true;
                     let mut forks = Vec::new();
                     self.accept(&mut batch, &mut staged, &entry, &mut forks)?;
                     governor.observe(&entry);
@@ -683,6 +742,8 @@ impl Log {
                     tips.insert(feed, entry);
                 } else if self.is_stored(&id)? {
                     outcomes[index] = Some(IngestOutcome::Duplicate { id });
+                } else if let Err(violation) = governor.decide(&entry, Scope::Stateless) {
+                    rejected.push((index, entry.encode(), Refusal::Policy(violation)));
                 } else if let Some(outcome) =
                     self.hold_ahead(&mut batch, &mut staged, head, &entry)?
                 {
@@ -1000,14 +1061,45 @@ impl Log {
             if let Err(violation) = governor.decide(&entry, Scope::Full) {
                 batch.delete_cf(self.cf(CF_PENDING), &pending_key);
                 counters.pending = counters.pending.saturating_sub(1);
+                self.purge_successors(batch, counters, feed, &entry, &violation, refused)?;
                 refused.push((entry, violation));
                 return Ok(released);
             }
+            governor.unsettled = true;
             self.accept(batch, counters, &entry, forks)?;
             governor.observe(&entry);
             tip = entry;
             released += 1;
         }
+    }
+
+    /// Removes from `pending` the chain of entries that descend from `refused` (which the
+    /// policy refused, so they can never chain on this node), adding each to `out`.
+    fn purge_successors(
+        &self,
+        batch: &mut WriteBatch,
+        counters: &mut Counters,
+        feed: &FeedKey,
+        refused: &Entry,
+        violation: &Violation,
+        out: &mut Vec<(Entry, Violation)>,
+    ) -> Result<(), StoreError> {
+        let mut tip = refused.clone();
+        while counters.pending > 0 {
+            let next_seq = tip.header().seq + 1;
+            let Some((key, entry)) = self
+                .pending_at(feed, next_seq)?
+                .into_iter()
+                .find(|(_, entry)| entry.header().prev == Some(tip.id()))
+            else {
+                break;
+            };
+            batch.delete_cf(self.cf(CF_PENDING), &key);
+            counters.pending = counters.pending.saturating_sub(1);
+            out.push((entry.clone(), follows_refused(&entry, violation)));
+            tip = entry;
+        }
+        Ok(())
     }
 
     /// Entries waiting in `pending` at one position of a feed, with their keys.
@@ -1098,6 +1190,11 @@ impl Log {
         })?;
         batch.put_cf(self.cf(CF_FORKS), key, proof.encode());
         Ok(Some(proof))
+    }
+
+    /// Whether the entry with this id is stored.
+    pub fn contains(&self, id: &Hash256) -> Result<bool, StoreError> {
+        self.is_stored(id)
     }
 
     fn is_stored(&self, id: &Hash256) -> Result<bool, StoreError> {
@@ -1207,17 +1304,16 @@ impl Log {
         Ok(())
     }
 
-    /// Commits a batch whose entries were already folded into `governor`; if the write fails,
-    /// the fold is redone from what is stored.
+    /// Commits a batch whose entries were already folded into `governor`, which is then
+    /// settled.
     fn commit_governed(
         &self,
         batch: WriteBatch,
         governor: &mut Governor,
     ) -> Result<(), StoreError> {
-        if let Err(error) = self.commit(batch) {
-            *governor = self.scan_governor()?;
-            return Err(error);
-        }
+        // On failure `unsettled` stays set, and the next decision rebuilds the state first.
+        self.commit(batch)?;
+        governor.unsettled = false;
         Ok(())
     }
 
@@ -1247,6 +1343,16 @@ impl Log {
             count += 1;
         }
         Ok(count)
+    }
+
+    /// The governor, rebuilt from the log first if an earlier write sequence did not settle
+    /// (an error between folding entries in and committing them).
+    fn settled_governor(&self) -> Result<std::sync::MutexGuard<'_, Governor>, StoreError> {
+        let mut governor = self.lock_governor();
+        if governor.unsettled {
+            *governor = self.scan_governor()?;
+        }
+        Ok(governor)
     }
 
     fn lock_governor(&self) -> std::sync::MutexGuard<'_, Governor> {
@@ -1379,6 +1485,19 @@ fn lock_data_dir(data_dir: &Path) -> Result<File, StoreError> {
 
 #[cfg(test)]
 mod tests;
+
+/// The refusal of an entry whose predecessor the policy refused.
+fn follows_refused(entry: &Entry, refused: &Violation) -> Violation {
+    let header = entry.header();
+    Violation {
+        message: format!(
+            "entry seq {} of author {} follows an entry the policy refused, so it can never \
+             chain on this node (that entry: {})",
+            header.seq, header.author, refused.message
+        ),
+        ..refused.clone()
+    }
+}
 
 /// Why an entry of a backfill batch was refused.
 enum Refusal {

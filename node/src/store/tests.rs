@@ -454,3 +454,84 @@ fn pending_is_bounded_and_overflow_is_journaled() {
 fn text_body(text: &str) -> Vec<u8> {
     plexus_protocol::value::json_to_canonical(&serde_json::Value::String(text.to_owned())).unwrap()
 }
+
+/// A governed log for namespace "ns" with `admin` as trust root, holding a policy that makes
+/// `member` a member limited to `rate_entries` entries per minute.
+fn governed_log(dir: &Path, admin: &Keypair, member: &Keypair, rate_entries: u32) -> Log {
+    let log = Log::open_with(
+        dir,
+        LogOptions {
+            trust_roots: TrustRoots::from([(
+                "ns".to_owned(),
+                std::collections::BTreeSet::from([admin.agent_id()]),
+            )]),
+            ..LogOptions::default()
+        },
+    )
+    .unwrap();
+    let policy = serde_json::json!({
+        "version": 1,
+        "roles": {"w": ["x-*"]},
+        "members": [{"agent": member.agent_id().to_string(), "roles": ["w"]}],
+        "limits": {"rate": {"entries": rate_entries, "windowMs": 60_000}},
+    });
+    let body = plexus_protocol::value::json_text_to_canonical(&policy.to_string()).unwrap();
+    log.append_own(admin, "ns", "policy", body, 1).unwrap();
+    log
+}
+
+#[test]
+fn a_refused_entry_takes_its_waiting_successors_with_it_and_stays_refused_on_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let (admin, member) = (Keypair::generate(), Keypair::generate());
+    let chain = foreign_chain(&member, 4);
+    {
+        let log = governed_log(dir.path(), &admin, &member, 1);
+        assert!(matches!(
+            log.ingest(&chain[0].encode(), "test", 0).unwrap(),
+            IngestOutcome::Accepted { .. }
+        ));
+        // Seq 3 and 4 wait for seq 2; seq 2 breaks the rate (one per minute).
+        for entry in &chain[2..] {
+            assert!(matches!(
+                log.ingest(&entry.encode(), "test", 0).unwrap(),
+                IngestOutcome::Pending { .. }
+            ));
+        }
+        let outcome = log.ingest(&chain[1].encode(), "test", 0).unwrap();
+        assert!(
+            matches!(
+                outcome,
+                IngestOutcome::Rejected {
+                    reason: RejectReason::Policy,
+                    ..
+                }
+            ),
+            "{outcome:?}"
+        );
+        assert_eq!(log.stats().unwrap().pending, 0, "successors left waiting");
+        let rules: Vec<Option<String>> = log
+            .rejections()
+            .unwrap()
+            .into_iter()
+            .map(|record| record.rule)
+            .collect();
+        assert_eq!(rules, vec![Some("rate-limited".to_owned()); 3]);
+        // A duplicate of the accepted entry is not judged again.
+        assert!(matches!(
+            log.ingest(&chain[0].encode(), "test", 0).unwrap(),
+            IngestOutcome::Duplicate { .. }
+        ));
+    }
+    // The governance state is rebuilt from the log: seq 2 is still refused after a reopen.
+    let log = governed_log(dir.path(), &admin, &member, 1);
+    let outcome = log.ingest(&chain[1].encode(), "test", 0).unwrap();
+    assert!(matches!(
+        outcome,
+        IngestOutcome::Rejected {
+            reason: RejectReason::Policy,
+            ..
+        }
+    ));
+    assert_eq!(log.head(&feed(&member)).unwrap().unwrap().seq, 1);
+}

@@ -160,6 +160,9 @@ pub enum Rule {
     NotAdmin,
     /// A policy whose `effectiveFrom` lies before its own timestamp.
     Retroactive,
+    /// An entry without its body: in a governed namespace the body rules must be checkable
+    /// (and a policy without its body would be stored yet never learnt).
+    MissingBody,
     /// No policy is in force at the entry's timestamp, and the author is not an admin.
     NoPolicy,
     /// The author was revoked at a seq before this entry's.
@@ -223,6 +226,7 @@ impl Rule {
         match self {
             Rule::NotAdmin => "not-admin",
             Rule::Retroactive => "retroactive-policy",
+            Rule::MissingBody => "missing-body",
             Rule::NoPolicy => "no-policy",
             Rule::Revoked => "revoked",
             Rule::NotMember => "not-member",
@@ -499,6 +503,11 @@ impl PolicyBook {
         self.revoked.get(agent).copied()
     }
 
+    /// Every revocation any known policy carries (agent, after seq), in agent order.
+    pub fn revocations(&self) -> impl Iterator<Item = (&AgentId, u64)> {
+        self.revoked.iter().map(|(agent, after)| (agent, *after))
+    }
+
     /// The clock-skew window the policy in force at `at_ms` sets.
     pub fn clock_skew_ms(&self, at_ms: u64) -> Option<u64> {
         self.in_force(at_ms)
@@ -534,8 +543,9 @@ impl PolicyBook {
 
     /// Decides whether `entry` (of this book's namespace) may be accepted.
     ///
-    /// `body` is the entry's parsed body (`None` when the body was pruned: the body rules
-    /// cannot apply then). `feed` is the state of the entry's feed up to its predecessor;
+    /// `body` is the entry's parsed body. An entry whose body was pruned is refused
+    /// ([`Rule::MissingBody`]): the body rules could not be checked, and a policy would be
+    /// stored without being learnt. `feed` is the state of the entry's feed up to its predecessor;
     /// with `None` only the rules that need no history run (used to turn away entries held
     /// while their predecessors are missing); the full decision runs once they chain.
     pub fn decide(
@@ -547,6 +557,18 @@ impl PolicyBook {
         let header = entry.header();
         let author = header.author;
         let at = header.timestamp_ms;
+        if entry.body().is_none() {
+            return Err(self.violation(
+                Rule::MissingBody,
+                self.in_force(at).map(|record| record.version),
+                format!(
+                    "entry seq {} of author {author} comes without its body; namespace {} is \
+                     governed, so bodies are required: fetch the entry from a peer that holds \
+                     it whole",
+                    header.seq, self.namespace
+                ),
+            ));
+        }
         if header.kind == POLICY_KIND {
             return self.decide_policy(entry, body);
         }

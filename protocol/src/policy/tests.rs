@@ -355,16 +355,16 @@ fn malformed_policies_are_refused_with_the_field() {
 }
 
 #[test]
-fn a_pruned_body_skips_only_the_body_rules() {
+fn entries_without_their_body_are_refused_even_from_admins() {
     let mut world = World::new(3);
     let policy = base_policy(&world, 1, &[1]);
-    world.policy(1_000, policy);
-    let outsider = world.sign(2, "x-note", 2_000, json!({}));
-    let pruned = outsider.without_body();
-    assert_eq!(
-        world.book.decide(&pruned, None, None).unwrap_err().rule,
-        Rule::NotMember
-    );
+    let policy_entry = world.policy(1_000, policy);
+    let member_note = world.sign(1, "x-note", 2_000, json!({}));
+    for pruned in [member_note.without_body(), policy_entry.without_body()] {
+        let violation = world.book.decide(&pruned, None, None).unwrap_err();
+        assert_eq!(violation.rule, Rule::MissingBody);
+        assert!(violation.message.contains("whole"), "{violation}");
+    }
 }
 
 proptest! {
