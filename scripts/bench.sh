@@ -231,3 +231,26 @@ print(f"|{'-' * (width + 2)}|-------|")
 for name, value in rows:
     print(f"| {name:<{width}} | {value} |")
 PY
+
+# Governance: the cost of the policy decision on the storage path. BENCH_BACKFILL_ENTRIES
+# entries of one author stored through the backfill path into an open namespace and into a
+# governed one (member, role, body cap, rate limit checked on every entry), alternating
+# ROUNDS rounds in one process; signatures are not verified in either, so the ratio shows the
+# policy's share of the write path alone.
+echo "governed ingest..." >&2
+governed_json=$("$bench" governed-ingest --entries "$backfill_entries" --rounds "$rounds")
+python3 - "$governed_json" <<'PY'
+import json, sys
+g = json.loads(sys.argv[1])
+rows = [
+    (f"store {g['entries']:,} entries, open namespace (batches of 1,000)", f"{g['open_per_second']:,.0f} entries/s"),
+    ("same, governed namespace", f"{g['governed_per_second']:,.0f} entries/s"),
+    ("ratio governed / open", f"{g['ratio']:.2f}"),
+]
+width = max(len(name) for name, _ in rows)
+print()
+print(f"| {'governance metric':<{width}} | value |")
+print(f"|{'-' * (width + 2)}|-------|")
+for name, value in rows:
+    print(f"| {name:<{width}} | {value} |")
+PY

@@ -126,7 +126,15 @@ impl Governor {
     }
 }
 
+/// The body, parsed, for the kinds whose bodies the rules read (lease and TTL caps, claims,
+/// policy); `None` for the others, which spares parsing every application entry twice.
 fn parsed_body(entry: &Entry) -> Option<Body> {
-    let body = entry.body()?;
-    Body::parse(&entry.header().kind, body).ok()
+    let kind = entry.header().kind.as_str();
+    if !matches!(
+        kind,
+        "intent" | "intent.renew" | "intent.release" | "capability" | "constraint" | POLICY_KIND
+    ) {
+        return None;
+    }
+    Body::parse(kind, entry.body()?).ok()
 }

@@ -9,6 +9,10 @@
 //! - `backfill --entries N` fills one node's log with N entries, starts a fresh node on
 //!   loopback, connects it, and times how long backfill alone takes to copy the whole feed, with
 //!   the CPU time the process used meanwhile (both nodes run in it).
+//! - `governed-ingest --entries N --rounds R` times storing N entries of one author through
+//!   the backfill path (`ingest_verified_batch`, 1,000 per batch) into a log where the
+//!   namespace is open and into one where it is governed (a member with a role, a body cap and
+//!   a rate limit every entry is checked against), alternating R rounds: the cost of policy.
 
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
@@ -28,9 +32,10 @@ fn main() -> anyhow::Result<()> {
         Some("gen-export") => gen_export(&args[1..]),
         Some("raw-verify") => raw_verify(&args[1..]),
         Some("backfill") => backfill(&args[1..]),
+        Some("governed-ingest") => governed_ingest(&args[1..]),
         _ => bail!(
             "usage: plexus-bench gen-export --entries N --authors A --out FILE | raw-verify FILE \
-             | backfill --entries N"
+             | backfill --entries N | governed-ingest --entries N --rounds R"
         ),
     }
 }
@@ -186,6 +191,70 @@ fn backfill(args: &[String]) -> anyhow::Result<()> {
         shutdown(vec![writer, late]).await;
         anyhow::Ok(())
     })
+}
+
+fn governed_ingest(args: &[String]) -> anyhow::Result<()> {
+    use plexus_node::store::{Log, LogOptions, TrustRoots};
+    let entries: u64 = flag(args, "--entries")?.parse()?;
+    let rounds: u64 = flag(args, "--rounds")?.parse()?;
+    let (admin, member) = (Keypair::generate(), Keypair::generate());
+    let chain = signed_chain(&member, "bench", entries);
+    let policy = serde_json::json!({
+        "version": 1,
+        "roles": {"writer": ["x-*"]},
+        "members": [{"agent": member.agent_id().to_string(), "roles": ["writer"]}],
+        "limits": {"maxBodyBytes": 4096, "rate": {"entries": 1000, "windowMs": 1000}},
+    });
+    let policy = plexus_protocol::value::json_text_to_canonical(&policy.to_string())?;
+    let time = |governed: bool| -> anyhow::Result<f64> {
+        let dir = tempfile::tempdir()?;
+        let trust_roots = if governed {
+            TrustRoots::from([(
+                "bench".to_owned(),
+                std::collections::BTreeSet::from([admin.agent_id()]),
+            )])
+        } else {
+            TrustRoots::new()
+        };
+        let log = Log::open_with(
+            dir.path(),
+            LogOptions {
+                trust_roots,
+                ..LogOptions::default()
+            },
+        )?;
+        log.append_own(&admin, "bench", "policy", policy.clone(), 1_767_225_600_000)?;
+        let started = Instant::now();
+        for batch in chain.chunks(1000) {
+            let outcomes = log.ingest_verified_batch(batch.to_vec(), "bench", 0)?;
+            if let Some(refused) = outcomes.iter().find(|outcome| {
+                !matches!(outcome, plexus_node::store::IngestOutcome::Accepted { .. })
+            }) {
+                bail!("the benchmark's entries must all be accepted: {refused:?}");
+            }
+        }
+        Ok(entries as f64 / started.elapsed().as_secs_f64())
+    };
+    let mut open_rates = Vec::new();
+    let mut governed_rates = Vec::new();
+    for round in 1..=rounds {
+        let open = time(false)?;
+        let governed = time(true)?;
+        eprintln!("round {round}: open {open:.0} entries/s, governed {governed:.0} entries/s");
+        open_rates.push(open);
+        governed_rates.push(governed);
+    }
+    let median = |rates: &mut Vec<f64>| {
+        rates.sort_by(f64::total_cmp);
+        rates[rates.len() / 2]
+    };
+    let (open, governed) = (median(&mut open_rates), median(&mut governed_rates));
+    println!(
+        "{{\"entries\": {entries}, \"open_per_second\": {open:.0}, \"governed_per_second\": \
+         {governed:.0}, \"ratio\": {:.3}}}",
+        governed / open
+    );
+    Ok(())
 }
 
 /// CPU time (user and system, all threads) this process has used, from `/proc/self/stat`
