@@ -169,11 +169,14 @@ impl SwarmTask {
                 let _ = reply.send(self.swarm.dial(addr).map_err(|error| error.to_string()));
             }
             Command::Block { peer, reply } => {
+                // An explicit block lasts until an explicit unblock.
+                self.temporary_blocks.remove(&peer);
                 self.swarm.behaviour_mut().blocked.block_peer(peer);
                 let _ = reply.send(());
             }
             Command::BlockFor { peer, duration } => self.block_for(peer, duration),
             Command::Unblock { peer, reply } => {
+                self.temporary_blocks.remove(&peer);
                 self.swarm.behaviour_mut().blocked.unblock_peer(peer);
                 let _ = reply.send(());
             }

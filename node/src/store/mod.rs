@@ -237,6 +237,33 @@ struct Counters {
     next_arrival: u64,
     next_rejection: u64,
     pending: usize,
+    /// `pending` keys deleted in the write batch being built. Lookups read RocksDB, which
+    /// does not see the batch yet, so they skip these, and nothing is deleted (and counted)
+    /// twice. Always empty outside a write (see [`Counters::settled`]).
+    deleted_pending: HashSet<Box<[u8]>>,
+}
+
+impl Counters {
+    /// The counters once their batch is committed: its deletions are in RocksDB now.
+    fn settled(mut self) -> Counters {
+        self.deleted_pending.clear();
+        self
+    }
+
+    /// Deletes a `pending` key in `batch` unless this batch already did; true if it did now.
+    fn delete_pending(
+        &mut self,
+        batch: &mut WriteBatch,
+        cf: &rocksdb::ColumnFamily,
+        key: &[u8],
+    ) -> bool {
+        if !self.deleted_pending.insert(key.into()) {
+            return false;
+        }
+        batch.delete_cf(cf, key);
+        self.pending = self.pending.saturating_sub(1);
+        true
+    }
 }
 
 impl std::fmt::Debug for Log {
@@ -473,7 +500,7 @@ impl Log {
         self.accept(&mut batch, &mut staged, &entry, &mut forks)?;
         self.commit(batch)?;
         governor.observe(&entry);
-        *counters = staged;
+        *counters = staged.settled();
         Ok(entry)
     }
 
@@ -583,7 +610,7 @@ impl Log {
                 if !batch.is_empty() {
                     self.commit(batch)?;
                 }
-                *counters = staged;
+                *counters = staged.settled();
             }
             drop(governor);
             drop(counters);
@@ -642,7 +669,7 @@ impl Log {
             // `head.seq` from whoever sent it completes the proof.
             Placement::BrokenLink { head } => self.hold_now(&mut staged, &entry, head.seq)?,
         };
-        *counters = staged;
+        *counters = staged.settled();
         drop(governor);
         drop(counters);
         self.record_refused(refused, source, now_ms)?;
@@ -681,6 +708,9 @@ impl Log {
             // Feeds whose next entry the policy refused in this batch: the refused entry's id,
             // so what follows it is refused too instead of waiting in `pending` for ever.
             let mut refused_tips: HashMap<FeedKey, (Hash256, Violation)> = HashMap::new();
+            // Entries refused in this batch, so a second copy is refused again, not re-judged
+            // (and its successors not purged twice).
+            let mut refused_ids: HashMap<Hash256, Violation> = HashMap::new();
             let mut batch = WriteBatch::default();
             let mut tips: HashMap<FeedKey, Entry> = HashMap::new();
             let mut in_batch: HashSet<Hash256> = HashSet::new();
@@ -695,6 +725,10 @@ impl Log {
                 }
                 if in_batch.contains(&id) {
                     outcomes[index] = Some(IngestOutcome::Duplicate { id });
+                    continue;
+                }
+                if let Some(violation) = refused_ids.get(&id) {
+                    rejected.push((index, entry.encode(), Refusal::Policy(violation.clone())));
                     continue;
                 }
                 let feed = FeedKey::of(&entry);
@@ -726,6 +760,7 @@ impl Log {
                             &mut refused,
                         )?;
                         refused_tips.insert(feed, (id, violation.clone()));
+                        refused_ids.insert(id, violation.clone());
                         rejected.push((index, entry.encode(), Refusal::Policy(violation)));
                         continue;
                     }
@@ -769,7 +804,7 @@ impl Log {
                 )?;
             }
             self.commit_governed(batch, &mut governor)?;
-            *counters = staged;
+            *counters = staged.settled();
             // An entry held above may chain onto a tip that later entries of the same batch
             // reached; it is in `pending` only now, so release once more.
             let mut staged = counters.clone();
@@ -788,7 +823,7 @@ impl Log {
             }
             if !batch.is_empty() {
                 self.commit_governed(batch, &mut governor)?;
-                *counters = staged;
+                *counters = staged.settled();
             }
         }
         self.record_refused(refused, source, now_ms)?;
@@ -1016,9 +1051,8 @@ impl Log {
             // Nothing waits anywhere: spare the lookup (one iterator per accepted entry).
             return Ok(());
         }
-        for (pending_key, waiting) in self.pending_at(&feed, seq)? {
-            batch.delete_cf(self.cf(CF_PENDING), &pending_key);
-            counters.pending = counters.pending.saturating_sub(1);
+        for (pending_key, waiting) in self.pending_at(counters, &feed, seq)? {
+            counters.delete_pending(batch, self.cf(CF_PENDING), &pending_key);
             if waiting.id() != entry.id() {
                 if let Some(proof) = self.put_fork(batch, entry.clone(), waiting)? {
                     forks.push(proof);
@@ -1050,7 +1084,7 @@ impl Log {
         loop {
             let next_seq = tip.header().seq + 1;
             let successor = self
-                .pending_at(feed, next_seq)?
+                .pending_at(counters, feed, next_seq)?
                 .into_iter()
                 .find(|(_, entry)| entry.header().prev == Some(tip.id()));
             // A pending entry on another branch stays: `accept` turns it into a fork proof
@@ -1059,8 +1093,7 @@ impl Log {
                 return Ok(released);
             };
             if let Err(violation) = governor.decide(&entry, Scope::Full) {
-                batch.delete_cf(self.cf(CF_PENDING), &pending_key);
-                counters.pending = counters.pending.saturating_sub(1);
+                counters.delete_pending(batch, self.cf(CF_PENDING), &pending_key);
                 self.purge_successors(batch, counters, feed, &entry, &violation, refused)?;
                 refused.push((entry, violation));
                 return Ok(released);
@@ -1088,14 +1121,13 @@ impl Log {
         while counters.pending > 0 {
             let next_seq = tip.header().seq + 1;
             let Some((key, entry)) = self
-                .pending_at(feed, next_seq)?
+                .pending_at(counters, feed, next_seq)?
                 .into_iter()
                 .find(|(_, entry)| entry.header().prev == Some(tip.id()))
             else {
                 break;
             };
-            batch.delete_cf(self.cf(CF_PENDING), &key);
-            counters.pending = counters.pending.saturating_sub(1);
+            counters.delete_pending(batch, self.cf(CF_PENDING), &key);
             out.push((entry.clone(), follows_refused(&entry, violation)));
             tip = entry;
         }
@@ -1103,13 +1135,21 @@ impl Log {
     }
 
     /// Entries waiting in `pending` at one position of a feed, with their keys.
-    fn pending_at(&self, feed: &FeedKey, seq: u64) -> Result<Vec<PendingEntry>, StoreError> {
+    fn pending_at(
+        &self,
+        counters: &Counters,
+        feed: &FeedKey,
+        seq: u64,
+    ) -> Result<Vec<PendingEntry>, StoreError> {
         let prefix = entry_key(feed, seq);
         let mut found = Vec::new();
         for item in self.db.prefix_iterator_cf(self.cf(CF_PENDING), &prefix) {
             let (key, value) = item?;
             if !key.starts_with(&prefix) {
                 break;
+            }
+            if counters.deleted_pending.contains(&key) {
+                continue;
             }
             found.push((key, decode_stored(&value)?));
         }

@@ -535,3 +535,45 @@ fn a_refused_entry_takes_its_waiting_successors_with_it_and_stays_refused_on_reo
     ));
     assert_eq!(log.head(&feed(&member)).unwrap().unwrap().seq, 1);
 }
+
+#[test]
+fn a_batch_holding_a_refused_entry_twice_purges_its_successors_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (admin, member) = (Keypair::generate(), Keypair::generate());
+    let chain = foreign_chain(&member, 4);
+    let log = governed_log(dir.path(), &admin, &member, 1);
+    log.ingest(&chain[0].encode(), "test", 0).unwrap();
+    for entry in &chain[2..] {
+        log.ingest(&entry.encode(), "test", 0).unwrap();
+    }
+    // An unrelated entry of an open namespace also waits, so a double count would show.
+    let stranger = Entry::sign(
+        &Keypair::generate(),
+        Draft {
+            namespace: "open".into(),
+            seq: 2,
+            prev: Some(plexus_crypto::sha256(b"missing")),
+            timestamp_ms: 5,
+            kind: "x-note".into(),
+            body: text_body("waiting"),
+        },
+    )
+    .unwrap();
+    log.ingest(&stranger.encode(), "test", 0).unwrap();
+    assert_eq!(log.stats().unwrap().pending, 3);
+    let outcomes = log
+        .ingest_verified_batch(vec![chain[1].clone(), chain[1].clone()], "test", 0)
+        .unwrap();
+    assert!(outcomes.iter().all(|outcome| matches!(
+        outcome,
+        IngestOutcome::Rejected {
+            reason: RejectReason::Policy,
+            ..
+        }
+    )));
+    assert_eq!(log.stats().unwrap().pending, 1);
+    drop(log);
+    // The count kept in memory matches what is on disk.
+    let log = governed_log(dir.path(), &admin, &member, 1);
+    assert_eq!(log.stats().unwrap().pending, 1);
+}
