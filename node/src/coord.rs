@@ -175,31 +175,16 @@ impl Coordinator {
     ) {
         let header = entry.header();
         let applied = state.view.apply(entry);
-        let body = entry
-            .body()
-            .and_then(|bytes| plexus_protocol::value::canonical_to_json(bytes).ok())
-            .unwrap_or(serde_json::Value::Null);
         let resource = applied.as_ref().and_then(|a| a.resource.clone());
         let task_id = applied.as_ref().and_then(|a| a.task_id.clone());
-        self.emit(
-            state,
-            Event {
-                id: 0,
-                event_type: "entry",
-                namespace: header.namespace.clone(),
-                kind: Some(header.kind.clone()),
-                resource: resource.clone(),
-                task_id: task_id.clone(),
-                time_ms: now_ms,
-                data: serde_json::json!({
-                    "entry_id": entry.id().to_string(),
-                    "author": header.author.to_string(),
-                    "seq": header.seq,
-                    "timestamp_ms": header.timestamp_ms,
-                    "body": body,
-                }),
-            },
-        );
+        if self.events.receiver_count() == 0 {
+            // Nobody listens (the usual case during a backfill with no agent attached):
+            // number the event, but spare rendering its JSON, which would cost more than
+            // storing the entry did.
+            state.next_event += 1;
+        } else {
+            self.emit_entry(state, entry, resource.clone(), task_id.clone(), now_ms);
+        }
         let Some(applied) = applied else { return };
         if let Some(resource) = resource {
             if header.kind == "constraint" {
@@ -229,6 +214,41 @@ impl Coordinator {
                 },
             );
         }
+    }
+
+    /// Emits the `entry` event of a stored entry.
+    fn emit_entry(
+        &self,
+        state: &mut State,
+        entry: &Entry,
+        resource: Option<String>,
+        task_id: Option<String>,
+        now_ms: u64,
+    ) {
+        let header = entry.header();
+        let body = entry
+            .body()
+            .and_then(|bytes| plexus_protocol::value::canonical_to_json(bytes).ok())
+            .unwrap_or(serde_json::Value::Null);
+        self.emit(
+            state,
+            Event {
+                id: 0,
+                event_type: "entry",
+                namespace: header.namespace.clone(),
+                kind: Some(header.kind.clone()),
+                resource,
+                task_id,
+                time_ms: now_ms,
+                data: serde_json::json!({
+                    "entry_id": entry.id().to_string(),
+                    "author": header.author.to_string(),
+                    "seq": header.seq,
+                    "timestamp_ms": header.timestamp_ms,
+                    "body": body,
+                }),
+            },
+        );
     }
 
     /// Compares each resource's lease with what was last reported and emits the differences.

@@ -244,6 +244,10 @@ impl View {
     /// no-op.
     pub fn apply(&mut self, entry: &Entry) -> Option<Touched> {
         let header = entry.header();
+        if header.kind.starts_with(super::APPLICATION_KIND_PREFIX) {
+            // Never interpreted: spare parsing the body.
+            return None;
+        }
         let body = Body::parse(&header.kind, entry.body()?).ok()?;
         let id = entry.id();
         let author = header.author;
