@@ -387,6 +387,11 @@ impl Node {
                 }
                 Err(_) => log.ingest(&bytes, "local", now),
             };
+            // The caller is told the entry is stored: make it durable first.
+            let outcome = match outcome {
+                Ok(outcome @ IngestOutcome::Accepted { .. }) => log.sync().map(|()| outcome),
+                other => other,
+            };
             (outcome, bytes)
         })
         .await

@@ -1,24 +1,53 @@
-//! Test helper for the crash test (`tests/tests/durability.rs`): appends entries to a log in a
-//! loop and prints `acked SEQ` after each append returns, until it is killed.
+//! Test helper for the crash test (`tests/tests/durability.rs`): writes entries to a log in a
+//! loop and prints `acked SEQ` after each write returns, until it is killed.
 //!
-//! Usage: `crash-writer DATA_DIR`
+//! Usage: `crash-writer DATA_DIR [own|received]`: `own` (the default) appends the node's own
+//! entries (fsynced before they return); `received` ingests entries signed elsewhere, as gossip
+//! does (written at once, fsynced by the group commit).
 
 use std::io::Write;
 
 use plexus_crypto::Keypair;
-use plexus_node::store::Log;
+use plexus_node::store::{IngestOutcome, Log};
+use plexus_protocol::{Draft, Entry};
 
 fn main() -> anyhow::Result<()> {
-    let data_dir = std::env::args()
-        .nth(1)
-        .ok_or_else(|| anyhow::anyhow!("usage: crash-writer DATA_DIR"))?;
+    let mut args = std::env::args().skip(1);
+    let data_dir = args
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("usage: crash-writer DATA_DIR [own|received]"))?;
+    let received = match args.next().as_deref() {
+        None | Some("own") => false,
+        Some("received") => true,
+        Some(other) => anyhow::bail!("unknown mode {other:?}: use own or received"),
+    };
     let log = Log::open(std::path::Path::new(&data_dir))?;
     let keypair = Keypair::from_seed(&[9; 32]);
     let mut stdout = std::io::stdout().lock();
+    let mut prev = None;
     // Bounded so a test that forgets to kill it still ends.
     for n in 0..1_000_000u64 {
         let body = plexus_protocol::value::json_text_to_canonical(&format!("{{\"n\": {n}}}"))?;
-        let entry = log.append_own(&keypair, "crash", "x-note", body, n)?;
+        let entry = if received {
+            let entry = Entry::sign(
+                &keypair,
+                Draft {
+                    namespace: "crash".into(),
+                    seq: n + 1,
+                    prev,
+                    timestamp_ms: n,
+                    kind: "x-note".into(),
+                    body,
+                },
+            )?;
+            match log.ingest(&entry.encode(), "crash-writer", n)? {
+                IngestOutcome::Accepted { .. } => entry,
+                other => anyhow::bail!("entry {n} was not accepted: {other:?}"),
+            }
+        } else {
+            log.append_own(&keypair, "crash", "x-note", body, n)?
+        };
+        prev = Some(entry.id());
         writeln!(stdout, "acked {}", entry.header().seq)?;
         stdout.flush()?;
     }
