@@ -578,3 +578,79 @@ async fn an_author_over_the_ingress_rate_is_throttled_and_its_entries_arrive_lat
     );
     shutdown(vec![sender, receiver]).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_limit_has_an_accept_and_a_reject_path_at_the_members_node() {
+    let admin_key = Keypair::generate();
+    let member_key = Keypair::generate();
+    let mut admin = node(&admin_key, Some(admin_key.clone()), true).await;
+    let mut member = node(&admin_key, Some(member_key.clone()), true).await;
+    connect(&member, &admin).await;
+    let admin_api = admin.api().await;
+    let api = member.api().await;
+    let body = json!({
+        "version": 1,
+        "roles": {"worker": ["intent", "intent.release", "constraint", "x-*"]},
+        "members": [{"agent": member_key.agent_id().to_string(), "roles": ["worker"]}],
+        "limits": {"maxBodyBytes": 200, "maxLeaseMs": 60_000, "maxClaims": 2, "maxTtlMs": 120_000},
+    });
+    publish_policy(&admin_api, &[&admin, &member], body).await;
+    let expect = |status: u16, rule: Option<&str>, answer: &Value, what: &str| match rule {
+        None => assert_eq!(status, 201, "{what}: {answer}"),
+        Some(rule) => {
+            assert_eq!(status, 403, "{what}: {answer}");
+            assert_eq!(answer["error"]["rule"], rule, "{what}: {answer}");
+            assert_eq!(answer["error"]["policyVersion"], 1, "{what}: {answer}");
+        }
+    };
+    let claim = |resource: &str, lease: u64| json!({"resource": resource, "action": "edit", "leaseMs": lease});
+    // Kinds: a constraint is in the role, a card is not.
+    let constraint =
+        |ttl: u64| json!({"resource": "repo/*", "rule": {"type": "exclusive"}, "ttlMs": ttl});
+    let (status, answer) = post_raw(&api, "/v1/constraints", &constraint(120_000)).await;
+    expect(status, None, &answer, "constraint within the TTL cap");
+    let (status, answer) = post_raw(&api, "/v1/constraints", &constraint(120_001)).await;
+    expect(
+        status,
+        Some("ttl-too-long"),
+        &answer,
+        "constraint over the TTL cap",
+    );
+    let card = json!({"name": "m", "ttlMs": 1000});
+    let (status, answer) = post_raw(&api, "/v1/capability", &card).await;
+    expect(status, Some("kind-not-allowed"), &answer, "a card");
+    // Body size.
+    let small = json!({"kind": "x-note", "body": {"t": "short"}});
+    let (status, answer) = post_raw(&api, "/v1/entries", &small).await;
+    expect(status, None, &answer, "a small body");
+    let big = json!({"kind": "x-note", "body": {"t": "x".repeat(300)}});
+    let (status, answer) = post_raw(&api, "/v1/entries", &big).await;
+    expect(status, Some("body-too-large"), &answer, "a large body");
+    // Lease cap and concurrent claims.
+    let (status, answer) = post_raw(&api, "/v1/claims", &claim("a", 60_001)).await;
+    expect(status, Some("lease-too-long"), &answer, "a long lease");
+    let (status, first) = post_raw(&api, "/v1/claims", &claim("a", 60_000)).await;
+    expect(status, None, &first, "the first claim");
+    let (status, answer) = post_raw(&api, "/v1/claims", &claim("b", 60_000)).await;
+    expect(status, None, &answer, "the second claim");
+    let (status, answer) = post_raw(&api, "/v1/claims", &claim("c", 60_000)).await;
+    expect(status, Some("too-many-claims"), &answer, "a third claim");
+    let first_id = first["claim"]["claim_id"].as_str().unwrap().to_owned();
+    let (status, answer) =
+        post_raw(&api, &format!("/v1/claims/{first_id}/release"), &json!({})).await;
+    expect(status, None, &answer, "releasing the first claim");
+    let (status, answer) = post_raw(&api, "/v1/claims", &claim("c", 60_000)).await;
+    expect(status, None, &answer, "a claim after a release");
+    // What the member's node signed reached the admin's node and passed its checks too.
+    let member_head = head(&member, &member_key);
+    wait_heads(
+        "the member's entries at the admin's node",
+        &[&admin],
+        &member_key,
+        member_head,
+    )
+    .await;
+    assert!(policy_rejections(&admin, "too-many-claims").is_empty());
+    drop((admin_api, api));
+    shutdown(vec![admin, member]).await;
+}
