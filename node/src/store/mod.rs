@@ -7,7 +7,7 @@
 //! | `entries`  | feed prefix, seq (BE)                | the entry envelope                 |
 //! | `ids`      | entry id                             | the entry's `entries` key          |
 //! | `heads`    | feed prefix                          | head seq (BE), head id             |
-//! | `journal`  | arrival counter (BE)                 | entry id (node-local order)        |
+//! | `journal`  | arrival counter (BE)                 | the entry's `entries` key (logs written before this: its id) |
 //! | `forks`    | feed prefix, seq (one proof per seq) | encoded fork proof                 |
 //! | `pending`  | feed prefix, seq, entry id           | envelope waiting for a predecessor |
 //! | `rejected` | rejection counter (BE), a ring       | encoded [`Rejection`]              |
@@ -979,13 +979,24 @@ impl Log {
                 IteratorMode::From(&start, Direction::Forward),
             )
             .map(move |item| {
-                let (key, id) = item?;
+                let (key, value) = item?;
                 let arrival = keys::split_counter_key(&key)
                     .ok_or_else(|| StoreError::Corrupt("unreadable journal key".into()))?;
-                let id = Hash256::from_slice(&id)
-                    .ok_or_else(|| StoreError::Corrupt("unreadable journal value".into()))?;
-                let entry = self.entry_by_id(&id)?.ok_or_else(|| {
-                    StoreError::Corrupt(format!("journal names entry {id} which is not stored"))
+                let entry = if value.len() == plexus_crypto::HASH_LEN {
+                    // Written before journal records held the entry's key: look the id up.
+                    let id = Hash256::from_slice(&value)
+                        .ok_or_else(|| StoreError::Corrupt("unreadable journal value".into()))?;
+                    self.entry_by_id(&id)?
+                } else {
+                    self.db
+                        .get_pinned_cf(self.cf(CF_ENTRIES), &value)?
+                        .map(|bytes| decode_stored(&bytes))
+                        .transpose()?
+                };
+                let entry = entry.ok_or_else(|| {
+                    StoreError::Corrupt(format!(
+                        "journal record {arrival} names an entry that is not stored"
+                    ))
                 })?;
                 Ok(JournalEntry { arrival, entry })
             })
@@ -1061,10 +1072,11 @@ impl Log {
             feed_prefix(&feed),
             encode_head(seq, &entry.id()),
         );
+        // The entry's key, not its id: following the journal then takes one lookup, not two.
         batch.put_cf(
             self.cf(CF_JOURNAL),
             keys::counter_key(counters.next_arrival),
-            entry.id().as_bytes(),
+            &key,
         );
         counters.next_arrival += 1;
         if counters.pending == 0 {

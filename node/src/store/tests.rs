@@ -577,3 +577,27 @@ fn a_batch_holding_a_refused_entry_twice_purges_its_successors_once() {
     let log = governed_log(dir.path(), &admin, &member, 1);
     assert_eq!(log.stats().unwrap().pending, 1);
 }
+
+#[test]
+fn the_journal_reads_records_that_hold_an_entry_id_as_older_logs_wrote_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let keypair = Keypair::generate();
+    let log = Log::open(dir.path()).unwrap();
+    let first = log
+        .append_own(&keypair, "ns", "x-note", text_body("new"), 1)
+        .unwrap();
+    // A record in the old layout (the entry id) pointing at the same entry.
+    log.db
+        .put_cf(
+            log.cf(CF_JOURNAL),
+            keys::counter_key(1),
+            first.id().as_bytes(),
+        )
+        .unwrap();
+    let read: Vec<(u64, Hash256)> = log
+        .journal(0)
+        .map(|item| item.map(|item| (item.arrival, item.entry.id())))
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(read, vec![(0, first.id()), (1, first.id())]);
+}
