@@ -248,12 +248,16 @@ struct Counters {
     /// does not see the batch yet, so they skip these, and nothing is deleted (and counted)
     /// twice. Always empty outside a write (see [`Counters::settled`]).
     deleted_pending: HashSet<Box<[u8]>>,
+    /// The newest head of each feed that gained entries in the batch being built: written
+    /// once per feed when the batch is committed ([`Log::put_heads`]), not once per entry.
+    batch_heads: HashMap<FeedKey, (u64, Hash256)>,
 }
 
 impl Counters {
     /// The counters once their batch is committed: its deletions are in RocksDB now.
     fn settled(mut self) -> Counters {
         self.deleted_pending.clear();
+        self.batch_heads.clear();
         self
     }
 
@@ -517,6 +521,7 @@ impl Log {
         // `accept` still turns it into a proof rather than dropping it.
         let mut forks = Vec::new();
         self.accept(&mut batch, &mut staged, &entry, &mut forks)?;
+        self.put_heads(&mut batch, &mut staged);
         // Our own entry: durable before we return it (and with it every received write).
         self.db.write_opt(batch, &sync_options())?;
         governor.observe(&entry);
@@ -654,7 +659,7 @@ impl Log {
                     &mut refused,
                 )?;
                 on_next();
-                self.commit_governed(batch, &mut governor)?;
+                self.commit_governed(batch, &mut staged, &mut governor)?;
                 Some(IngestOutcome::Accepted {
                     id,
                     released,
@@ -823,7 +828,7 @@ impl Log {
                     &mut refused,
                 )?;
             }
-            self.commit_governed(batch, &mut governor)?;
+            self.commit_governed(batch, &mut staged, &mut governor)?;
             *counters = staged.settled();
             // An entry held above may chain onto a tip that later entries of the same batch
             // reached; it is in `pending` only now, so release once more.
@@ -842,7 +847,7 @@ impl Log {
                 )?;
             }
             if !batch.is_empty() {
-                self.commit_governed(batch, &mut governor)?;
+                self.commit_governed(batch, &mut staged, &mut governor)?;
                 *counters = staged.settled();
             }
         }
@@ -1067,11 +1072,7 @@ impl Log {
         let key = entry_key(&feed, seq);
         batch.put_cf(self.cf(CF_ENTRIES), &key, entry.encode());
         batch.put_cf(self.cf(CF_IDS), entry.id().as_bytes(), &key);
-        batch.put_cf(
-            self.cf(CF_HEADS),
-            feed_prefix(&feed),
-            encode_head(seq, &entry.id()),
-        );
+        counters.batch_heads.insert(feed.clone(), (seq, entry.id()));
         // The entry's key, not its id: following the journal then takes one lookup, not two.
         batch.put_cf(
             self.cf(CF_JOURNAL),
@@ -1371,6 +1372,13 @@ impl Log {
         Ok(())
     }
 
+    /// Puts the head of every feed that gained entries in this batch.
+    fn put_heads(&self, batch: &mut WriteBatch, counters: &mut Counters) {
+        for (feed, (seq, id)) in counters.batch_heads.drain() {
+            batch.put_cf(self.cf(CF_HEADS), feed_prefix(&feed), encode_head(seq, &id));
+        }
+    }
+
     /// Writes a batch of received data: atomic and in the write-ahead log at once (it survives
     /// a crash of the process), fsynced by the group commit shortly after ([`wal`]).
     fn commit(&self, batch: WriteBatch) -> Result<(), StoreError> {
@@ -1395,9 +1403,11 @@ impl Log {
     /// settled.
     fn commit_governed(
         &self,
-        batch: WriteBatch,
+        mut batch: WriteBatch,
+        counters: &mut Counters,
         governor: &mut Governor,
     ) -> Result<(), StoreError> {
+        self.put_heads(&mut batch, counters);
         // On failure `unsettled` stays set, and the next decision rebuilds the state first.
         self.commit(batch)?;
         governor.unsettled = false;
