@@ -239,10 +239,11 @@ fn three_processes_find_each_other_and_exchange_entries() {
     }
 }
 
-/// Runs a CLI command on `process` expecting failure; returns its stderr.
+/// Runs a CLI command on `process` expecting the node to refuse it (exit code 4); returns its
+/// stderr.
 fn refused(process: &Process, args: &[&str]) -> String {
     let output = plexus(&process.data_dir, &process.config, args);
-    assert!(!output.status.success(), "plexus {args:?} was not refused");
+    assert_eq!(output.status.code(), Some(4), "plexus {args:?}: {output:?}");
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 

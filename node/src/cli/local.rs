@@ -73,7 +73,12 @@ pub fn publish(config: &Config, args: PublishArgs) -> anyhow::Result<ExitCode> {
     check_name("kind", &args.kind)?;
     let body = value::json_text_to_canonical(&args.body)
         .with_context(|| "--body must be one JSON value, for example '{\"text\": \"hello\"}'")?;
-    if let Some(answer) = publish_through_node(config, &namespace, &args)? {
+    let answer = match publish_through_node(config, &namespace, &args)? {
+        ThroughNode::NotRunning => None,
+        ThroughNode::Published(answer) => Some(answer),
+        ThroughNode::Refused => return Ok(ExitCode::from(4)),
+    };
+    if let Some(answer) = answer {
         if args.json {
             println!("{answer}");
         } else {
@@ -115,13 +120,23 @@ pub fn publish(config: &Config, args: PublishArgs) -> anyhow::Result<ExitCode> {
 /// While `plexus run` holds the data directory, publishing goes through its API, so the entry
 /// is also gossiped. Returns `None` when no node is running (then the log is written
 /// directly); a node that left a stale address file behind counts as not running.
+/// What publishing through a running node did.
+enum ThroughNode {
+    /// No node runs on this data directory: publish to the log directly.
+    NotRunning,
+    Published(serde_json::Value),
+    /// The node refused the entry (the reason is printed); exit 4, like the coordination
+    /// commands.
+    Refused,
+}
+
 fn publish_through_node(
     config: &Config,
     namespace: &str,
     args: &PublishArgs,
-) -> anyhow::Result<Option<serde_json::Value>> {
+) -> anyhow::Result<ThroughNode> {
     if !config.data_dir.join(config::API_ADDR_FILE).exists() {
-        return Ok(None);
+        return Ok(ThroughNode::NotRunning);
     }
     let client = ApiClient::for_data_dir(&config.data_dir)?;
     let body: serde_json::Value = serde_json::from_str(&args.body)?;
@@ -130,11 +145,19 @@ fn publish_through_node(
         .enable_all()
         .build()?;
     match runtime.block_on(client.post(&format!("/v1/entries?namespace={namespace}"), &request)) {
-        Ok(answer) => Ok(Some(answer["entry"].clone())),
-        Err(ClientError::Connect { .. }) => Ok(None),
-        Err(ClientError::Status { message, field, .. }) => {
+        Ok(answer) => Ok(ThroughNode::Published(answer["entry"].clone())),
+        Err(ClientError::Connect { .. }) => Ok(ThroughNode::NotRunning),
+        Err(ClientError::Status {
+            status,
+            code,
+            message,
+            field,
+        }) => {
             let field = field.map(|f| format!(" (field `{f}`)")).unwrap_or_default();
-            bail!("the running node refused the entry{field}: {message}")
+            eprintln!(
+                "error: the running node refused the entry ({status} {code}){field}: {message}"
+            );
+            Ok(ThroughNode::Refused)
         }
         Err(other) => Err(other.into()),
     }
