@@ -21,10 +21,11 @@
 //! minute get it disconnected and blocked for ten minutes.
 //!
 //! An entry is reported `Accept` as soon as it is validated and known to extend its feed, just
-//! before its synced write: gossipsub forwards it while the fsync runs, so a message crossing
-//! several hops pays for one fsync on the way, not one per hop. Nothing is forwarded before it
-//! is validated; the change notification still follows the durable write. (If the write then
-//! failed, peers would hold a valid entry this node lacks, which backfill repairs.)
+//! before its write is committed, so gossipsub forwards it while the write completes; the
+//! write itself does not wait for an fsync (the store's group commit makes it durable shortly
+//! after). Nothing is forwarded before it is validated; the change notification follows the
+//! write. (If the write then failed, peers would hold a valid entry this node lacks, which
+//! backfill repairs.)
 
 use std::sync::Arc;
 use std::time::Instant;

@@ -576,13 +576,19 @@ impl Log {
         source: &str,
         now_ms: u64,
     ) -> Result<IngestOutcome, StoreError> {
+        if let Err(error) = check_body(&entry) {
+            let detail = body_rejection(&entry, &error);
+            return self.record_rejection(bytes, RejectReason::BadBody, detail, source, now_ms);
+        }
         self.ingest_verified_then(entry, bytes, source, now_ms, || {})
     }
 
-    /// Like [`Log::ingest_verified`], calling `on_next` once the entry is known to be the next
-    /// of its feed, before its write is synced. The gossip path forwards the validated entry
-    /// from there, so the fsync overlaps the next hop instead of adding to every hop; the
-    /// outcome still comes back only once the write is durable.
+    /// Like [`Log::ingest_verified`] for an entry whose body was also checked against its kind
+    /// (`check_body`), calling `on_next` once the entry is known to be the next of its feed,
+    /// before its write is committed. The gossip path checks the body itself (to answer
+    /// gossipsub) and forwards the validated entry from `on_next`, so forwarding overlaps the
+    /// write; the outcome comes back once the write is in the log (made durable by the group
+    /// commit, [`wal`]).
     pub fn ingest_verified_then(
         &self,
         entry: Entry,
@@ -591,10 +597,6 @@ impl Log {
         now_ms: u64,
         on_next: impl FnOnce(),
     ) -> Result<IngestOutcome, StoreError> {
-        if let Err(error) = check_body(&entry) {
-            let detail = body_rejection(&entry, &error);
-            return self.record_rejection(bytes, RejectReason::BadBody, detail, source, now_ms);
-        }
         let mut counters = self.lock_counters();
         let mut governor = self.settled_governor()?;
         let mut refused = Vec::new();
@@ -816,36 +818,26 @@ impl Log {
                     deferred.push((index, entry));
                 }
             }
-            for (feed, tip) in &tips {
-                let mut forks = Vec::new();
-                self.release_pending(
-                    &mut batch,
-                    &mut staged,
-                    &mut governor,
-                    feed,
-                    tip,
-                    &mut forks,
-                    &mut refused,
-                )?;
-            }
+            self.release_tips(
+                &mut batch,
+                &mut staged,
+                &mut governor,
+                tips.iter(),
+                &mut refused,
+            )?;
             self.commit_governed(batch, &mut staged, &mut governor)?;
             *counters = staged.settled();
             // An entry held above may chain onto a tip that later entries of the same batch
             // reached; it is in `pending` only now, so release once more.
             let mut staged = counters.clone();
             let mut batch = WriteBatch::default();
-            for (feed, tip) in tips.iter().filter(|(feed, _)| held_feeds.contains(*feed)) {
-                let mut forks = Vec::new();
-                self.release_pending(
-                    &mut batch,
-                    &mut staged,
-                    &mut governor,
-                    feed,
-                    tip,
-                    &mut forks,
-                    &mut refused,
-                )?;
-            }
+            self.release_tips(
+                &mut batch,
+                &mut staged,
+                &mut governor,
+                tips.iter().filter(|(feed, _)| held_feeds.contains(*feed)),
+                &mut refused,
+            )?;
             if !batch.is_empty() {
                 self.commit_governed(batch, &mut staged, &mut governor)?;
                 *counters = staged.settled();
@@ -864,7 +856,9 @@ impl Log {
         }
         for (index, entry) in deferred {
             let bytes = entry.encode();
-            outcomes[index] = Some(self.ingest_verified(entry, &bytes, source, now_ms)?);
+            // Their bodies were checked in the loop above.
+            outcomes[index] =
+                Some(self.ingest_verified_then(entry, &bytes, source, now_ms, || {})?);
         }
         Ok(outcomes.into_iter().flatten().collect())
     }
@@ -1091,6 +1085,24 @@ impl Log {
                     forks.push(proof);
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// Releases what waits in `pending` behind each of `tips` (feed, newest entry) into the
+    /// batch. Fork proofs formed on the way are stored with the batch; the backfill path does
+    /// not report them one by one.
+    fn release_tips<'a>(
+        &self,
+        batch: &mut WriteBatch,
+        counters: &mut Counters,
+        governor: &mut Governor,
+        tips: impl Iterator<Item = (&'a FeedKey, &'a Entry)>,
+        refused: &mut Vec<(Entry, Violation)>,
+    ) -> Result<(), StoreError> {
+        for (feed, tip) in tips {
+            let mut forks = Vec::new();
+            self.release_pending(batch, counters, governor, feed, tip, &mut forks, refused)?;
         }
         Ok(())
     }
