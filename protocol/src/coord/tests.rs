@@ -290,6 +290,38 @@ fn tasks_follow_the_state_machine_and_keep_rejected_updates() {
 }
 
 #[test]
+fn one_authors_updates_in_the_same_millisecond_keep_their_feed_order() {
+    // Find two updates whose ids sort against their seqs, so ordering by id would apply
+    // WORKING before SUBMITTED.
+    let (submitted, working) = (0..64)
+        .map(|attempt| {
+            let mut agents = Agents::new(1);
+            let submitted = agents.publish(
+                0,
+                "task",
+                10,
+                json!({"taskId": "t", "contextId": "c", "status": {"state": "TASK_STATE_SUBMITTED", "message": format!("{attempt}")}}),
+            );
+            let working = agents.publish(
+                0,
+                "task",
+                10,
+                json!({"taskId": "t", "status": {"state": "TASK_STATE_WORKING"}}),
+            );
+            (submitted, working)
+        })
+        .find(|(submitted, working)| working.id() < submitted.id())
+        .unwrap();
+    let task = view_of(&[working, submitted]).task(NS, "t", 10).unwrap();
+    assert_eq!(task.state, TaskState::Working);
+    assert_eq!(task.context_id, "c");
+    assert!(
+        task.history.iter().all(|item| item.rejected.is_none()),
+        "{task:?}"
+    );
+}
+
+#[test]
 fn transitions_follow_a2a() {
     use TaskState::*;
     assert!(Submitted.check_transition(None).is_ok());

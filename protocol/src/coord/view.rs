@@ -21,9 +21,9 @@
 //!   `max holders` hold the lease (1 unless a live `maxHolders` constraint says otherwise; the
 //!   smallest limit wins, and `exclusive` is a limit of 1); the rest wait in that order. While
 //!   a `notBefore` constraint is live and `now` is before its time, nobody holds.
-//! - **Tasks.** A task's updates are taken in (timestamp, id) order through the state machine
-//!   of [`TaskState::check_transition`]; an illegal update stays in the history, marked
-//!   rejected with its reason, and changes nothing.
+//! - **Tasks.** A task's updates are taken in (timestamp, author, seq) order through the
+//!   state machine of [`TaskState::check_transition`]; an illegal update stays in the history,
+//!   marked rejected with its reason, and changes nothing.
 //! - **Constraints** are live from their timestamp for `ttlMs`; **patterns** are kept forever.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -36,6 +36,9 @@ use super::bodies::{
     TaskState, TaskUpdate,
 };
 use crate::entry::Entry;
+
+/// Where a task update sorts: (timestamp, author, seq, entry id).
+type TaskKey = (u64, AgentId, u64, Hash256);
 
 /// The fold of every entry seen, per namespace.
 #[derive(Debug, Default, Clone)]
@@ -206,7 +209,9 @@ struct Space {
     /// Renewals and releases by the id of the claim they name, keyed by (timestamp, id).
     renewals: BTreeMap<Hash256, BTreeMap<(u64, Hash256), Stamped<u64>>>,
     releases: BTreeMap<Hash256, BTreeMap<(u64, Hash256), Stamped<()>>>,
-    tasks: BTreeMap<String, BTreeMap<(u64, Hash256), Stamped<TaskUpdate>>>,
+    /// Updates by task id, keyed by (timestamp, author, seq, id): one author's updates made in
+    /// the same millisecond keep the order of its feed.
+    tasks: BTreeMap<String, BTreeMap<TaskKey, Stamped<TaskUpdate>>>,
     constraints: BTreeMap<Hash256, Stamped<Constraint>>,
     patterns: BTreeMap<Hash256, Stamped<Pattern>>,
 }
@@ -305,7 +310,10 @@ impl View {
                     .tasks
                     .entry(update.task_id.clone())
                     .or_default()
-                    .insert((timestamp_ms, id), Stamped::at(meta, update));
+                    .insert(
+                        (timestamp_ms, author, header.seq, id),
+                        Stamped::at(meta, update),
+                    );
             }
             Body::Constraint(constraint) => {
                 resource = Some(constraint.resource.clone());
