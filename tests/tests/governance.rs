@@ -484,6 +484,15 @@ async fn a_peer_that_keeps_sending_invalid_data_is_disconnected() {
     let bob = node(&admin_key, None, false).await;
     connect(&alice, &mallory).await;
     connect(&bob, &alice).await;
+    // Honest traffic first, so gossipsub's mesh is up and mallory's messages reach alice.
+    let warmup = publish_note(&alice, 0).await;
+    wait_heads(
+        "alice's entry at mallory",
+        &[&mallory],
+        &alice.keypair,
+        warmup.header().seq,
+    )
+    .await;
     let mallory_peer = mallory.node.net().peer_id().to_string();
     let topic = plexus_node::net::topics::entry_topic(NAMESPACE, "x-note");
     for n in 0..3u8 {
