@@ -39,6 +39,52 @@ async fn entries_reach_every_node_of_a_line() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forwarding_node_judges_valid_gossip_on_the_network_task() {
+    // A line: carol hears alice only through bob, who must validate, store and forward.
+    let nodes = spawn(3).await;
+    let (alice, bob, carol) = (&nodes[0], &nodes[1], &nodes[2]);
+    connect(bob, alice).await;
+    connect(carol, bob).await;
+    // Gossip needs the mesh: wait until bob has alice and carol in it for notes.
+    let topic = topics::entry_topic(NAMESPACE, "x-note").to_string();
+    let (alice_peer, carol_peer) = (
+        alice.node.net().peer_id().to_string(),
+        carol.node.net().peer_id().to_string(),
+    );
+    let _ = wait_for(
+        "alice and carol in bob's mesh",
+        CONVERGE,
+        &[bob],
+        || bob.node.net().status(),
+        |status| {
+            status.as_ref().is_ok_and(|status| {
+                [&alice_peer, &carol_peer].iter().all(|wanted| {
+                    status
+                        .peers
+                        .iter()
+                        .any(|peer| &&peer.peer_id == wanted && peer.mesh.contains(&topic))
+                })
+            })
+        },
+    )
+    .await;
+    let before = bob.node.net().status().await.unwrap().gossip_judged_inline;
+    for n in 0..5 {
+        publish_note(alice, n).await;
+    }
+    wait_converged(&[alice, bob, carol], 1, 5, CONVERGE).await;
+    let status = bob.node.net().status().await.unwrap();
+    assert!(
+        status.gossip_judged_inline > before,
+        "no gossip was settled on bob's network task: {status:?}"
+    );
+    // Judged inline or not, what bob stored is exactly alice's feed.
+    assert_eq!(heads(bob), heads(alice));
+    assert_eq!(bob.node.log().rejections().unwrap().len(), 0);
+    shutdown(nodes).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_joiner_catches_up_through_backfill() {
     let nodes = spawn(1).await;
     let writer = &nodes[0];

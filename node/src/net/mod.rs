@@ -7,15 +7,19 @@
 //!   [`NetEvent`]s (gossip to validate, sync traffic) over another bounded channel.
 //! - [`topics`]: topic naming. [`sync`]: the backfill protocol and its planning.
 //!
-//! The network layer never writes to the log: validation and storage happen in the node's
-//! ingest worker (`crate::node`), which reports each gossip message's verdict back with
-//! [`Command::Validate`].
+//! The network layer does not know the log. Validation and storage belong to the node
+//! (`crate::node`): the swarm task first asks the node's [`GossipJudge`], which settles the
+//! common case (a valid entry that extends its feed) at once, without blocking, so the entry
+//! is forwarded in the same turn of the loop; everything else goes to the node's ingest
+//! worker as a [`NetEvent::Gossip`], whose verdict comes back as [`Command::Validate`].
 
 pub mod behaviour;
 pub mod sync;
 pub mod task;
 pub mod topics;
 
+use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use libp2p::gossipsub::{IdentTopic, MessageAcceptance, MessageId};
@@ -30,6 +34,38 @@ pub use sync::{RangeRequest, SyncRequest, SyncResponse, WireHead};
 /// Commands waiting for the swarm task. Commands are small and handled in microseconds; the
 /// bound only matters if the task is stuck, and then callers wait rather than pile up memory.
 pub const COMMAND_QUEUE: usize = 1024;
+
+/// Judges gossip messages on the swarm task, before any hand-off (implemented by the node).
+///
+/// It must not wait: it may take the log's locks only if they are free and write only what
+/// cannot stall, hold its other locks only for short critical sections (never across I/O or a
+/// channel send), and do point reads; it answers [`Judgement::Defer`] whenever it cannot
+/// settle a message that way. The swarm task also bounds how many messages it judges per
+/// second.
+pub trait GossipJudge: Send + 'static {
+    /// Judges one message from `peer` on `topic`.
+    fn judge(&mut self, peer: PeerId, topic: &str, data: &[u8]) -> Judgement;
+}
+
+/// What a [`GossipJudge`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Judgement {
+    /// Settled (and stored, when accepted): report this verdict to gossipsub now.
+    Decided(MessageAcceptance),
+    /// Hand the message to the ingest worker, with what the judge already did.
+    Defer(Prechecked),
+}
+
+/// Work the judge did on a message it deferred, so the worker does not do it twice.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Prechecked {
+    /// The sending peer's ingress allowance was charged for it.
+    pub peer_admitted: bool,
+    /// The author's ingress allowance was charged for it.
+    pub author_admitted: bool,
+    /// It decoded and its signature verified.
+    pub signature_valid: bool,
+}
 
 /// Network events waiting for the ingest worker. When it is full, gossip is answered `Ignore`
 /// (no penalty, the message is simply not forwarded by us) and sync traffic is dropped to be
@@ -158,6 +194,7 @@ pub enum NetEvent {
         peer: PeerId,
         topic: String,
         data: Vec<u8>,
+        prechecked: Prechecked,
     },
     /// A peer's sync request; the worker answers with [`Command::Respond`].
     SyncRequest {
@@ -187,6 +224,9 @@ pub struct NetStatus {
     pub sync_requests_in_flight: usize,
     pub sync_ranges_queued: usize,
     pub gossip_received: u64,
+    /// Gossip messages settled on the swarm task by the node's [`GossipJudge`].
+    #[serde(default)]
+    pub gossip_judged_inline: u64,
     pub gossip_dropped_queue_full: u64,
     pub entries_fetched: u64,
 }
@@ -198,6 +238,10 @@ pub struct PeerStatus {
     /// The peer's agent id, when its peer id carries an Ed25519 key (always, for Plexus nodes).
     pub agent_id: Option<String>,
     pub score: Option<f64>,
+    /// Our topics in whose gossipsub mesh the peer is (full messages go to mesh peers; the
+    /// others only hear of them through gossip).
+    #[serde(default)]
+    pub mesh: Vec<String>,
 }
 
 /// Errors from the handle.
@@ -214,11 +258,18 @@ pub enum NetError {
 pub struct NetworkHandle {
     commands: mpsc::Sender<Command>,
     peer_id: PeerId,
+    /// Namespaces the swarm task has confirmed following, so that publishing in one does not
+    /// cost a round trip to the task each time (as many as the task follows).
+    followed: Arc<std::sync::Mutex<HashSet<String>>>,
 }
 
 impl NetworkHandle {
     pub(crate) fn new(commands: mpsc::Sender<Command>, peer_id: PeerId) -> Self {
-        NetworkHandle { commands, peer_id }
+        NetworkHandle {
+            commands,
+            peer_id,
+            followed: Arc::default(),
+        }
     }
 
     /// This node's libp2p peer id (the same Ed25519 key as its agent id).
@@ -237,15 +288,26 @@ impl NetworkHandle {
             .map_err(NetError::Failed)
     }
 
-    /// Follows a namespace.
+    /// Follows a namespace (at once if this handle's node already does).
     pub async fn follow(&self, namespace: &str) -> Result<(), NetError> {
+        if self.lock_followed().contains(namespace) {
+            return Ok(());
+        }
         let (reply, answer) = oneshot::channel();
         self.send(Command::Follow {
             namespace: namespace.to_owned(),
             reply,
         })
         .await?;
-        answer.await.map_err(|_| NetError::Stopped)
+        answer.await.map_err(|_| NetError::Stopped)?;
+        self.lock_followed().insert(namespace.to_owned());
+        Ok(())
+    }
+
+    fn lock_followed(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.followed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Dials an address.

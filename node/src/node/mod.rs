@@ -174,6 +174,12 @@ impl Node {
             quarantined: Mutex::new(quarantined),
             changes,
         });
+        let ingress = Arc::new(Mutex::new(limits::Ingress::new(config.ingress)));
+        let judge = ingest::FastJudge {
+            log: Arc::clone(&log),
+            shared: Arc::clone(&shared),
+            ingress: Arc::clone(&ingress),
+        };
         let (command_tx, command_rx) = mpsc::channel(net::COMMAND_QUEUE);
         let (event_tx, event_rx) = mpsc::channel(net::EVENT_QUEUE);
         let swarm = build_swarm(&keypair, &config.net)?;
@@ -185,7 +191,8 @@ impl Node {
             config.net.clone(),
             config.namespaces.clone(),
         )
-        .map_err(NodeError::Start)?;
+        .map_err(NodeError::Start)?
+        .with_gossip_judge(Box::new(judge));
         let net = NetworkHandle::new(command_tx, peer_id);
         let task = tokio::spawn(task.run());
         let worker = ingest::Worker {
@@ -193,7 +200,7 @@ impl Node {
             net: net.clone(),
             events: event_rx,
             shared: Arc::clone(&shared),
-            ingress: std::cell::RefCell::new(limits::Ingress::new(config.ingress)),
+            ingress,
         };
         let worker = std::thread::Builder::new()
             .name("plexus-ingest".into())
@@ -340,18 +347,23 @@ impl Node {
         let log = Arc::clone(&self.log);
         let keypair = self.keypair.clone();
         let (namespace_owned, kind_owned) = (namespace.to_owned(), kind.to_owned());
-        let coord = Arc::clone(&self.coord);
         let entry = tokio::task::spawn_blocking(move || {
-            let entry = log.append_own(&keypair, &namespace_owned, &kind_owned, body, now_ms())?;
-            coord.sync(&log, now_ms())?;
-            Ok::<_, StoreError>(entry)
+            log.append_own(&keypair, &namespace_owned, &kind_owned, body, now_ms())
         })
         .await
         .map_err(|error| NodeError::Start(format!("publish task failed: {error}")))??;
-        self.shared.changed();
-        self.net
+        // On the wire first (the write is synced already), then into the view, which holds
+        // the entry even if gossiping it failed (backfill spreads it then).
+        let sent = self
+            .net
             .publish(topics::entry_topic(namespace, kind), entry.encode())
-            .await?;
+            .await;
+        self.shared.changed();
+        let (log, coord) = (Arc::clone(&self.log), Arc::clone(&self.coord));
+        tokio::task::spawn_blocking(move || coord.sync(&log, now_ms()))
+            .await
+            .map_err(|error| NodeError::Start(format!("publish task failed: {error}")))??;
+        sent?;
         Ok(entry)
     }
 

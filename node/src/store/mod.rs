@@ -17,9 +17,9 @@
 //!   node's own appends are written with `sync = true`: once returned, an append is in the
 //!   fsynced write-ahead log and survives a crash of the process (tested) or of the machine
 //!   (what fsync promises). Received entries (gossip, backfill) are written without an fsync
-//!   each and fsynced by a group commit ([`wal`]) within one fsync's time: they survive a crash
-//!   of the process at once, and a machine crash can lose only the last few milliseconds of
-//!   them, which backfill fetches again. The rejection journal, which is diagnostics, is
+//!   each and fsynced by a group commit ([`wal`]) within `SYNC_INTERVAL` (50 ms) and one
+//!   fsync: they survive a crash of the process at once, and a machine crash can lose only
+//!   that last moment of them, which backfill fetches again. The rejection journal, which is diagnostics, is
 //!   written without fsync and kept as a bounded ring.
 //! - In-memory counters change only after their batch is committed.
 //! - **A feed in `entries` has every seq from 1 to its head with valid links**; entries that do
@@ -426,16 +426,7 @@ impl Log {
     /// every kind is checked, not only claims): the policy's window when it sets one, else
     /// `default_ms`.
     pub fn clock_skew_for(&self, entry: &Entry, default_ms: u64) -> (u64, bool) {
-        let governor = self.lock_governor();
-        let header = entry.header();
-        match governor.book(&header.namespace) {
-            Some(book) => (
-                book.clock_skew_ms(header.timestamp_ms)
-                    .unwrap_or(default_ms),
-                true,
-            ),
-            None => (default_ms, false),
-        }
+        skew_window(&self.lock_governor(), entry, default_ms)
     }
 
     /// Counts a refusal in the metrics without a journal record (for throttling, where one
@@ -711,6 +702,79 @@ impl Log {
                 self.record_rejection(bytes, RejectReason::PendingFull, detail, source, now_ms)
             }
         }
+    }
+
+    /// The gossip fast path: stores `entry` (encoding, signature and body already checked) if it
+    /// can be done at once, without waiting: the log's locks are free, nothing of its feed waits
+    /// in `pending` (so accepting it releases nothing), no fork proof names its feed (whose
+    /// author the node may be quarantining right now), the entry is the next of its feed, its
+    /// namespace's policy (if any) allows it, and RocksDB takes the write without a stall.
+    /// `Ok(true)`: stored, exactly as [`Log::ingest_verified_then`] would have. `Ok(false)`:
+    /// nothing was done or recorded; take the full path, which handles every other case.
+    ///
+    /// The network task calls this so that a valid entry is judged and forwarded without a
+    /// hand-off to another thread; it must never block there, hence the `try_lock`s and the
+    /// `no_slowdown` write.
+    pub fn try_append_next(&self, entry: &Entry) -> Result<bool, StoreError> {
+        use std::sync::TryLockError;
+        let mut counters = match self.write_lock.try_lock() {
+            Ok(counters) => counters,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => return Ok(false),
+        };
+        if self.wal.is_none() {
+            return Ok(false);
+        }
+        let feed = FeedKey::of(entry);
+        // Proofs and pending entries are written under the write lock, so these hold until the
+        // write below.
+        if (counters.pending > 0 && self.feed_has_any(CF_PENDING, &feed)?)
+            || self.feed_has_any(CF_FORKS, &feed)?
+        {
+            return Ok(false);
+        }
+        let mut governor = match self.governor.try_lock() {
+            Ok(governor) => governor,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => return Ok(false),
+        };
+        if governor.unsettled || self.is_stored(&entry.id())? {
+            return Ok(false);
+        }
+        let head = self.head(&feed)?;
+        if place(head, None, entry) != Placement::Next
+            || governor.decide(entry, Scope::Full).is_err()
+        {
+            return Ok(false);
+        }
+        let mut staged = counters.clone();
+        let mut batch = WriteBatch::default();
+        let mut forks = Vec::new();
+        // Nothing of this feed is pending, so no fork proof can form here.
+        self.accept(&mut batch, &mut staged, entry, &mut forks)?;
+        self.put_heads(&mut batch, &mut staged);
+        let mut options = WriteOptions::default();
+        options.set_no_slowdown(true);
+        if self.db.write_opt(batch, &options).is_err() {
+            // A stall (or a failure the full path will meet and report): nothing was written.
+            return Ok(false);
+        }
+        if let Some(wal) = &self.wal {
+            wal.written();
+        }
+        governor.observe(entry);
+        *counters = staged.settled();
+        Ok(true)
+    }
+
+    /// Like [`Log::clock_skew_for`], or `None` at once if the governance state is locked.
+    pub fn try_clock_skew_for(&self, entry: &Entry, default_ms: u64) -> Option<(u64, bool)> {
+        let governor = match self.governor.try_lock() {
+            Ok(governor) => governor,
+            Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return None,
+        };
+        Some(skew_window(&governor, entry, default_ms))
     }
 
     /// Ingests verified entries (encoding and signature already checked, for example by a
@@ -1179,6 +1243,15 @@ impl Log {
         Ok(())
     }
 
+    /// Whether column family `cf` (keyed by entry key) holds anything of `feed`.
+    fn feed_has_any(&self, cf: &str, feed: &FeedKey) -> Result<bool, StoreError> {
+        let prefix = feed_prefix(feed);
+        match self.db.prefix_iterator_cf(self.cf(cf), &prefix).next() {
+            Some(item) => Ok(item?.0.starts_with(&prefix)),
+            None => Ok(false),
+        }
+    }
+
     /// Entries waiting in `pending` at one position of a feed, with their keys.
     fn pending_at(
         &self,
@@ -1496,6 +1569,19 @@ impl Drop for Log {
                 tracing::warn!(%error, "final fsync of the write-ahead log failed");
             }
         }
+    }
+}
+
+/// The clock-skew window for `entry` under `governor` (see [`Log::clock_skew_for`]).
+fn skew_window(governor: &Governor, entry: &Entry, default_ms: u64) -> (u64, bool) {
+    let header = entry.header();
+    match governor.book(&header.namespace) {
+        Some(book) => (
+            book.clock_skew_ms(header.timestamp_ms)
+                .unwrap_or(default_ms),
+            true,
+        ),
+        None => (default_ms, false),
     }
 }
 

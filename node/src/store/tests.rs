@@ -601,3 +601,105 @@ fn the_journal_reads_records_that_hold_an_entry_id_as_older_logs_wrote_them() {
         .unwrap();
     assert_eq!(read, vec![(0, first.id()), (1, first.id())]);
 }
+
+#[test]
+fn the_fast_path_appends_only_entries_that_need_no_other_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let keypair = Keypair::generate();
+    let chain = foreign_chain(&keypair, 5);
+    {
+        let log = Log::open(dir.path()).unwrap();
+        // The next entry is stored as the full path would store it: entry, id, head, journal.
+        assert!(log.try_append_next(&chain[0]).unwrap());
+        assert_eq!(
+            log.head(&feed(&keypair)).unwrap(),
+            Some(FeedHead {
+                seq: 1,
+                id: chain[0].id()
+            })
+        );
+        assert!(log.contains(&chain[0].id()).unwrap());
+        let journal: Vec<u64> = log.journal(0).map(|item| item.unwrap().arrival).collect();
+        assert_eq!(journal, vec![0]);
+        // A replay, or an entry beyond the head: left to the full path, nothing written.
+        assert!(!log.try_append_next(&chain[0]).unwrap());
+        assert!(!log.try_append_next(&chain[2]).unwrap());
+        assert_eq!(log.head(&feed(&keypair)).unwrap().unwrap().seq, 1);
+        assert_eq!(log.stats().unwrap().entries, 1);
+        // While an entry waits in pending, accepting its predecessor must release it: the
+        // fast path steps aside and the full path does both.
+        assert!(matches!(
+            log.ingest(&chain[2].encode(), "test", 0).unwrap(),
+            IngestOutcome::Pending { .. }
+        ));
+        assert!(!log.try_append_next(&chain[1]).unwrap());
+        assert!(matches!(
+            log.ingest(&chain[1].encode(), "test", 0).unwrap(),
+            IngestOutcome::Accepted { released: 1, .. }
+        ));
+        assert!(log.try_append_next(&chain[3]).unwrap());
+        let journal: Vec<u64> = log.journal(0).map(|item| item.unwrap().arrival).collect();
+        assert_eq!(journal, vec![0, 1, 2, 3]);
+    }
+    // What the fast path wrote is there after a reopen, and the chain goes on from it.
+    // (An entry waiting in another feed does not turn the fast path off for this one.)
+    let log = Log::open(dir.path()).unwrap();
+    assert_eq!(log.head(&feed(&keypair)).unwrap().unwrap().seq, 4);
+    let other = foreign_chain(&Keypair::generate(), 2);
+    assert!(matches!(
+        log.ingest(&other[1].encode(), "test", 0).unwrap(),
+        IngestOutcome::Pending { .. }
+    ));
+    assert!(log.try_append_next(&chain[4]).unwrap());
+    assert_eq!(log.head(&feed(&keypair)).unwrap().unwrap().seq, 5);
+}
+
+#[test]
+fn the_fast_path_leaves_a_forked_feed_to_the_full_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let keypair = Keypair::generate();
+    let chain = foreign_chain(&keypair, 3);
+    let log = Log::open(dir.path()).unwrap();
+    assert!(log.try_append_next(&chain[0]).unwrap());
+    assert!(log.try_append_next(&chain[1]).unwrap());
+    // A rival of seq 2 proves the author forked: the node may be quarantining the author,
+    // which only the full path checks.
+    let rival = signed(&keypair, 2, Some(chain[0].id()), b"rival");
+    let proof = ForkProof::new(chain[1].clone(), rival).unwrap();
+    assert!(log.store_fork_proof(&proof).unwrap());
+    assert!(!log.try_append_next(&chain[2]).unwrap());
+    assert_eq!(log.head(&feed(&keypair)).unwrap().unwrap().seq, 2);
+}
+
+#[test]
+fn the_fast_path_leaves_policy_refusals_to_the_full_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let (admin, member) = (Keypair::generate(), Keypair::generate());
+    let chain = foreign_chain(&member, 2);
+    let log = governed_log(dir.path(), &admin, &member, 1);
+    assert!(log.try_append_next(&chain[0]).unwrap());
+    // Seq 2 breaks the rate: the fast path neither stores nor journals it...
+    assert!(!log.try_append_next(&chain[1]).unwrap());
+    assert!(log.rejections().unwrap().is_empty());
+    // ...and the full path refuses it with the rule, which shows the fast path counted seq 1
+    // in the author's rate.
+    let outcome = log.ingest(&chain[1].encode(), "test", 0).unwrap();
+    assert!(matches!(
+        outcome,
+        IngestOutcome::Rejected {
+            reason: RejectReason::Policy,
+            ..
+        }
+    ));
+    let rules: Vec<Option<String>> = log
+        .rejections()
+        .unwrap()
+        .into_iter()
+        .map(|record| record.rule)
+        .collect();
+    assert_eq!(rules, vec![Some("rate-limited".to_owned())]);
+    // A stranger's entry is not the fast path's to refuse either.
+    let stranger = foreign_chain(&Keypair::generate(), 1);
+    assert!(!log.try_append_next(&stranger[0]).unwrap());
+    assert_eq!(log.head(&feed(&member)).unwrap().unwrap().seq, 1);
+}
