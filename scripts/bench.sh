@@ -8,9 +8,12 @@
 #
 # network (issue 3), printed as a second table:
 # - propagation: `plexus-netbench propagation`, a 20-node loopback cluster of Plexus nodes and
-#   one of plain libp2p gossipsub swarms (same topology, transport and gossipsub parameters),
-#   alternating ROUNDS rounds of BENCH_MESSAGES messages; p50/p95/p99 from publish to arrival
-#   on the last node (Plexus: validated and stored).
+#   one of plain libp2p gossipsub swarms (same connections, grown the same way, same transport
+#   and gossipsub parameters), alternating ROUNDS rounds of BENCH_MESSAGES messages; p50/p95/p99
+#   from publish to arrival on the last node (Plexus: validated and stored), the process CPU
+#   time, loopback bytes and mean mesh size per message on each side. A third cluster runs
+#   plain gossipsub with the rest of a Plexus node's libp2p stack (Kademlia, identify, ping),
+#   to separate the cost of that stack from Plexus's validation and storage.
 # - backfill: a fresh node catching up BENCH_BACKFILL_ENTRIES entries from one peer, ROUNDS
 #   times (median), with the CPU time per entry (both nodes share the process).
 # - memory: resident memory of a `plexus run` node on an empty log and on a log filled with
@@ -174,8 +177,9 @@ import json, sys
  e_start, e_status, e_peak, f_start, f_status, f_peak) = sys.argv[1:]
 p = json.loads(prop)
 ours, theirs, after = p["plexus"], p["gossipsub"], p["plexus_after_publish"]
+stack = p["libp2p_stack"]
 mib = lambda kib: f"{int(kib) / 1024:.1f} MiB"
-samples = f"{ours['samples']} messages each, {ours['lost'] + theirs['lost']} lost"
+samples = f"{ours['samples']} messages each, {ours['lost'] + theirs['lost'] + stack['lost']} lost"
 rows = [
     (f"propagation, {p['nodes']} nodes, {p['edges']} connections ({samples})",
      f"{p['payload_bytes']}-byte entries"),
@@ -187,6 +191,18 @@ rows = [
      f"{after['p50_ms']:.1f} / {after['p95_ms']:.1f} / {after['p99_ms']:.1f} ms"),
     ("  ratio of p99, plexus / plain",
      f"{p['p99_ratio']:.2f} ({p['p99_ratio_after_publish']:.2f} from publish's return; target <= 1.25)"),
+    ("  ratio of p50, plexus / plain", f"{p['p50_ratio']:.2f}"),
+    ("  plain gossipsub with Kademlia, identify, ping: p50 / p95 / p99",
+     f"{stack['p50_ms']:.1f} / {stack['p95_ms']:.1f} / {stack['p99_ms']:.1f} ms "
+     f"(plexus / it at p99: {p['p99_ratio_to_stack']:.2f})"),
+    ("  CPU per message, whole process: plexus / plain / plain with the stack",
+     f"{ours['cpu_ms_per_message']:.1f} / {theirs['cpu_ms_per_message']:.1f} / "
+     f"{stack['cpu_ms_per_message']:.1f} ms"),
+    ("  loopback bytes per message: plexus / plain / plain with the stack",
+     f"{ours['wire_bytes_per_message']:,} / {theirs['wire_bytes_per_message']:,} / "
+     f"{stack['wire_bytes_per_message']:,}"),
+    ("  mean gossipsub mesh per node: plexus / plain / plain with the stack",
+     f"{ours['mean_mesh']:.1f} / {theirs['mean_mesh']:.1f} / {stack['mean_mesh']:.1f} peers"),
     (f"backfill of {int(bf_entries):,} entries to a fresh node (median of {rounds})",
      f"{float(bf_rate):,.0f} entries/s, {float(bf_cpu):.1f} us CPU per entry (target >= 50,000/s)"),
     ("idle node RSS: started / after status / peak",

@@ -1,14 +1,20 @@
 //! Network benchmarks for `scripts/bench.sh` (not a test: it prints figures, it asserts nothing).
 //!
 //! - `propagation --nodes N --messages M --rounds R` starts N Plexus nodes and N plain libp2p
-//!   gossipsub swarms on loopback, in one process, with the same topology, transport and
-//!   gossipsub parameters, and publishes the same kind of payload on both, alternating rounds of
-//!   M messages. Each message is published once the previous one has reached every node; its
-//!   latency runs from the publish call to its arrival on the last node: for Plexus when the
-//!   entry is validated and stored (the node's change watch, then its feed head), for plain
-//!   gossipsub when the swarm emits the `Message` event. For Plexus the figures are also given
-//!   from the moment `Node::publish` returned (the publisher's own signing and synced write
-//!   excluded). Prints one JSON object.
+//!   gossipsub swarms on loopback, in one process, with the same transport and gossipsub
+//!   parameters, and publishes the same kind of payload on both, alternating rounds of M
+//!   messages. Both clusters start on the same ring; once the Plexus nodes' connections (which
+//!   Kademlia grows) have settled, the plain swarms dial the same extra ones, so both measure
+//!   on one topology whose meshes grew the same way. Each message is published once the
+//!   previous one has reached every node; its latency runs from the publish call to its
+//!   arrival on the last node: for Plexus when the entry is validated and stored (the node's
+//!   change watch, then its feed head), for plain gossipsub when the swarm emits the `Message`
+//!   event. For Plexus the figures are also given from the moment `Node::publish` returned
+//!   (zero when the last node had it by then). A third cluster runs plain gossipsub with the
+//!   rest of a Plexus node's libp2p stack (Kademlia, identify, ping), to tell that stack's
+//!   cost from Plexus's validation and storage. Also reported per side: the process's CPU
+//!   time per message (it includes the idle clusters' background work), loopback bytes per
+//!   message and the mean mesh size per node. Prints one JSON object.
 //! - `fill-log --data-dir DIR --entries N --authors A` fills the log of an initialised data
 //!   directory with N valid entries by A authors (signed on all cores, written in large synced
 //!   batches), for measuring the memory of a node that holds them.
@@ -23,14 +29,20 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use libp2p::futures::StreamExt;
 use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity};
+use libp2p::swarm::behaviour::toggle::Toggle;
+use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::SwarmEvent;
-use libp2p::{noise, tcp, yamux, Multiaddr, PeerId, Swarm, SwarmBuilder};
+use libp2p::{
+    identify, kad, noise, ping, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm, SwarmBuilder,
+};
 use plexus_crypto::{AgentId, Keypair};
-use plexus_node::net::behaviour::{gossipsub_config, peer_score_params, topic_score_params};
+use plexus_node::net::behaviour::{
+    gossipsub_config, peer_score_params, topic_score_params, IDENTIFY_PROTOCOL, KAD_PROTOCOL,
+};
 use plexus_node::net::{topics, NetConfig};
 use plexus_node::store::Log;
 use plexus_protocol::value::json_text_to_canonical;
-use plexus_protocol::{Draft, Entry};
+use plexus_protocol::{Draft, Entry, FeedKey};
 use plexus_tests::cluster::{connect, shutdown, spawn_node, TestNode, NAMESPACE};
 use plexus_tests::fixtures::signed_chain;
 use plexus_tests::flag;
@@ -46,6 +58,12 @@ const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Messages published on each side before measuring, so meshes are built and caches warm.
 const WARMUP_MESSAGES: u64 = 20;
+
+/// How the benchmark waits for the Plexus cluster's connections to settle: a check every
+/// interval, done after `STABLE_CHECKS` checks without a change, at most `TOPOLOGY_CHECKS`.
+const TOPOLOGY_CHECK_INTERVAL: Duration = Duration::from_millis(500);
+const STABLE_CHECKS: usize = 6;
+const TOPOLOGY_CHECKS: usize = 120;
 
 /// Each node dials the nodes this many places further round the ring: six neighbours per node
 /// (the gossipsub mesh degree D), a diameter of three hops at 20 nodes.
@@ -166,6 +184,8 @@ fn percentile(sorted: &[f64], fraction: f64) -> f64 {
 struct PlexusSide {
     nodes: Vec<TestNode>,
     arrivals: Arc<Arrivals<(AgentId, u64)>>,
+    /// The feed of the message being published, which the watchers look at.
+    in_flight: watch::Sender<Option<FeedKey>>,
     watchers: Vec<tokio::task::JoinHandle<()>>,
     published: u64,
 }
@@ -180,6 +200,7 @@ impl PlexusSide {
             connect(&nodes[from], &nodes[to]).await;
         }
         let arrivals = Arrivals::new();
+        let (in_flight, watching) = watch::channel(None);
         let watchers = nodes
             .iter()
             .enumerate()
@@ -188,6 +209,7 @@ impl PlexusSide {
                     index,
                     node.node.changes(),
                     Arc::clone(node.node.log()),
+                    watching.clone(),
                     Arc::clone(&arrivals),
                 ))
             })
@@ -195,6 +217,7 @@ impl PlexusSide {
         PlexusSide {
             nodes,
             arrivals,
+            in_flight,
             watchers,
             published: 0,
         }
@@ -205,6 +228,10 @@ impl PlexusSide {
     async fn publish_one(&mut self) -> anyhow::Result<Option<(Duration, Duration)>> {
         let publisher = (self.published % self.nodes.len() as u64) as usize;
         let node = &self.nodes[publisher];
+        self.in_flight.send_replace(Some(FeedKey {
+            namespace: NAMESPACE.into(),
+            author: node.node.agent_id(),
+        }));
         let started = Instant::now();
         let entry = node
             .node
@@ -218,6 +245,21 @@ impl PlexusSide {
             .wait(&key, publisher, self.nodes.len() - 1, started)
             .await
             .map(|latency| (latency, publishing)))
+    }
+
+    /// The mean number of mesh peers per node on the benchmark's topic.
+    async fn mean_mesh_size(&self) -> anyhow::Result<f64> {
+        let topic = topics::entry_topic(NAMESPACE, KIND).to_string();
+        let mut total = 0;
+        for node in &self.nodes {
+            let status = node.node.net().status().await?;
+            total += status
+                .peers
+                .iter()
+                .filter(|peer| peer.mesh.contains(&topic))
+                .count();
+        }
+        Ok(total as f64 / self.nodes.len() as f64)
     }
 
     /// Undirected connections between the nodes now.
@@ -247,26 +289,30 @@ impl PlexusSide {
     }
 }
 
-/// Records when each feed head of `log` moves: an entry counts as arrived once it is stored.
+/// Records when the feed of the message in flight (`in_flight`) moves in `log`: an entry
+/// counts as arrived once it is stored. One point lookup per change, so the watcher's own cost
+/// stays small next to the node's.
 async fn watch_log(
     node: usize,
     mut changes: watch::Receiver<u64>,
     log: Arc<Log>,
+    in_flight: watch::Receiver<Option<FeedKey>>,
     arrivals: Arc<Arrivals<(AgentId, u64)>>,
 ) {
     let mut known: HashMap<AgentId, u64> = HashMap::new();
     while changes.changed().await.is_ok() {
         let at = Instant::now();
-        let Ok(heads) = log.heads() else {
+        let Some(feed) = in_flight.borrow().clone() else {
             continue;
         };
-        for (feed, head) in heads {
-            let seen = known.entry(feed.author).or_insert(0);
-            for seq in *seen + 1..=head.seq {
-                arrivals.record((feed.author, seq), node, at);
-            }
-            *seen = (*seen).max(head.seq);
+        let Ok(Some(head)) = log.head(&feed) else {
+            continue;
+        };
+        let seen = known.entry(feed.author).or_insert(0);
+        for seq in *seen + 1..=head.seq {
+            arrivals.record((feed.author, seq), node, at);
         }
+        *seen = (*seen).max(head.seq);
     }
 }
 
@@ -276,6 +322,7 @@ async fn watch_log(
 enum PlainCommand {
     Publish(Vec<u8>),
     Dial(Multiaddr),
+    MeshSize(oneshot::Sender<usize>),
 }
 
 /// One plain gossipsub swarm, driven by its own task.
@@ -294,35 +341,44 @@ struct PlainSide {
     /// Per publisher: its key and the id of its last entry (payloads are real signed entries,
     /// so they have the size and the message ids of Plexus traffic).
     publishers: Vec<(Keypair, Option<plexus_crypto::Hash256>)>,
+    /// Connections dialled so far, per node.
+    degree: Vec<usize>,
     published: u64,
 }
 
 impl PlainSide {
-    async fn start(
-        count: usize,
-        net: &NetConfig,
-        edges: &BTreeSet<(usize, usize)>,
-    ) -> anyhow::Result<PlainSide> {
+    async fn start(count: usize, net: &NetConfig, stack: Stack) -> anyhow::Result<PlainSide> {
         let arrivals = Arrivals::new();
         let mut nodes = Vec::with_capacity(count);
         for index in 0..count {
-            nodes.push(start_plain(index, net, Arc::clone(&arrivals)).await?);
+            nodes.push(start_plain(index, net, stack, Arc::clone(&arrivals)).await?);
         }
-        let mut degree = vec![0usize; count];
+        let publishers = (0..count).map(|_| (Keypair::generate(), None)).collect();
+        Ok(PlainSide {
+            nodes,
+            arrivals,
+            publishers,
+            degree: vec![0; count],
+            published: 0,
+        })
+    }
+
+    /// Dials `edges` (pairs of node indexes) and waits until every node has its connections.
+    async fn connect(&mut self, edges: &BTreeSet<(usize, usize)>) -> anyhow::Result<()> {
         for &(from, to) in edges {
-            let addr = nodes[to]
+            let addr = self.nodes[to]
                 .addr
                 .clone()
-                .with(libp2p::multiaddr::Protocol::P2p(nodes[to].peer_id));
-            nodes[from]
+                .with(libp2p::multiaddr::Protocol::P2p(self.nodes[to].peer_id));
+            self.nodes[from]
                 .commands
                 .send(PlainCommand::Dial(addr))
                 .await
                 .context("plain swarm stopped")?;
-            degree[from] += 1;
-            degree[to] += 1;
+            self.degree[from] += 1;
+            self.degree[to] += 1;
         }
-        for (node, wanted) in nodes.iter_mut().zip(degree) {
+        for (node, &wanted) in self.nodes.iter_mut().zip(&self.degree) {
             tokio::time::timeout(
                 Duration::from_secs(30),
                 node.connected.wait_for(|connected| *connected >= wanted),
@@ -330,13 +386,7 @@ impl PlainSide {
             .await
             .context("plain swarms did not connect")??;
         }
-        let publishers = (0..count).map(|_| (Keypair::generate(), None)).collect();
-        Ok(PlainSide {
-            nodes,
-            arrivals,
-            publishers,
-            published: 0,
-        })
+        Ok(())
     }
 
     async fn publish_one(&mut self) -> anyhow::Result<Option<Duration>> {
@@ -369,6 +419,20 @@ impl PlainSide {
             .await)
     }
 
+    /// The mean number of mesh peers per node on the benchmark's topic.
+    async fn mean_mesh_size(&self) -> anyhow::Result<f64> {
+        let mut total = 0;
+        for node in &self.nodes {
+            let (reply, answer) = oneshot::channel();
+            node.commands
+                .send(PlainCommand::MeshSize(reply))
+                .await
+                .context("plain swarm stopped")?;
+            total += answer.await.context("plain swarm stopped")?;
+        }
+        Ok(total as f64 / self.nodes.len() as f64)
+    }
+
     async fn stop(self) {
         for node in self.nodes {
             drop(node.commands);
@@ -377,10 +441,31 @@ impl PlainSide {
     }
 }
 
+/// Which libp2p protocols a plain swarm runs besides gossipsub.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stack {
+    /// Gossipsub alone.
+    Gossipsub,
+    /// Gossipsub with the rest of a Plexus node's libp2p stack (Kademlia, identify, ping),
+    /// configured as a Plexus node configures them: everything but Plexus's validation,
+    /// storage and sync protocol.
+    Full,
+}
+
+#[derive(NetworkBehaviour)]
+struct PlainBehaviour {
+    gossipsub: gossipsub::Behaviour,
+    kad: Toggle<kad::Behaviour<kad::store::MemoryStore>>,
+    identify: Toggle<identify::Behaviour>,
+    ping: Toggle<ping::Behaviour>,
+}
+
 fn build_plain_swarm(
     net: &NetConfig,
-) -> Result<Swarm<gossipsub::Behaviour>, Box<dyn std::error::Error + Send + Sync>> {
+    stack: Stack,
+) -> Result<Swarm<PlainBehaviour>, Box<dyn std::error::Error + Send + Sync>> {
     let heartbeat = net.heartbeat;
+    let full = stack == Stack::Full;
     let swarm = SwarmBuilder::with_new_identity()
         .with_tokio()
         .with_tcp(
@@ -389,15 +474,36 @@ fn build_plain_swarm(
             yamux::Config::default,
         )?
         .with_behaviour(
-            |_| -> Result<gossipsub::Behaviour, Box<dyn std::error::Error + Send + Sync>> {
+            |key| -> Result<PlainBehaviour, Box<dyn std::error::Error + Send + Sync>> {
                 let config = gossipsub_config(heartbeat).build()?;
-                let mut behaviour =
+                let mut gossipsub =
                     gossipsub::Behaviour::new(MessageAuthenticity::Anonymous, config)?;
-                behaviour.with_peer_score(
+                gossipsub.with_peer_score(
                     peer_score_params(),
                     gossipsub::PeerScoreThresholds::default(),
                 )?;
-                Ok(behaviour)
+                let peer_id = key.public().to_peer_id();
+                let kad = full.then(|| {
+                    let mut kad = kad::Behaviour::with_config(
+                        peer_id,
+                        kad::store::MemoryStore::new(peer_id),
+                        kad::Config::new(StreamProtocol::new(KAD_PROTOCOL)),
+                    );
+                    kad.set_mode(Some(kad::Mode::Server));
+                    kad
+                });
+                let identify = full.then(|| {
+                    identify::Behaviour::new(identify::Config::new(
+                        IDENTIFY_PROTOCOL.into(),
+                        key.public(),
+                    ))
+                });
+                Ok(PlainBehaviour {
+                    gossipsub,
+                    kad: kad.into(),
+                    identify: identify.into(),
+                    ping: full.then(ping::Behaviour::default).into(),
+                })
             },
         )?
         .with_swarm_config(|config| {
@@ -412,14 +518,16 @@ fn build_plain_swarm(
 async fn start_plain(
     index: usize,
     net: &NetConfig,
+    stack: Stack,
     arrivals: Arc<Arrivals<Vec<u8>>>,
 ) -> anyhow::Result<PlainNode> {
-    let mut swarm = build_plain_swarm(net).map_err(|error| anyhow::anyhow!("{error}"))?;
+    let mut swarm = build_plain_swarm(net, stack).map_err(|error| anyhow::anyhow!("{error}"))?;
     // The same topics a Plexus node subscribes to for its namespace.
     for topic in topics::namespace_topics(NAMESPACE) {
-        swarm.behaviour_mut().subscribe(&topic)?;
+        swarm.behaviour_mut().gossipsub.subscribe(&topic)?;
         let _ = swarm
             .behaviour_mut()
+            .gossipsub
             .set_topic_params(topic, topic_score_params());
     }
     for addr in &net.listen {
@@ -454,7 +562,7 @@ async fn start_plain(
 /// The task that owns one plain swarm, until its command channel closes.
 async fn drive_plain(
     index: usize,
-    mut swarm: Swarm<gossipsub::Behaviour>,
+    mut swarm: Swarm<PlainBehaviour>,
     mut commands: mpsc::Receiver<PlainCommand>,
     topic: IdentTopic,
     arrivals: Arc<Arrivals<Vec<u8>>>,
@@ -468,14 +576,19 @@ async fn drive_plain(
             command = commands.recv() => match command {
                 None => break,
                 Some(PlainCommand::Publish(data)) => {
-                    let _ = swarm.behaviour_mut().publish(topic.clone(), data);
+                    let _ = swarm.behaviour_mut().gossipsub.publish(topic.clone(), data);
                 }
                 Some(PlainCommand::Dial(to)) => {
                     let _ = swarm.dial(to);
                 }
+                Some(PlainCommand::MeshSize(reply)) => {
+                    let _ = reply.send(swarm.behaviour().gossipsub.mesh_peers(&topic.hash()).count());
+                }
             },
             event = swarm.select_next_some() => match event {
-                SwarmEvent::Behaviour(gossipsub::Event::Message { message_id, .. }) => {
+                SwarmEvent::Behaviour(PlainBehaviourEvent::Gossipsub(
+                    gossipsub::Event::Message { message_id, .. },
+                )) => {
                     arrivals.record(message_id.0, index, Instant::now());
                 }
                 SwarmEvent::NewListenAddr { address, .. } => {
@@ -495,6 +608,55 @@ async fn drive_plain(
 // ---------------------------------------------------------------------------------------------
 // The benchmark
 
+/// Latencies (ms) and costs measured on one side.
+#[derive(Debug, Default)]
+struct Sample {
+    latencies: Vec<f64>,
+    lost: u64,
+    cpu_ms: u64,
+    wire_bytes: u64,
+}
+
+impl Sample {
+    fn add(&mut self, latency: Duration) {
+        self.latencies.push(latency.as_secs_f64() * 1000.0);
+    }
+
+    /// Publishes `messages` messages on a plain cluster, one at a time.
+    async fn measure(&mut self, side: &mut PlainSide, messages: u64) -> anyhow::Result<()> {
+        let (started, sent) = (cpu_ms(), loopback_bytes());
+        for _ in 0..messages {
+            match side.publish_one().await? {
+                Some(latency) => self.add(latency),
+                None => self.lost += 1,
+            }
+        }
+        self.cpu_ms += cpu_ms() - started;
+        self.wire_bytes += loopback_bytes() - sent;
+        Ok(())
+    }
+
+    fn percentile(&self, fraction: f64) -> f64 {
+        let mut sorted = self.latencies.clone();
+        sorted.sort_by(f64::total_cmp);
+        percentile(&sorted, fraction)
+    }
+
+    fn summary(&self, published: u64, mean_mesh: f64) -> serde_json::Value {
+        serde_json::json!({
+            "samples": self.latencies.len(),
+            "lost": self.lost,
+            "p50_ms": self.percentile(0.50),
+            "p95_ms": self.percentile(0.95),
+            "p99_ms": self.percentile(0.99),
+            "max_ms": self.percentile(1.0),
+            "cpu_ms_per_message": self.cpu_ms as f64 / published.max(1) as f64,
+            "wire_bytes_per_message": self.wire_bytes / published.max(1),
+            "mean_mesh": mean_mesh,
+        })
+    }
+}
+
 fn propagation(args: &[String]) -> anyhow::Result<()> {
     let nodes: usize = flag(args, "--nodes")?.parse()?;
     let messages: u64 = flag(args, "--messages")?.parse()?;
@@ -512,52 +674,70 @@ fn propagation(args: &[String]) -> anyhow::Result<()> {
             mdns: false,
             ..NetConfig::default()
         };
+        // The clusters start alike: the same ring, then warm-up traffic. Plexus nodes then add
+        // connections as Kademlia tells them of each other, over seconds; once that has
+        // settled, the plain swarms dial the same extra connections, so all measure on one
+        // topology with meshes grown the same way.
+        let ring = ring_edges(nodes);
         let mut plexus = PlexusSide::start(nodes, &net).await;
+        let mut plain = PlainSide::start(nodes, &net, Stack::Gossipsub).await?;
+        let mut stacked = PlainSide::start(nodes, &net, Stack::Full).await?;
+        for side in [&mut plain, &mut stacked] {
+            side.connect(&ring).await?;
+        }
         for _ in 0..WARMUP_MESSAGES {
             plexus.publish_one().await?;
-        }
-        // Kademlia may have added connections to the ring: the plain swarms copy what is there.
-        let edges = plexus.edges().await?;
-        let mut plain = PlainSide::start(nodes, &net, &edges).await?;
-        for _ in 0..WARMUP_MESSAGES {
             plain.publish_one().await?;
+            stacked.publish_one().await?;
         }
-        let (mut ours, mut ours_after_publish, mut theirs) = (Vec::new(), Vec::new(), Vec::new());
-        let (mut ours_lost, mut theirs_lost) = (0u64, 0u64);
+        let complete = nodes * (nodes - 1) / 2;
+        let mut edges = plexus.edges().await?;
+        let mut unchanged = 0;
+        for _ in 0..TOPOLOGY_CHECKS {
+            if edges.len() == complete || unchanged == STABLE_CHECKS {
+                break;
+            }
+            tokio::time::sleep(TOPOLOGY_CHECK_INTERVAL).await;
+            let now = plexus.edges().await?;
+            unchanged = if now == edges { unchanged + 1 } else { 0 };
+            edges = now;
+        }
+        let extra: BTreeSet<(usize, usize)> = edges.difference(&ring).copied().collect();
+        for side in [&mut plain, &mut stacked] {
+            side.connect(&extra).await?;
+            for _ in 0..WARMUP_MESSAGES {
+                side.publish_one().await?;
+            }
+        }
+        let (mut ours, mut after_publish) = (Sample::default(), Sample::default());
+        let (mut theirs, mut theirs_stacked) = (Sample::default(), Sample::default());
         for round in 1..=rounds {
+            let (started, sent) = (cpu_ms(), loopback_bytes());
             for _ in 0..messages {
                 match plexus.publish_one().await? {
                     Some((latency, publishing)) => {
-                        ours.push(latency.as_secs_f64() * 1000.0);
-                        ours_after_publish.push((latency - publishing).as_secs_f64() * 1000.0);
+                        ours.add(latency);
+                        after_publish.add(latency.saturating_sub(publishing));
                     }
-                    None => ours_lost += 1,
+                    None => ours.lost += 1,
                 }
             }
-            for _ in 0..messages {
-                match plain.publish_one().await? {
-                    Some(latency) => theirs.push(latency.as_secs_f64() * 1000.0),
-                    None => theirs_lost += 1,
-                }
-            }
+            ours.cpu_ms += cpu_ms() - started;
+            ours.wire_bytes += loopback_bytes() - sent;
+            theirs.measure(&mut plain, messages).await?;
+            theirs_stacked.measure(&mut stacked, messages).await?;
             eprintln!("propagation round {round}/{rounds} done");
         }
         let edges_after = plexus.edges().await?;
+        let meshes = [
+            plexus.mean_mesh_size().await?,
+            plain.mean_mesh_size().await?,
+            stacked.mean_mesh_size().await?,
+        ];
         plain.stop().await;
+        stacked.stop().await;
         plexus.stop().await;
-        ours.sort_by(f64::total_cmp);
-        ours_after_publish.sort_by(f64::total_cmp);
-        theirs.sort_by(f64::total_cmp);
-        let summary = |sorted: &[f64], lost: u64| {
-            serde_json::json!({
-                "samples": sorted.len(),
-                "lost": lost,
-                "p50_ms": percentile(sorted, 0.50),
-                "p95_ms": percentile(sorted, 0.95),
-                "p99_ms": percentile(sorted, 0.99),
-                "max_ms": sorted.last().copied().unwrap_or(f64::NAN),
-            })
-        };
+        let total = rounds * messages;
         let report = serde_json::json!({
             "nodes": nodes,
             "edges": edges.len(),
@@ -565,16 +745,50 @@ fn propagation(args: &[String]) -> anyhow::Result<()> {
             "messages_per_round": messages,
             "rounds": rounds,
             "payload_bytes": plexus_payload_len(),
-            "plexus": summary(&ours, ours_lost),
-            "plexus_after_publish": summary(&ours_after_publish, ours_lost),
-            "gossipsub": summary(&theirs, theirs_lost),
-            "p99_ratio": percentile(&ours, 0.99) / percentile(&theirs, 0.99),
+            "plexus": ours.summary(total, meshes[0]),
+            "plexus_after_publish": after_publish.summary(total, meshes[0]),
+            "gossipsub": theirs.summary(total, meshes[1]),
+            "libp2p_stack": theirs_stacked.summary(total, meshes[2]),
+            "p50_ratio": ours.percentile(0.50) / theirs.percentile(0.50),
+            "p99_ratio": ours.percentile(0.99) / theirs.percentile(0.99),
             "p99_ratio_after_publish":
-                percentile(&ours_after_publish, 0.99) / percentile(&theirs, 0.99),
+                after_publish.percentile(0.99) / theirs.percentile(0.99),
+            "p50_ratio_to_stack": ours.percentile(0.50) / theirs_stacked.percentile(0.50),
+            "p99_ratio_to_stack": ours.percentile(0.99) / theirs_stacked.percentile(0.99),
         });
         println!("{report}");
         anyhow::Ok(())
     })
+}
+
+/// CPU time (user and system) this process has used so far, in milliseconds, from
+/// `/proc/self/stat` (Linux; in clock ticks of 10 ms, plenty over a round of messages).
+/// Bytes sent over the loopback interface so far (from `/proc/net/dev`; Linux): every byte
+/// the benchmark's swarms exchange, framing and encryption included.
+fn loopback_bytes() -> u64 {
+    let dev = std::fs::read_to_string("/proc/net/dev").unwrap_or_default();
+    dev.lines()
+        .find(|line| line.trim_start().starts_with("lo:"))
+        .and_then(|line| line.split(':').nth(1))
+        .and_then(|counters| counters.split_whitespace().next())
+        .and_then(|received| received.parse().ok())
+        .unwrap_or(0)
+}
+
+fn cpu_ms() -> u64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|&index| {
+            fields
+                .get(index)
+                .and_then(|field| field.parse::<u64>().ok())
+        })
+        .sum();
+    ticks * 10
 }
 
 /// The size of a benchmark message on the wire (both sides carry envelopes of this size).
