@@ -237,12 +237,19 @@ pub fn status(config: &Config, args: StatusArgs) -> anyhow::Result<ExitCode> {
     println!("peers ({}):", status.network.peers.len());
     for peer in &status.network.peers {
         println!(
-            "  {} score {}",
+            "  {} score {} in the mesh of {} topics",
             peer.peer_id,
             peer.score
-                .map_or("-".to_owned(), |score| format!("{score:.1}"))
+                .map_or("-".to_owned(), |score| format!("{score:.1}")),
+            peer.mesh.len()
         );
     }
+    println!(
+        "gossip: {} received, {} judged on the network task, {} dropped (ingest queue full)",
+        status.network.gossip_received,
+        status.network.gossip_judged_inline,
+        status.network.gossip_dropped_queue_full
+    );
     println!("namespaces: {}", status.network.namespaces.join(", "));
     println!("topics: {}", status.network.topics.len());
     println!(
