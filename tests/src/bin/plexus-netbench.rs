@@ -690,14 +690,18 @@ fn propagation(args: &[String]) -> anyhow::Result<()> {
             plain.publish_one().await?;
             stacked.publish_one().await?;
         }
+        // No event tells when Kademlia has found everyone: the connections are polled on a
+        // timer, and a stretch of checks without a change counts as settled.
         let complete = nodes * (nodes - 1) / 2;
         let mut edges = plexus.edges().await?;
         let mut unchanged = 0;
+        let mut checks = tokio::time::interval(TOPOLOGY_CHECK_INTERVAL);
+        checks.tick().await;
         for _ in 0..TOPOLOGY_CHECKS {
             if edges.len() == complete || unchanged == STABLE_CHECKS {
                 break;
             }
-            tokio::time::sleep(TOPOLOGY_CHECK_INTERVAL).await;
+            checks.tick().await;
             let now = plexus.edges().await?;
             unchanged = if now == edges { unchanged + 1 } else { 0 };
             edges = now;
