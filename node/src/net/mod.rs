@@ -238,6 +238,10 @@ pub struct PeerStatus {
     /// The peer's agent id, when its peer id carries an Ed25519 key (always, for Plexus nodes).
     pub agent_id: Option<String>,
     pub score: Option<f64>,
+    /// Whether this node dialled the peer (an outbound connection; gossipsub keeps a few
+    /// outbound peers in each mesh).
+    #[serde(default)]
+    pub dialed: bool,
     /// Our topics in whose gossipsub mesh the peer is (full messages go to mesh peers; the
     /// others only hear of them through gossip).
     #[serde(default)]

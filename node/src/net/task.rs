@@ -1,6 +1,6 @@
 //! The task that owns the libp2p `Swarm`: one `select!` loop, one `handle_*` call per arm.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use libp2p::futures::StreamExt;
@@ -45,6 +45,8 @@ pub struct SwarmTask {
     gossip_received: u64,
     gossip_judged_inline: u64,
     gossip_dropped: u64,
+    /// Connected peers whose first connection we dialled (as many as connected peers).
+    dialed: HashSet<PeerId>,
     /// The node's judge of gossip, consulted before any hand-off (see [`GossipJudge`]).
     judge: Option<Box<dyn GossipJudge>>,
     /// When the current second of judging began, and the messages judged in it.
@@ -111,6 +113,7 @@ impl SwarmTask {
             gossip_received: 0,
             gossip_judged_inline: 0,
             gossip_dropped: 0,
+            dialed: HashSet::new(),
             judge: None,
             judge_window: (Instant::now(), 0),
             entries_fetched: 0,
@@ -232,6 +235,9 @@ impl SwarmTask {
                         .add_address(&peer_id, endpoint.get_remote_address().clone());
                 }
                 if num_established.get() == 1 {
+                    if endpoint.is_dialer() {
+                        self.dialed.insert(peer_id);
+                    }
                     // Anti-entropy on every new peer: whatever we missed, fetch it now.
                     self.request_heads(peer_id);
                 }
@@ -243,6 +249,7 @@ impl SwarmTask {
             } => {
                 debug!(%peer_id, "disconnected");
                 self.peers.remove(&peer_id);
+                self.dialed.remove(&peer_id);
             }
             SwarmEvent::Behaviour(event) => self.handle_behaviour_event(event),
             _ => {}
@@ -538,6 +545,7 @@ impl SwarmTask {
                     peer_id: peer.to_string(),
                     agent_id: agent_id_of(peer).map(|agent| agent.to_string()),
                     score: gossipsub.peer_score(peer),
+                    dialed: self.dialed.contains(peer),
                     mesh: gossipsub
                         .topics()
                         .filter(|topic| gossipsub.mesh_peers(topic).any(|meshed| meshed == peer))

@@ -4,8 +4,8 @@
 //!   gossipsub swarms on loopback, in one process, with the same transport and gossipsub
 //!   parameters, and publishes the same kind of payload on both, alternating rounds of M
 //!   messages. Both clusters start on the same ring; once the Plexus nodes' connections (which
-//!   Kademlia grows) have settled, the plain swarms dial the same extra ones, so both measure
-//!   on one topology whose meshes grew the same way. Each message is published once the
+//!   Kademlia grows) have settled, the plain swarms dial the same extra ones in the same
+//!   directions, so all measure on one topology whose meshes grew the same way. Each message is published once the
 //!   previous one has reached every node; its latency runs from the publish call to its
 //!   arrival on the last node: for Plexus when the entry is validated and stored (the node's
 //!   change watch, then its feed head), for plain gossipsub when the swarm emits the `Message`
@@ -262,7 +262,8 @@ impl PlexusSide {
         Ok(total as f64 / self.nodes.len() as f64)
     }
 
-    /// Undirected connections between the nodes now.
+    /// Connections between the nodes now, as (dialer, listener); a pair connected both ways
+    /// appears once, dialled by the lower index.
     async fn edges(&self) -> anyhow::Result<BTreeSet<(usize, usize)>> {
         let index: HashMap<String, usize> = self
             .nodes
@@ -273,8 +274,10 @@ impl PlexusSide {
         let mut edges = BTreeSet::new();
         for (from, node) in self.nodes.iter().enumerate() {
             for peer in node.node.net().status().await?.peers {
-                if let Some(&to) = index.get(&peer.peer_id) {
-                    edges.insert((from.min(to), from.max(to)));
+                if let Some(&to) = index.get(&peer.peer_id).filter(|_| peer.dialed) {
+                    if !edges.contains(&(to, from)) {
+                        edges.insert((from, to));
+                    }
                 }
             }
         }
@@ -676,8 +679,8 @@ fn propagation(args: &[String]) -> anyhow::Result<()> {
         };
         // The clusters start alike: the same ring, then warm-up traffic. Plexus nodes then add
         // connections as Kademlia tells them of each other, over seconds; once that has
-        // settled, the plain swarms dial the same extra connections, so all measure on one
-        // topology with meshes grown the same way.
+        // settled, the plain swarms dial the same extra connections in the same directions, so
+        // all measure on one topology with meshes grown the same way.
         let ring = ring_edges(nodes);
         let mut plexus = PlexusSide::start(nodes, &net).await;
         let mut plain = PlainSide::start(nodes, &net, Stack::Gossipsub).await?;
@@ -706,7 +709,12 @@ fn propagation(args: &[String]) -> anyhow::Result<()> {
             unchanged = if now == edges { unchanged + 1 } else { 0 };
             edges = now;
         }
-        let extra: BTreeSet<(usize, usize)> = edges.difference(&ring).copied().collect();
+        // Same pairs and same directions: gossipsub keeps outbound peers in its meshes.
+        let extra: BTreeSet<(usize, usize)> = edges
+            .iter()
+            .filter(|&&(from, to)| !ring.contains(&(from.min(to), from.max(to))))
+            .copied()
+            .collect();
         for side in [&mut plain, &mut stacked] {
             side.connect(&extra).await?;
             for _ in 0..WARMUP_MESSAGES {
