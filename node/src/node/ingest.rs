@@ -599,11 +599,10 @@ impl Worker {
 impl GossipJudge for FastJudge {
     fn judge(&mut self, peer: PeerId, topic: &str, data: &[u8]) -> Judgement {
         let mut done = Prechecked::default();
-        let Ok(mut ingress) = self.ingress.try_lock() else {
+        let Some(admitted) = self.try_admit(|ingress| ingress.admit_peer(peer, Instant::now()))
+        else {
             return Judgement::Defer(done);
         };
-        let admitted = ingress.admit_peer(peer, Instant::now());
-        drop(ingress);
         if admitted != Admission::Pass {
             self.log.count_rejection(RejectReason::Throttled, "peer");
             return Judgement::Decided(MessageAcceptance::Ignore);
@@ -646,11 +645,11 @@ impl GossipJudge for FastJudge {
         {
             return Judgement::Defer(done);
         }
-        let Ok(mut ingress) = self.ingress.try_lock() else {
+        let author = header.author;
+        let Some(admitted) = self.try_admit(|ingress| ingress.admit_author(author, Instant::now()))
+        else {
             return Judgement::Defer(done);
         };
-        let admitted = ingress.admit_author(header.author, Instant::now());
-        drop(ingress);
         if admitted != Admission::Pass {
             self.log.count_rejection(RejectReason::Throttled, "author");
             return Judgement::Decided(MessageAcceptance::Ignore);
@@ -663,6 +662,14 @@ impl GossipJudge for FastJudge {
             }
             Ok(false) | Err(_) => Judgement::Defer(done),
         }
+    }
+}
+
+impl FastJudge {
+    /// Runs `admit` on the ingress limits if nobody holds them now (the swarm task never waits).
+    fn try_admit(&self, admit: impl FnOnce(&mut Ingress) -> Admission) -> Option<Admission> {
+        let mut ingress = self.ingress.try_lock().ok()?;
+        Some(admit(&mut ingress))
     }
 }
 
