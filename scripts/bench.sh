@@ -197,10 +197,18 @@ rows = [
      f"(plexus / it at p99: {p['p99_ratio_to_stack']:.2f})"),
     ("  CPU per message, whole process: plexus / plain / plain with the stack",
      f"{ours['cpu_ms_per_message']:.1f} / {theirs['cpu_ms_per_message']:.1f} / "
-     f"{stack['cpu_ms_per_message']:.1f} ms"),
+     f"{stack['cpu_ms_per_message']:.1f} ms (less the idle background: "
+     f"{ours['cpu_ms_per_message_less_idle']:.1f} / {theirs['cpu_ms_per_message_less_idle']:.1f}"
+     f" / {stack['cpu_ms_per_message_less_idle']:.1f})"),
     ("  loopback bytes per message: plexus / plain / plain with the stack",
-     f"{ours['wire_bytes_per_message']:,} / {theirs['wire_bytes_per_message']:,} / "
-     f"{stack['wire_bytes_per_message']:,}"),
+     f"{ours['wire_bytes_per_message']:,.0f} / {theirs['wire_bytes_per_message']:,.0f} / "
+     f"{stack['wire_bytes_per_message']:,.0f} (less the idle background: "
+     f"{ours['wire_bytes_per_message_less_idle']:,.0f} / "
+     f"{theirs['wire_bytes_per_message_less_idle']:,.0f} / "
+     f"{stack['wire_bytes_per_message_less_idle']:,.0f})"),
+    ("  idle background of all three clusters",
+     f"{p['idle_cpu_ms_per_second']:.0f} ms of CPU and {p['idle_bytes_per_second'] / 1e6:.2f} MB "
+     f"of loopback traffic per second"),
     ("  mean gossipsub mesh per node: plexus / plain / plain with the stack",
      f"{ours['mean_mesh']:.1f} / {theirs['mean_mesh']:.1f} / {stack['mean_mesh']:.1f} peers"),
     (f"backfill of {int(bf_entries):,} entries to a fresh node (median of {rounds})",

@@ -13,8 +13,10 @@
 //!   (zero when the last node had it by then). A third cluster runs plain gossipsub with the
 //!   rest of a Plexus node's libp2p stack (Kademlia, identify, ping), to tell that stack's
 //!   cost from Plexus's validation and storage. Also reported per side: the process's CPU
-//!   time per message (it includes the idle clusters' background work), loopback bytes per
-//!   message and the mean mesh size per node. Prints one JSON object.
+//!   time and loopback bytes per message, raw and less the idle background of all clusters
+//!   (measured over a quiet stretch before the rounds, and charged to each side for as long
+//!   as its rounds last: slower rounds carry more of it), and the mean mesh size per node.
+//!   Prints one JSON object.
 //! - `fill-log --data-dir DIR --entries N --authors A` fills the log of an initialised data
 //!   directory with N valid entries by A authors (signed on all cores, written in large synced
 //!   batches), for measuring the memory of a node that holds them.
@@ -64,6 +66,9 @@ const WARMUP_MESSAGES: u64 = 20;
 const TOPOLOGY_CHECK_INTERVAL: Duration = Duration::from_millis(500);
 const STABLE_CHECKS: usize = 6;
 const TOPOLOGY_CHECKS: usize = 120;
+
+/// How long the idle background of all clusters is measured before the rounds.
+const IDLE_SAMPLE: Duration = Duration::from_secs(3);
 
 /// Each node dials the nodes this many places further round the ring: six neighbours per node
 /// (the gossipsub mesh degree D), a diameter of three hops at 20 nodes.
@@ -618,6 +623,32 @@ struct Sample {
     lost: u64,
     cpu_ms: u64,
     wire_bytes: u64,
+    /// Wall time spent in this side's rounds.
+    wall: Duration,
+}
+
+/// What the process spends with every cluster idle: CPU and loopback bytes per second
+/// (heartbeats, pings, timers). Every side's rounds carry it, for as long as they last.
+#[derive(Debug, Clone, Copy)]
+struct Background {
+    cpu_ms_per_second: f64,
+    bytes_per_second: f64,
+}
+
+impl Background {
+    /// Measures a quiet stretch of `length`: waiting out the time is the measurement.
+    async fn measure(length: Duration) -> Background {
+        let (cpu, sent) = (cpu_ms(), loopback_bytes());
+        let mut timer = tokio::time::interval(length);
+        timer.tick().await;
+        let started = Instant::now();
+        timer.tick().await;
+        let seconds = started.elapsed().as_secs_f64();
+        Background {
+            cpu_ms_per_second: (cpu_ms() - cpu) as f64 / seconds,
+            bytes_per_second: (loopback_bytes() - sent) as f64 / seconds,
+        }
+    }
 }
 
 impl Sample {
@@ -627,7 +658,7 @@ impl Sample {
 
     /// Publishes `messages` messages on a plain cluster, one at a time.
     async fn measure(&mut self, side: &mut PlainSide, messages: u64) -> anyhow::Result<()> {
-        let (started, sent) = (cpu_ms(), loopback_bytes());
+        let (started, sent, wall) = (cpu_ms(), loopback_bytes(), Instant::now());
         for _ in 0..messages {
             match side.publish_one().await? {
                 Some(latency) => self.add(latency),
@@ -636,6 +667,7 @@ impl Sample {
         }
         self.cpu_ms += cpu_ms() - started;
         self.wire_bytes += loopback_bytes() - sent;
+        self.wall += wall.elapsed();
         Ok(())
     }
 
@@ -645,7 +677,9 @@ impl Sample {
         percentile(&sorted, fraction)
     }
 
-    fn summary(&self, published: u64, mean_mesh: f64) -> serde_json::Value {
+    fn summary(&self, published: u64, mean_mesh: f64, idle: Background) -> serde_json::Value {
+        let published = published.max(1) as f64;
+        let seconds = self.wall.as_secs_f64();
         serde_json::json!({
             "samples": self.latencies.len(),
             "lost": self.lost,
@@ -653,8 +687,12 @@ impl Sample {
             "p95_ms": self.percentile(0.95),
             "p99_ms": self.percentile(0.99),
             "max_ms": self.percentile(1.0),
-            "cpu_ms_per_message": self.cpu_ms as f64 / published.max(1) as f64,
-            "wire_bytes_per_message": self.wire_bytes / published.max(1),
+            "cpu_ms_per_message": self.cpu_ms as f64 / published,
+            "wire_bytes_per_message": (self.wire_bytes as f64 / published).round(),
+            "cpu_ms_per_message_less_idle":
+                (self.cpu_ms as f64 - idle.cpu_ms_per_second * seconds) / published,
+            "wire_bytes_per_message_less_idle":
+                ((self.wire_bytes as f64 - idle.bytes_per_second * seconds) / published).round(),
             "mean_mesh": mean_mesh,
         })
     }
@@ -721,10 +759,11 @@ fn propagation(args: &[String]) -> anyhow::Result<()> {
                 side.publish_one().await?;
             }
         }
+        let idle = Background::measure(IDLE_SAMPLE).await;
         let (mut ours, mut after_publish) = (Sample::default(), Sample::default());
         let (mut theirs, mut theirs_stacked) = (Sample::default(), Sample::default());
         for round in 1..=rounds {
-            let (started, sent) = (cpu_ms(), loopback_bytes());
+            let (started, sent, wall) = (cpu_ms(), loopback_bytes(), Instant::now());
             for _ in 0..messages {
                 match plexus.publish_one().await? {
                     Some((latency, publishing)) => {
@@ -736,6 +775,7 @@ fn propagation(args: &[String]) -> anyhow::Result<()> {
             }
             ours.cpu_ms += cpu_ms() - started;
             ours.wire_bytes += loopback_bytes() - sent;
+            ours.wall += wall.elapsed();
             theirs.measure(&mut plain, messages).await?;
             theirs_stacked.measure(&mut stacked, messages).await?;
             eprintln!("propagation round {round}/{rounds} done");
@@ -757,10 +797,12 @@ fn propagation(args: &[String]) -> anyhow::Result<()> {
             "messages_per_round": messages,
             "rounds": rounds,
             "payload_bytes": plexus_payload_len(),
-            "plexus": ours.summary(total, meshes[0]),
-            "plexus_after_publish": after_publish.summary(total, meshes[0]),
-            "gossipsub": theirs.summary(total, meshes[1]),
-            "libp2p_stack": theirs_stacked.summary(total, meshes[2]),
+            "idle_cpu_ms_per_second": idle.cpu_ms_per_second,
+            "idle_bytes_per_second": idle.bytes_per_second,
+            "plexus": ours.summary(total, meshes[0], idle),
+            "plexus_after_publish": after_publish.summary(total, meshes[0], idle),
+            "gossipsub": theirs.summary(total, meshes[1], idle),
+            "libp2p_stack": theirs_stacked.summary(total, meshes[2], idle),
             "p50_ratio": ours.percentile(0.50) / theirs.percentile(0.50),
             "p99_ratio": ours.percentile(0.99) / theirs.percentile(0.99),
             "p99_ratio_after_publish":
