@@ -14,8 +14,9 @@
 //!   rest of a Plexus node's libp2p stack (Kademlia, identify, ping), to tell that stack's
 //!   cost from Plexus's validation and storage. Also reported per side: the process's CPU
 //!   time and loopback bytes per message, raw and less the idle background of all clusters
-//!   (measured over a quiet stretch before the rounds, and charged to each side for as long
-//!   as its rounds last: slower rounds carry more of it), and the mean mesh size per node.
+//!   (measured once it has settled after the clusters connected, before the rounds, and
+//!   charged to each side for as long as its rounds last: slower rounds carry more of it),
+//!   and the mean mesh size per node.
 //!   Prints one JSON object.
 //! - `fill-log --data-dir DIR --entries N --authors A` fills the log of an initialised data
 //!   directory with N valid entries by A authors (signed on all cores, written in large synced
@@ -67,8 +68,10 @@ const TOPOLOGY_CHECK_INTERVAL: Duration = Duration::from_millis(500);
 const STABLE_CHECKS: usize = 6;
 const TOPOLOGY_CHECKS: usize = 120;
 
-/// How long the idle background of all clusters is measured before the rounds.
-const IDLE_SAMPLE: Duration = Duration::from_secs(3);
+/// How long each sample of the idle background of all clusters lasts, and how many samples
+/// at most are taken waiting for it to settle (stop falling) before the rounds.
+const IDLE_SAMPLE: Duration = Duration::from_secs(2);
+const IDLE_SAMPLES: usize = 15;
 
 /// Each node dials the nodes this many places further round the ring: six neighbours per node
 /// (the gossipsub mesh degree D), a diameter of three hops at 20 nodes.
@@ -759,7 +762,18 @@ fn propagation(args: &[String]) -> anyhow::Result<()> {
                 side.publish_one().await?;
             }
         }
-        let idle = Background::measure(IDLE_SAMPLE).await;
+        // The new connections keep the swarms busy for a while (identify, Kademlia, mesh
+        // upkeep): wait for the background to settle, so neither it nor its transient lands in
+        // the first rounds, and keep the settled figure.
+        let mut idle = Background::measure(IDLE_SAMPLE).await;
+        for _ in 0..IDLE_SAMPLES {
+            let next = Background::measure(IDLE_SAMPLE).await;
+            let settled = next.cpu_ms_per_second >= idle.cpu_ms_per_second * 0.8;
+            idle = next;
+            if settled {
+                break;
+            }
+        }
         let (mut ours, mut after_publish) = (Sample::default(), Sample::default());
         let (mut theirs, mut theirs_stacked) = (Sample::default(), Sample::default());
         for round in 1..=rounds {
