@@ -716,11 +716,8 @@ impl Log {
     /// hand-off to another thread; it must never block there, hence the `try_lock`s and the
     /// `no_slowdown` write.
     pub fn try_append_next(&self, entry: &Entry) -> Result<bool, StoreError> {
-        use std::sync::TryLockError;
-        let mut counters = match self.write_lock.try_lock() {
-            Ok(counters) => counters,
-            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
-            Err(TryLockError::WouldBlock) => return Ok(false),
+        let Some(mut counters) = lock_now(&self.write_lock) else {
+            return Ok(false);
         };
         if self.wal.is_none() {
             return Ok(false);
@@ -733,10 +730,8 @@ impl Log {
         {
             return Ok(false);
         }
-        let mut governor = match self.governor.try_lock() {
-            Ok(governor) => governor,
-            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
-            Err(TryLockError::WouldBlock) => return Ok(false),
+        let Some(mut governor) = lock_now(&self.governor) else {
+            return Ok(false);
         };
         if governor.unsettled || self.is_stored(&entry.id())? {
             return Ok(false);
@@ -769,11 +764,7 @@ impl Log {
 
     /// Like [`Log::clock_skew_for`], or `None` at once if the governance state is locked.
     pub fn try_clock_skew_for(&self, entry: &Entry, default_ms: u64) -> Option<(u64, bool)> {
-        let governor = match self.governor.try_lock() {
-            Ok(governor) => governor,
-            Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
-            Err(std::sync::TryLockError::WouldBlock) => return None,
-        };
+        let governor = lock_now(&self.governor)?;
         Some(skew_window(&governor, entry, default_ms))
     }
 
@@ -1569,6 +1560,16 @@ impl Drop for Log {
                 tracing::warn!(%error, "final fsync of the write-ahead log failed");
             }
         }
+    }
+}
+
+/// `mutex`'s guard if nobody holds it now (a poisoned lock is taken as it is: batches are
+/// atomic, so a panic while holding it cannot leave RocksDB half-written), else `None`.
+fn lock_now<T>(mutex: &Mutex<T>) -> Option<std::sync::MutexGuard<'_, T>> {
+    match mutex.try_lock() {
+        Ok(guard) => Some(guard),
+        Err(std::sync::TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+        Err(std::sync::TryLockError::WouldBlock) => None,
     }
 }
 
