@@ -44,6 +44,7 @@ use tracing::{debug, warn};
 use super::limits::{Admission, Ingress};
 use super::Shared;
 use crate::clock::now_ms;
+use crate::coord::Coordinator;
 use crate::net::sync::{
     self, RangeRequest, SyncRequest, SyncResponse, WireHead, MAX_NAMESPACES, MAX_RANGE,
     RESPONSE_BYTE_BUDGET,
@@ -84,6 +85,8 @@ pub(crate) struct Worker {
 pub(crate) struct FastJudge {
     pub log: Arc<Log>,
     pub shared: Arc<Shared>,
+    /// Offered each entry the judge stores, so the view takes it without a journal read.
+    pub coord: Arc<Coordinator>,
     pub ingress: Arc<Mutex<Ingress>>,
 }
 
@@ -656,11 +659,12 @@ impl GossipJudge for FastJudge {
         }
         done.author_admitted = true;
         match self.log.try_append_next(&entry) {
-            Ok(true) => {
+            Ok(Some(arrival)) => {
+                self.coord.offer(&entry, arrival, now_ms());
                 self.shared.changed();
                 Judgement::Decided(MessageAcceptance::Accept)
             }
-            Ok(false) | Err(_) => Judgement::Defer(done),
+            Ok(None) | Err(_) => Judgement::Defer(done),
         }
     }
 }

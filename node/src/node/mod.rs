@@ -175,9 +175,11 @@ impl Node {
             changes,
         });
         let ingress = Arc::new(Mutex::new(limits::Ingress::new(config.ingress)));
+        let coord = Arc::new(Coordinator::new(keypair.agent_id()));
         let judge = ingest::FastJudge {
             log: Arc::clone(&log),
             shared: Arc::clone(&shared),
+            coord: Arc::clone(&coord),
             ingress: Arc::clone(&ingress),
         };
         let (command_tx, command_rx) = mpsc::channel(net::COMMAND_QUEUE);
@@ -208,7 +210,6 @@ impl Node {
             .map_err(|error| {
                 NodeError::Start(format!("cannot start the ingest thread: {error}"))
             })?;
-        let coord = Arc::new(Coordinator::new(keypair.agent_id()));
         let coord_task = tokio::spawn(drive_coordinator(
             Arc::clone(&coord),
             Arc::clone(&log),
@@ -556,11 +557,19 @@ async fn drive_coordinator(
     let mut tick = tokio::time::interval(LEASE_TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
-        let (coord_for_sync, log_for_sync) = (Arc::clone(&coord), Arc::clone(&log));
-        let synced =
-            tokio::task::spawn_blocking(move || coord_for_sync.sync(&log_for_sync, now_ms())).await;
-        if let Ok(Err(error)) = synced {
-            tracing::warn!(%error, "cannot update the coordination view from the log");
+        // Entries the gossip fast path stored are usually applied already (Coordinator::offer):
+        // then there is nothing to read. A write in progress may be adding more: sync then.
+        let current = log
+            .journal_len_now()
+            .is_some_and(|len| coord.has_applied(len));
+        if !current {
+            let (coord_for_sync, log_for_sync) = (Arc::clone(&coord), Arc::clone(&log));
+            let synced =
+                tokio::task::spawn_blocking(move || coord_for_sync.sync(&log_for_sync, now_ms()))
+                    .await;
+            if let Ok(Err(error)) = synced {
+                tracing::warn!(%error, "cannot update the coordination view from the log");
+            }
         }
         tokio::select! {
             changed = changes.changed() => {

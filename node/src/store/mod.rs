@@ -244,6 +244,8 @@ struct Counters {
     next_arrival: u64,
     next_rejection: u64,
     pending: usize,
+    /// Whether any fork proof is stored: until one is, no feed needs looking up for one.
+    any_forks: bool,
     /// `pending` keys deleted in the write batch being built. Lookups read RocksDB, which
     /// does not see the batch yet, so they skip these, and nothing is deleted (and counted)
     /// twice. Always empty outside a write (see [`Counters::settled`]).
@@ -668,7 +670,7 @@ impl Log {
                     ))
                 })?;
                 let mut batch = WriteBatch::default();
-                match self.put_fork(&mut batch, stored, entry)? {
+                match self.put_fork(&mut batch, &mut staged, stored, entry)? {
                     Some(proof) => {
                         self.commit(batch)?;
                         Some(IngestOutcome::Fork {
@@ -709,39 +711,43 @@ impl Log {
     /// in `pending` (so accepting it releases nothing), no fork proof names its feed (whose
     /// author the node may be quarantining right now), the entry is the next of its feed, its
     /// namespace's policy (if any) allows it, and RocksDB takes the write without a stall.
-    /// `Ok(true)`: stored, exactly as [`Log::ingest_verified_then`] would have. `Ok(false)`:
-    /// nothing was done or recorded; take the full path, which handles every other case.
+    /// `Ok(Some(arrival))`: stored at that journal position, exactly as
+    /// [`Log::ingest_verified_then`] would have. `Ok(None)`: nothing was done or recorded;
+    /// take the full path, which handles every other case.
     ///
     /// The network task calls this so that a valid entry is judged and forwarded without a
     /// hand-off to another thread; it must never block there, hence the `try_lock`s and the
     /// `no_slowdown` write.
-    pub fn try_append_next(&self, entry: &Entry) -> Result<bool, StoreError> {
+    pub fn try_append_next(&self, entry: &Entry) -> Result<Option<u64>, StoreError> {
         let Some(mut counters) = lock_now(&self.write_lock) else {
-            return Ok(false);
+            return Ok(None);
         };
         if self.wal.is_none() {
-            return Ok(false);
+            return Ok(None);
         }
         let feed = FeedKey::of(entry);
         // Proofs and pending entries are written under the write lock, so these hold until the
         // write below.
         if (counters.pending > 0 && self.feed_has_any(CF_PENDING, &feed)?)
-            || self.feed_has_any(CF_FORKS, &feed)?
+            || (counters.any_forks && self.feed_has_any(CF_FORKS, &feed)?)
         {
-            return Ok(false);
+            return Ok(None);
         }
         let Some(mut governor) = lock_now(&self.governor) else {
-            return Ok(false);
+            return Ok(None);
         };
-        if governor.unsettled || self.is_stored(&entry.id())? {
-            return Ok(false);
+        if governor.unsettled {
+            return Ok(None);
         }
+        // The next entry of its feed cannot be stored yet (heads are written with entries), so
+        // no separate replay lookup is needed: a replay places as a duplicate.
         let head = self.head(&feed)?;
         if place(head, None, entry) != Placement::Next
             || governor.decide(entry, Scope::Full).is_err()
         {
-            return Ok(false);
+            return Ok(None);
         }
+        let arrival = counters.next_arrival;
         let mut staged = counters.clone();
         let mut batch = WriteBatch::default();
         let mut forks = Vec::new();
@@ -752,14 +758,20 @@ impl Log {
         options.set_no_slowdown(true);
         if self.db.write_opt(batch, &options).is_err() {
             // A stall (or a failure the full path will meet and report): nothing was written.
-            return Ok(false);
+            return Ok(None);
         }
         if let Some(wal) = &self.wal {
             wal.written();
         }
         governor.observe(entry);
         *counters = staged.settled();
-        Ok(true)
+        Ok(Some(arrival))
+    }
+
+    /// The journal's length (the next arrival number) if the write lock is free now; `None`
+    /// while a write is in progress (the caller then treats the journal as possibly longer).
+    pub fn journal_len_now(&self) -> Option<u64> {
+        lock_now(&self.write_lock).map(|counters| counters.next_arrival)
     }
 
     /// Like [`Log::clock_skew_for`], or `None` at once if the governance state is locked.
@@ -954,11 +966,13 @@ impl Log {
     /// Stores a fork proof learned from elsewhere. Returns `false` when a proof for that
     /// position was already known.
     pub fn store_fork_proof(&self, proof: &ForkProof) -> Result<bool, StoreError> {
-        let _counters = self.lock_counters();
+        let mut counters = self.lock_counters();
         let key = entry_key(&proof.feed(), proof.seq());
         if self.db.get_pinned_cf(self.cf(CF_FORKS), &key)?.is_some() {
             return Ok(false);
         }
+        // Set first: a proof must never be stored while the fast path thinks there is none.
+        counters.any_forks = true;
         self.db
             .put_cf_opt(self.cf(CF_FORKS), key, proof.encode(), &sync_options())?;
         Ok(true)
@@ -1136,7 +1150,7 @@ impl Log {
         for (pending_key, waiting) in self.pending_at(counters, &feed, seq)? {
             counters.delete_pending(batch, self.cf(CF_PENDING), &pending_key);
             if waiting.id() != entry.id() {
-                if let Some(proof) = self.put_fork(batch, entry.clone(), waiting)? {
+                if let Some(proof) = self.put_fork(batch, counters, entry.clone(), waiting)? {
                     forks.push(proof);
                 }
             }
@@ -1326,6 +1340,7 @@ impl Log {
     fn put_fork(
         &self,
         batch: &mut WriteBatch,
+        counters: &mut Counters,
         stored: Entry,
         rival: Entry,
     ) -> Result<Option<ForkProof>, StoreError> {
@@ -1338,6 +1353,7 @@ impl Log {
             StoreError::Corrupt(format!("fork proof from stored entries failed: {error}"))
         })?;
         batch.put_cf(self.cf(CF_FORKS), key, proof.encode());
+        counters.any_forks = true;
         Ok(Some(proof))
     }
 
@@ -1506,6 +1522,12 @@ impl Log {
         counters.next_arrival = next_after_last(CF_JOURNAL)?;
         counters.next_rejection = next_after_last(CF_REJECTED)?;
         counters.pending = self.count(CF_PENDING)? as usize;
+        counters.any_forks = self
+            .db
+            .iterator_cf(self.cf(CF_FORKS), IteratorMode::Start)
+            .next()
+            .transpose()?
+            .is_some();
         Ok(())
     }
 

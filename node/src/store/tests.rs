@@ -610,7 +610,8 @@ fn the_fast_path_appends_only_entries_that_need_no_other_work() {
     {
         let log = Log::open(dir.path()).unwrap();
         // The next entry is stored as the full path would store it: entry, id, head, journal.
-        assert!(log.try_append_next(&chain[0]).unwrap());
+        assert_eq!(log.try_append_next(&chain[0]).unwrap(), Some(0));
+        assert_eq!(log.journal_len_now(), Some(1));
         assert_eq!(
             log.head(&feed(&keypair)).unwrap(),
             Some(FeedHead {
@@ -622,8 +623,8 @@ fn the_fast_path_appends_only_entries_that_need_no_other_work() {
         let journal: Vec<u64> = log.journal(0).map(|item| item.unwrap().arrival).collect();
         assert_eq!(journal, vec![0]);
         // A replay, or an entry beyond the head: left to the full path, nothing written.
-        assert!(!log.try_append_next(&chain[0]).unwrap());
-        assert!(!log.try_append_next(&chain[2]).unwrap());
+        assert_eq!(log.try_append_next(&chain[0]).unwrap(), None);
+        assert_eq!(log.try_append_next(&chain[2]).unwrap(), None);
         assert_eq!(log.head(&feed(&keypair)).unwrap().unwrap().seq, 1);
         assert_eq!(log.stats().unwrap().entries, 1);
         // While an entry waits in pending, accepting its predecessor must release it: the
@@ -632,12 +633,12 @@ fn the_fast_path_appends_only_entries_that_need_no_other_work() {
             log.ingest(&chain[2].encode(), "test", 0).unwrap(),
             IngestOutcome::Pending { .. }
         ));
-        assert!(!log.try_append_next(&chain[1]).unwrap());
+        assert_eq!(log.try_append_next(&chain[1]).unwrap(), None);
         assert!(matches!(
             log.ingest(&chain[1].encode(), "test", 0).unwrap(),
             IngestOutcome::Accepted { released: 1, .. }
         ));
-        assert!(log.try_append_next(&chain[3]).unwrap());
+        assert_eq!(log.try_append_next(&chain[3]).unwrap(), Some(3));
         let journal: Vec<u64> = log.journal(0).map(|item| item.unwrap().arrival).collect();
         assert_eq!(journal, vec![0, 1, 2, 3]);
     }
@@ -650,7 +651,7 @@ fn the_fast_path_appends_only_entries_that_need_no_other_work() {
         log.ingest(&other[1].encode(), "test", 0).unwrap(),
         IngestOutcome::Pending { .. }
     ));
-    assert!(log.try_append_next(&chain[4]).unwrap());
+    assert!(log.try_append_next(&chain[4]).unwrap().is_some());
     assert_eq!(log.head(&feed(&keypair)).unwrap().unwrap().seq, 5);
 }
 
@@ -660,15 +661,30 @@ fn the_fast_path_leaves_a_forked_feed_to_the_full_path() {
     let keypair = Keypair::generate();
     let chain = foreign_chain(&keypair, 3);
     let log = Log::open(dir.path()).unwrap();
-    assert!(log.try_append_next(&chain[0]).unwrap());
-    assert!(log.try_append_next(&chain[1]).unwrap());
+    assert!(log.try_append_next(&chain[0]).unwrap().is_some());
+    assert!(log.try_append_next(&chain[1]).unwrap().is_some());
     // A rival of seq 2 proves the author forked: the node may be quarantining the author,
     // which only the full path checks.
     let rival = signed(&keypair, 2, Some(chain[0].id()), b"rival");
-    let proof = ForkProof::new(chain[1].clone(), rival).unwrap();
+    let proof = ForkProof::new(chain[1].clone(), rival.clone()).unwrap();
     assert!(log.store_fork_proof(&proof).unwrap());
-    assert!(!log.try_append_next(&chain[2]).unwrap());
+    assert_eq!(log.try_append_next(&chain[2]).unwrap(), None);
     assert_eq!(log.head(&feed(&keypair)).unwrap().unwrap().seq, 2);
+    // Still after a reopen; and a proof the log forms itself counts the same.
+    drop(log);
+    let log = Log::open(dir.path()).unwrap();
+    assert_eq!(log.try_append_next(&chain[2]).unwrap(), None);
+    let other = Keypair::generate();
+    let theirs = foreign_chain(&other, 2);
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path()).unwrap();
+    assert!(log.try_append_next(&theirs[0]).unwrap().is_some());
+    let rival = signed(&other, 1, None, b"rival");
+    assert!(matches!(
+        log.ingest(&rival.encode(), "test", 0).unwrap(),
+        IngestOutcome::Fork { .. }
+    ));
+    assert_eq!(log.try_append_next(&theirs[1]).unwrap(), None);
 }
 
 #[test]
@@ -677,9 +693,9 @@ fn the_fast_path_leaves_policy_refusals_to_the_full_path() {
     let (admin, member) = (Keypair::generate(), Keypair::generate());
     let chain = foreign_chain(&member, 2);
     let log = governed_log(dir.path(), &admin, &member, 1);
-    assert!(log.try_append_next(&chain[0]).unwrap());
+    assert!(log.try_append_next(&chain[0]).unwrap().is_some());
     // Seq 2 breaks the rate: the fast path neither stores nor journals it...
-    assert!(!log.try_append_next(&chain[1]).unwrap());
+    assert_eq!(log.try_append_next(&chain[1]).unwrap(), None);
     assert!(log.rejections().unwrap().is_empty());
     // ...and the full path refuses it with the rule, which shows the fast path counted seq 1
     // in the author's rate.
@@ -700,6 +716,6 @@ fn the_fast_path_leaves_policy_refusals_to_the_full_path() {
     assert_eq!(rules, vec![Some("rate-limited".to_owned())]);
     // A stranger's entry is not the fast path's to refuse either.
     let stranger = foreign_chain(&Keypair::generate(), 1);
-    assert!(!log.try_append_next(&stranger[0]).unwrap());
+    assert_eq!(log.try_append_next(&stranger[0]).unwrap(), None);
     assert_eq!(log.head(&feed(&member)).unwrap().unwrap().seq, 1);
 }
