@@ -60,6 +60,24 @@ const BLOCK_DURATION: std::time::Duration = std::time::Duration::from_secs(10 * 
 /// Largest fork proof accepted from gossip: two body-less envelopes and framing.
 const MAX_FORK_PROOF_LEN: usize = 2 * 1024;
 
+/// A sync response decoded and verified, waiting to be written ([`Worker::store_entries`]).
+struct CheckedEntries {
+    peer: PeerId,
+    range: RangeRequest,
+    /// Entries whose signatures verified, in response order.
+    good: Vec<Entry>,
+    /// Refused input, with the reason and detail its rejection record gets.
+    refused: Vec<(Vec<u8>, RejectReason, String)>,
+    now_ms: u64,
+}
+
+/// Logs a failed event: a storage failure is serious but must not kill the node.
+fn report(result: Result<(), StoreError>) {
+    if let Err(error) = result {
+        warn!(%error, "ingest worker: storage error");
+    }
+}
+
 pub(crate) struct Worker {
     pub log: Arc<Log>,
     pub net: NetworkHandle,
@@ -92,8 +110,46 @@ pub(crate) struct FastJudge {
 
 impl Worker {
     /// Handles events until the swarm task stops.
+    ///
+    /// Sync responses are pipelined: while one verified response is written, the next one
+    /// queued is decoded and verified on the other cores, so a backfill keeps every core busy
+    /// instead of alternating between verifying (parallel) and writing (one thread). Any other
+    /// event first waits for the pending write, so it sees the log as it would without the
+    /// pipeline.
     pub fn run(mut self) {
-        while let Some(event) = self.events.blocking_recv() {
+        let mut ready: Option<CheckedEntries> = None;
+        loop {
+            let event = match ready.take() {
+                None => self.events.blocking_recv(),
+                Some(checked) => match self.events.try_recv() {
+                    Ok(NetEvent::Entries {
+                        peer,
+                        range,
+                        entries,
+                    }) => {
+                        let (stored, next) = rayon::join(
+                            || self.store_entries(checked),
+                            || self.check_entries(peer, range, entries),
+                        );
+                        report(stored);
+                        ready = Some(next);
+                        continue;
+                    }
+                    Ok(event) => {
+                        report(self.store_entries(checked));
+                        Some(event)
+                    }
+                    Err(mpsc::error::TryRecvError::Empty) => {
+                        report(self.store_entries(checked));
+                        continue;
+                    }
+                    Err(mpsc::error::TryRecvError::Disconnected) => {
+                        report(self.store_entries(checked));
+                        None
+                    }
+                },
+            };
+            let Some(event) = event else { break };
             let result = match event {
                 NetEvent::Gossip {
                     message_id,
@@ -112,12 +168,12 @@ impl Worker {
                     peer,
                     range,
                     entries,
-                } => self.handle_entries(peer, range, entries),
+                } => {
+                    ready = Some(self.check_entries(peer, range, entries));
+                    Ok(())
+                }
             };
-            if let Err(error) = result {
-                // A storage failure is serious but must not kill the node: log and go on.
-                warn!(%error, "ingest worker: storage error");
-            }
+            report(result);
         }
         debug!("ingest worker stopped");
     }
@@ -487,17 +543,17 @@ impl Worker {
         Ok(())
     }
 
-    fn handle_entries(
+    /// The first stage of storing a sync response: decodes and verifies it, writing nothing.
+    fn check_entries(
         &self,
         peer: PeerId,
         range: RangeRequest,
         entries: Vec<Vec<u8>>,
-    ) -> Result<(), StoreError> {
-        let source = format!("sync:{peer}");
-        let now = now_ms();
+    ) -> CheckedEntries {
+        let mut refused = Vec::new();
         let mut decoded = Vec::with_capacity(entries.len());
-        for bytes in &entries {
-            match Entry::decode(bytes) {
+        for bytes in entries {
+            match Entry::decode(&bytes) {
                 Ok(entry)
                     if FeedKey::of(&entry) == range.feed
                         && (range.from_seq..=range.to_seq).contains(&entry.header().seq) =>
@@ -509,23 +565,9 @@ impl Worker {
                         "sync response holds an entry outside the requested range {}..={}",
                         range.from_seq, range.to_seq
                     );
-                    self.log.record_rejection(
-                        bytes,
-                        RejectReason::Malformed,
-                        detail,
-                        &source,
-                        now,
-                    )?;
+                    refused.push((bytes, RejectReason::Malformed, detail));
                 }
-                Err(error) => {
-                    self.log.record_rejection(
-                        bytes,
-                        RejectReason::Malformed,
-                        error.to_string(),
-                        &source,
-                        now,
-                    )?;
-                }
+                Err(error) => refused.push((bytes, RejectReason::Malformed, error.to_string())),
             }
         }
         // Verify the whole response before writing any of it.
@@ -552,16 +594,34 @@ impl Worker {
                     entry.header().author,
                     entry.header().seq
                 );
-                self.log.record_rejection(
-                    &entry.encode(),
-                    RejectReason::BadSignature,
-                    detail,
-                    &source,
-                    now,
-                )?;
+                refused.push((entry.encode(), RejectReason::BadSignature, detail));
             } else {
                 good.push(entry);
             }
+        }
+        CheckedEntries {
+            peer,
+            range,
+            good,
+            refused,
+            now_ms: now_ms(),
+        }
+    }
+
+    /// The second stage: records what [`Worker::check_entries`] refused, writes the rest, and
+    /// asks for the next range of the feed.
+    fn store_entries(&self, checked: CheckedEntries) -> Result<(), StoreError> {
+        let CheckedEntries {
+            peer,
+            range,
+            good,
+            refused,
+            now_ms: now,
+        } = checked;
+        let source = format!("sync:{peer}");
+        for (bytes, reason, detail) in refused {
+            self.log
+                .record_rejection(&bytes, reason, detail, &source, now)?;
         }
         if self.shared.is_quarantined(&range.feed) {
             return Ok(());
@@ -681,4 +741,110 @@ impl FastJudge {
 /// counters, safe to keep using).
 fn lock_ingress(ingress: &Mutex<Ingress>) -> MutexGuard<'_, Ingress> {
     ingress.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use plexus_crypto::Keypair;
+    use plexus_protocol::value::json_text_to_canonical;
+    use plexus_protocol::Draft;
+    use tokio::sync::watch;
+
+    use super::*;
+    use crate::node::limits::IngressLimits;
+
+    /// `count` entries of `author`'s feed in namespace `ns`, linked.
+    fn chain(author: &Keypair, count: u64) -> Vec<Entry> {
+        let mut entries: Vec<Entry> = Vec::new();
+        for seq in 1..=count {
+            let draft = Draft {
+                namespace: "ns".into(),
+                seq,
+                prev: entries.last().map(Entry::id),
+                timestamp_ms: 1_767_225_600_000 + seq,
+                kind: "x-note".into(),
+                body: json_text_to_canonical(&format!("{{\"n\": {seq}}}")).unwrap(),
+            };
+            entries.push(Entry::sign(author, draft).unwrap());
+        }
+        entries
+    }
+
+    #[test]
+    fn pipelined_sync_responses_are_verified_before_anything_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Arc::new(Log::open(dir.path()).unwrap());
+        let chain = chain(&Keypair::generate(), 8);
+        let feed = FeedKey::of(&chain[0]);
+        let range = |from_seq, to_seq| RangeRequest {
+            feed: feed.clone(),
+            from_seq,
+            to_seq,
+            target_seq: 8,
+            lookahead: 0,
+        };
+        // Seq 3 of the first response carries a signature with one bit flipped.
+        let mut tampered = chain[2].encode();
+        let signature = chain[2].signature().0;
+        let at = tampered
+            .windows(signature.len())
+            .position(|window| window == signature)
+            .unwrap();
+        tampered[at] ^= 0x01;
+        let peer = PeerId::random();
+        // Both responses are queued before the worker starts, so the second is verified while
+        // the first is written.
+        let (events_tx, events) = mpsc::channel(4);
+        for (range, entries) in [
+            (
+                range(1, 4),
+                vec![
+                    chain[0].encode(),
+                    chain[1].encode(),
+                    tampered.clone(),
+                    chain[3].encode(),
+                ],
+            ),
+            (range(5, 8), chain[4..].iter().map(Entry::encode).collect()),
+        ] {
+            events_tx
+                .try_send(NetEvent::Entries {
+                    peer,
+                    range,
+                    entries,
+                })
+                .unwrap();
+        }
+        drop(events_tx);
+        let (commands, _commands_rx) = mpsc::channel(16);
+        let worker = Worker {
+            log: Arc::clone(&log),
+            net: NetworkHandle::new(commands, PeerId::random()),
+            events,
+            shared: Arc::new(Shared {
+                quarantine_forkers: true,
+                clock_skew_ms: plexus_protocol::coord::DEFAULT_CLOCK_SKEW_MS,
+                quarantined: Mutex::new(Default::default()),
+                changes: watch::channel(0).0,
+            }),
+            ingress: Arc::new(Mutex::new(Ingress::new(IngressLimits::default()))),
+        };
+        // Returns once both responses are handled and the channel is closed.
+        worker.run();
+
+        // Seqs 1 and 2 are stored; the tampered seq 3 is refused, on the record with its
+        // source; what follows it waits for the genuine seq 3.
+        assert_eq!(log.head(&feed).unwrap().map(|head| head.seq), Some(2));
+        let rejections = log.rejections().unwrap();
+        assert_eq!(rejections.len(), 1);
+        assert_eq!(rejections[0].reason, "bad-signature");
+        assert_eq!(rejections[0].source, format!("sync:{peer}"));
+        assert_eq!(rejections[0].input_hash, plexus_crypto::sha256(&tampered));
+        assert_eq!(log.stats().unwrap().pending, 5);
+        assert!(matches!(
+            log.ingest(&chain[2].encode(), "test", 0).unwrap(),
+            IngestOutcome::Accepted { released: 5, .. }
+        ));
+        assert_eq!(log.head(&feed).unwrap().map(|head| head.seq), Some(8));
+    }
 }
