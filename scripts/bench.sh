@@ -11,9 +11,11 @@
 #   one of plain libp2p gossipsub swarms (same connections, grown the same way, same transport
 #   and gossipsub parameters), alternating ROUNDS rounds of BENCH_MESSAGES messages; p50/p95/p99
 #   from publish to arrival on the last node (Plexus: validated and stored), the process CPU
-#   time, loopback bytes and mean mesh size per message on each side. A third cluster runs
-#   plain gossipsub with the rest of a Plexus node's libp2p stack (Kademlia, identify, ping),
-#   to separate the cost of that stack from Plexus's validation and storage.
+#   time, loopback bytes and packets, and mean mesh size per message on each side. A third
+#   cluster runs plain gossipsub with the rest of a Plexus node's libp2p stack (Kademlia,
+#   identify, ping), to separate the cost of that stack from Plexus's validation and storage.
+#   (`plexus-netbench propagation ... --only plexus` publishes on one side only, for a
+#   profiler: see docs/benchmarks.md.)
 # - backfill: a fresh node catching up BENCH_BACKFILL_ENTRIES entries from one peer, ROUNDS
 #   times (median), with the CPU time per entry (both nodes share the process).
 # - memory: resident memory of a `plexus run` node on an empty log and on a log filled with
@@ -171,10 +173,11 @@ echo "load after the network benchmarks: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 
 echo
 python3 - "$propagation_json" "$rounds" "$backfill_entries" "$backfill_rate" "$backfill_cpu_median" \
-  "$entries" "$empty_started" "$empty_status" "$empty_peak" "$full_started" "$full_status" "$full_peak" <<'PY'
+  "$entries" "$empty_started" "$empty_status" "$empty_peak" "$full_started" "$full_status" "$full_peak" \
+  "${backfill_rates[*]}" <<'PY'
 import json, sys
 (prop, rounds, bf_entries, bf_rate, bf_cpu, entries,
- e_start, e_status, e_peak, f_start, f_status, f_peak) = sys.argv[1:]
+ e_start, e_status, e_peak, f_start, f_status, f_peak, bf_rounds) = sys.argv[1:]
 p = json.loads(prop)
 ours, theirs, after = p["plexus"], p["gossipsub"], p["plexus_after_publish"]
 stack = p["libp2p_stack"]
@@ -206,13 +209,17 @@ rows = [
      f"{ours['wire_bytes_per_message_less_idle']:,.0f} / "
      f"{theirs['wire_bytes_per_message_less_idle']:,.0f} / "
      f"{stack['wire_bytes_per_message_less_idle']:,.0f})"),
+    ("  loopback packets per message: plexus / plain / plain with the stack",
+     f"{ours['wire_packets_per_message']:,.0f} / {theirs['wire_packets_per_message']:,.0f} / "
+     f"{stack['wire_packets_per_message']:,.0f}"),
     ("  idle background of all three clusters",
      f"{p['idle_cpu_ms_per_second']:.0f} ms of CPU and {p['idle_bytes_per_second'] / 1e6:.2f} MB "
      f"of loopback traffic per second"),
     ("  mean gossipsub mesh per node: plexus / plain / plain with the stack",
      f"{ours['mean_mesh']:.1f} / {theirs['mean_mesh']:.1f} / {stack['mean_mesh']:.1f} peers"),
     (f"backfill of {int(bf_entries):,} entries to a fresh node (median of {rounds})",
-     f"{float(bf_rate):,.0f} entries/s, {float(bf_cpu):.1f} us CPU per entry (target >= 50,000/s)"),
+     f"{float(bf_rate):,.0f} entries/s, {float(bf_cpu):.1f} us CPU per entry (rounds "
+     f"{' / '.join(f'{float(rate):,.0f}' for rate in bf_rounds.split())}; target >= 50,000/s)"),
     ("idle node RSS: started / after status / peak",
      f"{mib(e_start)} / {mib(e_status)} / {mib(e_peak)}"),
     (f"node holding {int(entries):,} entries RSS: started / after status / peak",

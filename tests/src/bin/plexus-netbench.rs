@@ -13,11 +13,12 @@
 //!   (zero when the last node had it by then). A third cluster runs plain gossipsub with the
 //!   rest of a Plexus node's libp2p stack (Kademlia, identify, ping), to tell that stack's
 //!   cost from Plexus's validation and storage. Also reported per side: the process's CPU
-//!   time and loopback bytes per message, raw and less the idle background of all clusters
-//!   (measured once it has settled after the clusters connected, before the rounds, and
-//!   charged to each side for as long as its rounds last: slower rounds carry more of it),
-//!   and the mean mesh size per node.
-//!   Prints one JSON object.
+//!   time and loopback bytes (and packets) per message, raw and less the idle background of
+//!   all clusters (measured once it has settled after the clusters connected, before the
+//!   rounds, and charged to each side for as long as its rounds last: slower rounds carry
+//!   more of it), and the mean mesh size per node. Prints one JSON object. `--only SIDE`
+//!   publishes on one side only (the others stay connected and idle), for a profiler; it
+//!   prints `measuring` on stderr when the rounds start.
 //! - `fill-log --data-dir DIR --entries N --authors A` fills the log of an initialised data
 //!   directory with N valid entries by A authors (signed on all cores, written in large synced
 //!   batches), for measuring the memory of a node that holds them.
@@ -84,7 +85,7 @@ fn main() -> anyhow::Result<()> {
         Some("fill-log") => fill_log(&args[1..]),
         _ => bail!(
             "usage: plexus-netbench propagation --nodes N --messages M --rounds R \
-             | fill-log --data-dir DIR --entries N --authors A"
+             [--only plexus|gossipsub|stack] | fill-log --data-dir DIR --entries N --authors A"
         ),
     }
 }
@@ -626,6 +627,7 @@ struct Sample {
     lost: u64,
     cpu_ms: u64,
     wire_bytes: u64,
+    wire_packets: u64,
     /// Wall time spent in this side's rounds.
     wall: Duration,
 }
@@ -661,7 +663,7 @@ impl Sample {
 
     /// Publishes `messages` messages on a plain cluster, one at a time.
     async fn measure(&mut self, side: &mut PlainSide, messages: u64) -> anyhow::Result<()> {
-        let (started, sent, wall) = (cpu_ms(), loopback_bytes(), Instant::now());
+        let (started, (sent, packets), wall) = (cpu_ms(), loopback(), Instant::now());
         for _ in 0..messages {
             match side.publish_one().await? {
                 Some(latency) => self.add(latency),
@@ -669,7 +671,9 @@ impl Sample {
             }
         }
         self.cpu_ms += cpu_ms() - started;
-        self.wire_bytes += loopback_bytes() - sent;
+        let (sent_now, packets_now) = loopback();
+        self.wire_bytes += sent_now - sent;
+        self.wire_packets += packets_now - packets;
         self.wall += wall.elapsed();
         Ok(())
     }
@@ -692,6 +696,7 @@ impl Sample {
             "max_ms": self.percentile(1.0),
             "cpu_ms_per_message": self.cpu_ms as f64 / published,
             "wire_bytes_per_message": (self.wire_bytes as f64 / published).round(),
+            "wire_packets_per_message": (self.wire_packets as f64 / published).round(),
             "cpu_ms_per_message_less_idle":
                 (self.cpu_ms as f64 - idle.cpu_ms_per_second * seconds) / published,
             "wire_bytes_per_message_less_idle":
@@ -707,6 +712,12 @@ fn propagation(args: &[String]) -> anyhow::Result<()> {
     let rounds: u64 = flag(args, "--rounds")?.parse()?;
     if nodes < 2 {
         bail!("--nodes must be at least 2");
+    }
+    // For profiling one side: the rounds publish only on it (the others still run, idle).
+    let only = flag(args, "--only").ok();
+    let only = only.as_deref();
+    if let Some(side) = only.filter(|side| !["plexus", "gossipsub", "stack"].contains(side)) {
+        bail!("--only {side}: expected plexus, gossipsub or stack");
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -776,9 +787,15 @@ fn propagation(args: &[String]) -> anyhow::Result<()> {
         }
         let (mut ours, mut after_publish) = (Sample::default(), Sample::default());
         let (mut theirs, mut theirs_stacked) = (Sample::default(), Sample::default());
+        eprintln!("measuring");
         for round in 1..=rounds {
-            let (started, sent, wall) = (cpu_ms(), loopback_bytes(), Instant::now());
-            for _ in 0..messages {
+            let (started, (sent, packets), wall) = (cpu_ms(), loopback(), Instant::now());
+            let plexus_messages = if only.is_none_or(|side| side == "plexus") {
+                messages
+            } else {
+                0
+            };
+            for _ in 0..plexus_messages {
                 match plexus.publish_one().await? {
                     Some((latency, publishing)) => {
                         ours.add(latency);
@@ -788,10 +805,16 @@ fn propagation(args: &[String]) -> anyhow::Result<()> {
                 }
             }
             ours.cpu_ms += cpu_ms() - started;
-            ours.wire_bytes += loopback_bytes() - sent;
+            let (sent_now, packets_now) = loopback();
+            ours.wire_bytes += sent_now - sent;
+            ours.wire_packets += packets_now - packets;
             ours.wall += wall.elapsed();
-            theirs.measure(&mut plain, messages).await?;
-            theirs_stacked.measure(&mut stacked, messages).await?;
+            if only.is_none_or(|side| side == "gossipsub") {
+                theirs.measure(&mut plain, messages).await?;
+            }
+            if only.is_none_or(|side| side == "stack") {
+                theirs_stacked.measure(&mut stacked, messages).await?;
+            }
             eprintln!("propagation round {round}/{rounds} done");
         }
         let edges_after = plexus.edges().await?;
@@ -831,16 +854,29 @@ fn propagation(args: &[String]) -> anyhow::Result<()> {
 
 /// CPU time (user and system) this process has used so far, in milliseconds, from
 /// `/proc/self/stat` (Linux; in clock ticks of 10 ms, plenty over a round of messages).
-/// Bytes sent over the loopback interface so far (from `/proc/net/dev`; Linux): every byte
-/// the benchmark's swarms exchange, framing and encryption included.
-fn loopback_bytes() -> u64 {
+/// Bytes and packets sent over the loopback interface so far (from `/proc/net/dev`; Linux):
+/// every byte the benchmark's swarms exchange, framing and encryption included.
+fn loopback() -> (u64, u64) {
     let dev = std::fs::read_to_string("/proc/net/dev").unwrap_or_default();
-    dev.lines()
+    let counters: Vec<u64> = dev
+        .lines()
         .find(|line| line.trim_start().starts_with("lo:"))
         .and_then(|line| line.split(':').nth(1))
-        .and_then(|counters| counters.split_whitespace().next())
-        .and_then(|received| received.parse().ok())
-        .unwrap_or(0)
+        .map(|counters| {
+            counters
+                .split_whitespace()
+                .filter_map(|counter| counter.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    (
+        counters.first().copied().unwrap_or(0),
+        counters.get(1).copied().unwrap_or(0),
+    )
+}
+
+fn loopback_bytes() -> u64 {
+    loopback().0
 }
 
 fn cpu_ms() -> u64 {
