@@ -63,8 +63,8 @@ pub struct Prechecked {
     pub peer_admitted: bool,
     /// The author's ingress allowance was charged for it.
     pub author_admitted: bool,
-    /// It decoded and its signature verified.
-    pub signature_valid: bool,
+    /// It decoded, and whether its signature verified (`None`: not checked).
+    pub signature: Option<bool>,
 }
 
 /// Network events waiting for the ingest worker. When it is full, gossip is answered `Ignore`

@@ -298,7 +298,10 @@ impl Worker {
             );
             return reject(RejectReason::WrongTopic, detail);
         }
-        if !prechecked.signature_valid && !entry.verify_signature() {
+        if !prechecked
+            .signature
+            .unwrap_or_else(|| entry.verify_signature())
+        {
             let detail = format!(
                 "signature does not verify for author {} seq {}",
                 header.author, header.seq
@@ -681,13 +684,15 @@ impl GossipJudge for FastJudge {
             return Judgement::Defer(done);
         };
         let header = entry.header();
-        if header.namespace != namespace
-            || topics::kind_suffix(&header.kind) != suffix
-            || !entry.verify_signature()
-        {
+        if header.namespace != namespace || topics::kind_suffix(&header.kind) != suffix {
             return Judgement::Defer(done);
         }
-        done.signature_valid = true;
+        // A bad signature is the worker's to record and strike, without checking it again.
+        let valid = entry.verify_signature();
+        done.signature = Some(valid);
+        if !valid {
+            return Judgement::Defer(done);
+        }
         if check_body(&entry).is_err() {
             return Judgement::Defer(done);
         }
