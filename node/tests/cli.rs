@@ -198,12 +198,14 @@ fn bad_input_gets_clear_errors() {
     assert!(out.contains("duplicate object key"), "{out}");
     let (_, out) = sandbox.fails(&["publish", "--kind", "Bad Kind", "--body", "{}"]);
     assert!(out.contains("field `kind`"), "{out}");
-    let (_, out) = sandbox.fails(&["publish", "--kind", "intnet", "--body", "{}"]);
+    // An entry the rules refuse exits 4 offline too, as it does through a running node.
+    let (code, out) = sandbox.fails(&["publish", "--kind", "intnet", "--body", "{}"]);
     assert!(
         out.contains("unknown kind \"intnet\"") && out.contains("x-"),
         "{out}"
     );
-    let (_, out) = sandbox.fails(&[
+    assert_eq!(code, 4, "{out}");
+    let (code, out) = sandbox.fails(&[
         "publish",
         "--kind",
         "intent",
@@ -211,6 +213,7 @@ fn bad_input_gets_clear_errors() {
         r#"{"resource": "r"}"#,
     ]);
     assert!(out.contains("missing field `action`"), "{out}");
+    assert_eq!(code, 4, "{out}");
     let (_, out) = sandbox.fails(&["claim", "repo/x"]);
     assert!(out.contains("plexus run"), "{out}");
     let (_, out) = sandbox.fails(&["audit", "replay", "nowhere.plexus", "--at", "yesterday"]);

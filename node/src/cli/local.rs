@@ -12,7 +12,7 @@ use super::{InitArgs, LogArgs, PublishArgs};
 use crate::client::{ApiClient, ClientError};
 use crate::clock::now_ms;
 use crate::config::{self, Config, ConfigFile, PathOverrides};
-use crate::store::Log;
+use crate::store::{Log, StoreError};
 
 pub fn init(
     config: &Config,
@@ -101,7 +101,15 @@ pub fn publish(config: &Config, args: PublishArgs) -> anyhow::Result<ExitCode> {
             ..Default::default()
         },
     )?;
-    let entry = log.append_own(&keypair, &namespace, &args.kind, body, now_ms())?;
+    let entry = match log.append_own(&keypair, &namespace, &args.kind, body, now_ms()) {
+        Ok(entry) => entry,
+        // Refused, as a running node would refuse it: exit 4 like the node's refusals.
+        Err(refusal @ (StoreError::Body(_) | StoreError::Policy(_) | StoreError::Entry(_))) => {
+            eprintln!("error: the entry was refused: {refusal}");
+            return Ok(ExitCode::from(4));
+        }
+        Err(error) => return Err(error.into()),
+    };
     if args.json {
         println!("{}", entry_json(&entry, None));
     } else {
