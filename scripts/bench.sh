@@ -23,9 +23,10 @@
 #
 # Environment: BENCH_ENTRIES (default 1000000), BENCH_AUTHORS (default 8), BENCH_ROUNDS
 # (default 3), BENCH_BACKFILL_ENTRIES (default 100000), BENCH_NODES (default 20),
-# BENCH_MESSAGES (default 100), BENCH_CLAIM_NODES (default 10), BENCH_CLAIMS (default 100),
-# BENCH_PUBLISH_ENTRIES (default 2000), BENCH_DIR (default $HOME/.cache/plexus-bench:
-# generated files are reused).
+# BENCH_MESSAGES (default 300 per round: the p99 of 900 messages per side is their
+# ninth-slowest, less at the mercy of one stall of a shared machine than the third-slowest of
+# 300), BENCH_CLAIM_NODES (default 10), BENCH_CLAIMS (default 100), BENCH_PUBLISH_ENTRIES
+# (default 2000), BENCH_DIR (default $HOME/.cache/plexus-bench: generated files are reused).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -112,7 +113,7 @@ PY
 
 netbench="$CARGO_TARGET_DIR/debug/plexus-netbench"
 nodes="${BENCH_NODES:-20}"
-messages="${BENCH_MESSAGES:-100}"
+messages="${BENCH_MESSAGES:-300}"
 backfill_entries="${BENCH_BACKFILL_ENTRIES:-100000}"
 
 echo "load before the network benchmarks: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
