@@ -142,10 +142,8 @@ impl Coordinator {
     /// Why: otherwise every stored gossip message costs each node a hand-off to a blocking
     /// thread and a journal read, which on a busy machine costs more than the store write.
     pub fn offer(&self, entry: &Entry, arrival: u64, now_ms: u64) -> bool {
-        let mut state = match self.state.try_lock() {
-            Ok(state) => state,
-            Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
-            Err(std::sync::TryLockError::WouldBlock) => return false,
+        let Some(mut state) = self.lock_now() else {
+            return false;
         };
         if state.next_arrival != arrival {
             return false;
@@ -158,8 +156,10 @@ impl Coordinator {
     }
 
     /// Whether the view has applied every entry of a journal `journal_len` entries long.
+    /// Never waits: while a sync holds the view, the answer is `false`.
     pub fn has_applied(&self, journal_len: u64) -> bool {
-        self.applied() >= journal_len
+        self.lock_now()
+            .is_some_and(|state| state.next_arrival >= journal_len)
     }
 
     /// Re-evaluates every lease at `now_ms`, for changes that come with time alone.
@@ -187,6 +187,15 @@ impl Coordinator {
     /// Entries applied so far (the journal cursor).
     pub fn applied(&self) -> u64 {
         self.lock().next_arrival
+    }
+
+    /// The state if nobody holds it now (a poisoned lock holds a usable view).
+    fn lock_now(&self) -> Option<MutexGuard<'_, State>> {
+        match self.state.try_lock() {
+            Ok(state) => Some(state),
+            Err(std::sync::TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -454,6 +463,10 @@ mod tests {
         assert_eq!(offered.applied(), 5);
         assert_eq!(synced.applied(), 5);
         assert!(offered.has_applied(5) && !offered.has_applied(6));
+        // Asked while the view is held (as during a long sync), it answers at once: not yet.
+        let held = offered.view();
+        assert!(!offered.has_applied(0));
+        drop(held);
         let events = drain(&mut offered_events);
         assert_eq!(events, drain(&mut synced_events));
         // The rival held the printer first; its release handed it to us.

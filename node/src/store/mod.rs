@@ -740,7 +740,8 @@ impl Log {
             return Ok(None);
         }
         // The next entry of its feed cannot be stored yet (heads are written with entries), so
-        // no separate replay lookup is needed: a replay places as a duplicate.
+        // no separate replay lookup is needed: a replay's seq is at or below the head, so it
+        // never places as the next entry.
         let head = self.head(&feed)?;
         if place(head, None, entry) != Placement::Next
             || governor.decide(entry, Scope::Full).is_err()
