@@ -16,14 +16,13 @@
 //! policy forbidding it reached it (a partition, a race with an admin's change) is reported
 //! too: the log then does hold an entry the policy forbids, which is what an auditor asks.
 
-use std::io::Read;
 use std::path::Path;
 
 use plexus_protocol::export::{classify, ItemKind, MAX_FRAME_LEN};
 use plexus_protocol::{cbor, Entry, FeedKey, MAX_ENTRY_LEN};
 
 use super::report::{Finding, FindingKind};
-use super::verify::VerifyError;
+use super::verify::{fill, VerifyError};
 use crate::store::{Governor, Log, Scope, TrustRoots};
 
 /// Bytes read from an export at a time.
@@ -191,13 +190,7 @@ fn for_each_envelope(path: &Path, mut visit: impl FnMut(u64, &[u8])) -> Result<(
     let mut base: u64 = 0;
     let mut eof = false;
     loop {
-        while !eof && buffer.len() < READ_CHUNK {
-            let start = buffer.len();
-            buffer.resize(start + READ_CHUNK, 0);
-            let read = file.read(&mut buffer[start..]).map_err(io_error)?;
-            buffer.truncate(start + read);
-            eof = read == 0;
-        }
+        fill(&mut file, &mut buffer, READ_CHUNK, &mut eof).map_err(io_error)?;
         let mut position = 0;
         loop {
             let rest = &buffer[position..];

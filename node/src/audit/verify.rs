@@ -136,13 +136,7 @@ pub fn verify_file(
         // Set when the file cannot be read further (it was already reported).
         let mut halted = false;
         loop {
-            while !eof && buffer.len() < READ_CHUNK {
-                let start = buffer.len();
-                buffer.resize(start + READ_CHUNK, 0);
-                let read = file.read(&mut buffer[start..]).map_err(io_error)?;
-                buffer.truncate(start + read);
-                eof = read == 0;
-            }
+            fill(&mut file, &mut buffer, READ_CHUNK, &mut eof).map_err(io_error)?;
             let mut position = 0usize;
             let mut batch = pipeline.empty_batch();
             let mut stop = false;
@@ -700,4 +694,22 @@ fn file_finding(kind: FindingKind, offset: u64, detail: String) -> Finding {
         offset: Some(offset),
         detail,
     }
+}
+
+/// Reads from `file` until `buffer` holds at least `chunk` bytes or the file ends (then sets
+/// `eof`): the framing loops of the verifier and the policy auditor work on whole items.
+pub(super) fn fill(
+    file: &mut std::fs::File,
+    buffer: &mut Vec<u8>,
+    chunk: usize,
+    eof: &mut bool,
+) -> std::io::Result<()> {
+    while !*eof && buffer.len() < chunk {
+        let start = buffer.len();
+        buffer.resize(start + chunk, 0);
+        let read = file.read(&mut buffer[start..])?;
+        buffer.truncate(start + read);
+        *eof = read == 0;
+    }
+    Ok(())
 }
