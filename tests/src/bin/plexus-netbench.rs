@@ -632,6 +632,26 @@ struct Sample {
     wall: Duration,
 }
 
+/// The process's CPU time, loopback counters and the time when one side's round began.
+struct Meter {
+    cpu_ms: u64,
+    sent: u64,
+    packets: u64,
+    wall: Instant,
+}
+
+impl Meter {
+    fn start() -> Meter {
+        let (sent, packets) = loopback();
+        Meter {
+            cpu_ms: cpu_ms(),
+            sent,
+            packets,
+            wall: Instant::now(),
+        }
+    }
+}
+
 /// What the process spends with every cluster idle: CPU and loopback bytes per second
 /// (heartbeats, pings, timers). Every side's rounds carry it, for as long as they last.
 #[derive(Debug, Clone, Copy)]
@@ -663,19 +683,24 @@ impl Sample {
 
     /// Publishes `messages` messages on a plain cluster, one at a time.
     async fn measure(&mut self, side: &mut PlainSide, messages: u64) -> anyhow::Result<()> {
-        let (started, (sent, packets), wall) = (cpu_ms(), loopback(), Instant::now());
+        let meter = Meter::start();
         for _ in 0..messages {
             match side.publish_one().await? {
                 Some(latency) => self.add(latency),
                 None => self.lost += 1,
             }
         }
-        self.cpu_ms += cpu_ms() - started;
-        let (sent_now, packets_now) = loopback();
-        self.wire_bytes += sent_now - sent;
-        self.wire_packets += packets_now - packets;
-        self.wall += wall.elapsed();
+        self.charge(meter);
         Ok(())
+    }
+
+    /// Adds what the process spent since `meter` started to this side's costs.
+    fn charge(&mut self, meter: Meter) {
+        let (sent, packets) = loopback();
+        self.cpu_ms += cpu_ms() - meter.cpu_ms;
+        self.wire_bytes += sent - meter.sent;
+        self.wire_packets += packets - meter.packets;
+        self.wall += meter.wall.elapsed();
     }
 
     fn percentile(&self, fraction: f64) -> f64 {
@@ -789,7 +814,7 @@ fn propagation(args: &[String]) -> anyhow::Result<()> {
         let (mut theirs, mut theirs_stacked) = (Sample::default(), Sample::default());
         eprintln!("measuring");
         for round in 1..=rounds {
-            let (started, (sent, packets), wall) = (cpu_ms(), loopback(), Instant::now());
+            let meter = Meter::start();
             let plexus_messages = if only.is_none_or(|side| side == "plexus") {
                 messages
             } else {
@@ -804,11 +829,7 @@ fn propagation(args: &[String]) -> anyhow::Result<()> {
                     None => ours.lost += 1,
                 }
             }
-            ours.cpu_ms += cpu_ms() - started;
-            let (sent_now, packets_now) = loopback();
-            ours.wire_bytes += sent_now - sent;
-            ours.wire_packets += packets_now - packets;
-            ours.wall += wall.elapsed();
+            ours.charge(meter);
             if only.is_none_or(|side| side == "gossipsub") {
                 theirs.measure(&mut plain, messages).await?;
             }
