@@ -135,17 +135,13 @@ impl Worker {
                         ready = Some(next);
                         continue;
                     }
-                    Ok(event) => {
+                    next => {
                         report(self.store_entries(checked));
-                        Some(event)
-                    }
-                    Err(mpsc::error::TryRecvError::Empty) => {
-                        report(self.store_entries(checked));
-                        continue;
-                    }
-                    Err(mpsc::error::TryRecvError::Disconnected) => {
-                        report(self.store_entries(checked));
-                        None
+                        match next {
+                            Ok(event) => Some(event),
+                            Err(mpsc::error::TryRecvError::Empty) => continue,
+                            Err(mpsc::error::TryRecvError::Disconnected) => None,
+                        }
                     }
                 },
             };
