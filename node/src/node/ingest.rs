@@ -661,13 +661,10 @@ impl Worker {
 impl GossipJudge for FastJudge {
     fn judge(&mut self, peer: PeerId, topic: &str, data: &[u8]) -> Judgement {
         let mut done = Prechecked::default();
-        let Some(admitted) = self.try_admit(|ingress| ingress.admit_peer(peer, Instant::now()))
-        else {
-            return Judgement::Defer(done);
-        };
-        if admitted != Admission::Pass {
-            self.log.count_rejection(RejectReason::Throttled, "peer");
-            return Judgement::Decided(MessageAcceptance::Ignore);
+        if let Err(verdict) = self.charge(done, "peer", |ingress| {
+            ingress.admit_peer(peer, Instant::now())
+        }) {
+            return verdict;
         }
         done.peer_admitted = true;
         let Some(TopicKind::Entries { namespace, suffix }) = topics::parse(topic) else {
@@ -710,13 +707,10 @@ impl GossipJudge for FastJudge {
             return Judgement::Defer(done);
         }
         let author = header.author;
-        let Some(admitted) = self.try_admit(|ingress| ingress.admit_author(author, Instant::now()))
-        else {
-            return Judgement::Defer(done);
-        };
-        if admitted != Admission::Pass {
-            self.log.count_rejection(RejectReason::Throttled, "author");
-            return Judgement::Decided(MessageAcceptance::Ignore);
+        if let Err(verdict) = self.charge(done, "author", |ingress| {
+            ingress.admit_author(author, Instant::now())
+        }) {
+            return verdict;
         }
         done.author_admitted = true;
         match self.log.try_append_next(&entry) {
@@ -731,10 +725,24 @@ impl GossipJudge for FastJudge {
 }
 
 impl FastJudge {
-    /// Runs `admit` on the ingress limits if nobody holds them now (the swarm task never waits).
-    fn try_admit(&self, admit: impl FnOnce(&mut Ingress) -> Admission) -> Option<Admission> {
-        let mut ingress = self.ingress.try_lock().ok()?;
-        Some(admit(&mut ingress))
+    /// Charges one ingress allowance (`which`: "peer" or "author") without waiting. `Err`
+    /// holds the verdict when it cannot be charged: deferred while the limits are locked, and
+    /// ignored (counted as throttled) when over the rate.
+    fn charge(
+        &self,
+        done: Prechecked,
+        which: &str,
+        admit: impl FnOnce(&mut Ingress) -> Admission,
+    ) -> Result<(), Judgement> {
+        let Ok(mut ingress) = self.ingress.try_lock() else {
+            return Err(Judgement::Defer(done));
+        };
+        if admit(&mut ingress) != Admission::Pass {
+            drop(ingress);
+            self.log.count_rejection(RejectReason::Throttled, which);
+            return Err(Judgement::Decided(MessageAcceptance::Ignore));
+        }
+        Ok(())
     }
 }
 
