@@ -194,6 +194,14 @@ pub async fn connect(from: &TestNode, to: &TestNode) {
     .await;
 }
 
+/// Makes `a` and `b` refuse each other, so that a test's topology stays as it connects it:
+/// otherwise Kademlia introduces any two nodes with a common peer, and they connect directly.
+pub async fn keep_apart(a: &TestNode, b: &TestNode) {
+    let (a_net, b_net) = (a.node.net(), b.node.net());
+    a_net.block(b_net.peer_id()).await.unwrap();
+    b_net.block(a_net.peer_id()).await.unwrap();
+}
+
 /// Publishes the application entry `{"n": n}` (kind `x-note`) from `node`.
 pub async fn publish_note(node: &TestNode, n: u64) -> Entry {
     let body = json_text_to_canonical(&format!("{{\"n\": {n}}}"))

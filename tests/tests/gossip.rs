@@ -10,8 +10,8 @@ use plexus_node::store::IngestOutcome;
 use plexus_protocol::value::json_text_to_canonical;
 use plexus_protocol::{Draft, Entry, FeedKey};
 use plexus_tests::cluster::{
-    connect, heads, publish_note, shutdown, spawn, spawn_node, spawn_node_with, test_net_config,
-    wait_converged, wait_for, NodeSpec, TestNode, NAMESPACE,
+    connect, heads, keep_apart, publish_note, shutdown, spawn, spawn_node, spawn_node_with,
+    test_net_config, wait_converged, wait_for, NodeSpec, TestNode, NAMESPACE,
 };
 
 const CONVERGE: Duration = Duration::from_secs(60);
@@ -19,6 +19,12 @@ const CONVERGE: Duration = Duration::from_secs(60);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn entries_reach_every_node_of_a_line() {
     let nodes = spawn(8).await;
+    // Entries must cross up to seven hops: no shortcuts.
+    for (index, node) in nodes.iter().enumerate() {
+        for far in &nodes[(index + 2).min(nodes.len())..] {
+            keep_apart(node, far).await;
+        }
+    }
     for pair in nodes.windows(2) {
         connect(&pair[1], &pair[0]).await;
     }
@@ -43,6 +49,7 @@ async fn a_forwarding_node_judges_valid_gossip_on_the_network_task() {
     // A line: carol hears alice only through bob, who must validate, store and forward.
     let nodes = spawn(3).await;
     let (alice, bob, carol) = (&nodes[0], &nodes[1], &nodes[2]);
+    keep_apart(alice, carol).await;
     connect(bob, alice).await;
     connect(carol, bob).await;
     // Gossip needs the mesh: wait until bob has alice and carol in it for notes.
@@ -199,6 +206,8 @@ async fn a_malicious_peer_is_stopped_at_the_first_hop() {
         spawn_node(test_net_config()).await,
     ];
     let (mallory, alice, bob) = (&nodes[0], &nodes[1], &nodes[2]);
+    // Otherwise mallory's garbage reaches bob at a first hop of its own.
+    keep_apart(mallory, bob).await;
     connect(alice, mallory).await;
     connect(bob, alice).await;
     // Honest traffic first, so the mesh is up.
@@ -283,9 +292,14 @@ async fn a_malicious_peer_is_stopped_at_the_first_hop() {
             .iter()
             .all(|(feed, _)| feed.author != victim.agent_id()));
     }
+    let seen_by_bob = bob.node.log().rejections().unwrap();
     assert!(
-        bob.node.log().rejections().unwrap().is_empty(),
-        "bob saw mallory's garbage"
+        seen_by_bob.is_empty(),
+        "bob saw mallory's garbage: {:?}",
+        seen_by_bob
+            .iter()
+            .map(|rejection| (&rejection.reason, &rejection.source))
+            .collect::<Vec<_>>()
     );
     assert_eq!(
         status.log.pending, 1,

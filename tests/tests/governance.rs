@@ -16,8 +16,8 @@ use plexus_node::node::limits::IngressLimits;
 use plexus_node::store::{Rejection, TrustRoots};
 use plexus_protocol::FeedKey;
 use plexus_tests::cluster::{
-    address, connect, publish_note, shutdown, spawn_node_with, test_net_config, wait_for, NodeSpec,
-    TestNode, NAMESPACE,
+    address, connect, keep_apart, publish_note, shutdown, spawn_node_with, test_net_config,
+    wait_for, NodeSpec, TestNode, NAMESPACE,
 };
 use serde_json::{json, Value};
 
@@ -159,6 +159,9 @@ async fn a_non_members_entries_are_refused_everywhere_while_members_flow() {
     let rogue_key = Keypair::generate();
     let rogue = node(&admin_key, Some(rogue_key.clone()), false).await;
     // A line: rogue - member - admin - outsider.
+    for (a, b) in [(&rogue, &admin), (&rogue, &outsider), (&member, &outsider)] {
+        keep_apart(a, b).await;
+    }
     connect(&rogue, &member).await;
     connect(&member, &admin).await;
     connect(&outsider, &admin).await;
@@ -482,6 +485,7 @@ async fn a_peer_that_keeps_sending_invalid_data_is_disconnected() {
     let mallory = node(&admin_key, None, false).await;
     let alice = node(&admin_key, None, false).await;
     let bob = node(&admin_key, None, false).await;
+    keep_apart(&mallory, &bob).await;
     connect(&alice, &mallory).await;
     connect(&bob, &alice).await;
     // Honest traffic first, so gossipsub's mesh is up and mallory's messages reach alice.

@@ -7,16 +7,27 @@ use plexus_protocol::value::json_text_to_canonical;
 use plexus_protocol::Entry;
 use plexus_tests::vectors::{generate, hex, unhex};
 use serde_json::Value;
+use std::path::PathBuf;
 
-const PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/vectors/entries.json");
+/// The vectors file of the checkout being tested. Looked up at run time: cargo may reuse a test
+/// binary built from another checkout that shares the target directory, and that checkout's
+/// path, baked in at compile time, may be gone.
+fn vectors_path() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+        .join("vectors/entries.json")
+}
 
 fn load() -> Value {
     let generated = generate();
+    let path = vectors_path();
     if std::env::var_os("PLEXUS_WRITE_VECTORS").is_some() {
         let text = serde_json::to_string_pretty(&generated).unwrap() + "\n";
-        std::fs::write(PATH, text).unwrap();
+        std::fs::write(&path, text).unwrap();
     }
-    let text = std::fs::read_to_string(PATH).unwrap();
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|error| panic!("cannot read {}: {error}", path.display()));
     let stored: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(
         stored, generated,
