@@ -117,6 +117,8 @@ pub struct NetworkFile {
     pub ingress_peer_rate: Option<u32>,
     /// Gossip entries per second accepted from one author.
     pub ingress_author_rate: Option<u32>,
+    /// Most connections established at once.
+    pub max_connections: Option<u32>,
 }
 
 /// Flags and environment that decide the paths, as parsed by the CLI.

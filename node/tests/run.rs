@@ -73,6 +73,7 @@ fn launch(data_dir: &Path, config: &Path, name: &'static str, bootstrap: Option<
         ])
         .env("PLEXUS_DATA_DIR", data_dir)
         .env("PLEXUS_CONFIG", config)
+        .env("PLEXUS_MAX_CONNECTIONS", "7")
         .env_remove("PLEXUS_LOG")
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
@@ -136,6 +137,17 @@ fn three_processes_find_each_other_and_exchange_entries() {
             // The second and third found each other, not only the bootstrap node.
             let peers = statuses[1]["network"]["peers"].as_array().unwrap().len();
             assert!(peers >= 1, "{statuses:#?}");
+            // The connection limit came from the environment, three quarters of it inbound.
+            for status in &statuses {
+                let connections = &status["network"]["connections"];
+                assert_eq!(connections["max_established"], 7, "{connections}");
+                assert_eq!(connections["max_incoming"], 5, "{connections}");
+            }
+            let human = ok(&processes[0].data_dir, &processes[0].config, &["status"]);
+            assert!(
+                human.contains("(at most 7, 5 inbound), 0 refused at the limit"),
+                "{human}"
+            );
             break;
         }
         assert!(

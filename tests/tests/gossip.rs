@@ -4,14 +4,14 @@
 use std::time::Duration;
 
 use plexus_crypto::Keypair;
-use plexus_node::net::topics;
+use plexus_node::net::{topics, NetConfig, NetStatus};
 use plexus_node::node::limits::IngressLimits;
 use plexus_node::store::IngestOutcome;
 use plexus_protocol::value::json_text_to_canonical;
 use plexus_protocol::{Draft, Entry, FeedKey};
 use plexus_tests::cluster::{
-    connect, heads, keep_apart, publish_note, shutdown, spawn, spawn_node, spawn_node_with,
-    test_net_config, wait_converged, wait_for, NodeSpec, TestNode, NAMESPACE,
+    address, connect, heads, keep_apart, publish_note, shutdown, spawn, spawn_node,
+    spawn_node_with, test_net_config, wait_converged, wait_for, NodeSpec, TestNode, NAMESPACE,
 };
 
 const CONVERGE: Duration = Duration::from_secs(60);
@@ -402,4 +402,76 @@ async fn a_fork_is_detected_everywhere_and_the_author_quarantined() {
         IngestOutcome::Rejected { .. }
     ));
     shutdown(nodes).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_refuses_connections_beyond_its_limits_and_keeps_room_to_dial_out() {
+    // At most two connections, of which one inbound.
+    let hub = spawn_node(NetConfig {
+        max_connections: 2,
+        ..test_net_config()
+    })
+    .await;
+    let others = spawn(3).await;
+    let (a, b, c) = (&others[0], &others[1], &others[2]);
+    let peers_of_hub = || async {
+        let mut peers: Vec<String> = (hub.node.net().status().await.unwrap().peers)
+            .into_iter()
+            .map(|peer| peer.peer_id)
+            .collect();
+        peers.sort();
+        peers
+    };
+    let peer = |node: &TestNode| node.node.net().peer_id().to_string();
+
+    connect(a, &hub).await;
+    // The inbound slot is taken: b is refused in the handshake.
+    b.node.net().dial(address(&hub).await).await.unwrap();
+    let status = refused_at_least(&hub, 1).await;
+    assert_eq!(peers_of_hub().await, vec![peer(a)]);
+    assert_eq!(
+        (status.connections.incoming, status.connections.outgoing),
+        (1, 0)
+    );
+    assert_eq!(
+        (
+            status.connections.max_established,
+            status.connections.max_incoming
+        ),
+        (2, 1)
+    );
+    // The slot kept for dialling out still works.
+    connect(&hub, c).await;
+    let mut expected = vec![peer(a), peer(c)];
+    expected.sort();
+    assert_eq!(peers_of_hub().await, expected);
+    // Now the total is reached: even the hub's own dial is refused.
+    let before = hub.node.net().status().await.unwrap().connections.refused;
+    hub.node.net().dial(address(b).await).await.unwrap();
+    let status = refused_at_least(&hub, before + 1).await;
+    assert_eq!(peers_of_hub().await, expected);
+    assert_eq!(
+        (status.connections.incoming, status.connections.outgoing),
+        (1, 1)
+    );
+    let mut all = others;
+    all.push(hub);
+    shutdown(all).await;
+}
+
+/// Waits until `node` has refused `count` connections at its limits; returns its status then.
+async fn refused_at_least(node: &TestNode, count: u64) -> NetStatus {
+    wait_for(
+        "the node to refuse a connection",
+        CONVERGE,
+        &[node],
+        || node.node.net().status(),
+        |status| {
+            status
+                .as_ref()
+                .is_ok_and(|status| status.connections.refused >= count)
+        },
+    )
+    .await
+    .unwrap()
 }

@@ -132,13 +132,7 @@ pub(super) async fn metrics(State(state): State<ApiState>) -> Reply {
     .await
     .map_err(|error| unavailable(error.to_string()))?
     .map_err(|error| unavailable(error.to_string()))?;
-    let peers = state
-        .node
-        .net()
-        .status()
-        .await
-        .map(|status| status.peers.len())
-        .unwrap_or_default();
+    let net = state.node.net().status().await.unwrap_or_default();
     let mut out = String::new();
     let mut gauge = |name: &str, help: &str, value: u64| {
         let _ = writeln!(
@@ -163,7 +157,28 @@ pub(super) async fn metrics(State(state): State<ApiState>) -> Reply {
         "Records ever written to the rejection journal (it keeps the newest 100000).",
         stats.rejected,
     );
-    gauge("plexus_peers", "Connected peers.", peers as u64);
+    gauge("plexus_peers", "Connected peers.", net.peers.len() as u64);
+    gauge(
+        "plexus_connections_inbound",
+        "Established inbound connections.",
+        net.connections.incoming.into(),
+    );
+    gauge(
+        "plexus_connections_outbound",
+        "Established outbound connections.",
+        net.connections.outgoing.into(),
+    );
+    gauge(
+        "plexus_connections_max",
+        "Most connections established at once (--max-connections).",
+        net.connections.max_established.into(),
+    );
+    let _ = writeln!(
+        out,
+        "# HELP plexus_connections_refused_total Connections refused at the connection limits.\n\
+         # TYPE plexus_connections_refused_total counter\nplexus_connections_refused_total {}",
+        net.connections.refused
+    );
     out.push_str(
         "# HELP plexus_rejections_total Input refused since the node started, by reason and \
          rule (policy) or limit (throttled).\n# TYPE plexus_rejections_total counter\n",

@@ -14,7 +14,7 @@ use tracing::info;
 use super::{RunArgs, StatusArgs};
 use crate::api::{self, ApiState};
 use crate::config::{self, Config, API_ADDR_FILE};
-use crate::net::NetConfig;
+use crate::net::{NetConfig, DEFAULT_MAX_CONNECTIONS};
 use crate::node::limits::IngressLimits;
 use crate::node::{Node, NodeConfig, NodeStatus};
 use crate::store::{Log, LogOptions, TrustRoots};
@@ -168,6 +168,15 @@ fn node_config(config: &Config, args: &RunArgs) -> anyhow::Result<NodeConfig> {
         net.external = external;
     }
     net.mdns = !args.no_mdns && file.mdns.unwrap_or(true);
+    if let Some(max) = args.max_connections.or(file.max_connections) {
+        if max == 0 {
+            bail!(
+                "--max-connections (network.max_connections in the config file) must be at \
+                 least 1; the default is {DEFAULT_MAX_CONNECTIONS}"
+            );
+        }
+        net.max_connections = max;
+    }
     if let Some(seconds) = args.backfill_interval.or(file.backfill_interval_secs) {
         if seconds == 0 {
             bail!("--backfill-interval must be at least 1 second");
@@ -234,6 +243,15 @@ pub fn status(config: &Config, args: StatusArgs) -> anyhow::Result<ExitCode> {
     for address in &status.network.listen_addrs {
         println!("  listening on {address}");
     }
+    let connections = &status.network.connections;
+    println!(
+        "connections: {} inbound, {} outbound (at most {}, {} inbound), {} refused at the limit",
+        connections.incoming,
+        connections.outgoing,
+        connections.max_established,
+        connections.max_incoming,
+        connections.refused
+    );
     println!("peers ({}):", status.network.peers.len());
     for peer in &status.network.peers {
         println!(

@@ -14,8 +14,8 @@ use libp2p::gossipsub::{self, MessageAuthenticity, ValidationMode};
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::{
-    allow_block_list, identify, kad, mdns, noise, ping, request_response, tcp, yamux,
-    StreamProtocol, Swarm, SwarmBuilder,
+    allow_block_list, connection_limits, identify, kad, mdns, noise, ping, request_response, tcp,
+    yamux, StreamProtocol, Swarm, SwarmBuilder,
 };
 use plexus_crypto::{sha256, Keypair};
 use plexus_protocol::MAX_ENTRY_LEN;
@@ -23,7 +23,7 @@ use plexus_protocol::MAX_ENTRY_LEN;
 use super::sync::{
     SyncRequest, SyncResponse, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, SYNC_PROTOCOL,
 };
-use super::NetConfig;
+use super::{ConnectionBudget, NetConfig};
 
 /// Room above [`MAX_ENTRY_LEN`] for the gossipsub RPC framing (protobuf fields and the topic
 /// name). Gossipsub applies `max_transmit_size` to whole inbound RPC frames, so it must exceed
@@ -54,6 +54,7 @@ pub const KAD_PROTOCOL: &str = "/plexus/kad/1.0.0";
 #[allow(missing_debug_implementations)]
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
+    pub limits: connection_limits::Behaviour,
     pub blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
     pub gossipsub: gossipsub::Behaviour,
     pub sync: request_response::cbor::Behaviour<SyncRequest, SyncResponse>,
@@ -103,6 +104,7 @@ pub fn build_swarm(keypair: &Keypair, config: &NetConfig) -> Result<Swarm<Behavi
     let identity = libp2p_keypair(keypair)?;
     let mdns_enabled = config.mdns;
     let heartbeat = config.heartbeat;
+    let budget = ConnectionBudget::new(config.max_connections);
     let swarm = SwarmBuilder::with_existing_identity(identity)
         .with_tokio()
         .with_tcp(
@@ -149,6 +151,7 @@ pub fn build_swarm(keypair: &Keypair, config: &NetConfig) -> Result<Swarm<Behavi
                     None
                 };
                 Ok(Behaviour {
+                    limits: connection_limits::Behaviour::new(connection_limits(budget)),
                     blocked: allow_block_list::Behaviour::default(),
                     gossipsub,
                     sync,
@@ -167,6 +170,14 @@ pub fn build_swarm(keypair: &Keypair, config: &NetConfig) -> Result<Swarm<Behavi
         })
         .build();
     Ok(swarm)
+}
+
+fn connection_limits(budget: ConnectionBudget) -> connection_limits::ConnectionLimits {
+    connection_limits::ConnectionLimits::default()
+        .with_max_established(Some(budget.max_established))
+        .with_max_established_incoming(Some(budget.max_incoming))
+        .with_max_pending_incoming(Some(budget.max_pending_incoming))
+        .with_max_established_per_peer(Some(budget.max_per_peer))
 }
 
 fn build_gossipsub(

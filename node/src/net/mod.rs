@@ -89,6 +89,45 @@ pub struct NetConfig {
     pub idle_timeout: Duration,
     /// Gossipsub heartbeat interval.
     pub heartbeat: Duration,
+    /// Most connections established at once, both directions together; see
+    /// [`ConnectionBudget`].
+    pub max_connections: u32,
+}
+
+/// Default for [`NetConfig::max_connections`]: room for several gossipsub meshes (up to 12
+/// peers each) and Kademlia's lookups, far below what a host's file descriptors allow.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 128;
+
+/// The connection limits derived from [`NetConfig::max_connections`]. Peers that would exceed
+/// them are refused during the handshake and counted in [`NetStatus::connections`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionBudget {
+    /// Established connections, both directions.
+    pub max_established: u32,
+    /// Established inbound connections: three quarters of the total (at least one), so that
+    /// a flood of inbound connections cannot take the slots this node needs to dial out
+    /// (an eclipse).
+    pub max_incoming: u32,
+    /// Inbound connections still in their handshake: bounds the noise handshakes a peer can
+    /// make this node compute at once.
+    pub max_pending_incoming: u32,
+    /// Connections to one peer: two, for when both sides dial each other at once.
+    pub max_per_peer: u32,
+}
+
+impl ConnectionBudget {
+    pub fn new(max_connections: u32) -> ConnectionBudget {
+        let max_established = max_connections.max(1);
+        ConnectionBudget {
+            max_established,
+            // Three quarters of a u32 fits in a u32.
+            max_incoming: u32::try_from(u64::from(max_established) * 3 / 4)
+                .unwrap_or(max_established)
+                .max(1),
+            max_pending_incoming: 32,
+            max_per_peer: 2,
+        }
+    }
 }
 
 impl Default for NetConfig {
@@ -104,6 +143,7 @@ impl Default for NetConfig {
             backfill_interval: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(300),
             heartbeat: Duration::from_millis(700),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
 }
@@ -120,6 +160,7 @@ impl NetConfig {
             backfill_interval: Duration::from_secs(2),
             idle_timeout: Duration::from_secs(120),
             heartbeat: Duration::from_millis(200),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
 }
@@ -229,6 +270,19 @@ pub struct NetStatus {
     pub gossip_judged_inline: u64,
     pub gossip_dropped_queue_full: u64,
     pub entries_fetched: u64,
+    #[serde(default)]
+    pub connections: ConnectionStatus,
+}
+
+/// Established connections against the limits, and what the limits refused.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ConnectionStatus {
+    pub incoming: u32,
+    pub outgoing: u32,
+    pub max_established: u32,
+    pub max_incoming: u32,
+    /// Connections refused by the limits since the node started (dials of ours included).
+    pub refused: u64,
 }
 
 /// One connected peer.
@@ -399,5 +453,19 @@ mod tests {
         let peer = libp2p_key.public().to_peer_id();
         assert_eq!(agent_id_of(&peer), Some(keypair.agent_id()));
         assert_eq!(peer_id_of(&keypair.agent_id()), Some(peer));
+    }
+
+    #[test]
+    fn the_connection_budget_keeps_a_quarter_for_dialling_out() {
+        let split = |max| {
+            let budget = ConnectionBudget::new(max);
+            (budget.max_established, budget.max_incoming)
+        };
+        assert_eq!(split(DEFAULT_MAX_CONNECTIONS), (128, 96));
+        assert_eq!(split(7), (7, 5));
+        // Never a limit of nothing: at least one connection, inbound or outbound.
+        assert_eq!(split(0), (1, 1));
+        assert_eq!(split(1), (1, 1));
+        assert_eq!(split(u32::MAX), (u32::MAX, 3_221_225_471));
     }
 }
