@@ -1221,8 +1221,9 @@ impl Log {
         }
     }
 
-    /// Removes from `pending` the chain of entries that descend from `refused` (which the
-    /// policy refused, so they can never chain on this node), adding each to `out`.
+    /// Removes from `pending` every entry that descends from `refused` (which the policy
+    /// refused, so they can never chain on this node), on every branch an equivocating author
+    /// made behind it, adding each to `out`.
     fn purge_successors(
         &self,
         batch: &mut WriteBatch,
@@ -1232,19 +1233,20 @@ impl Log {
         violation: &Violation,
         out: &mut Vec<(Entry, Violation)>,
     ) -> Result<(), StoreError> {
-        let mut tip = refused.clone();
-        while counters.pending > 0 {
-            let next_seq = tip.header().seq + 1;
-            let Some((key, entry)) = self
-                .pending_at(counters, feed, next_seq)?
-                .into_iter()
-                .find(|(_, entry)| entry.header().prev == Some(tip.id()))
-            else {
+        // Depth first; each pending entry has one parent, so none is visited twice.
+        let mut parents = vec![(refused.header().seq, refused.id())];
+        while let Some((seq, id)) = parents.pop() {
+            if counters.pending == 0 {
                 break;
-            };
-            counters.delete_pending(batch, self.cf(CF_PENDING), &key);
-            out.push((entry.clone(), follows_refused(&entry, violation)));
-            tip = entry;
+            }
+            for (key, entry) in self.pending_at(counters, feed, seq + 1)? {
+                if entry.header().prev == Some(id) {
+                    counters.delete_pending(batch, self.cf(CF_PENDING), &key);
+                    parents.push((entry.header().seq, entry.id()));
+                    let why = follows_refused(&entry, violation);
+                    out.push((entry, why));
+                }
+            }
         }
         Ok(())
     }

@@ -537,6 +537,47 @@ fn a_refused_entry_takes_its_waiting_successors_with_it_and_stays_refused_on_reo
 }
 
 #[test]
+fn a_refused_entry_takes_every_waiting_branch_behind_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (admin, member) = (Keypair::generate(), Keypair::generate());
+    let chain = foreign_chain(&member, 4);
+    // A second branch after seq 2, two entries long: the member equivocated behind it.
+    let mut branch: Vec<Entry> = Vec::new();
+    for seq in 3..=4 {
+        let prev = branch.last().map_or(chain[1].id(), Entry::id);
+        let draft = Draft {
+            namespace: "ns".into(),
+            seq,
+            prev: Some(prev),
+            timestamp_ms: 20 + seq,
+            kind: "x-note".into(),
+            body: text_body(&format!("branch {seq}")),
+        };
+        branch.push(Entry::sign(&member, draft).unwrap());
+    }
+    let log = governed_log(dir.path(), &admin, &member, 1);
+    log.ingest(&chain[0].encode(), "test", 0).unwrap();
+    for entry in chain[2..].iter().chain(&branch) {
+        log.ingest(&entry.encode(), "test", 0).unwrap();
+    }
+    assert_eq!(log.stats().unwrap().pending, 4);
+    // Seq 2 breaks the rate: nothing behind it can ever chain, on either branch.
+    let outcome = log.ingest(&chain[1].encode(), "test", 0).unwrap();
+    assert!(
+        matches!(
+            outcome,
+            IngestOutcome::Rejected {
+                reason: RejectReason::Policy,
+                ..
+            }
+        ),
+        "{outcome:?}"
+    );
+    assert_eq!(log.stats().unwrap().pending, 0, "a branch was left waiting");
+    assert_eq!(log.rejections().unwrap().len(), 5);
+}
+
+#[test]
 fn a_batch_holding_a_refused_entry_twice_purges_its_successors_once() {
     let dir = tempfile::tempdir().unwrap();
     let (admin, member) = (Keypair::generate(), Keypair::generate());
