@@ -228,16 +228,6 @@ fn bad_input_gets_clear_errors() {
         out.contains("pass an export file or a data directory"),
         "{out}"
     );
-    // A node that could take no connection is refused before it starts, from a flag or from
-    // the config file.
-    let (_, out) = sandbox.fails(&["run", "--no-mdns", "--max-connections", "0"]);
-    assert!(out.contains("must be at least 1"), "{out}");
-    let config = sandbox.dir.path().join("config.toml");
-    let mut text = std::fs::read_to_string(&config).unwrap();
-    text.push_str("\n[network]\nmax_connections = 0\n");
-    std::fs::write(&config, text).unwrap();
-    let (_, out) = sandbox.fails(&["run", "--no-mdns"]);
-    assert!(out.contains("must be at least 1"), "{out}");
     // Nothing was written by the failed publishes.
     assert_eq!(sandbox.ok(&["log", "--json"]).lines().count(), 0);
 }

@@ -145,7 +145,7 @@ fn three_processes_find_each_other_and_exchange_entries() {
             }
             let human = ok(&processes[0].data_dir, &processes[0].config, &["status"]);
             assert!(
-                human.contains("(at most 7, 5 inbound), 0 refused at the limit"),
+                human.contains("(at most 7, 5 inbound); refused at the limit: 0 inbound"),
                 "{human}"
             );
             break;

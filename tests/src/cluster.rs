@@ -180,18 +180,20 @@ pub async fn connect(from: &TestNode, to: &TestNode) {
         .dial(addr)
         .await
         .unwrap_or_else(|error| panic!("dial: {error}"));
-    let peer = to.node.net().peer_id().to_string();
-    wait_for(
-        "the connection",
-        Duration::from_secs(10),
-        &[from, to],
-        || {
-            let net = from.node.net().clone();
-            async move { net.status().await.map(|s| s.peers).unwrap_or_default() }
-        },
-        |peers| peers.iter().any(|p| p.peer_id == peer),
-    )
-    .await;
+    for (side, other) in [(from, to), (to, from)] {
+        let peer = other.node.net().peer_id().to_string();
+        wait_for(
+            "the connection",
+            Duration::from_secs(10),
+            &[from, to],
+            || {
+                let net = side.node.net().clone();
+                async move { net.status().await.map(|s| s.peers).unwrap_or_default() }
+            },
+            |peers| peers.iter().any(|p| p.peer_id == peer),
+        )
+        .await;
+    }
 }
 
 /// Makes `a` and `b` refuse each other, so that a test's topology stays as it connects it:

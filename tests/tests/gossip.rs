@@ -425,9 +425,9 @@ async fn a_node_refuses_connections_beyond_its_limits_and_keeps_room_to_dial_out
     let peer = |node: &TestNode| node.node.net().peer_id().to_string();
 
     connect(a, &hub).await;
-    // The inbound slot is taken: b is refused in the handshake.
+    // The inbound slot is taken: b's connection is closed once its handshake completes.
     b.node.net().dial(address(&hub).await).await.unwrap();
-    let status = refused_at_least(&hub, 1).await;
+    let status = refused_at_least(&hub, Direction::Inbound, 1).await;
     assert_eq!(peers_of_hub().await, vec![peer(a)]);
     assert_eq!(
         (status.connections.incoming, status.connections.outgoing),
@@ -446,9 +446,8 @@ async fn a_node_refuses_connections_beyond_its_limits_and_keeps_room_to_dial_out
     expected.sort();
     assert_eq!(peers_of_hub().await, expected);
     // Now the total is reached: even the hub's own dial is refused.
-    let before = hub.node.net().status().await.unwrap().connections.refused;
     hub.node.net().dial(address(b).await).await.unwrap();
-    let status = refused_at_least(&hub, before + 1).await;
+    let status = refused_at_least(&hub, Direction::Outbound, 1).await;
     assert_eq!(peers_of_hub().await, expected);
     assert_eq!(
         (status.connections.incoming, status.connections.outgoing),
@@ -459,17 +458,28 @@ async fn a_node_refuses_connections_beyond_its_limits_and_keeps_room_to_dial_out
     shutdown(all).await;
 }
 
-/// Waits until `node` has refused `count` connections at its limits; returns its status then.
-async fn refused_at_least(node: &TestNode, count: u64) -> NetStatus {
+#[derive(Debug, Clone, Copy)]
+enum Direction {
+    Inbound,
+    Outbound,
+}
+
+/// Waits until `node` has refused `count` connections in `direction` at its limits; returns
+/// its status then.
+async fn refused_at_least(node: &TestNode, direction: Direction, count: u64) -> NetStatus {
     wait_for(
-        "the node to refuse a connection",
+        &format!("the node to refuse {count} {direction:?} connections"),
         CONVERGE,
         &[node],
         || node.node.net().status(),
         |status| {
-            status
-                .as_ref()
-                .is_ok_and(|status| status.connections.refused >= count)
+            status.as_ref().is_ok_and(|status| {
+                let connections = &status.connections;
+                match direction {
+                    Direction::Inbound => connections.refused_incoming >= count,
+                    Direction::Outbound => connections.refused_outgoing >= count,
+                }
+            })
         },
     )
     .await

@@ -169,16 +169,24 @@ pub(super) async fn metrics(State(state): State<ApiState>) -> Reply {
         net.connections.outgoing.into(),
     );
     gauge(
-        "plexus_connections_max",
-        "Most connections established at once (--max-connections).",
+        "plexus_connections_limit",
+        "The connection limit (--max-connections).",
         net.connections.max_established.into(),
     );
-    let _ = writeln!(
-        out,
-        "# HELP plexus_connections_refused_total Connections refused at the connection limits.\n\
-         # TYPE plexus_connections_refused_total counter\nplexus_connections_refused_total {}",
-        net.connections.refused
+    out.push_str(
+        "# HELP plexus_connections_refused_total Connections refused at the connection limits, \
+         by direction (outbound: this node's own dials).\n\
+         # TYPE plexus_connections_refused_total counter\n",
     );
+    for (direction, count) in [
+        ("inbound", net.connections.refused_incoming),
+        ("outbound", net.connections.refused_outgoing),
+    ] {
+        let _ = writeln!(
+            out,
+            "plexus_connections_refused_total{{direction=\"{direction}\"}} {count}"
+        );
+    }
     out.push_str(
         "# HELP plexus_rejections_total Input refused since the node started, by reason and \
          rule (policy) or limit (throttled).\n# TYPE plexus_rejections_total counter\n",

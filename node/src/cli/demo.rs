@@ -113,7 +113,7 @@ async fn script(root: &Path) -> anyhow::Result<bool> {
     for (name, keypair) in names.into_iter().zip(&keys) {
         agents.push(start_agent(root, name, keypair.clone(), &trust_roots).await?);
     }
-    // A ring: every node has two neighbours, none sees everyone directly.
+    // A ring: every node dials its two neighbours (Kademlia then connects the others too).
     let addresses =
         futures::future::try_join_all(agents.iter().map(|a| listen_address(&a.node))).await?;
     for (index, agent) in agents.iter().enumerate() {

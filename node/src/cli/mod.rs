@@ -116,7 +116,8 @@ pub struct RunArgs {
     /// Gossip entries per second accepted from one author [default: 1000]
     #[arg(long, env = "PLEXUS_INGRESS_AUTHOR_RATE", value_name = "PER_SEC")]
     pub ingress_author_rate: Option<u32>,
-    /// Most connections established at once; three quarters of them may be inbound [default: 128]
+    /// Most connections established at once (at least 2); three quarters of them may be
+    /// inbound [default: 128]
     #[arg(long, env = "PLEXUS_MAX_CONNECTIONS", value_name = "N")]
     pub max_connections: Option<u32>,
 }

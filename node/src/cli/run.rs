@@ -14,6 +14,7 @@ use tracing::info;
 use super::{RunArgs, StatusArgs};
 use crate::api::{self, ApiState};
 use crate::config::{self, Config, API_ADDR_FILE};
+use crate::net::limits::MIN_CONNECTIONS;
 use crate::net::{NetConfig, DEFAULT_MAX_CONNECTIONS};
 use crate::node::limits::IngressLimits;
 use crate::node::{Node, NodeConfig, NodeStatus};
@@ -168,15 +169,7 @@ fn node_config(config: &Config, args: &RunArgs) -> anyhow::Result<NodeConfig> {
         net.external = external;
     }
     net.mdns = !args.no_mdns && file.mdns.unwrap_or(true);
-    if let Some(max) = args.max_connections.or(file.max_connections) {
-        if max == 0 {
-            bail!(
-                "--max-connections (network.max_connections in the config file) must be at \
-                 least 1; the default is {DEFAULT_MAX_CONNECTIONS}"
-            );
-        }
-        net.max_connections = max;
-    }
+    net.max_connections = max_connections(config, args.max_connections)?;
     if let Some(seconds) = args.backfill_interval.or(file.backfill_interval_secs) {
         if seconds == 0 {
             bail!("--backfill-interval must be at least 1 second");
@@ -214,6 +207,32 @@ pub fn trust_roots(config: &Config, flags: &[String]) -> anyhow::Result<TrustRoo
     config::parse_trust_root_flags(flags).map_err(anyhow::Error::msg)
 }
 
+/// The connection limit from the flag (or `PLEXUS_MAX_CONNECTIONS`), else the config file,
+/// else the default; a limit with no room to dial out is refused, naming where it came from.
+fn max_connections(config: &Config, flag: Option<u32>) -> anyhow::Result<u32> {
+    let (max, source) = match (flag, config.network.max_connections) {
+        (Some(max), _) => (
+            max,
+            "--max-connections (or PLEXUS_MAX_CONNECTIONS)".to_owned(),
+        ),
+        (None, Some(max)) => (
+            max,
+            format!(
+                "network.max_connections in {}",
+                config.config_path.display()
+            ),
+        ),
+        (None, None) => return Ok(DEFAULT_MAX_CONNECTIONS),
+    };
+    if max < MIN_CONNECTIONS {
+        bail!(
+            "{source} is {max}: a node needs at least {MIN_CONNECTIONS} connections, one \
+             inbound and one to dial out with (the default is {DEFAULT_MAX_CONNECTIONS})"
+        );
+    }
+    Ok(max)
+}
+
 fn ingress_limits(peer: Option<u32>, author: Option<u32>) -> anyhow::Result<IngressLimits> {
     let mut limits = IngressLimits::default();
     for (value, slot, flag) in [
@@ -245,12 +264,14 @@ pub fn status(config: &Config, args: StatusArgs) -> anyhow::Result<ExitCode> {
     }
     let connections = &status.network.connections;
     println!(
-        "connections: {} inbound, {} outbound (at most {}, {} inbound), {} refused at the limit",
+        "connections: {} inbound, {} outbound (at most {}, {} inbound); refused at the limit: \
+         {} inbound, {} of our dials",
         connections.incoming,
         connections.outgoing,
         connections.max_established,
         connections.max_incoming,
-        connections.refused
+        connections.refused_incoming,
+        connections.refused_outgoing
     );
     println!("peers ({}):", status.network.peers.len());
     for peer in &status.network.peers {
@@ -336,4 +357,53 @@ pub fn get_json(data_dir: &Path, route: &str) -> anyhow::Result<String> {
         bail!("the node at {addr} answered {status_line}: {body}");
     }
     Ok(body.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::config::NetworkFile;
+
+    fn config_with(max_connections: Option<u32>) -> Config {
+        Config {
+            config_path: PathBuf::from("/etc/plexus/config.toml"),
+            config_file_exists: true,
+            data_dir: PathBuf::from("/var/lib/plexus"),
+            namespace: "default".into(),
+            network: NetworkFile {
+                max_connections,
+                ..NetworkFile::default()
+            },
+            trust_roots: TrustRoots::default(),
+        }
+    }
+
+    #[test]
+    fn the_connection_limit_comes_from_the_flag_then_the_file_and_needs_room_to_dial_out() {
+        assert_eq!(
+            max_connections(&config_with(None), None).unwrap(),
+            DEFAULT_MAX_CONNECTIONS
+        );
+        assert_eq!(max_connections(&config_with(Some(40)), None).unwrap(), 40);
+        assert_eq!(max_connections(&config_with(Some(40)), Some(9)).unwrap(), 9);
+        // The flag wins even over a bad file value.
+        assert_eq!(max_connections(&config_with(Some(0)), Some(2)).unwrap(), 2);
+        let error = max_connections(&config_with(None), Some(1))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("--max-connections (or PLEXUS_MAX_CONNECTIONS) is 1")
+                && error.contains("at least 2"),
+            "{error}"
+        );
+        let error = max_connections(&config_with(Some(0)), None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("network.max_connections in /etc/plexus/config.toml is 0"),
+            "{error}"
+        );
+    }
 }

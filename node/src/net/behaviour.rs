@@ -14,16 +14,17 @@ use libp2p::gossipsub::{self, MessageAuthenticity, ValidationMode};
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::{
-    allow_block_list, connection_limits, identify, kad, mdns, noise, ping, request_response, tcp,
-    yamux, StreamProtocol, Swarm, SwarmBuilder,
+    allow_block_list, identify, kad, mdns, noise, ping, request_response, tcp, yamux,
+    StreamProtocol, Swarm, SwarmBuilder,
 };
 use plexus_crypto::{sha256, Keypair};
 use plexus_protocol::MAX_ENTRY_LEN;
 
+use super::limits::{ConnectionBudget, ConnectionGuard};
 use super::sync::{
     SyncRequest, SyncResponse, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, SYNC_PROTOCOL,
 };
-use super::{ConnectionBudget, NetConfig};
+use super::NetConfig;
 
 /// Room above [`MAX_ENTRY_LEN`] for the gossipsub RPC framing (protobuf fields and the topic
 /// name). Gossipsub applies `max_transmit_size` to whole inbound RPC frames, so it must exceed
@@ -54,8 +55,9 @@ pub const KAD_PROTOCOL: &str = "/plexus/kad/1.0.0";
 #[allow(missing_debug_implementations)]
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
-    pub limits: connection_limits::Behaviour,
+    /// First, so that a blocked peer's connection is refused before the limits count it.
     pub blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
+    pub limits: ConnectionGuard,
     pub gossipsub: gossipsub::Behaviour,
     pub sync: request_response::cbor::Behaviour<SyncRequest, SyncResponse>,
     pub kad: kad::Behaviour<kad::store::MemoryStore>,
@@ -151,8 +153,8 @@ pub fn build_swarm(keypair: &Keypair, config: &NetConfig) -> Result<Swarm<Behavi
                     None
                 };
                 Ok(Behaviour {
-                    limits: connection_limits::Behaviour::new(connection_limits(budget)),
                     blocked: allow_block_list::Behaviour::default(),
+                    limits: ConnectionGuard::new(budget),
                     gossipsub,
                     sync,
                     kad,
@@ -170,14 +172,6 @@ pub fn build_swarm(keypair: &Keypair, config: &NetConfig) -> Result<Swarm<Behavi
         })
         .build();
     Ok(swarm)
-}
-
-fn connection_limits(budget: ConnectionBudget) -> connection_limits::ConnectionLimits {
-    connection_limits::ConnectionLimits::default()
-        .with_max_established(Some(budget.max_established))
-        .with_max_established_incoming(Some(budget.max_incoming))
-        .with_max_pending_incoming(Some(budget.max_pending_incoming))
-        .with_max_established_per_peer(Some(budget.max_per_peer))
 }
 
 fn build_gossipsub(

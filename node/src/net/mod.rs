@@ -14,6 +14,7 @@
 //! worker as a [`NetEvent::Gossip`], whose verdict comes back as [`Command::Validate`].
 
 pub mod behaviour;
+pub mod limits;
 pub mod sync;
 pub mod task;
 pub mod topics;
@@ -90,45 +91,13 @@ pub struct NetConfig {
     /// Gossipsub heartbeat interval.
     pub heartbeat: Duration,
     /// Most connections established at once, both directions together; see
-    /// [`ConnectionBudget`].
+    /// [`limits::ConnectionBudget`].
     pub max_connections: u32,
 }
 
 /// Default for [`NetConfig::max_connections`]: room for several gossipsub meshes (up to 12
 /// peers each) and Kademlia's lookups, far below what a host's file descriptors allow.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 128;
-
-/// The connection limits derived from [`NetConfig::max_connections`]. Peers that would exceed
-/// them are refused during the handshake and counted in [`NetStatus::connections`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ConnectionBudget {
-    /// Established connections, both directions.
-    pub max_established: u32,
-    /// Established inbound connections: three quarters of the total (at least one), so that
-    /// a flood of inbound connections cannot take the slots this node needs to dial out
-    /// (an eclipse).
-    pub max_incoming: u32,
-    /// Inbound connections still in their handshake: bounds the noise handshakes a peer can
-    /// make this node compute at once.
-    pub max_pending_incoming: u32,
-    /// Connections to one peer: two, for when both sides dial each other at once.
-    pub max_per_peer: u32,
-}
-
-impl ConnectionBudget {
-    pub fn new(max_connections: u32) -> ConnectionBudget {
-        let max_established = max_connections.max(1);
-        ConnectionBudget {
-            max_established,
-            // Three quarters of a u32 fits in a u32.
-            max_incoming: u32::try_from(u64::from(max_established) * 3 / 4)
-                .unwrap_or(max_established)
-                .max(1),
-            max_pending_incoming: 32,
-            max_per_peer: 2,
-        }
-    }
-}
 
 impl Default for NetConfig {
     fn default() -> Self {
@@ -274,15 +243,17 @@ pub struct NetStatus {
     pub connections: ConnectionStatus,
 }
 
-/// Established connections against the limits, and what the limits refused.
+/// Established connections against the limits, and what the limits refused since the node
+/// started.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ConnectionStatus {
     pub incoming: u32,
     pub outgoing: u32,
     pub max_established: u32,
     pub max_incoming: u32,
-    /// Connections refused by the limits since the node started (dials of ours included).
-    pub refused: u64,
+    pub refused_incoming: u64,
+    /// This node's own dials refused (at the total, or to a peer connected twice already).
+    pub refused_outgoing: u64,
 }
 
 /// One connected peer.
@@ -453,19 +424,5 @@ mod tests {
         let peer = libp2p_key.public().to_peer_id();
         assert_eq!(agent_id_of(&peer), Some(keypair.agent_id()));
         assert_eq!(peer_id_of(&keypair.agent_id()), Some(peer));
-    }
-
-    #[test]
-    fn the_connection_budget_keeps_a_quarter_for_dialling_out() {
-        let split = |max| {
-            let budget = ConnectionBudget::new(max);
-            (budget.max_established, budget.max_incoming)
-        };
-        assert_eq!(split(DEFAULT_MAX_CONNECTIONS), (128, 96));
-        assert_eq!(split(7), (7, 5));
-        // Never a limit of nothing: at least one connection, inbound or outbound.
-        assert_eq!(split(0), (1, 1));
-        assert_eq!(split(1), (1, 1));
-        assert_eq!(split(u32::MAX), (u32::MAX, 3_221_225_471));
     }
 }

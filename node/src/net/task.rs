@@ -6,16 +6,16 @@ use std::time::{Duration, Instant};
 use libp2p::futures::StreamExt;
 use libp2p::gossipsub::{self, MessageAcceptance};
 use libp2p::request_response::{self, OutboundRequestId};
-use libp2p::swarm::{ConnectionDenied, DialError, ListenError, SwarmEvent};
-use libp2p::{connection_limits, identify, kad, mdns, Multiaddr, PeerId, Swarm};
+use libp2p::swarm::SwarmEvent;
+use libp2p::{identify, kad, mdns, Multiaddr, PeerId, Swarm};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use super::behaviour::{topic_score_params, Behaviour, BehaviourEvent};
 use super::sync::{SyncRequest, SyncResponse, MAX_IN_FLIGHT_PER_PEER, MAX_QUEUED_PER_PEER};
 use super::{
-    agent_id_of, topics, Command, ConnectionBudget, ConnectionStatus, GossipJudge, Judgement,
-    NetConfig, NetEvent, NetStatus, PeerStatus, Prechecked, RangeRequest,
+    agent_id_of, topics, Command, ConnectionStatus, GossipJudge, Judgement, NetConfig, NetEvent,
+    NetStatus, PeerStatus, Prechecked, RangeRequest,
 };
 
 /// What an outstanding sync request was for.
@@ -52,8 +52,6 @@ pub struct SwarmTask {
     /// When the current second of judging began, and the messages judged in it.
     judge_window: (Instant, u32),
     entries_fetched: u64,
-    /// Connections refused by the connection limits, both directions.
-    connections_refused: u64,
     /// Peers blocked for misbehaving, with when to let them back (checked on the anti-entropy
     /// timer), at most [`MAX_TEMPORARY_BLOCKS`].
     temporary_blocks: HashMap<PeerId, Instant>,
@@ -119,7 +117,6 @@ impl SwarmTask {
             judge: None,
             judge_window: (Instant::now(), 0),
             entries_fetched: 0,
-            connections_refused: 0,
             temporary_blocks: HashMap::new(),
         };
         for namespace in namespaces {
@@ -254,29 +251,8 @@ impl SwarmTask {
                 self.peers.remove(&peer_id);
                 self.dialed.remove(&peer_id);
             }
-            SwarmEvent::IncomingConnectionError {
-                error: ListenError::Denied { cause },
-                send_back_addr,
-                ..
-            } => self.on_denied(&cause, "inbound", &send_back_addr.to_string()),
-            SwarmEvent::OutgoingConnectionError {
-                error: DialError::Denied { cause },
-                peer_id,
-                ..
-            } => {
-                let peer = peer_id.map(|peer| peer.to_string()).unwrap_or_default();
-                self.on_denied(&cause, "outbound", &peer);
-            }
             SwarmEvent::Behaviour(event) => self.handle_behaviour_event(event),
             _ => {}
-        }
-    }
-
-    /// Counts a connection the limits refused (other denials are blocks, counted elsewhere).
-    fn on_denied(&mut self, cause: &ConnectionDenied, direction: &str, remote: &str) {
-        if let Some(exceeded) = cause.downcast_ref::<connection_limits::Exceeded>() {
-            self.connections_refused += 1;
-            debug!(direction, remote, %exceeded, "connection refused");
         }
     }
 
@@ -300,16 +276,24 @@ impl SwarmTask {
                             .behaviour_mut()
                             .kad
                             .add_address(&peer, addr.clone());
-                        let _ = self.swarm.dial(addr);
+                        self.dial_discovered(addr);
                     }
                 }
             }
             BehaviourEvent::Kad(kad::Event::RoutingUpdated { peer, .. })
                 if !self.swarm.is_connected(&peer) =>
             {
-                let _ = self.swarm.dial(peer);
+                self.dial_discovered(peer);
             }
             _ => {}
+        }
+    }
+
+    /// Dials a peer that discovery found, unless the connection limit is reached: the dial
+    /// would cost a handshake only to be refused.
+    fn dial_discovered(&mut self, peer: impl Into<libp2p::swarm::dial_opts::DialOpts>) {
+        if !self.swarm.behaviour().limits.is_full() {
+            let _ = self.swarm.dial(peer);
         }
     }
 
@@ -592,13 +576,15 @@ impl SwarmTask {
     fn connection_status(&self) -> ConnectionStatus {
         let info = self.swarm.network_info();
         let counters = info.connection_counters();
-        let budget = ConnectionBudget::new(self.config.max_connections);
+        let limits = &self.swarm.behaviour().limits;
+        let (refused_incoming, refused_outgoing) = limits.refused();
         ConnectionStatus {
             incoming: counters.num_established_incoming(),
             outgoing: counters.num_established_outgoing(),
-            max_established: budget.max_established,
-            max_incoming: budget.max_incoming,
-            refused: self.connections_refused,
+            max_established: limits.budget().max_established,
+            max_incoming: limits.budget().max_incoming,
+            refused_incoming,
+            refused_outgoing,
         }
     }
 }

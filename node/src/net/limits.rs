@@ -1,0 +1,280 @@
+//! Connection limits, as a behaviour placed in the swarm after the block list.
+//!
+//! Ours rather than libp2p's `connection-limits`, whose per-peer table keeps an entry for every
+//! peer that ever connected (a stream of fresh identities would grow it without end). This
+//! one forgets a peer with its last connection, and counts what it refuses in each direction.
+//! A refused connection has finished its handshake (except for the pending cap): the remote
+//! sees it open, then close.
+
+use std::collections::{HashMap, HashSet};
+use std::convert::Infallible;
+use std::task::{Context, Poll};
+
+use libp2p::core::transport::PortUse;
+use libp2p::core::{ConnectedPoint, Endpoint, Multiaddr};
+use libp2p::swarm::behaviour::{ConnectionEstablished, ListenFailure};
+use libp2p::swarm::{
+    dummy, ConnectionClosed, ConnectionDenied, ConnectionId, FromSwarm, NetworkBehaviour, THandler,
+    THandlerInEvent, THandlerOutEvent, ToSwarm,
+};
+use libp2p::PeerId;
+use tracing::warn;
+
+/// Inbound connections in their handshake at once. Each holds a socket and noise state until
+/// it completes or times out (10 s); the cap bounds those. It is shared by all remotes, so a
+/// remote that opens this many connections and never completes them keeps others out until
+/// they time out: a per-address cap would close that gap.
+pub const MAX_PENDING_INCOMING: usize = 128;
+
+/// Connections to one peer: two, for when both sides dial each other at once. (When both
+/// have one free slot left and dial each other at once, each keeps its own dial and refuses
+/// the other's, and both connections close.)
+pub const MAX_PER_PEER: u32 = 2;
+
+/// Fewest connections [`ConnectionBudget::new`] allows: one inbound and one to dial out with.
+pub const MIN_CONNECTIONS: u32 = 2;
+
+/// The connection limits derived from one setting, the most connections established at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionBudget {
+    /// Established connections, both directions.
+    pub max_established: u32,
+    /// Established inbound connections: three quarters of the total (at least one), so that
+    /// a flood of inbound connections cannot take the slots this node needs to dial out
+    /// (an eclipse).
+    pub max_incoming: u32,
+}
+
+impl ConnectionBudget {
+    /// The budget for at most `max_connections` connections (raised to [`MIN_CONNECTIONS`]).
+    pub fn new(max_connections: u32) -> ConnectionBudget {
+        let max_established = max_connections.max(MIN_CONNECTIONS);
+        // Three quarters of a u32 fits in a u32.
+        let three_quarters = u32::try_from(u64::from(max_established) * 3 / 4).unwrap_or(1);
+        ConnectionBudget {
+            max_established,
+            max_incoming: three_quarters.max(1),
+        }
+    }
+}
+
+/// Why a connection was refused.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the limit of {limit} {what} is reached")]
+pub struct LimitReached {
+    pub what: &'static str,
+    pub limit: u32,
+}
+
+/// The behaviour that applies a [`ConnectionBudget`].
+#[derive(Debug)]
+pub struct ConnectionGuard {
+    budget: ConnectionBudget,
+    pending_incoming: HashSet<ConnectionId>,
+    incoming: HashSet<ConnectionId>,
+    outgoing: HashSet<ConnectionId>,
+    /// Established connections per connected peer; a peer leaves with its last connection.
+    per_peer: HashMap<PeerId, u32>,
+    refused_incoming: u64,
+    refused_outgoing: u64,
+}
+
+impl ConnectionGuard {
+    pub fn new(budget: ConnectionBudget) -> ConnectionGuard {
+        ConnectionGuard {
+            budget,
+            pending_incoming: HashSet::new(),
+            incoming: HashSet::new(),
+            outgoing: HashSet::new(),
+            per_peer: HashMap::new(),
+            refused_incoming: 0,
+            refused_outgoing: 0,
+        }
+    }
+
+    pub fn budget(&self) -> ConnectionBudget {
+        self.budget
+    }
+
+    /// Whether no further connection would be accepted, in either direction.
+    pub fn is_full(&self) -> bool {
+        self.established() >= self.budget.max_established as usize
+    }
+
+    /// Connections refused since the node started: inbound, then our own dials.
+    pub fn refused(&self) -> (u64, u64) {
+        (self.refused_incoming, self.refused_outgoing)
+    }
+
+    fn established(&self) -> usize {
+        self.incoming.len() + self.outgoing.len()
+    }
+
+    /// Checks the limits that apply to a new established connection to `peer`.
+    fn admit(&self, peer: &PeerId, inbound: bool) -> Result<(), LimitReached> {
+        let checks = [
+            (
+                inbound.then_some(self.incoming.len()),
+                self.budget.max_incoming,
+                "inbound connections",
+            ),
+            (
+                Some(self.per_peer.get(peer).copied().unwrap_or(0) as usize),
+                MAX_PER_PEER,
+                "connections to one peer",
+            ),
+            (
+                Some(self.established()),
+                self.budget.max_established,
+                "connections",
+            ),
+        ];
+        for (current, limit, what) in checks {
+            if current.is_some_and(|current| current >= limit as usize) {
+                return Err(LimitReached { what, limit });
+            }
+        }
+        Ok(())
+    }
+
+    /// Counts a refusal; warns on the first and then at each power of two, so a node at its
+    /// limit says so without flooding its log.
+    fn refuse(&mut self, inbound: bool, reason: LimitReached) -> ConnectionDenied {
+        let (count, direction) = if inbound {
+            self.refused_incoming += 1;
+            (self.refused_incoming, "inbound")
+        } else {
+            self.refused_outgoing += 1;
+            (self.refused_outgoing, "outbound")
+        };
+        if count.is_power_of_two() {
+            warn!(
+                direction,
+                refused = count,
+                %reason,
+                "connection refused at the limit; raise --max-connections if this node should \
+                 take more"
+            );
+        }
+        ConnectionDenied::new(reason)
+    }
+}
+
+impl NetworkBehaviour for ConnectionGuard {
+    type ConnectionHandler = dummy::ConnectionHandler;
+    type ToSwarm = Infallible;
+
+    fn handle_pending_inbound_connection(
+        &mut self,
+        connection_id: ConnectionId,
+        _: &Multiaddr,
+        _: &Multiaddr,
+    ) -> Result<(), ConnectionDenied> {
+        if self.pending_incoming.len() >= MAX_PENDING_INCOMING {
+            let reason = LimitReached {
+                what: "inbound handshakes",
+                limit: MAX_PENDING_INCOMING as u32,
+            };
+            return Err(self.refuse(true, reason));
+        }
+        self.pending_incoming.insert(connection_id);
+        Ok(())
+    }
+
+    fn handle_established_inbound_connection(
+        &mut self,
+        connection_id: ConnectionId,
+        peer: PeerId,
+        _: &Multiaddr,
+        _: &Multiaddr,
+    ) -> Result<THandler<Self>, ConnectionDenied> {
+        self.pending_incoming.remove(&connection_id);
+        match self.admit(&peer, true) {
+            Ok(()) => Ok(dummy::ConnectionHandler),
+            Err(reason) => Err(self.refuse(true, reason)),
+        }
+    }
+
+    fn handle_established_outbound_connection(
+        &mut self,
+        _: ConnectionId,
+        peer: PeerId,
+        _: &Multiaddr,
+        _: Endpoint,
+        _: PortUse,
+    ) -> Result<THandler<Self>, ConnectionDenied> {
+        match self.admit(&peer, false) {
+            Ok(()) => Ok(dummy::ConnectionHandler),
+            Err(reason) => Err(self.refuse(false, reason)),
+        }
+    }
+
+    fn on_swarm_event(&mut self, event: FromSwarm) {
+        match event {
+            FromSwarm::ConnectionEstablished(ConnectionEstablished {
+                peer_id,
+                connection_id,
+                endpoint,
+                ..
+            }) => {
+                match endpoint {
+                    ConnectedPoint::Listener { .. } => self.incoming.insert(connection_id),
+                    ConnectedPoint::Dialer { .. } => self.outgoing.insert(connection_id),
+                };
+                *self.per_peer.entry(peer_id).or_default() += 1;
+            }
+            FromSwarm::ConnectionClosed(ConnectionClosed {
+                peer_id,
+                connection_id,
+                ..
+            }) => {
+                let counted =
+                    self.incoming.remove(&connection_id) | self.outgoing.remove(&connection_id);
+                if counted {
+                    if let Some(count) = self.per_peer.get_mut(&peer_id) {
+                        *count = count.saturating_sub(1);
+                        if *count == 0 {
+                            self.per_peer.remove(&peer_id);
+                        }
+                    }
+                }
+            }
+            FromSwarm::ListenFailure(ListenFailure { connection_id, .. }) => {
+                self.pending_incoming.remove(&connection_id);
+            }
+            _ => {}
+        }
+    }
+
+    fn on_connection_handler_event(
+        &mut self,
+        _: PeerId,
+        _: ConnectionId,
+        event: THandlerOutEvent<Self>,
+    ) {
+        match event {}
+    }
+
+    fn poll(&mut self, _: &mut Context<'_>) -> Poll<ToSwarm<Self::ToSwarm, THandlerInEvent<Self>>> {
+        Poll::Pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_budget_keeps_a_quarter_for_dialling_out() {
+        let split = |max| {
+            let budget = ConnectionBudget::new(max);
+            (budget.max_established, budget.max_incoming)
+        };
+        assert_eq!(split(128), (128, 96));
+        assert_eq!(split(7), (7, 5));
+        // Never less than one inbound connection and one to dial out with.
+        assert_eq!(split(0), (2, 1));
+        assert_eq!(split(2), (2, 1));
+        assert_eq!(split(u32::MAX), (u32::MAX, 3_221_225_471));
+    }
+}
