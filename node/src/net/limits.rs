@@ -262,7 +262,134 @@ impl NetworkBehaviour for ConnectionGuard {
 
 #[cfg(test)]
 mod tests {
+    use libp2p::core::Endpoint;
+
     use super::*;
+
+    fn listener() -> ConnectedPoint {
+        ConnectedPoint::Listener {
+            local_addr: Multiaddr::empty(),
+            send_back_addr: Multiaddr::empty(),
+        }
+    }
+
+    fn dialer() -> ConnectedPoint {
+        ConnectedPoint::Dialer {
+            address: Multiaddr::empty(),
+            role_override: Endpoint::Dialer,
+            port_use: PortUse::New,
+        }
+    }
+
+    /// Offers a connection to the guard as the swarm would; `Ok` with its id when admitted.
+    fn open(
+        guard: &mut ConnectionGuard,
+        id: usize,
+        peer: PeerId,
+        endpoint: &ConnectedPoint,
+    ) -> Result<ConnectionId, ConnectionDenied> {
+        let connection_id = ConnectionId::new_unchecked(id);
+        let none = Multiaddr::empty();
+        match endpoint {
+            ConnectedPoint::Listener { .. } => {
+                guard.handle_pending_inbound_connection(connection_id, &none, &none)?;
+                guard.handle_established_inbound_connection(connection_id, peer, &none, &none)?;
+            }
+            ConnectedPoint::Dialer { .. } => {
+                guard.handle_established_outbound_connection(
+                    connection_id,
+                    peer,
+                    &none,
+                    Endpoint::Dialer,
+                    PortUse::New,
+                )?;
+            }
+        }
+        guard.on_swarm_event(FromSwarm::ConnectionEstablished(ConnectionEstablished {
+            peer_id: peer,
+            connection_id,
+            endpoint,
+            failed_addresses: &[],
+            other_established: 0,
+        }));
+        Ok(connection_id)
+    }
+
+    fn close(
+        guard: &mut ConnectionGuard,
+        id: ConnectionId,
+        peer: PeerId,
+        endpoint: &ConnectedPoint,
+    ) {
+        guard.on_swarm_event(FromSwarm::ConnectionClosed(ConnectionClosed {
+            peer_id: peer,
+            connection_id: id,
+            endpoint,
+            cause: None,
+            remaining_established: 0,
+        }));
+    }
+
+    #[test]
+    fn limits_hold_in_each_direction_and_per_peer() {
+        let mut guard = ConnectionGuard::new(ConnectionBudget::new(4));
+        let (inbound, outbound) = (listener(), dialer());
+        let peers: Vec<PeerId> = (0..5).map(|_| PeerId::random()).collect();
+        // Three inbound fill the inbound share; a fourth inbound is refused, a dial is not.
+        for (id, peer) in peers[..3].iter().enumerate() {
+            open(&mut guard, id, *peer, &inbound).unwrap();
+        }
+        assert!(open(&mut guard, 10, peers[3], &inbound).is_err());
+        let dialled = open(&mut guard, 11, peers[3], &outbound).unwrap();
+        assert!(guard.is_full());
+        // At the total, even our own dial is refused.
+        assert!(open(&mut guard, 12, peers[4], &outbound).is_err());
+        assert_eq!(guard.refused(), (1, 1));
+        // A closed connection frees its slot; a third connection to one peer is refused.
+        close(&mut guard, dialled, peers[3], &outbound);
+        assert!(!guard.is_full());
+        let mut guard = ConnectionGuard::new(ConnectionBudget::new(8));
+        open(&mut guard, 0, peers[0], &outbound).unwrap();
+        open(&mut guard, 1, peers[0], &inbound).unwrap();
+        assert!(open(&mut guard, 2, peers[0], &inbound).is_err());
+        assert!(open(&mut guard, 3, peers[0], &outbound).is_err());
+        assert_eq!(guard.refused(), (1, 1));
+    }
+
+    #[test]
+    fn a_peer_is_forgotten_with_its_last_connection() {
+        let mut guard = ConnectionGuard::new(ConnectionBudget::new(8));
+        let inbound = listener();
+        for round in 0..1_000 {
+            let peer = PeerId::random();
+            let first = open(&mut guard, 2 * round, peer, &inbound).unwrap();
+            let second = open(&mut guard, 2 * round + 1, peer, &inbound).unwrap();
+            close(&mut guard, first, peer, &inbound);
+            assert_eq!(guard.per_peer.get(&peer), Some(&1));
+            close(&mut guard, second, peer, &inbound);
+        }
+        assert!(
+            guard.per_peer.is_empty(),
+            "{} peers kept",
+            guard.per_peer.len()
+        );
+        assert!(guard.incoming.is_empty() && guard.pending_incoming.is_empty());
+        // A denied handshake leaves nothing pending behind.
+        let peer = PeerId::random();
+        let id = ConnectionId::new_unchecked(5_000);
+        let none = Multiaddr::empty();
+        guard
+            .handle_pending_inbound_connection(id, &none, &none)
+            .unwrap();
+        guard.on_swarm_event(FromSwarm::ListenFailure(ListenFailure {
+            local_addr: &none,
+            send_back_addr: &none,
+            error: &libp2p::swarm::ListenError::Aborted,
+            connection_id: id,
+            peer_id: Some(peer),
+        }));
+        assert!(guard.pending_incoming.is_empty());
+    }
 
     #[test]
     fn the_budget_keeps_a_quarter_for_dialling_out() {
