@@ -204,6 +204,26 @@ pub async fn keep_apart(a: &TestNode, b: &TestNode) {
     b_net.block(a_net.peer_id()).await.unwrap();
 }
 
+/// Makes every node of `left` refuse every node of `right` and back.
+pub async fn partition(left: &[TestNode], right: &[TestNode]) {
+    for a in left {
+        for b in right {
+            keep_apart(a, b).await;
+        }
+    }
+}
+
+/// Undoes [`partition`]: the groups may connect again (nothing dials yet).
+pub async fn heal(left: &[TestNode], right: &[TestNode]) {
+    for a in left {
+        for b in right {
+            let (a_net, b_net) = (a.node.net(), b.node.net());
+            a_net.unblock(b_net.peer_id()).await.unwrap();
+            b_net.unblock(a_net.peer_id()).await.unwrap();
+        }
+    }
+}
+
 /// Publishes the application entry `{"n": n}` (kind `x-note`) from `node`.
 pub async fn publish_note(node: &TestNode, n: u64) -> Entry {
     let body = json_text_to_canonical(&format!("{{\"n\": {n}}}"))
@@ -222,9 +242,7 @@ pub async fn shutdown(nodes: Vec<TestNode>) {
             let _ = api.stop.send(true);
             let _ = api.task.await;
         }
-        let node = Arc::try_unwrap(test_node.node)
-            .unwrap_or_else(|_| panic!("the node is still shared at shutdown"));
-        node.shutdown()
+        Node::shutdown_shared(test_node.node)
             .await
             .unwrap_or_else(|error| panic!("shutdown: {error}"));
     }

@@ -10,7 +10,9 @@ use plexus_node::client::{ApiClient, ClientError};
 use plexus_node::store::{IngestOutcome, RejectReason};
 use plexus_protocol::coord::Body;
 use plexus_protocol::{Draft, Entry};
-use plexus_tests::cluster::{connect, shutdown, spawn, wait_for, TestNode, NAMESPACE};
+use plexus_tests::cluster::{
+    connect, heal, partition, shutdown, spawn, wait_for, TestNode, NAMESPACE,
+};
 use serde_json::{json, Value};
 
 const CONVERGE: Duration = Duration::from_secs(60);
@@ -207,28 +209,12 @@ async fn a_lease_race_among_many_contenders_converges_to_one_holder() {
     shutdown(nodes).await;
 }
 
-/// Makes every node of `left` refuse every node of `right` and back (`cut`), or undoes it.
-async fn partition(left: &[TestNode], right: &[TestNode], cut: bool) {
-    for a in left {
-        for b in right {
-            let (a_net, b_net) = (a.node.net(), b.node.net());
-            if cut {
-                a_net.block(b_net.peer_id()).await.unwrap();
-                b_net.block(a_net.peer_id()).await.unwrap();
-            } else {
-                a_net.unblock(b_net.peer_id()).await.unwrap();
-                b_net.unblock(a_net.peer_id()).await.unwrap();
-            }
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_healed_partition_resolves_a_double_claim_and_tells_the_loser() {
     let mut nodes = spawn(4).await;
     connect(&nodes[1], &nodes[0]).await;
     connect(&nodes[3], &nodes[2]).await;
-    partition(&nodes[..2], &nodes[2..], true).await;
+    partition(&nodes[..2], &nodes[2..]).await;
     let mut clients = Vec::new();
     for node in &mut nodes {
         clients.push(node.api().await);
@@ -287,7 +273,7 @@ async fn a_healed_partition_resolves_a_double_claim_and_tells_the_loser() {
     )
     .await;
     // Heal.
-    partition(&nodes[..2], &nodes[2..], false).await;
+    heal(&nodes[..2], &nodes[2..]).await;
     connect(&nodes[2], &nodes[1]).await;
     wait_all(
         &refs,

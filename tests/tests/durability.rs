@@ -3,11 +3,14 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 
 use plexus_crypto::Keypair;
 use plexus_node::audit::{verify_data_dir, Verdict, VerifyOptions};
+use plexus_node::node::Node;
 use plexus_node::store::Log;
 use plexus_protocol::FeedKey;
+use plexus_tests::cluster::{publish_note, spawn_node, test_net_config, TestNode};
 
 #[test]
 fn acknowledged_appends_survive_a_killed_process() {
@@ -64,4 +67,25 @@ fn survives_a_killed_process(mode: &str) {
     let report = verify_data_dir(dir.path(), &VerifyOptions::default(), &()).unwrap();
     assert_eq!(report.verdict, Verdict::Verified, "{:#?}", report.findings);
     assert_eq!(report.entries, head.seq);
+}
+
+/// The HTTP server may still hold a handle to the node for a moment after it stops; shutdown
+/// waits for the last one instead of failing, then flushes the log.
+#[tokio::test]
+async fn a_shared_node_shuts_down_once_its_last_other_handle_is_dropped() {
+    let test_node = spawn_node(test_net_config()).await;
+    let entry = publish_note(&test_node, 1).await;
+    let TestNode { node, dir, .. } = test_node;
+    let handle = Arc::clone(&node);
+    let shutdown = tokio::spawn(Node::shutdown_shared(node));
+    // On this single-threaded runtime the shutdown task now runs, and finds `handle` held.
+    tokio::task::yield_now().await;
+    assert!(
+        !shutdown.is_finished(),
+        "shutdown did not wait for the handle"
+    );
+    drop(handle);
+    shutdown.await.unwrap().unwrap();
+    let log = Log::open(dir.path()).unwrap();
+    assert!(log.contains(&entry.id()).unwrap());
 }

@@ -10,8 +10,9 @@ use plexus_node::store::IngestOutcome;
 use plexus_protocol::value::json_text_to_canonical;
 use plexus_protocol::{Draft, Entry, FeedKey};
 use plexus_tests::cluster::{
-    address, connect, heads, keep_apart, publish_note, shutdown, spawn, spawn_node,
-    spawn_node_with, test_net_config, wait_converged, wait_for, NodeSpec, TestNode, NAMESPACE,
+    address, connect, heads, heal, keep_apart, partition, publish_note, shutdown, spawn,
+    spawn_node, spawn_node_with, test_net_config, wait_converged, wait_for, NodeSpec, TestNode,
+    NAMESPACE,
 };
 
 const CONVERGE: Duration = Duration::from_secs(60);
@@ -143,12 +144,7 @@ async fn a_healed_partition_converges() {
         connect(&group[2], &group[1]).await;
     }
     // Partition: every left node refuses every right node and vice versa.
-    for a in left {
-        for b in right {
-            a.node.net().block(b.node.net().peer_id()).await.unwrap();
-            b.node.net().block(a.node.net().peer_id()).await.unwrap();
-        }
-    }
+    partition(left, right).await;
     for n in 0..5 {
         publish_note(&left[0], n).await;
         publish_note(&right[2], 100 + n).await;
@@ -159,12 +155,7 @@ async fn a_healed_partition_converges() {
     wait_converged(&right_refs, 1, 5, CONVERGE).await;
     assert_ne!(heads(&left[0]), heads(&right[0]));
     // Heal, and bridge the groups.
-    for a in left {
-        for b in right {
-            a.node.net().unblock(b.node.net().peer_id()).await.unwrap();
-            b.node.net().unblock(a.node.net().peer_id()).await.unwrap();
-        }
-    }
+    heal(left, right).await;
     connect(&right[0], &left[2]).await;
     let all: Vec<&TestNode> = nodes.iter().collect();
     wait_converged(&all, 2, 10, CONVERGE).await;

@@ -95,10 +95,7 @@ async fn serve(
     let _ = std::fs::remove_file(&addr_file);
     served.context("the HTTP API failed")?;
     println!("shutting down");
-    match Arc::try_unwrap(node) {
-        Ok(node) => node.shutdown().await?,
-        Err(_) => bail!("the node is still in use at shutdown"),
-    }
+    Node::shutdown_shared(node).await?;
     println!("stopped; the log is flushed");
     Ok(())
 }

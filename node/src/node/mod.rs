@@ -73,6 +73,12 @@ pub enum NodeError {
     /// transition, releasing someone else's claim).
     #[error("{0}")]
     Conflict(String),
+    /// Shutdown found other handles to the node still held after waiting for them.
+    #[error(
+        "the node is still in use at shutdown: {0} other handles to it were kept past {timeout:?}",
+        timeout = RELEASE_TIMEOUT
+    )]
+    StillShared(usize),
 }
 
 /// State shared by the node handle and the ingest worker.
@@ -120,6 +126,13 @@ pub struct Node {
 /// How often leases are re-evaluated for changes that come with time alone (expiry,
 /// `notBefore`): the delay with which a waiting agent learns that an expired lease is its.
 pub const LEASE_TICK: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// How long [`Node::shutdown_shared`] waits for other handles to the node to be dropped: far
+/// longer than a task needs to end once its work is done.
+pub const RELEASE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How often [`Node::shutdown_shared`] looks again.
+const RELEASE_POLL: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// What `plexus status` shows.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -524,6 +537,24 @@ impl Node {
                 .collect(),
             quarantined,
         })
+    }
+
+    /// [`Node::shutdown`] for a node that was shared, once every other handle is dropped.
+    /// A server may report its work done a moment before its tasks drop the handles they hold
+    /// (axum's `serve` signals a connection closed just before the connection's task ends), so
+    /// this waits for them, up to [`RELEASE_TIMEOUT`].
+    pub async fn shutdown_shared(mut node: Arc<Node>) -> Result<(), NodeError> {
+        let deadline = tokio::time::Instant::now() + RELEASE_TIMEOUT;
+        loop {
+            node = match Arc::try_unwrap(node) {
+                Ok(node) => return node.shutdown().await,
+                Err(shared) if tokio::time::Instant::now() >= deadline => {
+                    return Err(NodeError::StillShared(Arc::strong_count(&shared) - 1))
+                }
+                Err(shared) => shared,
+            };
+            tokio::time::sleep(RELEASE_POLL).await;
+        }
     }
 
     /// Stops the network task and the ingest worker, and flushes the log.
