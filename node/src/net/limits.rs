@@ -101,6 +101,14 @@ impl ConnectionGuard {
         self.established() >= self.budget.max_established as usize
     }
 
+    /// Whether a dial of this node's own choosing (a peer that discovery found) fits in the
+    /// quarter of the budget kept for outbound connections. Dials that fill more would take
+    /// the room left for peers that connect in, such as newcomers bootstrapping from here.
+    pub fn wants_outbound(&self) -> bool {
+        let outbound_share = self.budget.max_established - self.budget.max_incoming;
+        !self.is_full() && self.outgoing.len() < outbound_share as usize
+    }
+
     /// Connections refused since the node started: inbound, then our own dials.
     pub fn refused(&self) -> (u64, u64) {
         (self.refused_incoming, self.refused_outgoing)
@@ -340,14 +348,25 @@ mod tests {
             open(&mut guard, id, *peer, &inbound).unwrap();
         }
         assert!(open(&mut guard, 10, peers[3], &inbound).is_err());
+        assert!(guard.wants_outbound());
         let dialled = open(&mut guard, 11, peers[3], &outbound).unwrap();
-        assert!(guard.is_full());
+        assert!(guard.is_full() && !guard.wants_outbound());
         // At the total, even our own dial is refused.
         assert!(open(&mut guard, 12, peers[4], &outbound).is_err());
         assert_eq!(guard.refused(), (1, 1));
         // A closed connection frees its slot; a third connection to one peer is refused.
         close(&mut guard, dialled, peers[3], &outbound);
         assert!(!guard.is_full());
+        // Discovery fills only the outbound quarter: one outbound connection uses it up,
+        // though a slot is still free for a peer that connects in.
+        close(
+            &mut guard,
+            ConnectionId::new_unchecked(2),
+            peers[2],
+            &inbound,
+        );
+        open(&mut guard, 13, peers[3], &outbound).unwrap();
+        assert!(!guard.is_full() && !guard.wants_outbound());
         let mut guard = ConnectionGuard::new(ConnectionBudget::new(8));
         open(&mut guard, 0, peers[0], &outbound).unwrap();
         open(&mut guard, 1, peers[0], &inbound).unwrap();

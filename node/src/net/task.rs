@@ -289,10 +289,10 @@ impl SwarmTask {
         }
     }
 
-    /// Dials a peer that discovery found, unless the connection limit is reached: the dial
-    /// would cost a handshake only to be refused.
+    /// Dials a peer that discovery found, while outbound connections fill less than their
+    /// share of the limit (explicit dials, such as bootstrap peers, are not held back).
     fn dial_discovered(&mut self, peer: impl Into<libp2p::swarm::dial_opts::DialOpts>) {
-        if !self.swarm.behaviour().limits.is_full() {
+        if self.swarm.behaviour().limits.wants_outbound() {
             let _ = self.swarm.dial(peer);
         }
     }
