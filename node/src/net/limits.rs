@@ -12,13 +12,13 @@ use std::task::{Context, Poll};
 
 use libp2p::core::transport::PortUse;
 use libp2p::core::{ConnectedPoint, Endpoint, Multiaddr};
-use libp2p::swarm::behaviour::{ConnectionEstablished, ListenFailure};
+use libp2p::swarm::behaviour::{ConnectionEstablished, DialFailure, ListenFailure};
 use libp2p::swarm::{
     dummy, ConnectionClosed, ConnectionDenied, ConnectionId, FromSwarm, NetworkBehaviour, THandler,
     THandlerInEvent, THandlerOutEvent, ToSwarm,
 };
 use libp2p::PeerId;
-use tracing::warn;
+use tracing::{debug, warn};
 
 /// Inbound connections in their handshake at once. Each holds a socket and noise state until
 /// it completes or times out (10 s); the cap bounds those. It is shared by all remotes, so a
@@ -45,6 +45,42 @@ pub struct ConnectionBudget {
     pub max_incoming: u32,
 }
 
+/// Why a connection was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum LimitReached {
+    #[error("{0} inbound handshakes are in progress already")]
+    PendingInbound(usize),
+    #[error("the limit of {0} inbound connections is reached")]
+    Inbound(u32),
+    #[error("the peer has {0} connections already")]
+    PerPeer(u32),
+    #[error("the limit of {0} connections is reached")]
+    Total(u32),
+}
+
+/// The behaviour that applies a [`ConnectionBudget`].
+#[derive(Debug)]
+pub struct ConnectionGuard {
+    budget: ConnectionBudget,
+    pending_incoming: HashSet<ConnectionId>,
+    /// Our dials still in progress, so that a burst of discoveries does not dial past the
+    /// outbound share before any of them connects.
+    pending_outgoing: HashSet<ConnectionId>,
+    incoming: HashSet<ConnectionId>,
+    outgoing: HashSet<ConnectionId>,
+    /// Established connections per connected peer; a peer leaves with its last connection.
+    per_peer: HashMap<PeerId, u32>,
+    refused_incoming: u64,
+    refused_outgoing: u64,
+}
+
+impl LimitReached {
+    /// Whether raising `--max-connections` would have let the connection in.
+    pub fn is_set_by_max_connections(self) -> bool {
+        matches!(self, LimitReached::Inbound(_) | LimitReached::Total(_))
+    }
+}
+
 impl ConnectionBudget {
     /// The budget for at most `max_connections` connections (raised to [`MIN_CONNECTIONS`]).
     pub fn new(max_connections: u32) -> ConnectionBudget {
@@ -58,32 +94,12 @@ impl ConnectionBudget {
     }
 }
 
-/// Why a connection was refused.
-#[derive(Debug, Clone, Copy, thiserror::Error)]
-#[error("the limit of {limit} {what} is reached")]
-pub struct LimitReached {
-    pub what: &'static str,
-    pub limit: u32,
-}
-
-/// The behaviour that applies a [`ConnectionBudget`].
-#[derive(Debug)]
-pub struct ConnectionGuard {
-    budget: ConnectionBudget,
-    pending_incoming: HashSet<ConnectionId>,
-    incoming: HashSet<ConnectionId>,
-    outgoing: HashSet<ConnectionId>,
-    /// Established connections per connected peer; a peer leaves with its last connection.
-    per_peer: HashMap<PeerId, u32>,
-    refused_incoming: u64,
-    refused_outgoing: u64,
-}
-
 impl ConnectionGuard {
     pub fn new(budget: ConnectionBudget) -> ConnectionGuard {
         ConnectionGuard {
             budget,
             pending_incoming: HashSet::new(),
+            pending_outgoing: HashSet::new(),
             incoming: HashSet::new(),
             outgoing: HashSet::new(),
             per_peer: HashMap::new(),
@@ -102,11 +118,13 @@ impl ConnectionGuard {
     }
 
     /// Whether a dial of this node's own choosing (a peer that discovery found) fits in the
-    /// quarter of the budget kept for outbound connections. Dials that fill more would take
-    /// the room left for peers that connect in, such as newcomers bootstrapping from here.
+    /// quarter of the budget kept for outbound connections, counting dials in progress. Dials
+    /// that fill more would take the room left for peers that connect in, such as newcomers
+    /// bootstrapping from here. (Kademlia's own lookups dial too, and are not held back.)
     pub fn wants_outbound(&self) -> bool {
         let outbound_share = self.budget.max_established - self.budget.max_incoming;
-        !self.is_full() && self.outgoing.len() < outbound_share as usize
+        let outbound = self.outgoing.len() + self.pending_outgoing.len();
+        !self.is_full() && outbound < outbound_share as usize
     }
 
     /// Connections refused since the node started: inbound, then our own dials.
@@ -120,33 +138,23 @@ impl ConnectionGuard {
 
     /// Checks the limits that apply to a new established connection to `peer`.
     fn admit(&self, peer: &PeerId, inbound: bool) -> Result<(), LimitReached> {
-        let checks = [
-            (
-                inbound.then_some(self.incoming.len()),
-                self.budget.max_incoming,
-                "inbound connections",
-            ),
-            (
-                Some(self.per_peer.get(peer).copied().unwrap_or(0) as usize),
-                MAX_PER_PEER,
-                "connections to one peer",
-            ),
-            (
-                Some(self.established()),
-                self.budget.max_established,
-                "connections",
-            ),
-        ];
-        for (current, limit, what) in checks {
-            if current.is_some_and(|current| current >= limit as usize) {
-                return Err(LimitReached { what, limit });
-            }
+        let budget = self.budget;
+        if inbound && self.incoming.len() >= budget.max_incoming as usize {
+            return Err(LimitReached::Inbound(budget.max_incoming));
+        }
+        if self.per_peer.get(peer).copied().unwrap_or(0) >= MAX_PER_PEER {
+            return Err(LimitReached::PerPeer(MAX_PER_PEER));
+        }
+        if self.is_full() {
+            return Err(LimitReached::Total(budget.max_established));
         }
         Ok(())
     }
 
-    /// Counts a refusal; warns on the first and then at each power of two, so a node at its
-    /// limit says so without flooding its log.
+    /// Counts a refusal. Refusals that a higher `--max-connections` would avoid warn on the
+    /// first and then at each power of two, so a node at its limit says so without flooding
+    /// its log; the others (a third connection to one peer, usually a duplicate dial) are
+    /// routine.
     fn refuse(&mut self, inbound: bool, reason: LimitReached) -> ConnectionDenied {
         let (count, direction) = if inbound {
             self.refused_incoming += 1;
@@ -155,14 +163,15 @@ impl ConnectionGuard {
             self.refused_outgoing += 1;
             (self.refused_outgoing, "outbound")
         };
-        if count.is_power_of_two() {
+        if reason.is_set_by_max_connections() && count.is_power_of_two() {
             warn!(
                 direction,
                 refused = count,
                 %reason,
-                "connection refused at the limit; raise --max-connections if this node should \
-                 take more"
+                "connection refused; raise --max-connections if this node should take more"
             );
+        } else {
+            debug!(direction, refused = count, %reason, "connection refused");
         }
         ConnectionDenied::new(reason)
     }
@@ -179,10 +188,7 @@ impl NetworkBehaviour for ConnectionGuard {
         _: &Multiaddr,
     ) -> Result<(), ConnectionDenied> {
         if self.pending_incoming.len() >= MAX_PENDING_INCOMING {
-            let reason = LimitReached {
-                what: "inbound handshakes",
-                limit: MAX_PENDING_INCOMING as u32,
-            };
+            let reason = LimitReached::PendingInbound(MAX_PENDING_INCOMING);
             return Err(self.refuse(true, reason));
         }
         self.pending_incoming.insert(connection_id);
@@ -203,14 +209,26 @@ impl NetworkBehaviour for ConnectionGuard {
         }
     }
 
+    fn handle_pending_outbound_connection(
+        &mut self,
+        connection_id: ConnectionId,
+        _: Option<PeerId>,
+        _: &[Multiaddr],
+        _: Endpoint,
+    ) -> Result<Vec<Multiaddr>, ConnectionDenied> {
+        self.pending_outgoing.insert(connection_id);
+        Ok(Vec::new())
+    }
+
     fn handle_established_outbound_connection(
         &mut self,
-        _: ConnectionId,
+        connection_id: ConnectionId,
         peer: PeerId,
         _: &Multiaddr,
         _: Endpoint,
         _: PortUse,
     ) -> Result<THandler<Self>, ConnectionDenied> {
+        self.pending_outgoing.remove(&connection_id);
         match self.admit(&peer, false) {
             Ok(()) => Ok(dummy::ConnectionHandler),
             Err(reason) => Err(self.refuse(false, reason)),
@@ -249,6 +267,9 @@ impl NetworkBehaviour for ConnectionGuard {
             }
             FromSwarm::ListenFailure(ListenFailure { connection_id, .. }) => {
                 self.pending_incoming.remove(&connection_id);
+            }
+            FromSwarm::DialFailure(DialFailure { connection_id, .. }) => {
+                self.pending_outgoing.remove(&connection_id);
             }
             _ => {}
         }
@@ -304,6 +325,12 @@ mod tests {
                 guard.handle_established_inbound_connection(connection_id, peer, &none, &none)?;
             }
             ConnectedPoint::Dialer { .. } => {
+                guard.handle_pending_outbound_connection(
+                    connection_id,
+                    Some(peer),
+                    &[],
+                    Endpoint::Dialer,
+                )?;
                 guard.handle_established_outbound_connection(
                     connection_id,
                     peer,
@@ -339,7 +366,7 @@ mod tests {
     }
 
     #[test]
-    fn limits_hold_in_each_direction_and_per_peer() {
+    fn limits_hold_in_each_direction() {
         let mut guard = ConnectionGuard::new(ConnectionBudget::new(4));
         let (inbound, outbound) = (listener(), dialer());
         let peers: Vec<PeerId> = (0..5).map(|_| PeerId::random()).collect();
@@ -354,7 +381,8 @@ mod tests {
         // At the total, even our own dial is refused.
         assert!(open(&mut guard, 12, peers[4], &outbound).is_err());
         assert_eq!(guard.refused(), (1, 1));
-        // A closed connection frees its slot; a third connection to one peer is refused.
+        assert!(guard.pending_incoming.is_empty() && guard.pending_outgoing.is_empty());
+        // A closed connection frees its slot.
         close(&mut guard, dialled, peers[3], &outbound);
         assert!(!guard.is_full());
         // Discovery fills only the outbound quarter: one outbound connection uses it up,
@@ -367,12 +395,54 @@ mod tests {
         );
         open(&mut guard, 13, peers[3], &outbound).unwrap();
         assert!(!guard.is_full() && !guard.wants_outbound());
+    }
+
+    #[test]
+    fn dials_in_progress_count_against_the_outbound_share() {
+        // A limit of 8 keeps two for dialling out.
         let mut guard = ConnectionGuard::new(ConnectionBudget::new(8));
-        open(&mut guard, 0, peers[0], &outbound).unwrap();
-        open(&mut guard, 1, peers[0], &inbound).unwrap();
-        assert!(open(&mut guard, 2, peers[0], &inbound).is_err());
-        assert!(open(&mut guard, 3, peers[0], &outbound).is_err());
+        let dial = |guard: &mut ConnectionGuard, id| {
+            let id = ConnectionId::new_unchecked(id);
+            guard
+                .handle_pending_outbound_connection(id, None, &[], Endpoint::Dialer)
+                .unwrap();
+            id
+        };
+        dial(&mut guard, 0);
+        assert!(guard.wants_outbound());
+        let second = dial(&mut guard, 1);
+        assert!(
+            !guard.wants_outbound(),
+            "a burst of discoveries dialled past the share"
+        );
+        // A failed dial gives its place back.
+        guard.on_swarm_event(FromSwarm::DialFailure(DialFailure {
+            peer_id: None,
+            error: &libp2p::swarm::DialError::Aborted,
+            connection_id: second,
+        }));
+        assert!(guard.wants_outbound());
+    }
+
+    #[test]
+    fn a_peer_gets_two_connections_at_most() {
+        let mut guard = ConnectionGuard::new(ConnectionBudget::new(8));
+        let (inbound, outbound) = (listener(), dialer());
+        let peer = PeerId::random();
+        open(&mut guard, 0, peer, &outbound).unwrap();
+        open(&mut guard, 1, peer, &inbound).unwrap();
+        let refused = [
+            open(&mut guard, 2, peer, &inbound).unwrap_err(),
+            open(&mut guard, 3, peer, &outbound).unwrap_err(),
+        ];
+        for denied in refused {
+            let reason = denied.downcast::<LimitReached>().unwrap();
+            assert_eq!(reason, LimitReached::PerPeer(2));
+            assert!(!reason.is_set_by_max_connections());
+        }
         assert_eq!(guard.refused(), (1, 1));
+        // Another peer still gets in.
+        open(&mut guard, 4, PeerId::random(), &inbound).unwrap();
     }
 
     #[test]

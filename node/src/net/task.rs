@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use libp2p::futures::StreamExt;
 use libp2p::gossipsub::{self, MessageAcceptance};
 use libp2p::request_response::{self, OutboundRequestId};
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{identify, kad, mdns, Multiaddr, PeerId, Swarm};
 use tokio::sync::mpsc;
@@ -270,14 +271,28 @@ impl SwarmTask {
                 }
             }
             BehaviourEvent::Mdns(mdns::Event::Discovered(found)) => {
+                // One dial per peer with all its addresses (TCP and QUIC, each interface),
+                // not one per address: those would race into duplicate connections.
+                let mut by_peer: HashMap<PeerId, Vec<Multiaddr>> = HashMap::new();
                 for (peer, addr) in found {
-                    if !self.swarm.is_connected(&peer) {
+                    by_peer.entry(peer).or_default().push(addr);
+                }
+                for (peer, addrs) in by_peer {
+                    if self.swarm.is_connected(&peer) {
+                        continue;
+                    }
+                    for addr in &addrs {
                         self.swarm
                             .behaviour_mut()
                             .kad
                             .add_address(&peer, addr.clone());
-                        self.dial_discovered(addr);
                     }
+                    self.dial_discovered(
+                        DialOpts::peer_id(peer)
+                            .addresses(addrs)
+                            .condition(PeerCondition::DisconnectedAndNotDialing)
+                            .build(),
+                    );
                 }
             }
             BehaviourEvent::Kad(kad::Event::RoutingUpdated { peer, .. })
@@ -291,7 +306,7 @@ impl SwarmTask {
 
     /// Dials a peer that discovery found, while outbound connections fill less than their
     /// share of the limit (explicit dials, such as bootstrap peers, are not held back).
-    fn dial_discovered(&mut self, peer: impl Into<libp2p::swarm::dial_opts::DialOpts>) {
+    fn dial_discovered(&mut self, peer: impl Into<DialOpts>) {
         if self.swarm.behaviour().limits.wants_outbound() {
             let _ = self.swarm.dial(peer);
         }

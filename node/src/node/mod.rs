@@ -75,7 +75,9 @@ pub enum NodeError {
     Conflict(String),
     /// Shutdown found other handles to the node still held after waiting for them.
     #[error(
-        "the node is still in use at shutdown: {0} other handles to it were kept past {timeout:?}",
+        "the node is still in use at shutdown ({0} other handle(s) kept past {timeout:?}), so \
+         the log was not flushed; what was written is in RocksDB's write-ahead log and a \
+         restart recovers it. This is a bug: please report it",
         timeout = RELEASE_TIMEOUT
     )]
     StillShared(usize),
@@ -120,6 +122,9 @@ pub struct Node {
     coord: Arc<Coordinator>,
     task: Option<tokio::task::JoinHandle<()>>,
     coord_task: Option<tokio::task::JoinHandle<()>>,
+    /// Stops the coordination driver once its current update is done (an abort would leave
+    /// that update running on a blocking thread, holding the log).
+    coord_stop: Option<tokio::sync::oneshot::Sender<()>>,
     worker: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -223,10 +228,12 @@ impl Node {
             .map_err(|error| {
                 NodeError::Start(format!("cannot start the ingest thread: {error}"))
             })?;
+        let (coord_stop, coord_stopped) = tokio::sync::oneshot::channel();
         let coord_task = tokio::spawn(drive_coordinator(
             Arc::clone(&coord),
             Arc::clone(&log),
             shared.changes.subscribe(),
+            coord_stopped,
         ));
         Ok(Node {
             log,
@@ -236,6 +243,7 @@ impl Node {
             coord,
             task: Some(task),
             coord_task: Some(coord_task),
+            coord_stop: Some(coord_stop),
             worker: Some(worker),
         })
     }
@@ -548,7 +556,12 @@ impl Node {
         loop {
             node = match Arc::try_unwrap(node) {
                 Ok(node) => return node.shutdown().await,
-                Err(shared) if tokio::time::Instant::now() >= deadline => {
+                // The count is read after the failed unwrap: a handle dropped in between shows
+                // as no other handle, and the next look takes the node.
+                Err(shared)
+                    if tokio::time::Instant::now() >= deadline
+                        && Arc::strong_count(&shared) > 1 =>
+                {
                     return Err(NodeError::StillShared(Arc::strong_count(&shared) - 1))
                 }
                 Err(shared) => shared,
@@ -559,8 +572,11 @@ impl Node {
 
     /// Stops the network task and the ingest worker, and flushes the log.
     pub async fn shutdown(mut self) -> Result<(), NodeError> {
+        if let Some(stop) = self.coord_stop.take() {
+            let _ = stop.send(());
+        }
         if let Some(coord_task) = self.coord_task.take() {
-            coord_task.abort();
+            let _ = coord_task.await;
         }
         self.net.shutdown().await;
         if let Some(task) = self.task.take() {
@@ -578,12 +594,13 @@ impl Node {
 }
 
 /// Keeps the coordination view current: applies new journal entries whenever the log changes,
-/// and re-evaluates leases every [`LEASE_TICK`]. Stops when the node drops its change sender or
-/// aborts the task.
+/// and re-evaluates leases every [`LEASE_TICK`]. Stops, between updates, when `stop` fires or
+/// its sender or the node's change sender is dropped.
 async fn drive_coordinator(
     coord: Arc<Coordinator>,
     log: Arc<Log>,
     mut changes: watch::Receiver<u64>,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
 ) {
     let mut tick = tokio::time::interval(LEASE_TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -603,6 +620,7 @@ async fn drive_coordinator(
             }
         }
         tokio::select! {
+            _ = &mut stop => return,
             changed = changes.changed() => {
                 if changed.is_err() {
                     return;
