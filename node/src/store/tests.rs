@@ -455,6 +455,19 @@ fn text_body(text: &str) -> Vec<u8> {
     plexus_protocol::value::json_to_canonical(&serde_json::Value::String(text.to_owned())).unwrap()
 }
 
+fn assert_refused_by_policy(outcome: &IngestOutcome) {
+    assert!(
+        matches!(
+            outcome,
+            IngestOutcome::Rejected {
+                reason: RejectReason::Policy,
+                ..
+            }
+        ),
+        "{outcome:?}"
+    );
+}
+
 /// A governed log for namespace "ns" with `admin` as trust root, holding a policy that makes
 /// `member` a member limited to `rate_entries` entries per minute.
 fn governed_log(dir: &Path, admin: &Keypair, member: &Keypair, rate_entries: u32) -> Log {
@@ -499,16 +512,7 @@ fn a_refused_entry_takes_its_waiting_successors_with_it_and_stays_refused_on_reo
             ));
         }
         let outcome = log.ingest(&chain[1].encode(), "test", 0).unwrap();
-        assert!(
-            matches!(
-                outcome,
-                IngestOutcome::Rejected {
-                    reason: RejectReason::Policy,
-                    ..
-                }
-            ),
-            "{outcome:?}"
-        );
+        assert_refused_by_policy(&outcome);
         assert_eq!(log.stats().unwrap().pending, 0, "successors left waiting");
         let rules: Vec<Option<String>> = log
             .rejections()
@@ -526,13 +530,7 @@ fn a_refused_entry_takes_its_waiting_successors_with_it_and_stays_refused_on_reo
     // The governance state is rebuilt from the log: seq 2 is still refused after a reopen.
     let log = governed_log(dir.path(), &admin, &member, 1);
     let outcome = log.ingest(&chain[1].encode(), "test", 0).unwrap();
-    assert!(matches!(
-        outcome,
-        IngestOutcome::Rejected {
-            reason: RejectReason::Policy,
-            ..
-        }
-    ));
+    assert_refused_by_policy(&outcome);
     assert_eq!(log.head(&feed(&member)).unwrap().unwrap().seq, 1);
 }
 
@@ -563,16 +561,7 @@ fn a_refused_entry_takes_every_waiting_branch_behind_it() {
     assert_eq!(log.stats().unwrap().pending, 4);
     // Seq 2 breaks the rate: nothing behind it can ever chain, on either branch.
     let outcome = log.ingest(&chain[1].encode(), "test", 0).unwrap();
-    assert!(
-        matches!(
-            outcome,
-            IngestOutcome::Rejected {
-                reason: RejectReason::Policy,
-                ..
-            }
-        ),
-        "{outcome:?}"
-    );
+    assert_refused_by_policy(&outcome);
     assert_eq!(log.stats().unwrap().pending, 0, "a branch was left waiting");
     assert_eq!(log.rejections().unwrap().len(), 5);
 }
@@ -741,13 +730,7 @@ fn the_fast_path_leaves_policy_refusals_to_the_full_path() {
     // ...and the full path refuses it with the rule, which shows the fast path counted seq 1
     // in the author's rate.
     let outcome = log.ingest(&chain[1].encode(), "test", 0).unwrap();
-    assert!(matches!(
-        outcome,
-        IngestOutcome::Rejected {
-            reason: RejectReason::Policy,
-            ..
-        }
-    ));
+    assert_refused_by_policy(&outcome);
     let rules: Vec<Option<String>> = log
         .rejections()
         .unwrap()
