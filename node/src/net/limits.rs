@@ -20,6 +20,8 @@ use libp2p::swarm::{
 use libp2p::PeerId;
 use tracing::{debug, warn};
 
+use super::ConnectionStatus;
+
 /// Inbound connections in their handshake at once. Each holds a socket and noise state until
 /// it completes or times out (10 s); the cap bounds those. It is shared by all remotes, so a
 /// remote that opens this many connections and never completes them keeps others out until
@@ -108,8 +110,18 @@ impl ConnectionGuard {
         }
     }
 
-    pub fn budget(&self) -> ConnectionBudget {
-        self.budget
+    /// The connections established now, the limits, and what they refused.
+    pub fn status(&self) -> ConnectionStatus {
+        // The sets hold at most `max_established` (a u32) ids.
+        let count = |set: &HashSet<ConnectionId>| u32::try_from(set.len()).unwrap_or(u32::MAX);
+        ConnectionStatus {
+            incoming: count(&self.incoming),
+            outgoing: count(&self.outgoing),
+            max_established: self.budget.max_established,
+            max_incoming: self.budget.max_incoming,
+            refused_incoming: self.refused_incoming,
+            refused_outgoing: self.refused_outgoing,
+        }
     }
 
     /// Whether no further connection would be accepted, in either direction.

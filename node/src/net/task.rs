@@ -15,8 +15,8 @@ use tracing::{debug, info, warn};
 use super::behaviour::{topic_score_params, Behaviour, BehaviourEvent};
 use super::sync::{SyncRequest, SyncResponse, MAX_IN_FLIGHT_PER_PEER, MAX_QUEUED_PER_PEER};
 use super::{
-    agent_id_of, topics, Command, ConnectionStatus, GossipJudge, Judgement, NetConfig, NetEvent,
-    NetStatus, PeerStatus, Prechecked, RangeRequest,
+    agent_id_of, topics, Command, GossipJudge, Judgement, NetConfig, NetEvent, NetStatus,
+    PeerStatus, Prechecked, RangeRequest,
 };
 
 /// What an outstanding sync request was for.
@@ -584,22 +584,7 @@ impl SwarmTask {
             gossip_judged_inline: self.gossip_judged_inline,
             gossip_dropped_queue_full: self.gossip_dropped,
             entries_fetched: self.entries_fetched,
-            connections: self.connection_status(),
-        }
-    }
-
-    fn connection_status(&self) -> ConnectionStatus {
-        let info = self.swarm.network_info();
-        let counters = info.connection_counters();
-        let limits = &self.swarm.behaviour().limits;
-        let (refused_incoming, refused_outgoing) = limits.refused();
-        ConnectionStatus {
-            incoming: counters.num_established_incoming(),
-            outgoing: counters.num_established_outgoing(),
-            max_established: limits.budget().max_established,
-            max_incoming: limits.budget().max_incoming,
-            refused_incoming,
-            refused_outgoing,
+            connections: self.swarm.behaviour().limits.status(),
         }
     }
 }
