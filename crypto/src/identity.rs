@@ -149,15 +149,16 @@ impl AgentId {
         text
     }
 
-    /// Verifies one signature strictly (`verify_strict`): rejects malleable and small-order
-    /// signature components as well as wrong signatures.
-    pub fn verify_strict(&self, message: &[u8], signature: &Signature) -> bool {
-        let signature = ed25519_dalek::Signature::from_bytes(&signature.0);
-        self.0.verify_strict(message, &signature).is_ok()
+    /// Whether `signature` is a valid signature of `message` by this key, under the one rule
+    /// every path uses (docs/PROTOCOL.md §1): canonical `R` that decompresses, `S` below the
+    /// group order, and the cofactored equation. Torsion in `R` or in the key is allowed.
+    pub fn verify(&self, message: &[u8], signature: &Signature) -> bool {
+        crate::verify::verify_one(self, message, signature)
     }
 
-    pub(crate) fn verifying_key(&self) -> &VerifyingKey {
-        &self.0
+    /// The key as a curve point, for the verification equations.
+    pub(crate) fn point(&self) -> curve25519_dalek::EdwardsPoint {
+        self.0.to_edwards()
     }
 }
 
@@ -477,13 +478,13 @@ mod tests {
     }
 
     #[test]
-    fn strict_verification_accepts_good_and_rejects_bad_signatures() {
+    fn verification_accepts_good_and_rejects_bad_signatures() {
         let keypair = Keypair::generate();
         let signature = keypair.sign(b"hello");
-        assert!(keypair.agent_id().verify_strict(b"hello", &signature));
-        assert!(!keypair.agent_id().verify_strict(b"hellO", &signature));
+        assert!(keypair.agent_id().verify(b"hello", &signature));
+        assert!(!keypair.agent_id().verify(b"hellO", &signature));
         let other = Keypair::generate();
-        assert!(!other.agent_id().verify_strict(b"hello", &signature));
+        assert!(!other.agent_id().verify(b"hello", &signature));
     }
 
     #[test]

@@ -20,6 +20,8 @@
     )
 )]
 
+#[cfg(any(test, feature = "crafted"))]
+pub mod crafted;
 mod hash;
 mod identity;
 mod verify;

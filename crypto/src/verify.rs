@@ -1,22 +1,42 @@
-//! Batch signature verification with a fallback that names the bad items.
+//! Ed25519 verification under one rule for single and batch checks, with a batch fallback
+//! that names the bad items.
 //!
-//! `ed25519_dalek::verify_batch` checks many signatures at roughly twice the speed of one-by-one
-//! verification, but only answers "all good" or "something is bad". On failure we verify each
-//! item of the failed batch on its own with `verify_strict`, so the caller learns exactly which
-//! items are bad. Weak keys cannot reach this code: [`AgentId`] rejects them at construction,
-//! which is the precheck `verify_batch` itself does not do.
+//! The rule (docs/PROTOCOL.md §1): a signature `(R, S)` on `M` is valid for a valid key `A` iff
+//! `R` is a canonical encoding of a curve point (torsion allowed), `S < ℓ`, and
+//! `[8][S]B = [8]R + [8][k]A` with `k = SHA-512(R ‖ A ‖ M) mod ℓ`: the cofactored equation, as
+//! in ZIP-215 but with canonical encodings. ed25519-dalek's `verify_strict` and `verify_batch`
+//! use the cofactorless equation and disagree with each other on torsion in `R` or `A`, so both
+//! equations are computed here with curve25519-dalek; only signing stays with ed25519-dalek.
+//!
+//! The batch check is a random linear combination of the cofactored equations. Multiplying the
+//! sum by the cofactor removes every torsion component, so a batch of valid signatures always
+//! passes, and a batch holding an invalid one passes with probability about 2^-128: single and
+//! batch verdicts agree. Terms of the same author are merged into one, which keeps the
+//! multiscalar multiplication small for a feed's entries.
 //!
 //! [`verify_batch_parallel`] splits the work into chunks of [`BATCH_CHUNK`] signatures and
 //! verifies them on all cores with rayon.
 
+use std::collections::HashMap;
+
+use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
+use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
+use curve25519_dalek::scalar::Scalar;
+use curve25519_dalek::traits::{IsIdentity, VartimeMultiscalarMul};
+use rand_core::{OsRng, RngCore};
 use rayon::prelude::*;
+use sha2::{Digest, Sha512};
 
-use crate::identity::{AgentId, Signature};
+use crate::identity::{is_canonical_point_encoding, AgentId, Signature};
 
-/// Signatures per `verify_batch` call in [`verify_batch_parallel`]. Large enough that the batch
+/// Signatures per batch equation in [`verify_batch_parallel`]. Large enough that the batch
 /// equation's fixed costs vanish (the multiscalar multiplication gains little past a few
 /// hundred), small enough that a failed chunk's one-by-one fallback stays cheap.
 pub const BATCH_CHUNK: usize = 256;
+
+/// Bytes of each random coefficient of the batch equation (128 bits: a forged batch passes
+/// with probability about 2^-128).
+const COEFFICIENT_BYTES: usize = 16;
 
 /// One signature to check: who signed, what, and the signature.
 #[derive(Debug, Clone, Copy)]
@@ -34,98 +54,124 @@ pub struct VerifyError {
     pub bad: Vec<usize>,
 }
 
+/// A signature whose encodings passed the rule's checks, ready for an equation.
+struct Parsed {
+    r: EdwardsPoint,
+    s: Scalar,
+    /// `k = SHA-512(R ‖ A ‖ M) mod ℓ`.
+    k: Scalar,
+}
+
+/// Checks the encodings of `signature` and computes its challenge; `None` when `R` is not a
+/// canonical point encoding, does not decompress, or `S ≥ ℓ`.
+fn parse(author: &AgentId, message: &[u8], signature: &Signature) -> Option<Parsed> {
+    let (r_bytes, s_bytes) = signature.0.split_first_chunk::<32>()?;
+    let s_bytes = <[u8; 32]>::try_from(s_bytes).ok()?;
+    // curve25519-dalek reduces a y ≥ p silently; the rule refuses it, so one signature has one
+    // encoding.
+    if !is_canonical_point_encoding(r_bytes) {
+        return None;
+    }
+    let r = CompressedEdwardsY(*r_bytes).decompress()?;
+    let s = Option::<Scalar>::from(Scalar::from_canonical_bytes(s_bytes))?;
+    let mut hash = Sha512::new();
+    hash.update(r_bytes);
+    hash.update(author.as_bytes());
+    hash.update(message);
+    let mut digest = [0u8; 64];
+    digest.copy_from_slice(&hash.finalize());
+    let k = Scalar::from_bytes_mod_order_wide(&digest);
+    Some(Parsed { r, s, k })
+}
+
+/// The cofactored equation of one parsed signature: `[8]([S]B − [k]A − R)` is the identity.
+fn single_equation_holds(author: &AgentId, parsed: &Parsed) -> bool {
+    let s_b_minus_k_a =
+        EdwardsPoint::vartime_double_scalar_mul_basepoint(&parsed.k, &-author.point(), &parsed.s);
+    (s_b_minus_k_a - parsed.r).mul_by_cofactor().is_identity()
+}
+
+/// Verifies one signature under the rule (see the module documentation).
+pub(crate) fn verify_one(author: &AgentId, message: &[u8], signature: &Signature) -> bool {
+    parse(author, message, signature).is_some_and(|parsed| single_equation_holds(author, &parsed))
+}
+
+/// The random linear combination of the cofactored equations of `parsed` (indexes into
+/// `items`): `[8]([−Σ zᵢSᵢ]B + Σ [zᵢ]Rᵢ + Σ [zᵢkᵢ]Aᵢ)` is the identity. `false` also when no
+/// randomness could be had, so the caller falls back to single checks, which decide alone.
+fn batch_equation_holds(items: &[BatchItem<'_>], parsed: &[(usize, Parsed)]) -> bool {
+    let mut random = vec![0u8; parsed.len() * COEFFICIENT_BYTES];
+    if OsRng.try_fill_bytes(&mut random).is_err() {
+        return false;
+    }
+    let mut basepoint_scalar = Scalar::ZERO;
+    let mut scalars: Vec<Scalar> = Vec::with_capacity(1 + 2 * parsed.len());
+    let mut points: Vec<EdwardsPoint> = Vec::with_capacity(1 + 2 * parsed.len());
+    scalars.push(Scalar::ZERO);
+    points.push(ED25519_BASEPOINT_POINT);
+    // One term per distinct author: a chunk of one feed's entries needs one `A` point.
+    let mut author_terms: HashMap<&[u8; 32], (Scalar, EdwardsPoint)> = HashMap::new();
+    for ((index, signature), coefficient) in parsed.iter().zip(random.chunks(COEFFICIENT_BYTES)) {
+        let Some(item) = items.get(*index) else {
+            return false;
+        };
+        let mut wide = [0u8; 32];
+        if let Some(low) = wide.get_mut(..COEFFICIENT_BYTES) {
+            low.copy_from_slice(coefficient);
+        }
+        let z = Scalar::from_bytes_mod_order(wide);
+        basepoint_scalar -= z * signature.s;
+        scalars.push(z);
+        points.push(signature.r);
+        let term = author_terms
+            .entry(item.author.as_bytes())
+            .or_insert_with(|| (Scalar::ZERO, item.author.point()));
+        term.0 += z * signature.k;
+    }
+    if let Some(first) = scalars.first_mut() {
+        *first = basepoint_scalar;
+    }
+    for (scalar, point) in author_terms.into_values() {
+        scalars.push(scalar);
+        points.push(point);
+    }
+    EdwardsPoint::vartime_multiscalar_mul(&scalars, &points)
+        .mul_by_cofactor()
+        .is_identity()
+}
+
 /// Verifies `items` as one batch; on failure, names every bad item.
 ///
-/// Signatures whose `R` component `verify_strict` would refuse outright (a non-canonical
-/// encoding or a small-order point) are refused here too, before the batch equation, which
-/// does not look at them: batch and single verification then agree on every signature an
-/// honest signer can produce.
+/// The verdict for each item is exactly that of single verification ([`AgentId::verify`]):
+/// items with a bad encoding are refused before the batch equation, and when the equation
+/// fails every remaining item is checked on its own.
 pub fn verify_batch_with_fallback(items: &[BatchItem<'_>]) -> Result<(), VerifyError> {
-    if items.is_empty() {
-        return Ok(());
-    }
-    let refused: Vec<usize> = items
-        .iter()
-        .enumerate()
-        .filter(|(_, item)| !strict_r_acceptable(item.signature))
-        .map(|(index, _)| index)
-        .collect();
-    if !refused.is_empty() {
-        let rest: Vec<(usize, BatchItem<'_>)> = items
-            .iter()
-            .copied()
-            .enumerate()
-            .filter(|(index, _)| !refused.contains(index))
-            .collect();
-        let rest_items: Vec<BatchItem<'_>> = rest.iter().map(|(_, item)| *item).collect();
-        let mut bad = refused;
-        if let Err(error) = verify_batch_with_fallback(&rest_items) {
-            bad.extend(
-                error
-                    .bad
-                    .iter()
-                    .filter_map(|index| rest.get(*index).map(|(i, _)| *i)),
-            );
+    let mut bad = Vec::new();
+    let mut parsed = Vec::with_capacity(items.len());
+    for (index, item) in items.iter().enumerate() {
+        match parse(item.author, item.message, item.signature) {
+            Some(signature) => parsed.push((index, signature)),
+            None => bad.push(index),
         }
+    }
+    if !parsed.is_empty() && !batch_equation_holds(items, &parsed) {
+        bad.extend(
+            parsed
+                .iter()
+                .filter(|(index, signature)| {
+                    items
+                        .get(*index)
+                        .is_none_or(|item| !single_equation_holds(item.author, signature))
+                })
+                .map(|(index, _)| *index),
+        );
         bad.sort_unstable();
-        return Err(VerifyError { bad });
     }
-    let messages: Vec<&[u8]> = items.iter().map(|item| item.message).collect();
-    let signatures: Vec<ed25519_dalek::Signature> = items
-        .iter()
-        .map(|item| ed25519_dalek::Signature::from_bytes(&item.signature.0))
-        .collect();
-    let keys: Vec<ed25519_dalek::VerifyingKey> = items
-        .iter()
-        .map(|item| *item.author.verifying_key())
-        .collect();
-    if ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_ok() {
-        return Ok(());
-    }
-    let bad: Vec<usize> = items
-        .iter()
-        .enumerate()
-        .filter(|(_, item)| !item.author.verify_strict(item.message, item.signature))
-        .map(|(index, _)| index)
-        .collect();
     if bad.is_empty() {
-        // The batch equation failed but every signature verifies strictly: not possible for
-        // honest inputs, so report the whole batch rather than accept it silently.
-        return Err(VerifyError {
-            bad: (0..items.len()).collect(),
-        });
+        Ok(())
+    } else {
+        Err(VerifyError { bad })
     }
-    Err(VerifyError { bad })
-}
-
-/// Whether the `R` half of a signature passes the checks `verify_strict` makes on it: a
-/// canonical encoding (y below the field prime) that is not one of the eight small-order points.
-fn strict_r_acceptable(signature: &Signature) -> bool {
-    let Some(r) = signature.0.first_chunk::<32>() else {
-        return false;
-    };
-    if !crate::identity::is_canonical_point_encoding(r) {
-        return false;
-    }
-    let mut masked = *r;
-    if let Some(last) = masked.last_mut() {
-        *last &= 0x7f;
-    }
-    !small_order_encodings().contains(&masked)
-}
-
-/// The compressed encodings (sign bit cleared) of the eight points of small order.
-fn small_order_encodings() -> &'static [[u8; 32]; 8] {
-    static ENCODINGS: std::sync::OnceLock<[[u8; 32]; 8]> = std::sync::OnceLock::new();
-    ENCODINGS.get_or_init(|| {
-        curve25519_dalek::constants::EIGHT_TORSION.map(|point| {
-            let mut bytes = point.compress().to_bytes();
-            if let Some(last) = bytes.last_mut() {
-                *last &= 0x7f;
-            }
-            bytes
-        })
-    })
 }
 
 /// Verifies `items` in chunks on all cores; on failure, names every bad item.
@@ -151,98 +197,4 @@ pub fn verify_batch_parallel(items: &[BatchItem<'_>]) -> Result<(), VerifyError>
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::identity::Keypair;
-
-    fn signed(count: usize) -> (Vec<Keypair>, Vec<Vec<u8>>, Vec<Signature>) {
-        let keys: Vec<Keypair> = (0..count).map(|_| Keypair::generate()).collect();
-        let messages: Vec<Vec<u8>> = (0..count)
-            .map(|i| format!("message {i}").into_bytes())
-            .collect();
-        let signatures = keys.iter().zip(&messages).map(|(k, m)| k.sign(m)).collect();
-        (keys, messages, signatures)
-    }
-
-    fn items<'a>(
-        ids: &'a [AgentId],
-        messages: &'a [Vec<u8>],
-        signatures: &'a [Signature],
-    ) -> Vec<BatchItem<'a>> {
-        ids.iter()
-            .zip(messages)
-            .zip(signatures)
-            .map(|((author, message), signature)| BatchItem {
-                author,
-                message,
-                signature,
-            })
-            .collect()
-    }
-
-    #[test]
-    fn a_good_batch_verifies() {
-        let (keys, messages, signatures) = signed(600);
-        let ids: Vec<AgentId> = keys.iter().map(Keypair::agent_id).collect();
-        let batch = items(&ids, &messages, &signatures);
-        assert_eq!(verify_batch_with_fallback(&batch), Ok(()));
-        assert_eq!(verify_batch_parallel(&batch), Ok(()));
-    }
-
-    #[test]
-    fn the_fallback_names_exactly_the_bad_items() {
-        let (keys, mut messages, mut signatures) = signed(600);
-        let ids: Vec<AgentId> = keys.iter().map(Keypair::agent_id).collect();
-        messages[3].push(b'!');
-        signatures[300].0[10] ^= 1;
-        signatures[599] = keys[0].sign(&messages[599]);
-        let batch = items(&ids, &messages, &signatures);
-        assert_eq!(
-            verify_batch_parallel(&batch),
-            Err(VerifyError {
-                bad: vec![3, 300, 599]
-            })
-        );
-        let err = verify_batch_with_fallback(&batch).unwrap_err();
-        assert_eq!(err.bad, vec![3, 300, 599]);
-    }
-
-    #[test]
-    fn small_order_and_non_canonical_r_are_refused_like_verify_strict_does() {
-        let keypair = Keypair::generate();
-        let id = keypair.agent_id();
-        // R = identity point (y = 1), s = 0.
-        let mut signature = Signature([0u8; 64]);
-        signature.0[0] = 1;
-        assert!(!id.verify_strict(b"m", &signature));
-        assert!(!strict_r_acceptable(&signature));
-        let good = keypair.sign(b"m");
-        let items = [
-            BatchItem {
-                author: &id,
-                message: b"m",
-                signature: &good,
-            },
-            BatchItem {
-                author: &id,
-                message: b"m",
-                signature: &signature,
-            },
-        ];
-        assert_eq!(
-            verify_batch_with_fallback(&items),
-            Err(VerifyError { bad: vec![1] })
-        );
-        // Non-canonical R (y = p) is refused too.
-        let mut non_canonical = Signature([0xff; 64]);
-        non_canonical.0[0] = 0xed;
-        non_canonical.0[31] = 0x7f;
-        assert!(!strict_r_acceptable(&non_canonical));
-        assert!(strict_r_acceptable(&good));
-    }
-
-    #[test]
-    fn empty_batches_verify() {
-        assert_eq!(verify_batch_parallel(&[]), Ok(()));
-    }
-}
+mod tests;

@@ -343,11 +343,11 @@ impl Entry {
         input
     }
 
-    /// Verifies the signature strictly against the author key.
+    /// Verifies the signature against the author key (the rule of docs/PROTOCOL.md §1).
     pub fn verify_signature(&self) -> bool {
         self.header
             .author
-            .verify_strict(&self.signing_input(), &self.signature)
+            .verify(&self.signing_input(), &self.signature)
     }
 
     /// The same entry without its body (signature and id unchanged).

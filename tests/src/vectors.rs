@@ -9,6 +9,9 @@ use plexus_protocol::value::json_text_to_canonical;
 use plexus_protocol::{Draft, Entry};
 use serde_json::{json, Value};
 
+pub mod floats;
+pub mod signatures;
+
 /// Lowercase hex of bytes.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()

@@ -2,10 +2,10 @@
 //! that the vectors are what the generator produces (so a format change cannot slip in
 //! unnoticed). Regenerate intentionally with `PLEXUS_WRITE_VECTORS=1`.
 
-use plexus_crypto::{sha256, Keypair};
-use plexus_protocol::value::json_text_to_canonical;
+use plexus_crypto::{sha256, verify_batch_with_fallback, AgentId, BatchItem, Keypair, Signature};
+use plexus_protocol::value::{canonical_to_json, json_text_to_canonical, json_to_canonical};
 use plexus_protocol::Entry;
-use plexus_tests::vectors::{generate, hex, unhex};
+use plexus_tests::vectors::{self, generate, hex, unhex};
 use serde_json::Value;
 use std::path::PathBuf;
 
@@ -20,21 +20,7 @@ fn vectors_path() -> PathBuf {
 }
 
 fn load() -> Value {
-    let generated = generate();
-    let path = vectors_path();
-    if std::env::var_os("PLEXUS_WRITE_VECTORS").is_some() {
-        let text = serde_json::to_string_pretty(&generated).unwrap() + "\n";
-        std::fs::write(&path, text).unwrap();
-    }
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|error| panic!("cannot read {}: {error}", path.display()));
-    let stored: Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(
-        stored, generated,
-        "tests/vectors/entries.json differs from what the implementation generates; if the \
-         format change is intended, rerun with PLEXUS_WRITE_VECTORS=1"
-    );
-    stored
+    load_vector_file("entries.json", generate())
 }
 
 fn bytes(value: &Value, field: &str) -> Vec<u8> {
@@ -116,5 +102,109 @@ fn body_vectors_are_canonical() {
         let canonical = json_text_to_canonical(vector["json"].as_str().unwrap()).unwrap();
         assert_eq!(hex(&canonical), vector["canonical_hex"]);
         assert_eq!(sha256(&canonical).to_string(), vector["sha256"]);
+    }
+}
+
+/// Compares `tests/vectors/<file>` with what the generator produces (rewriting it first under
+/// `PLEXUS_WRITE_VECTORS`), and returns it.
+fn load_vector_file(file: &str, generated: Value) -> Value {
+    let path = vectors_path().with_file_name(file);
+    if std::env::var_os("PLEXUS_WRITE_VECTORS").is_some() {
+        let text = serde_json::to_string_pretty(&generated).unwrap() + "\n";
+        std::fs::write(&path, text).unwrap();
+    }
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|error| panic!("cannot read {}: {error}", path.display()));
+    let stored: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        stored, generated,
+        "tests/vectors/{file} differs from what the implementation generates; if the change is \
+         intended, rerun with PLEXUS_WRITE_VECTORS=1"
+    );
+    stored
+}
+
+#[test]
+fn signature_vectors_give_one_verdict_single_and_batched() {
+    let vectors = load_vector_file("signatures.json", vectors::signatures::generate());
+    let single = vectors["single"].as_array().unwrap();
+    assert!(single.len() >= 12);
+    let mut parsed = Vec::new();
+    for vector in single {
+        let name = vector["name"].as_str().unwrap();
+        let key: [u8; 32] = bytes(vector, "public_key_hex").try_into().unwrap();
+        let signature = Signature::from_slice(&bytes(vector, "signature_hex")).unwrap();
+        let message = bytes(vector, "message_hex");
+        let author = AgentId::from_bytes(&key).ok();
+        let verdict = author.is_some_and(|author| author.verify(&message, &signature));
+        assert_eq!(verdict, vector["valid"].as_bool().unwrap(), "{name}");
+        parsed.push((author, message, signature));
+    }
+    for batch in vectors["batches"].as_array().unwrap() {
+        let name = batch["name"].as_str().unwrap();
+        let cases: Vec<usize> = batch["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|index| index.as_u64().unwrap() as usize)
+            .collect();
+        let items: Vec<BatchItem<'_>> = cases
+            .iter()
+            .map(|case| {
+                let (author, message, signature) = &parsed[*case];
+                BatchItem {
+                    author: author.as_ref().expect("batches hold valid keys only"),
+                    message,
+                    signature,
+                }
+            })
+            .collect();
+        let bad: Vec<u64> = verify_batch_with_fallback(&items)
+            .err()
+            .map(|error| error.bad.into_iter().map(|index| index as u64).collect())
+            .unwrap_or_default();
+        let expected: Vec<u64> = batch["bad"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|index| index.as_u64().unwrap())
+            .collect();
+        assert_eq!(bad, expected, "{name}");
+        // The batch verdict is the single verdicts, item by item.
+        let single_bad: Vec<u64> = cases
+            .iter()
+            .enumerate()
+            .filter(|(_, case)| !single[**case]["valid"].as_bool().unwrap())
+            .map(|(position, _)| position as u64)
+            .collect();
+        assert_eq!(bad, single_bad, "{name}");
+    }
+}
+
+#[test]
+fn float_vectors_are_canonical_and_refusals_are_named() {
+    let vectors = load_vector_file("floats.json", vectors::floats::generate());
+    for vector in vectors["valid"].as_array().unwrap() {
+        let text = vector["json"].as_str().unwrap();
+        let canonical = json_text_to_canonical(text).unwrap();
+        assert_eq!(hex(&canonical), vector["canonical_hex"], "{text}");
+        // The canonical bytes decode as a body and encode back to themselves.
+        let json = canonical_to_json(&canonical).unwrap();
+        assert_eq!(json_to_canonical(&json).unwrap(), canonical, "{text}");
+    }
+    for vector in vectors["refused_json"].as_array().unwrap() {
+        let text = vector["json"].as_str().unwrap();
+        let error = json_text_to_canonical(text).unwrap_err();
+        assert_eq!(
+            vectors::floats::error_kind(&error),
+            vector["error"],
+            "{text}"
+        );
+        assert_eq!(error.field(), vector["field"].as_str(), "{text}");
+    }
+    for vector in vectors["refused_cbor"].as_array().unwrap() {
+        let cbor = bytes(vector, "cbor_hex");
+        assert_eq!(vector["refused"], true, "{}", vector["note"]);
+        assert!(canonical_to_json(&cbor).is_err(), "{}", vector["note"]);
     }
 }

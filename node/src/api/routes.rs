@@ -12,6 +12,7 @@ use plexus_crypto::AgentId;
 use plexus_protocol::coord::view::CardQuery;
 use plexus_protocol::coord::{parse_entry_id, Body, IntentRelease, IntentRenew, TaskState};
 use plexus_protocol::entry::check_name;
+use plexus_protocol::value::ValueError;
 use plexus_protocol::Entry;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -595,12 +596,28 @@ pub(super) fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
             "the request has no body: send a JSON object (Content-Type: application/json)",
         ));
     }
-    serde_json::from_slice(body).map_err(|error| {
-        ApiError::new(
+    // The body rules of docs/PROTOCOL.md §4 apply to the whole request: integer syntax stays
+    // an integer, floats round correctly, duplicate keys are refused. One level more than a
+    // body may nest, for the request object around a body.
+    let max_depth = plexus_protocol::value::MAX_VALUE_DEPTH + 1;
+    plexus_protocol::value::parse_json_request(body, max_depth).map_err(|error| match error {
+        ValueError::Syntax { .. } => ApiError::new(
             StatusCode::BAD_REQUEST,
             "bad_json",
             format!("the request body is not valid JSON: {error}"),
-        )
+        ),
+        _ => {
+            let field = error.field().map(str::to_owned);
+            let api = ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "bad_value",
+                error.to_string(),
+            );
+            match field {
+                Some(field) => api.with_field(field),
+                None => api,
+            }
+        }
     })
 }
 

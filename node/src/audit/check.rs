@@ -14,7 +14,7 @@ use plexus_crypto::{verify_batch_with_fallback, AgentId, AgentIdCache, BatchItem
 use plexus_protocol::{Entry, EntryError, EntryView};
 use rayon::prelude::*;
 
-/// Entries per `verify_batch` call inside a worker (see `plexus_crypto::verify`).
+/// Entries per batch signature check inside a worker (see `plexus_crypto::verify`).
 pub const SIGNATURE_CHUNK: usize = 256;
 
 /// The result of checking one item in the parallel stage.

@@ -8,7 +8,7 @@
 //! 2. *Checking* (`check.rs`: a checker thread driving the rayon pool, on all cores): each
 //!    worker reads its chunk of entries in place with the strict decoder (`Entry::decode_view`;
 //!    the reference decoder names what is wrong with the rare bad entry), checks bodies against
-//!    their signed hashes, and verifies the signatures with one `verify_batch` call per
+//!    their signed hashes, and verifies the signatures with one batch check (§6.3) per
 //!    [`SIGNATURE_CHUNK`] entries, falling back to single verification to name the bad ones.
 //! 3. *Chaining* (calling thread): one [`ChainTracker`] per feed checks seq order, links,
 //!    duplicates and forks, in file order.

@@ -73,6 +73,7 @@ impl BodyError {
     pub fn field(&self) -> Option<&str> {
         match self {
             BodyError::Field { field, .. } => Some(field),
+            BodyError::NotCanonical { source, .. } => source.field(),
             // serde names fields in backticks: "missing field `leaseMs`".
             BodyError::Shape { problem, .. } => problem.split('`').nth(1),
             _ => None,

@@ -3,9 +3,10 @@
 //! - `gen-export --entries N --authors A --out FILE` writes a valid export of N entries spread
 //!   over A authors, signing on all cores, without going through RocksDB (so generating a
 //!   million entries takes seconds, not the minutes a synced write per entry would).
-//! - `raw-verify FILE` decodes the same file outside the clock, then times plain
-//!   `ed25519_dalek::verify_batch` over all its signatures on all cores, in the same chunk size
-//!   the auditor uses: the ceiling the auditor is compared against.
+//! - `raw-verify FILE` decodes the same file outside the clock, then times the auditor's own
+//!   signature primitive (`plexus_crypto::verify_batch_with_fallback`, through
+//!   `verify_batch_parallel`) over all its signatures on all cores, in the same chunk size the
+//!   auditor uses: the ceiling the auditor is compared against.
 //! - `backfill --entries N` fills one node's log with N entries, starts a fresh node on
 //!   loopback, connects it, and times how long backfill alone takes to copy the whole feed, with
 //!   the CPU time the process used meanwhile (both nodes run in it).
@@ -19,7 +20,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use plexus_crypto::{Keypair, Sha256Stream};
+use plexus_crypto::{verify_batch_parallel, BatchItem, Keypair, Sha256Stream};
 use plexus_protocol::export::{ExportHeader, ExportTrailer};
 use plexus_protocol::{cbor, Entry};
 use plexus_tests::fixtures::signed_chain;
@@ -93,7 +94,7 @@ fn raw_verify(args: &[String]) -> anyhow::Result<()> {
     let path = args.first().context("raw-verify needs a file")?;
     let bytes = std::fs::read(path)?;
     let mut position = 0;
-    let mut keys = Vec::new();
+    let mut authors = Vec::new();
     let mut messages = Vec::new();
     let mut signatures = Vec::new();
     while position < bytes.len() {
@@ -101,24 +102,25 @@ fn raw_verify(args: &[String]) -> anyhow::Result<()> {
         let item = &bytes[position..position + len];
         position += len;
         if let Ok(entry) = Entry::decode(item) {
-            keys.push(ed25519_dalek::VerifyingKey::from_bytes(
-                entry.header().author.as_bytes(),
-            )?);
+            authors.push(entry.header().author);
             messages.push(entry.signing_input());
-            signatures.push(ed25519_dalek::Signature::from_bytes(&entry.signature().0));
+            signatures.push(*entry.signature());
         }
     }
     drop(bytes);
     let count = signatures.len();
+    let items: Vec<BatchItem<'_>> = authors
+        .iter()
+        .zip(&messages)
+        .zip(&signatures)
+        .map(|((author, message), signature)| BatchItem {
+            author,
+            message,
+            signature,
+        })
+        .collect();
     let started = Instant::now();
-    let chunk = plexus_crypto::BATCH_CHUNK;
-    let all_good = (0..count.div_ceil(chunk)).into_par_iter().all(|index| {
-        let range = index * chunk..((index + 1) * chunk).min(count);
-        let message_slices: Vec<&[u8]> =
-            messages[range.clone()].iter().map(Vec::as_slice).collect();
-        ed25519_dalek::verify_batch(&message_slices, &signatures[range.clone()], &keys[range])
-            .is_ok()
-    });
+    let all_good = verify_batch_parallel(&items).is_ok();
     let seconds = started.elapsed().as_secs_f64();
     if !all_good {
         bail!("raw batch verification failed: the file is not valid");
