@@ -131,6 +131,7 @@ pub fn decode_canonical(bytes: &[u8]) -> Result<Value, CborError> {
             extra: bytes.len() - len,
         });
     }
+    check_heads(bytes)?;
     let mut reader = bytes;
     let value: Value = ciborium::from_reader(&mut reader).map_err(|_| CborError::Malformed {
         offset: bytes.len() - reader.len(),
@@ -147,6 +148,75 @@ pub fn decode_canonical(bytes: &[u8]) -> Result<Value, CborError> {
     }
     check_map_order(&value, 0)?;
     Ok(value)
+}
+
+/// Checks every head of one complete, well-framed item in byte order (the order of the
+/// normative rules in `docs/PROTOCOL.md` §2): the first head that is not in shortest form, is
+/// a tag or a simple value other than false, true and null (`NotCanonical`), or starts a text
+/// string that is not UTF-8 (`Malformed`) decides. Running before ciborium keeps its lenient
+/// readings (tag 2 and 3 bignums read as integers, `undefined` read as null) out of the verdict.
+///
+/// The item was already walked by [`item_len`], so every head and payload is in bounds and
+/// no nesting needs tracking: the heads simply follow each other, string payloads skipped.
+fn check_heads(bytes: &[u8]) -> Result<(), CborError> {
+    let mut offset = 0usize;
+    while let Some(&initial) = bytes.get(offset) {
+        let head_start = offset;
+        let major = initial >> 5;
+        let info = initial & 0x1f;
+        let width = match info {
+            24..=27 => 1usize << (info - 24),
+            _ => 0,
+        };
+        let argument = match info {
+            0..=23 => u64::from(info),
+            _ => bytes
+                .get(offset + 1..offset + 1 + width)
+                .ok_or(CborError::Truncated {
+                    available: bytes.len(),
+                })?
+                .iter()
+                .fold(0u64, |acc, byte| (acc << 8) | u64::from(*byte)),
+        };
+        offset += 1 + width;
+        let not_canonical = Err(CborError::NotCanonical { offset: head_start });
+        match major {
+            // Floats (major 7, info 25 to 27) are judged by value, after decoding.
+            0..=5 if !is_shortest(info, argument) => return not_canonical,
+            6 => return not_canonical,
+            7 if !(20..=22).contains(&info) && !(25..=27).contains(&info) => return not_canonical,
+            2 | 3 => {
+                let end = usize::try_from(argument)
+                    .ok()
+                    .and_then(|len| offset.checked_add(len))
+                    .filter(|end| *end <= bytes.len())
+                    .ok_or(CborError::Truncated {
+                        available: bytes.len(),
+                    })?;
+                let payload = bytes.get(offset..end).unwrap_or_default();
+                if major == 3 && std::str::from_utf8(payload).is_err() {
+                    return Err(CborError::Malformed {
+                        offset: head_start,
+                        problem: "text string is not valid UTF-8",
+                    });
+                }
+                offset = end;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Whether a head's argument uses the fewest bytes its value needs (RFC 8949 §4.2.1).
+fn is_shortest(info: u8, argument: u64) -> bool {
+    match info {
+        24 => argument >= 24,
+        25 => argument > 0xff,
+        26 => argument > 0xffff,
+        27 => argument > 0xffff_ffff,
+        _ => true,
+    }
 }
 
 /// Encodes a value with ciborium. Writing into a `Vec` cannot fail for the value types we build
@@ -224,6 +294,47 @@ mod tests {
             Err(CborError::NotCanonical { offset: 0 })
         );
         assert_eq!(decode_canonical(&[0x01]), Ok(Value::Integer(1.into())));
+    }
+
+    #[test]
+    fn tags_and_simple_values_outside_false_true_null_are_not_canonical() {
+        // tag 0 (a date string), tag 2 (a bignum ciborium would read as the integer 1),
+        // undefined, simple value 0, simple value 32.
+        for bytes in [
+            &[0xc0, 0x61, b'x'][..],
+            &[0xc2, 0x41, 0x01],
+            &[0xf7],
+            &[0xe0],
+            &[0xf8, 0x20],
+        ] {
+            assert_eq!(
+                decode_canonical(bytes),
+                Err(CborError::NotCanonical { offset: 0 }),
+                "{bytes:02x?}"
+            );
+        }
+        for bytes in [&[0xf4][..], &[0xf5], &[0xf6], &[0x20], &[0xf9, 0x3e, 0x00]] {
+            assert!(decode_canonical(bytes).is_ok(), "{bytes:02x?}");
+        }
+    }
+
+    #[test]
+    fn the_first_offending_head_in_byte_order_decides() {
+        // [1 as 0x18 0x01, "\xff"]: the non-minimal integer comes first.
+        assert_eq!(
+            decode_canonical(&[0x82, 0x18, 0x01, 0x61, 0xff]),
+            Err(CborError::NotCanonical { offset: 1 })
+        );
+        // ["\xff", 1 as 0x18 0x01]: the invalid text comes first.
+        assert!(matches!(
+            decode_canonical(&[0x82, 0x61, 0xff, 0x18, 0x01]),
+            Err(CborError::Malformed { offset: 1, .. })
+        ));
+        // A non-minimal head inside an unsorted map is found before the key order.
+        assert_eq!(
+            decode_canonical(&[0xa2, 0x61, b'b', 0x18, 0x01, 0x61, b'a', 0x02]),
+            Err(CborError::NotCanonical { offset: 3 })
+        );
     }
 
     #[test]

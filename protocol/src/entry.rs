@@ -267,29 +267,27 @@ impl Entry {
         Ok((entry, body_error))
     }
 
-    /// Best-effort position of a damaged envelope: namespace, author and seq read leniently
-    /// (without the canonical or semantic checks), so an auditor can say where a bad entry
-    /// claims to be. Never trust the result for anything but a report.
+    /// Where a damaged envelope claims to be, read leniently so an auditor can locate a bad
+    /// entry. The rule is normative (docs/PROTOCOL.md §6.2): the bytes are at most
+    /// [`MAX_ENTRY_LEN`] long and start `0x82 0x8a`; the version item is skipped whatever it
+    /// is; then come a text string that is a valid name (the namespace), a byte string of 32
+    /// bytes that is a valid key (the author) and an unsigned integer (the seq). Heads may use
+    /// more argument bytes than needed, and nothing after the seq is looked at. Never trust
+    /// the result for anything but a report.
     pub fn peek_position(bytes: &[u8]) -> Option<(String, AgentId, u64)> {
         if bytes.len() > MAX_ENTRY_LEN {
             return None;
         }
-        let mut reader = bytes;
-        let value: Value = ciborium::from_reader(&mut reader).ok()?;
-        let Value::Array(envelope) = value else {
-            return None;
-        };
-        let Some(Value::Array(header)) = envelope.into_iter().next() else {
-            return None;
-        };
-        let mut fields = header.into_iter().skip(1);
-        let (Some(Value::Text(namespace)), Some(Value::Bytes(author)), Some(Value::Integer(seq))) =
-            (fields.next(), fields.next(), fields.next())
-        else {
-            return None;
-        };
-        let author = AgentId::from_slice(&author).ok()?;
-        Some((namespace, author, u64::try_from(seq).ok()?))
+        let rest = bytes.strip_prefix(&[0x82, 0x8a])?;
+        let version_len = cbor::item_len(rest).ok().flatten()?;
+        let rest = rest.get(version_len..)?;
+        let (namespace, rest) = lenient_string(rest, 3)?;
+        let namespace = std::str::from_utf8(namespace).ok()?;
+        check_name("namespace", namespace).ok()?;
+        let (author, rest) = lenient_string(rest, 2)?;
+        let author = AgentId::from_slice(author).ok()?;
+        let (major, seq, _) = lenient_head(rest)?;
+        (major == 0).then(|| (namespace.to_owned(), author, seq))
     }
 
     /// The canonical envelope bytes.
@@ -573,6 +571,29 @@ fn bytes(name: &'static str, value: Value) -> Result<Vec<u8>, EntryError> {
 fn hash(name: &'static str, value: Value) -> Result<Hash256, EntryError> {
     Hash256::from_slice(&bytes(name, value)?)
         .ok_or_else(|| field(name, format!("must be {HASH_LEN} bytes")))
+}
+
+/// Reads one CBOR head in any argument width: (major type, argument, rest after the head).
+fn lenient_head(bytes: &[u8]) -> Option<(u8, u64, &[u8])> {
+    let (&initial, rest) = bytes.split_first()?;
+    let info = initial & 0x1f;
+    let width = match info {
+        0..=23 => return Some((initial >> 5, u64::from(info), rest)),
+        24..=27 => 1usize << (info - 24),
+        _ => return None,
+    };
+    let argument = rest
+        .get(..width)?
+        .iter()
+        .fold(0u64, |acc, byte| (acc << 8) | u64::from(*byte));
+    Some((initial >> 5, argument, rest.get(width..)?))
+}
+
+/// Reads a byte string (major 2) or text string (major 3) leniently: (payload, rest).
+fn lenient_string(bytes: &[u8], major: u8) -> Option<(&[u8], &[u8])> {
+    let (found, len, rest) = lenient_head(bytes)?;
+    let len = usize::try_from(len).ok()?;
+    (found == major && len <= rest.len()).then(|| rest.split_at(len))
 }
 
 /// Length of the shortest-form CBOR head for a byte string of `len` bytes.

@@ -11,12 +11,16 @@
 //!   ([`place`]);
 //! - the auditor streams entries in export order through one [`ChainTracker`] per feed, which
 //!   keeps O(1) state per feed: the last seq and the ids seen at it (more than one only when
-//!   forked). Memory therefore grows with the number of feeds, never with their length.
+//!   forked). Memory therefore grows with the number of feeds, never with their length. The
+//!   ids at the last seq are a set, so a crafted file with thousands of rivals at one position
+//!   costs O(1) per entry, and an event lists at most [`MAX_LISTED_IDS`] of them.
+
+use std::collections::HashSet;
 
 use ciborium::Value;
 use plexus_crypto::{AgentId, Hash256};
 
-use crate::cbor;
+use crate::cbor::{self, CborError};
 use crate::entry::{Entry, EntryError};
 
 /// Identifies a feed: the namespace and the author.
@@ -60,35 +64,72 @@ pub enum ChainEvent {
     Fork { other: Hash256 },
     /// Entries `missing_from..=missing_to` never appeared before this one.
     Gap { missing_from: u64, missing_to: u64 },
-    /// The entry's `prev` is none of the ids seen at the previous seq.
-    BrokenLink { expected: Vec<Hash256> },
+    /// The entry's `prev` is none of the `expected_total` ids seen at the previous seq;
+    /// `expected` lists the first of them, at most [`MAX_LISTED_IDS`].
+    BrokenLink {
+        expected: Vec<Hash256>,
+        expected_total: usize,
+    },
     /// The entry's seq is lower than one already seen in this feed.
     OutOfOrder { after_seq: u64 },
 }
+
+/// Most ids a [`ChainEvent::BrokenLink`] lists: enough to name both sides of any honest fork,
+/// few enough that a crafted file with thousands of rivals at one seq cannot make each finding
+/// carry them all.
+pub const MAX_LISTED_IDS: usize = 4;
 
 /// Streaming chain state for one feed in an audit.
 #[derive(Debug, Clone, Default)]
 pub struct ChainTracker {
     last_seq: u64,
-    ids_at_last_seq: Vec<Hash256>,
+    /// Every id seen at `last_seq` (more than one only when forked), for O(1) look-ups.
+    ids_at_last_seq: HashSet<Hash256>,
+    /// The first of them in file order, at most [`MAX_LISTED_IDS`]: what events name.
+    first_ids_at_last_seq: Vec<Hash256>,
     /// Set after an entry that failed verification: the next entry's `prev` cannot be checked
     /// against it, so the link is not judged (the bad entry is already reported).
     link_unverifiable: bool,
 }
 
-/// Why a fork proof does not prove anything.
+/// Why a fork proof does not prove anything. The variants are listed in the order a decoder
+/// checks them (docs/PROTOCOL.md §5); [`ForkProofError::code`] names them in test vectors.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ForkProofError {
-    #[error("fork proof entry is malformed: {0}")]
-    Entry(#[from] EntryError),
+    #[error("fork proof is {len} bytes, over the {MAX_FORK_PROOF_LEN}-byte limit")]
+    TooLarge { len: usize },
+    #[error("fork proof is not canonical CBOR: {0}")]
+    Cbor(CborError),
     #[error("fork proof is malformed: {0}")]
     Malformed(&'static str),
+    #[error("fork proof entry is malformed: {0}")]
+    Entry(#[from] EntryError),
+    #[error("a fork proof entry carries its body; proofs hold both entries with body null")]
+    BodyPresent,
     #[error("the two entries are not in the same feed at the same seq")]
     NotSamePosition,
     #[error("the two entries are identical")]
     Identical,
+    #[error("the two entries are not in ascending id order")]
+    Unordered,
     #[error("a fork proof entry has a bad signature")]
     BadSignature,
+}
+
+impl ForkProofError {
+    /// A stable code for test vectors: `entry:<code>` carries the entry's own error code.
+    pub fn code(&self) -> String {
+        match self {
+            ForkProofError::TooLarge { .. } => "too-large".into(),
+            ForkProofError::Cbor(_) | ForkProofError::Malformed(_) => "malformed-proof".into(),
+            ForkProofError::Entry(error) => format!("entry:{}", error.code()),
+            ForkProofError::BodyPresent => "body-present".into(),
+            ForkProofError::NotSamePosition => "not-same-position".into(),
+            ForkProofError::Identical => "identical".into(),
+            ForkProofError::Unordered => "unordered".into(),
+            ForkProofError::BadSignature => "bad-signature".into(),
+        }
+    }
 }
 
 /// Two validly signed entries at the same feed position: proof that their author equivocated.
@@ -137,19 +178,16 @@ impl ChainTracker {
                 }
             }
         } else if seq == self.last_seq {
-            match self.ids_at_last_seq.first() {
-                _ if self.ids_at_last_seq.contains(&id) => return ChainEvent::Duplicate,
-                Some(other) => {
-                    let other = *other;
-                    self.ids_at_last_seq.push(id);
-                    return ChainEvent::Fork { other };
-                }
-                // Only an unverifiable entry was seen at this seq.
-                None => {
-                    self.ids_at_last_seq.push(id);
-                    return ChainEvent::Extends;
-                }
+            if self.ids_at_last_seq.contains(&id) {
+                return ChainEvent::Duplicate;
             }
+            let first = self.first_ids_at_last_seq.first().copied();
+            self.remember_at_last_seq(id);
+            return match first {
+                Some(other) => ChainEvent::Fork { other },
+                // Only an unverifiable entry was seen at this seq.
+                None => ChainEvent::Extends,
+            };
         } else if seq < self.last_seq {
             return ChainEvent::OutOfOrder {
                 after_seq: self.last_seq,
@@ -165,12 +203,13 @@ impl ChainTracker {
             ChainEvent::Extends
         } else {
             ChainEvent::BrokenLink {
-                expected: self.ids_at_last_seq.clone(),
+                expected: self.first_ids_at_last_seq.clone(),
+                expected_total: self.ids_at_last_seq.len(),
             }
         };
         self.last_seq = seq;
-        self.ids_at_last_seq.clear();
-        self.ids_at_last_seq.push(id);
+        self.clear_last_seq_ids();
+        self.remember_at_last_seq(id);
         self.link_unverifiable = false;
         event
     }
@@ -182,9 +221,26 @@ impl ChainTracker {
         // must not move the feed, or every later entry would look out of order.
         if seq == self.last_seq + 1 {
             self.last_seq = seq;
-            self.ids_at_last_seq.clear();
+            self.clear_last_seq_ids();
             self.link_unverifiable = true;
         }
+    }
+
+    fn remember_at_last_seq(&mut self, id: Hash256) {
+        self.ids_at_last_seq.insert(id);
+        if self.first_ids_at_last_seq.len() < MAX_LISTED_IDS {
+            self.first_ids_at_last_seq.push(id);
+        }
+    }
+
+    fn clear_last_seq_ids(&mut self) {
+        // A set grown by a crafted run of rivals is dropped rather than kept at its capacity.
+        if self.ids_at_last_seq.len() > MAX_LISTED_IDS {
+            self.ids_at_last_seq = HashSet::new();
+        } else {
+            self.ids_at_last_seq.clear();
+        }
+        self.first_ids_at_last_seq.clear();
     }
 
     /// The highest seq seen.
@@ -197,13 +253,7 @@ impl ForkProof {
     /// Builds a proof from two entries, checking that they really prove a fork. Bodies are
     /// stripped: the signatures cover the body hashes, which is all a proof needs.
     pub fn new(a: Entry, b: Entry) -> Result<ForkProof, ForkProofError> {
-        let (ha, hb) = (a.header(), b.header());
-        if ha.namespace != hb.namespace || ha.author != hb.author || ha.seq != hb.seq {
-            return Err(ForkProofError::NotSamePosition);
-        }
-        if a.id() == b.id() {
-            return Err(ForkProofError::Identical);
-        }
+        check_same_position(&a, &b)?;
         if !a.verify_signature() || !b.verify_signature() {
             return Err(ForkProofError::BadSignature);
         }
@@ -224,15 +274,14 @@ impl ForkProof {
         ]))
     }
 
-    /// Decodes and fully re-checks a proof.
+    /// Decodes and fully re-checks a proof. Only the canonical form is accepted (bodies null,
+    /// ascending ids), so one fork has exactly one proof encoding.
     pub fn decode(bytes: &[u8]) -> Result<ForkProof, ForkProofError> {
         if bytes.len() > MAX_FORK_PROOF_LEN {
-            return Err(ForkProofError::Malformed(
-                "larger than the fork proof size limit",
-            ));
+            return Err(ForkProofError::TooLarge { len: bytes.len() });
         }
         let malformed = ForkProofError::Malformed("expected [\"plexus-fork-proof\", entry, entry]");
-        let value = cbor::decode_canonical(bytes).map_err(EntryError::Cbor)?;
+        let value = cbor::decode_canonical(bytes).map_err(ForkProofError::Cbor)?;
         let Value::Array(items) = value else {
             return Err(malformed);
         };
@@ -244,7 +293,15 @@ impl ForkProof {
         if tag != FORK_PROOF_TAG {
             return Err(malformed);
         }
-        ForkProof::new(Entry::decode(&first)?, Entry::decode(&second)?)
+        let (first, second) = (Entry::decode(&first)?, Entry::decode(&second)?);
+        if first.body().is_some() || second.body().is_some() {
+            return Err(ForkProofError::BodyPresent);
+        }
+        check_same_position(&first, &second)?;
+        if first.id() > second.id() {
+            return Err(ForkProofError::Unordered);
+        }
+        ForkProof::new(first, second)
     }
 
     /// The two conflicting entries, ordered by id.
@@ -264,6 +321,18 @@ impl ForkProof {
     pub fn seq(&self) -> u64 {
         self.first.header().seq
     }
+}
+
+/// Two different entries at one (namespace, author, seq), or why not.
+fn check_same_position(a: &Entry, b: &Entry) -> Result<(), ForkProofError> {
+    let (ha, hb) = (a.header(), b.header());
+    if ha.namespace != hb.namespace || ha.author != hb.author || ha.seq != hb.seq {
+        return Err(ForkProofError::NotSamePosition);
+    }
+    if a.id() == b.id() {
+        return Err(ForkProofError::Identical);
+    }
+    Ok(())
 }
 
 const FORK_PROOF_TAG: &str = "plexus-fork-proof";

@@ -4,6 +4,8 @@
 //! Regenerate after an intentional format change with
 //! `PLEXUS_WRITE_VECTORS=1 cargo test -p plexus-tests --test vectors`.
 
+pub mod audit;
+
 use plexus_crypto::{sha256, Hash256, Keypair};
 use plexus_protocol::value::json_text_to_canonical;
 use plexus_protocol::{Draft, Entry};
@@ -39,15 +41,16 @@ pub const BASE_TIME_MS: u64 = 1_767_225_600_000;
 pub fn generate() -> Value {
     let author_a = Keypair::from_seed(&SEED_A);
     let author_b = Keypair::from_seed(&SEED_B);
-    let first = sign(&author_a, 1, None, "note", r#"{"text": "hello, plexus"}"#);
+    // Every body is one its kind allows (docs/PROTOCOL.md §9), so a node stores each of them.
+    let first = sign(&author_a, 1, None, "x-note", r#"{"text": "hello, plexus"}"#);
     let second = sign(
         &author_a,
         2,
         Some(first.id()),
         "intent",
-        r#"{"resource": "repo:api", "action": "write", "lease_ms": 60000}"#,
+        r#"{"resource": "repo/api", "action": "write", "leaseMs": 60000}"#,
     );
-    let empty_body = sign(&author_b, 1, None, "capability", "{}");
+    let empty_body = sign(&author_b, 1, None, "x-note", "{}");
     let valid = vec![
         valid_vector("first entry of a feed", &author_a, &first),
         valid_vector("second entry, chained with prev", &author_a, &second),
@@ -99,7 +102,7 @@ pub fn generate() -> Value {
         "envelope array head 0x9f ... 0xff",
     );
 
-    let prev_at_one = sign_unchecked(&author_a, 1, Some(sha256(b"nothing")), "note", b"");
+    let prev_at_one = sign_unchecked(&author_a, 1, Some(sha256(b"nothing")), "x-note", b"");
     push("prev at seq 1", prev_at_one, "seq 1 must have prev = null");
 
     let mut body_flip = good.clone();
@@ -116,7 +119,7 @@ pub fn generate() -> Value {
         "first signature byte XOR 0x01: decodes, but the signature does not verify",
     );
 
-    let mut wrong_key = sign(&author_b, 1, None, "note", r#"{"text": "hello, plexus"}"#).encode();
+    let mut wrong_key = sign(&author_b, 1, None, "x-note", r#"{"text": "hello, plexus"}"#).encode();
     // Put author A's key where author B's is: the signature is B's, the claimed author is A.
     let position = find(&wrong_key, author_b.agent_id().as_bytes()).unwrap_or(0);
     wrong_key[position..position + 32].copy_from_slice(author_a.agent_id().as_bytes());

@@ -1,7 +1,9 @@
 //! Writing the audit export file.
 //!
 //! The file is written beside its destination as `NAME.partial`, fsynced, then renamed into
-//! place: a reader never sees a half-written export under the final name.
+//! place: a reader never sees a half-written export under the final name. The partial file is
+//! always created afresh (`O_CREAT | O_EXCL`, which never follows a symbolic link): a link
+//! planted at that name is refused, so an export cannot be made to overwrite another file.
 
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -32,6 +34,11 @@ pub enum ExportError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "{path} is a symbolic link; an export writes its partial file there itself and will not \
+         follow a link: remove it and export again"
+    )]
+    PartialIsSymlink { path: PathBuf },
 }
 
 /// Envelopes of a log in export order: feeds by namespace then author, ascending seq, and each
@@ -110,10 +117,41 @@ pub fn export_to_file(
             ..summary
         })
     });
-    if result.is_err() {
+    // A partial file we did not create (a planted link) is not ours to remove.
+    if result.is_err() && !matches!(result, Err(ExportError::PartialIsSymlink { .. })) {
         let _ = std::fs::remove_file(&partial);
     }
     result
+}
+
+/// Creates `partial` as a new file, never through a symbolic link. A regular file left there
+/// by an export that crashed is replaced; a link (or anything else) is refused.
+fn create_partial(partial: &Path) -> Result<std::fs::File, ExportError> {
+    let io_error = |source| ExportError::Io {
+        path: partial.to_path_buf(),
+        source,
+    };
+    match std::fs::symlink_metadata(partial) {
+        Ok(metadata) if metadata.file_type().is_symlink() => {
+            return Err(ExportError::PartialIsSymlink {
+                path: partial.to_path_buf(),
+            })
+        }
+        Ok(metadata) if metadata.is_file() => std::fs::remove_file(partial).map_err(io_error)?,
+        _ => {}
+    }
+    // `create_new` is O_CREAT | O_EXCL: if a link appeared since the check, this fails rather
+    // than writing through it.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(partial)
+        .map_err(|source| match std::fs::symlink_metadata(partial) {
+            Ok(metadata) if metadata.file_type().is_symlink() => ExportError::PartialIsSymlink {
+                path: partial.to_path_buf(),
+            },
+            _ => io_error(source),
+        })
 }
 
 fn write_export(
@@ -127,7 +165,7 @@ fn write_export(
         source,
     };
     let stats = log.stats()?;
-    let file = std::fs::File::create(partial).map_err(io_error)?;
+    let file = create_partial(partial)?;
     let mut writer = HashingWriter {
         inner: BufWriter::with_capacity(1 << 20, file),
         digest: Sha256Stream::new(),
@@ -187,5 +225,50 @@ impl<W: Write> Write for HashingWriter<W> {
 
     fn flush(&mut self) -> std::io::Result<()> {
         self.inner.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_symlink_planted_at_the_partial_name_is_refused_and_its_target_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::open(&dir.path().join("data")).unwrap();
+        let keypair = Keypair::from_seed(&[9; 32]);
+        let victim = dir.path().join("victim.txt");
+        std::fs::write(&victim, b"precious").unwrap();
+        let destination = dir.path().join("out.plexus");
+        std::os::unix::fs::symlink(&victim, partial_path(&destination)).unwrap();
+
+        let result = export_to_file(&log, &keypair, &destination, 1_000);
+
+        assert!(
+            matches!(result, Err(ExportError::PartialIsSymlink { .. })),
+            "{result:?}"
+        );
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+        assert!(!destination.exists());
+        assert!(std::fs::symlink_metadata(partial_path(&destination))
+            .unwrap()
+            .file_type()
+            .is_symlink());
+    }
+
+    #[test]
+    fn a_partial_file_left_by_a_crashed_export_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::open(&dir.path().join("data")).unwrap();
+        let keypair = Keypair::from_seed(&[9; 32]);
+        let destination = dir.path().join("out.plexus");
+        std::fs::write(partial_path(&destination), b"half an export").unwrap();
+
+        let summary = export_to_file(&log, &keypair, &destination, 1_000).unwrap();
+
+        assert_eq!(summary.entries, 0);
+        assert!(!partial_path(&destination).exists());
+        let written = std::fs::read(&destination).unwrap();
+        assert_eq!(written.len() as u64, summary.bytes);
     }
 }

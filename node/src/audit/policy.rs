@@ -18,10 +18,10 @@
 
 use std::path::Path;
 
-use plexus_protocol::export::{classify, ItemKind, MAX_FRAME_LEN};
+use plexus_protocol::export::{classify, ItemKind};
 use plexus_protocol::{cbor, Entry, FeedKey, MAX_ENTRY_LEN};
 
-use super::report::{Finding, FindingKind};
+use super::report::{Finding, FindingKind, MAX_FINDINGS};
 use super::verify::{fill, VerifyError};
 use crate::store::{Governor, Log, Scope, TrustRoots};
 
@@ -33,6 +33,10 @@ const READ_CHUNK: usize = 1 << 20;
 pub struct PolicyAudit {
     /// Entries of governed namespaces whose decision was re-derived.
     pub decisions: u64,
+    /// Every violation found, counted even past the findings kept.
+    pub violations: u64,
+    /// The first violations, at most [`MAX_FINDINGS`]: a log full of violations must not make
+    /// the auditor's memory grow with its length.
     pub findings: Vec<Finding>,
 }
 
@@ -107,6 +111,11 @@ impl Auditor {
                 || "no policy".to_owned(),
                 |version| format!("policy v{version}"),
             );
+            self.audit.violations += 1;
+            if self.audit.findings.len() >= MAX_FINDINGS {
+                self.governor.observe(&entry);
+                return;
+            }
             self.audit.findings.push(Finding {
                 kind: FindingKind::PolicyViolation,
                 namespace: Some(header.namespace.clone()),
@@ -198,6 +207,8 @@ fn for_each_envelope(path: &Path, mut visit: impl FnMut(u64, &[u8])) -> Result<(
                 break;
             }
             match cbor::item_len(rest) {
+                // The main verifier stops at an item longer than any entry; so does this pass.
+                Ok(Some(len)) if len > MAX_ENTRY_LEN => return Ok(()),
                 Ok(Some(len)) => {
                     let item = &rest[..len];
                     if classify(item) == ItemKind::Entry {
@@ -207,7 +218,7 @@ fn for_each_envelope(path: &Path, mut visit: impl FnMut(u64, &[u8])) -> Result<(
                 }
                 // An item longer than any entry is damage the main verifier reports; without
                 // this stop the buffer could fill with it and never move on.
-                Ok(None) if !eof && rest.len() <= MAX_ENTRY_LEN + MAX_FRAME_LEN => break,
+                Ok(None) if !eof && rest.len() <= MAX_ENTRY_LEN => break,
                 Ok(None) | Err(_) => return Ok(()),
             }
         }
@@ -225,6 +236,46 @@ fn for_each_envelope(path: &Path, mut visit: impl FnMut(u64, &[u8])) -> Result<(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use plexus_crypto::Keypair;
+    use plexus_protocol::Draft;
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn violations_past_the_findings_cap_are_counted_but_not_kept() {
+        // A governed namespace with no policy at all: every entry by a non-admin is a
+        // `no-policy` violation. One more than the cap must not all be held in memory.
+        let admin = Keypair::from_seed(&[1; 32]);
+        let member = Keypair::from_seed(&[2; 32]);
+        let trust_roots =
+            TrustRoots::from([("gov".to_owned(), BTreeSet::from([admin.agent_id()]))]);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("violations.plexus");
+        let mut bytes = Vec::new();
+        let mut prev = None;
+        let total = MAX_FINDINGS as u64 + 5;
+        for seq in 1..=total {
+            let entry = Entry::sign(
+                &member,
+                Draft {
+                    namespace: "gov".into(),
+                    seq,
+                    prev,
+                    timestamp_ms: 1_000 + seq,
+                    kind: "x-note".into(),
+                    body: vec![0xf6],
+                },
+            )
+            .unwrap();
+            prev = Some(entry.id());
+            bytes.extend_from_slice(&entry.encode());
+        }
+        std::fs::write(&path, &bytes).unwrap();
+        let audit = audit_file(&path, &trust_roots).unwrap();
+        assert_eq!(audit.decisions, total);
+        assert_eq!(audit.violations, total);
+        assert_eq!(audit.findings.len(), MAX_FINDINGS);
+        assert_eq!(audit.findings[0].seq, Some(1));
+    }
 
     #[test]
     fn an_item_longer_than_any_entry_ends_the_walk_instead_of_stalling_it() {

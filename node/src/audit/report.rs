@@ -112,10 +112,10 @@ impl Report {
     pub fn add_policy_audit(&mut self, namespaces: Vec<String>, audit: super::policy::PolicyAudit) {
         self.governed_namespaces = namespaces;
         self.policy_decisions = audit.decisions;
-        if audit.findings.is_empty() {
+        if audit.violations == 0 {
             return;
         }
-        self.findings_total += audit.findings.len() as u64;
+        self.findings_total += audit.violations;
         let room = MAX_FINDINGS.saturating_sub(self.findings.len());
         self.findings.extend(audit.findings.into_iter().take(room));
         self.verdict = Verdict::Failed;

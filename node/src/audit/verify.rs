@@ -27,7 +27,7 @@ use std::time::Instant;
 
 use plexus_crypto::{AgentId, Hash256, Sha256Stream};
 use plexus_protocol::cbor;
-use plexus_protocol::export::{classify, ExportHeader, ExportTrailer, ItemKind, MAX_FRAME_LEN};
+use plexus_protocol::export::{classify, ExportHeader, ExportTrailer, ItemKind};
 use plexus_protocol::{ChainEvent, ChainTracker, EntryError, FeedKey, MAX_ENTRY_LEN};
 
 pub use super::check::SIGNATURE_CHUNK;
@@ -156,49 +156,44 @@ pub fn verify_file(
                     stop = true;
                     break;
                 }
-                let len = match cbor::item_len(rest) {
+                // Framing is normative (docs/PROTOCOL.md §6.2): an item longer than any entry
+                // stops the audit whether or not the read buffer happens to hold all of it.
+                let framed = match cbor::item_len(rest) {
+                    Ok(Some(len)) if len > MAX_ENTRY_LEN => Err(Unframed::TooLong),
+                    Ok(Some(len)) => Ok(Some(len)),
+                    Ok(None) if rest.len() > MAX_ENTRY_LEN => Err(Unframed::TooLong),
+                    Ok(None) if eof => Err(Unframed::Truncated),
+                    Ok(None) => Ok(None),
+                    Err(error) => Err(Unframed::Malformed(error)),
+                };
+                let len = match framed {
                     Ok(Some(len)) => len,
-                    Ok(None) if rest.len() > MAX_ENTRY_LEN + MAX_FRAME_LEN => {
-                        pipeline
-                            .finish_pending(&mut |offset, checked| auditor.chain(offset, checked));
-                        auditor.finding(Finding {
-                            kind: FindingKind::BadEncoding,
-                            namespace: None,
-                            author: None,
-                            seq: None,
-                            offset: Some(offset),
-                            detail: format!(
-                                "the item here is larger than the {MAX_ENTRY_LEN}-byte limit; \
-                                 cannot read past it"
-                            ),
-                        });
-                        stop = true;
-                        break;
-                    }
-                    Ok(None) if eof => {
-                        pipeline
-                            .finish_pending(&mut |offset, checked| auditor.chain(offset, checked));
-                        auditor.finding(file_finding(
-                            FindingKind::Truncated,
-                            offset,
-                            format!(
-                                "the file ends inside an item ({} bytes present): it was \
-                                 truncated",
-                                rest.len()
-                            ),
-                        ));
-                        stop = true;
-                        break;
-                    }
                     Ok(None) => break,
-                    Err(error) => {
+                    Err(unframed) => {
                         pipeline
                             .finish_pending(&mut |offset, checked| auditor.chain(offset, checked));
-                        auditor.finding(file_finding(
-                            FindingKind::BadEncoding,
-                            offset,
-                            format!("{error}; cannot read past it"),
-                        ));
+                        let (kind, detail) = match unframed {
+                            Unframed::TooLong => (
+                                FindingKind::BadEncoding,
+                                format!(
+                                    "the item here is larger than the {MAX_ENTRY_LEN}-byte limit; \
+                                     cannot read past it"
+                                ),
+                            ),
+                            Unframed::Truncated => (
+                                FindingKind::Truncated,
+                                format!(
+                                    "the file ends inside an item ({} bytes present): it was \
+                                     truncated",
+                                    rest.len()
+                                ),
+                            ),
+                            Unframed::Malformed(error) => (
+                                FindingKind::BadEncoding,
+                                format!("{error}; cannot read past it"),
+                            ),
+                        };
+                        auditor.finding(file_finding(kind, offset, detail));
                         stop = true;
                         break;
                     }
@@ -244,7 +239,8 @@ pub fn verify_file(
                         // Judge this item again as an entry.
                         continue;
                     }
-                    _ if eof && position + len == buffer.len() => {
+                    // The last item of the file, by its length (not by what the buffer holds).
+                    _ if offset + len as u64 == file_len => {
                         // The last item of the file should be the trailer.
                         auditor.trailer_valid = Some(false);
                         auditor.finding(file_finding(
@@ -334,6 +330,16 @@ pub fn verify_data_dir(
         report.add_policy_audit(options.trust_roots.keys().cloned().collect(), audit);
     }
     Ok(report)
+}
+
+/// Why the framing of an export file cannot go on past an offset.
+enum Unframed {
+    /// The item is longer than [`MAX_ENTRY_LEN`] (or not complete within that many bytes).
+    TooLong,
+    /// The file ends inside an item of at most [`MAX_ENTRY_LEN`] bytes.
+    Truncated,
+    /// Not well-formed CBOR: where the next item starts cannot be known.
+    Malformed(cbor::CborError),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -522,17 +528,24 @@ impl<'a> Auditor<'a> {
                             format!("seqs {missing_from} to {missing_to} are missing before this entry")
                         },
                     ),
-                    ChainEvent::BrokenLink { expected } => (
+                    ChainEvent::BrokenLink {
+                        expected,
+                        expected_total,
+                    } => (
                         FindingKind::BrokenLink,
                         format!(
-                            "prev is {} but the entry at seq {} is {}",
+                            "prev is {} but the entry at seq {} is {}{}",
                             prev.map(|prev| prev.to_string()).unwrap_or_default(),
                             seq.saturating_sub(1),
                             expected
                                 .iter()
                                 .map(Hash256::to_string)
                                 .collect::<Vec<_>>()
-                                .join(" or ")
+                                .join(" or "),
+                            match expected_total.saturating_sub(expected.len()) {
+                                0 => String::new(),
+                                more => format!(" (or one of {more} more rivals)"),
+                            }
                         ),
                     ),
                     ChainEvent::OutOfOrder { after_seq } => (

@@ -153,6 +153,37 @@ fn a_damaged_entry_can_still_be_located() {
 }
 
 #[test]
+fn a_position_is_read_from_the_first_four_fields_only_and_only_if_they_are_valid() {
+    let entry = Entry::sign(&keypair(), draft(3, Some(sha256(b"p")), b"body")).unwrap();
+    let good = entry.encode();
+    let find = |needle: &[u8]| {
+        good.windows(needle.len())
+            .position(|w| w == needle)
+            .unwrap()
+    };
+    // Invalid UTF-8 in the kind, after the seq: the entry is malformed but still located.
+    let mut bad_kind = good.clone();
+    bad_kind[find(b"note")] = 0xff;
+    assert!(matches!(
+        Entry::decode(&bad_kind),
+        Err(EntryError::Cbor(CborError::Malformed { .. }))
+    ));
+    assert_eq!(
+        Entry::peek_position(&bad_kind),
+        Some(("team.alpha".to_owned(), keypair().agent_id(), 3))
+    );
+    // A namespace that is not a valid name locates nothing (a damaged name would otherwise
+    // open a feed of its own in the auditor).
+    let mut bad_namespace = good.clone();
+    bad_namespace[find(b"team.alpha")] = b'T';
+    assert_eq!(Entry::peek_position(&bad_namespace), None);
+    // Only envelopes, framed as such, are located.
+    let mut not_envelope = good.clone();
+    not_envelope[0] = 0x83;
+    assert_eq!(Entry::peek_position(&not_envelope), None);
+}
+
+#[test]
 fn unknown_versions_are_refused() {
     let entry = Entry::sign(&keypair(), draft(1, None, b"")).unwrap();
     let mut fields = header_fields(entry.header());

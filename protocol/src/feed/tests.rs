@@ -125,7 +125,8 @@ fn tracker_reports_a_broken_link_but_not_after_an_unverifiable_entry() {
     assert_eq!(
         observe(&mut tracker, &stranger),
         ChainEvent::BrokenLink {
-            expected: vec![entries[1].id()]
+            expected: vec![entries[1].id()],
+            expected_total: 1,
         }
     );
 
@@ -144,6 +145,44 @@ fn tracker_reports_a_broken_link_but_not_after_an_unverifiable_entry() {
             missing_from: 2,
             missing_to: 2
         }
+    );
+}
+
+#[test]
+fn thousands_of_rivals_at_one_seq_are_tracked_and_a_broken_link_names_a_bounded_few() {
+    // A crafted export: 5,000 different ids at seq 1 of one feed, then a seq 2 that links to
+    // none of them. Every rival is a fork against the first, a repeat of any is a duplicate,
+    // and the broken link's finding names a handful of ids and says how many there were.
+    let mut tracker = ChainTracker::default();
+    let rivals: Vec<Hash256> = (0..5_000)
+        .map(|index| sha256_of(&format!("rival {index}")))
+        .collect();
+    assert_eq!(tracker.observe(1, None, rivals[0]), ChainEvent::Extends);
+    for rival in &rivals[1..] {
+        assert_eq!(
+            tracker.observe(1, None, *rival),
+            ChainEvent::Fork { other: rivals[0] }
+        );
+    }
+    assert_eq!(
+        tracker.observe(1, None, rivals[4_321]),
+        ChainEvent::Duplicate
+    );
+    assert_eq!(
+        tracker.observe(2, Some(sha256_of("nowhere")), sha256_of("child")),
+        ChainEvent::BrokenLink {
+            expected: rivals[..MAX_LISTED_IDS].to_vec(),
+            expected_total: 5_000,
+        }
+    );
+    // A child of any rival, even the last one, links.
+    let mut tracker = ChainTracker::default();
+    for rival in &rivals {
+        tracker.observe(1, None, *rival);
+    }
+    assert_eq!(
+        tracker.observe(2, Some(rivals[4_999]), sha256_of("child")),
+        ChainEvent::Extends
     );
 }
 
@@ -179,5 +218,34 @@ fn fork_proofs_are_canonical_and_checked() {
     assert_eq!(
         ForkProof::new(a, stranger),
         Err(ForkProofError::NotSamePosition)
+    );
+}
+
+/// A proof array built by hand from two envelopes, in the given order.
+fn proof_bytes(first: &Entry, second: &Entry) -> Vec<u8> {
+    cbor::encode(&Value::Array(vec![
+        Value::Text(FORK_PROOF_TAG.into()),
+        Value::Bytes(first.encode()),
+        Value::Bytes(second.encode()),
+    ]))
+}
+
+#[test]
+fn only_the_canonical_form_of_a_fork_proof_is_accepted() {
+    // One fork must have one proof encoding (gossip deduplicates by bytes), so a proof with
+    // bodies, or with its entries in descending id order, is refused.
+    let keypair = Keypair::from_seed(&[7; 32]);
+    let a = entry(&keypair, 1, None, b"left");
+    let b = entry(&keypair, 1, None, b"right");
+    let (low, high) = if a.id() < b.id() { (a, b) } else { (b, a) };
+    let canonical = proof_bytes(&low.without_body(), &high.without_body());
+    assert!(ForkProof::decode(&canonical).is_ok());
+    assert_eq!(
+        ForkProof::decode(&proof_bytes(&low, &high)),
+        Err(ForkProofError::BodyPresent)
+    );
+    assert_eq!(
+        ForkProof::decode(&proof_bytes(&high.without_body(), &low.without_body())),
+        Err(ForkProofError::Unordered)
     );
 }
