@@ -835,6 +835,7 @@ mod tests {
                 clock_skew_ms: plexus_protocol::coord::DEFAULT_CLOCK_SKEW_MS,
                 quarantined: Mutex::new(Default::default()),
                 changes: watch::channel(0).0,
+                gossip_failures: Default::default(),
             }),
             ingress: Arc::new(Mutex::new(Ingress::new(IngressLimits::default()))),
         };
