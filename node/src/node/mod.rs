@@ -429,6 +429,13 @@ impl Node {
         let (outcome, bytes) = tokio::task::spawn_blocking(move || {
             let now = now_ms();
             let outcome = match Entry::decode(&bytes) {
+                Ok(entry) if entry.body().is_none() => log.record_rejection(
+                    &bytes,
+                    crate::store::RejectReason::PrunedBody,
+                    ingest::pruned_detail(&entry),
+                    "local",
+                    now,
+                ),
                 Ok(entry) if shared.is_quarantined(&FeedKey::of(&entry)) => {
                     Ok(IngestOutcome::Rejected {
                         reason: crate::store::RejectReason::Quarantined,
