@@ -73,4 +73,3 @@ impl Log {
         Ok(Some((key, decode_stored(&bytes)?)))
     }
 }
-

@@ -760,7 +760,8 @@ fn a_pruned_entry_is_completed_in_place_and_journaled_again() {
     assert!(!log.stored_without_body(&second.id()).unwrap());
     // Another pruned copy changes nothing; the full copy completes the stored one.
     assert!(matches!(
-        log.ingest(&first.without_body().encode(), "gossip", 0).unwrap(),
+        log.ingest(&first.without_body().encode(), "gossip", 0)
+            .unwrap(),
         IngestOutcome::Duplicate { .. }
     ));
     assert!(matches!(
@@ -768,7 +769,10 @@ fn a_pruned_entry_is_completed_in_place_and_journaled_again() {
         IngestOutcome::Accepted { released: 0, .. }
     ));
     let feed = FeedKey::of(first);
-    assert_eq!(log.entry_at(&feed, 1).unwrap().unwrap().encode(), first.encode());
+    assert_eq!(
+        log.entry_at(&feed, 1).unwrap().unwrap().encode(),
+        first.encode()
+    );
     assert_eq!(log.head(&feed).unwrap().unwrap().seq, 2);
     // The journal names the completed entry again, with its body, for the view to apply.
     let journal: Vec<JournalEntry> = log.journal(0).map(Result::unwrap).collect();
