@@ -37,6 +37,7 @@
 mod completion;
 mod governance;
 mod keys;
+mod snapshot;
 mod wal;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -57,6 +58,7 @@ use rocksdb::{
 
 pub use governance::{Governor, Scope, TrustRoots};
 pub use keys::{entry_key, feed_prefix, split_entry_key};
+pub use snapshot::LogSnapshot;
 
 /// Entries held while their predecessors are missing, over all feeds. Sized for a backfill gap
 /// of a few thousand entries without letting a peer fill memory or disk with unchainable data.
