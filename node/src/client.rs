@@ -69,6 +69,8 @@ pub struct ApiClient {
 #[derive(Debug, Clone)]
 pub struct RawResponse {
     pub status: u16,
+    /// Header names in lower case, in the order received.
+    pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
 }
 
@@ -136,11 +138,27 @@ impl ApiClient {
         path: &str,
         body: Option<&[u8]>,
     ) -> Result<RawResponse, ClientError> {
+        self.request_with_headers(method, path, body, &[]).await
+    }
+
+    /// [`ApiClient::request`] with extra request headers (for example `Idempotency-Key`).
+    pub async fn request_with_headers(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&[u8]>,
+        extra_headers: &[(&str, &str)],
+    ) -> Result<RawResponse, ClientError> {
         let exchange = async {
-            let (mut reader, status, headers) =
-                self.send(method, path, body, "application/json").await?;
+            let (mut reader, status, headers) = self
+                .send(method, path, body, "application/json", extra_headers)
+                .await?;
             let body = read_body(self.addr, &mut reader, &headers).await?;
-            Ok(RawResponse { status, body })
+            Ok(RawResponse {
+                status,
+                headers,
+                body,
+            })
         };
         tokio::time::timeout(TIMEOUT, exchange)
             .await
@@ -157,13 +175,15 @@ impl ApiClient {
         } else {
             format!("/v1/events?{query}")
         };
-        let opened =
-            tokio::time::timeout(TIMEOUT, self.send("GET", &path, None, "text/event-stream"))
-                .await
-                .map_err(|_| ClientError::Timeout {
-                    addr: self.addr,
-                    seconds: TIMEOUT.as_secs(),
-                })?;
+        let opened = tokio::time::timeout(
+            TIMEOUT,
+            self.send("GET", &path, None, "text/event-stream", &[]),
+        )
+        .await
+        .map_err(|_| ClientError::Timeout {
+            addr: self.addr,
+            seconds: TIMEOUT.as_secs(),
+        })?;
         let (mut reader, status, headers) = opened?;
         if status != 200 {
             let body = read_body(self.addr, &mut reader, &headers).await?;
@@ -185,6 +205,7 @@ impl ApiClient {
         path: &str,
         body: Option<&[u8]>,
         accept: &str,
+        extra_headers: &[(&str, &str)],
     ) -> Result<(BufReader<TcpStream>, u16, Vec<(String, String)>), ClientError> {
         let addr = self.addr;
         let io = |source| ClientError::Io { addr, source };
@@ -196,6 +217,9 @@ impl ApiClient {
              Accept: {accept}\r\nConnection: close\r\n",
             self.token
         );
+        for (name, value) in extra_headers {
+            request.push_str(&format!("{name}: {value}\r\n"));
+        }
         if let Some(body) = body {
             request.push_str(&format!(
                 "Content-Type: application/json\r\nContent-Length: {}\r\n",

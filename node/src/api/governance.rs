@@ -198,6 +198,14 @@ pub(super) async fn metrics(State(state): State<ApiState>) -> Reply {
             "plexus_rejections_total{{reason=\"{reason}\",detail=\"{detail}\"}} {count}"
         );
     }
+    let _ = writeln!(
+        out,
+        "# HELP plexus_gossip_publish_failures_total This agent's stored entries that gossip \
+         could not take (peers fetch them by backfill).\n\
+         # TYPE plexus_gossip_publish_failures_total counter\n\
+         plexus_gossip_publish_failures_total {}",
+        state.node.gossip_failures()
+    );
     out.push_str(
         "# HELP plexus_policy_version Version of the policy in force, per governed namespace \
          (0: none yet).\n# TYPE plexus_policy_version gauge\n",

@@ -11,10 +11,12 @@
 //! query strings, 401 without the token, 404 for unknown claims and tasks, 409 when the current
 //! state forbids the request (an illegal task transition, someone else's claim), 413 for an
 //! oversized body and 422 for a body its kind does not allow (the field is named). A refused
-//! request writes nothing.
+//! request writes nothing. Publishing routes (every `POST`) take an `Idempotency-Key` header
+//! ([`idempotency`]): a retry of the same request returns the first answer.
 
 mod events;
 mod governance;
+mod idempotency;
 mod routes;
 
 use std::sync::Arc;
@@ -84,6 +86,7 @@ pub struct ApiState {
 
 /// The API's routes.
 pub fn router(state: ApiState) -> Router {
+    let idempotency_keys = Arc::new(idempotency::IdempotencyKeys::default());
     let protected = Router::new()
         .route("/v1/status", get(routes::status))
         .route("/v1/node", get(routes::node_info))
@@ -120,6 +123,11 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/v1/members", get(governance::members))
         .route("/v1/metrics", get(governance::metrics))
+        // Inside the token check: only an authorised request may use (or probe) a key.
+        .route_layer(middleware::from_fn_with_state(
+            idempotency_keys,
+            idempotency::layer,
+        ))
         .route_layer(middleware::from_fn_with_state(state.clone(), authorize));
     Router::new()
         .route("/v1/health", get(routes::health))

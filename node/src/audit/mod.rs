@@ -14,6 +14,6 @@ pub mod policy;
 pub mod report;
 pub mod verify;
 
-pub use export::{export_to_file, ExportSummary};
+pub use export::{export_data_dir, export_to_file, ExportSummary};
 pub use report::{Finding, FindingKind, Report, Verdict};
 pub use verify::{read_trusted_keys, verify_data_dir, verify_file, Progress, VerifyOptions};

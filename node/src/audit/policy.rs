@@ -52,13 +52,15 @@ pub fn audit_file(path: &Path, trust_roots: &TrustRoots) -> Result<PolicyAudit, 
 
 /// Runs the policy pass over a data directory, read-only.
 pub fn audit_data_dir(log: &Log, trust_roots: &TrustRoots) -> Result<PolicyAudit, VerifyError> {
+    // Both passes read the same snapshot.
+    let snapshot = log.snapshot();
     let mut learner = Learner::new(trust_roots);
-    for envelope in super::export::export_order(log) {
+    for envelope in super::export::export_order(&snapshot) {
         learner.learn(&envelope?);
     }
     let governor = learner.governor;
     let mut audit = Auditor::new(governor);
-    for envelope in super::export::export_order(log) {
+    for envelope in super::export::export_order(&snapshot) {
         audit.decide(&envelope?, None);
     }
     Ok(audit.finish())

@@ -306,10 +306,11 @@ pub fn verify_data_dir(
     progress: &dyn Progress,
 ) -> Result<Report, VerifyError> {
     let log = Log::open_read_only(data_dir)?;
+    let snapshot = log.snapshot();
     let mut auditor = Auditor::new(data_dir.display().to_string(), options);
     with_pipeline(|pipeline| {
         let mut batch = pipeline.empty_batch();
-        for envelope in super::export::export_order(&log) {
+        for envelope in super::export::export_order(&snapshot) {
             let envelope = envelope?;
             auditor.bytes += envelope.len() as u64;
             batch.push(None, &envelope);

@@ -13,8 +13,8 @@ use crate::store::Log;
 
 pub fn export(config: &Config, args: ExportArgs) -> anyhow::Result<ExitCode> {
     let keypair = config::load_key_file(&config.key_path())?;
-    let log = Log::open_read_only(&config.data_dir)?;
-    let summary = audit::export_to_file(&log, &keypair, &args.out, now_ms())?;
+    // Read-only, beside whatever writes the directory (a node, offline publishes).
+    let summary = audit::export_data_dir(&config.data_dir, &keypair, &args.out, now_ms())?;
     println!(
         "exported {} entries{} to {} ({} bytes), signed by {}",
         summary.entries,

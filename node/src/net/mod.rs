@@ -1,7 +1,7 @@
 //! The gossip network: a libp2p swarm owned by one task, driven through a [`NetworkHandle`].
 //!
 //! - [`behaviour`]: the combined libp2p behaviour (gossipsub, sync, Kademlia, identify, mDNS,
-//!   ping, block list) and its configuration.
+//!   ping answers ([`pong`]), block list) and its configuration.
 //! - [`task`]: the event loop that owns the `Swarm`. Nothing else touches it: other tasks send
 //!   [`Command`]s over a bounded channel, each with a `oneshot` for its reply, and receive
 //!   [`NetEvent`]s (gossip to validate, sync traffic) over another bounded channel.
@@ -15,6 +15,7 @@
 
 pub mod behaviour;
 pub mod limits;
+pub mod pong;
 pub mod sync;
 pub mod task;
 pub mod topics;

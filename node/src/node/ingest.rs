@@ -8,18 +8,18 @@
 //! | outcome                                         | verdict | and also                      |
 //! |-------------------------------------------------|---------|-------------------------------|
 //! | over the per-peer or per-author ingress rate    | Ignore  | counted in metrics (not journaled); backfill brings it later |
-//! | oversized, malformed, wrong topic, bad signature, unknown kind or bad body | Reject | rejection journal; peer score drops |
+//! | oversized, malformed, wrong topic, bad signature, pruned body, unknown kind or bad body | Reject | rejection journal; peer score drops |
 //! | refused by the governed namespace's policy      | Reject  | rejection journal with rule and policy version; peer score drops |
 //! | a claim (or, when governed, any entry) outside the clock-skew window | Ignore | rejection journal (the forwarder's clock may differ) |
 //! | accepted                                        | Accept  | stored and forwarded (see below) |
 //! | valid but its predecessors are missing          | Ignore  | held pending; gap fetched from the sender |
-//! | duplicate                                       | Ignore  |                               |
+//! | duplicate                                       | Ignore  | (unless stored pruned: this copy completes it, Accept) |
 //! | a fork                                          | Ignore  | proof stored and gossiped; author quarantined |
 //! | by a quarantined author, or unchainable         | Ignore  | rejection journal             |
 //!
-//! Undeniably invalid data (malformed, oversized, bad signature, wrong topic, bad fork proof)
-//! is also a strike against the sending peer: [`super::limits::DEFAULT_STRIKES`] within a
-//! minute get it disconnected and blocked for ten minutes.
+//! Undeniably invalid data (malformed, oversized, bad signature, pruned body, wrong topic, bad
+//! fork proof) is also a strike against the sending peer: [`super::limits::DEFAULT_STRIKES`]
+//! within a minute get it disconnected and blocked for ten minutes.
 //!
 //! The judge reports `Accept` once its write is in the log. The worker reports `Accept` as
 //! soon as an entry is validated and known to extend its feed, just before its write is
@@ -69,6 +69,16 @@ struct CheckedEntries {
     /// Refused input, with the reason and detail its rejection record gets.
     refused: Vec<(Vec<u8>, RejectReason, String)>,
     now_ms: u64,
+}
+
+/// The rejection detail for a live entry that came without its body.
+pub(crate) fn pruned_detail(entry: &Entry) -> String {
+    let header = entry.header();
+    format!(
+        "entry seq {} of author {} arrived without its body (pruned); live entries (gossip, \
+         submit) must carry their body, only history fetched by backfill may be pruned",
+        header.seq, header.author
+    )
 }
 
 /// Logs a failed event: a storage failure is serious but must not kill the node.
@@ -304,6 +314,9 @@ impl Worker {
             );
             return reject(RejectReason::BadSignature, detail);
         }
+        if entry.body().is_none() {
+            return reject(RejectReason::PrunedBody, pruned_detail(&entry));
+        }
         if let Err(error) = check_body(&entry) {
             let detail = format!(
                 "entry seq {} of author {}: {error}",
@@ -312,8 +325,9 @@ impl Worker {
             return reject(RejectReason::BadBody, detail);
         }
         // A replay of a stored entry is dropped before it is charged to its author, so
-        // replaying someone's old entries cannot use up their allowance.
-        if self.log.contains(&entry.id())? {
+        // replaying someone's old entries cannot use up their allowance; unless the stored
+        // copy lacks its body, which this copy completes.
+        if self.log.contains(&entry.id())? && !self.log.stored_without_body(&entry.id())? {
             return Ok(MessageAcceptance::Ignore);
         }
         if !prechecked.author_admitted
@@ -686,11 +700,18 @@ impl GossipJudge for FastJudge {
         if !valid {
             return Judgement::Defer(done);
         }
-        if check_body(&entry).is_err() {
+        // A pruned body is the worker's to record and strike; so is completing a stored
+        // pruned copy with this one.
+        if entry.body().is_none() || check_body(&entry).is_err() {
             return Judgement::Defer(done);
         }
         match self.log.contains(&entry.id()) {
-            Ok(true) => return Judgement::Decided(MessageAcceptance::Ignore),
+            Ok(true) => {
+                return match self.log.stored_without_body(&entry.id()) {
+                    Ok(false) => Judgement::Decided(MessageAcceptance::Ignore),
+                    Ok(true) | Err(_) => Judgement::Defer(done),
+                }
+            }
             Ok(false) => {}
             Err(_) => return Judgement::Defer(done),
         }
@@ -835,6 +856,7 @@ mod tests {
                 clock_skew_ms: plexus_protocol::coord::DEFAULT_CLOCK_SKEW_MS,
                 quarantined: Mutex::new(Default::default()),
                 changes: watch::channel(0).0,
+                gossip_failures: Default::default(),
             }),
             ingress: Arc::new(Mutex::new(Ingress::new(IngressLimits::default()))),
         };

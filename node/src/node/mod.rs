@@ -14,6 +14,7 @@ mod ingest;
 pub mod limits;
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use plexus_crypto::{AgentId, Keypair};
@@ -90,6 +91,9 @@ pub(crate) struct Shared {
     pub(crate) clock_skew_ms: u64,
     quarantined: Mutex<HashSet<FeedKey>>,
     changes: watch::Sender<u64>,
+    /// Stored entries of this node that could not be handed to gossip (see
+    /// [`Node::gossip_failures`]).
+    gossip_failures: AtomicU64,
 }
 
 impl Shared {
@@ -191,6 +195,7 @@ impl Node {
             clock_skew_ms: config.clock_skew_ms,
             quarantined: Mutex::new(quarantined),
             changes,
+            gossip_failures: AtomicU64::new(0),
         });
         let ingress = Arc::new(Mutex::new(limits::Ingress::new(config.ingress)));
         let coord = Arc::new(Coordinator::new(keypair.agent_id()));
@@ -374,19 +379,46 @@ impl Node {
         })
         .await
         .map_err(|error| NodeError::Start(format!("publish task failed: {error}")))??;
-        // On the wire first (the write is synced already), then into the view, which holds
-        // the entry even if gossiping it failed (backfill spreads it then).
+        // On the wire first (the write is synced already), then into the view. From here on
+        // the entry is published: a gossip failure (a full send queue, the network stopping)
+        // is logged and counted, never reported as a failed publish, or the agent would retry
+        // and make a second entry (a second claim). Backfill spreads the entry instead.
         let sent = self
             .net
             .publish(topics::entry_topic(namespace, kind), entry.encode())
             .await;
+        self.gossip_failed(&entry, sent);
         self.shared.changed();
         let (log, coord) = (Arc::clone(&self.log), Arc::clone(&self.coord));
-        tokio::task::spawn_blocking(move || coord.sync(&log, now_ms()))
-            .await
-            .map_err(|error| NodeError::Start(format!("publish task failed: {error}")))??;
-        sent?;
+        let synced = tokio::task::spawn_blocking(move || coord.sync(&log, now_ms())).await;
+        match synced {
+            Ok(Ok(_)) => {}
+            // The driver task applies the journal on the next change or tick.
+            Ok(Err(error)) => tracing::warn!(%error, "cannot update the view after a publish"),
+            Err(error) => tracing::warn!(%error, "cannot update the view after a publish"),
+        }
         Ok(entry)
+    }
+
+    /// Stored entries of this agent (own or submitted) that gossip could not take when they
+    /// were published; backfill spreads them. Shown in `GET /v1/metrics`.
+    pub fn gossip_failures(&self) -> u64 {
+        self.shared.gossip_failures.load(Ordering::Relaxed)
+    }
+
+    /// Logs and counts a failed hand-off of a stored entry to gossip.
+    fn gossip_failed(&self, entry: &Entry, sent: Result<(), NetError>) {
+        if let Err(error) = sent {
+            self.shared.gossip_failures.fetch_add(1, Ordering::Relaxed);
+            let header = entry.header();
+            tracing::warn!(
+                %error,
+                author = %header.author,
+                seq = header.seq,
+                namespace = %header.namespace,
+                "entry stored but not gossiped; peers will fetch it by backfill"
+            );
+        }
     }
 
     /// Offers an entry signed elsewhere (for example by an agent that holds its own key) as
@@ -397,6 +429,13 @@ impl Node {
         let (outcome, bytes) = tokio::task::spawn_blocking(move || {
             let now = now_ms();
             let outcome = match Entry::decode(&bytes) {
+                Ok(entry) if entry.body().is_none() => log.record_rejection(
+                    &bytes,
+                    crate::store::RejectReason::PrunedBody,
+                    ingest::pruned_detail(&entry),
+                    "local",
+                    now,
+                ),
                 Ok(entry) if shared.is_quarantined(&FeedKey::of(&entry)) => {
                     Ok(IngestOutcome::Rejected {
                         reason: crate::store::RejectReason::Quarantined,
@@ -434,18 +473,27 @@ impl Node {
         match &outcome {
             IngestOutcome::Accepted { forks, .. } => {
                 self.shared.changed();
+                // Stored and synced: from here on failures to spread it are logged, never
+                // reported as a failed submit (see `publish`).
                 if let Ok(entry) = Entry::decode(&bytes) {
                     let header = entry.header();
-                    self.net.follow(&header.namespace).await?;
-                    self.net
-                        .publish(
-                            topics::entry_topic(&header.namespace, &header.kind),
-                            bytes.clone(),
-                        )
-                        .await?;
+                    let sent = match self.net.follow(&header.namespace).await {
+                        Ok(()) => {
+                            self.net
+                                .publish(
+                                    topics::entry_topic(&header.namespace, &header.kind),
+                                    bytes.clone(),
+                                )
+                                .await
+                        }
+                        Err(error) => Err(error),
+                    };
+                    self.gossip_failed(&entry, sent);
                 }
                 for proof in forks {
-                    self.spread_fork(proof).await?;
+                    if let Err(error) = self.spread_fork(proof).await {
+                        tracing::warn!(%error, "fork proof stored but not gossiped");
+                    }
                 }
             }
             IngestOutcome::Fork { proof } => {

@@ -7,7 +7,7 @@
 //! | `entries`  | feed prefix, seq (BE)                | the entry envelope                 |
 //! | `ids`      | entry id                             | the entry's `entries` key          |
 //! | `heads`    | feed prefix                          | head seq (BE), head id             |
-//! | `journal`  | arrival counter (BE)                 | the entry's `entries` key (logs written before this: its id) |
+//! | `journal`  | arrival counter (BE)                 | the entry's `entries` key (logs written before this: its id); a pruned entry completed with its body is journaled again |
 //! | `forks`    | feed prefix, seq (one proof per seq) | encoded fork proof                 |
 //! | `pending`  | feed prefix, seq, entry id           | envelope waiting for a predecessor |
 //! | `rejected` | rejection counter (BE), a ring       | encoded [`Rejection`]              |
@@ -34,8 +34,10 @@
 //!   gossip, backfill batches, and entries leaving `pending`), and the part that needs no
 //!   history runs before an entry may wait in `pending`.
 
+mod completion;
 mod governance;
 mod keys;
+mod snapshot;
 mod wal;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -56,6 +58,7 @@ use rocksdb::{
 
 pub use governance::{Governor, Scope, TrustRoots};
 pub use keys::{entry_key, feed_prefix, split_entry_key};
+pub use snapshot::LogSnapshot;
 
 /// Entries held while their predecessors are missing, over all feeds. Sized for a backfill gap
 /// of a few thousand entries without letting a peer fill memory or disk with unchainable data.
@@ -128,6 +131,8 @@ pub enum StoreError {
 pub enum IngestOutcome {
     /// Stored and chained; `released` more entries left `pending` because of it, and `forks`
     /// holds the proofs formed from pending entries that conflicted with what was accepted.
+    /// Also the outcome when the entry was stored pruned and this copy completed it with its
+    /// body (nothing released, no forks).
     Accepted {
         id: Hash256,
         released: usize,
@@ -165,6 +170,8 @@ pub enum RejectReason {
     /// Over the per-peer or per-author ingress rate of this node (not stored, not forwarded;
     /// backfill brings it again later if it is valid).
     Throttled,
+    /// A live entry (gossip, submit) without its body: only history may be pruned.
+    PrunedBody,
 }
 
 /// One record of the rejection journal.
@@ -300,6 +307,7 @@ impl RejectReason {
             RejectReason::ClockSkew => "clock-skew",
             RejectReason::Policy => "policy",
             RejectReason::Throttled => "throttled",
+            RejectReason::PrunedBody => "pruned-body",
         }
     }
 }
@@ -595,7 +603,11 @@ impl Log {
         let mut refused = Vec::new();
         let id = entry.id();
         if self.is_stored(&id)? {
-            return Ok(IngestOutcome::Duplicate { id });
+            // The copy with the body completes a stored pruned copy (see `completion`).
+            return Ok(match self.complete_pruned(&mut counters, &entry)? {
+                Some(completed) => completed,
+                None => IngestOutcome::Duplicate { id },
+            });
         }
         let feed = FeedKey::of(&entry);
         let seq = entry.header().seq;

@@ -743,3 +743,51 @@ fn the_fast_path_leaves_policy_refusals_to_the_full_path() {
     assert_eq!(log.try_append_next(&stranger[0]).unwrap(), None);
     assert_eq!(log.head(&feed(&member)).unwrap().unwrap().seq, 1);
 }
+
+#[test]
+fn a_pruned_entry_is_completed_in_place_and_journaled_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path()).unwrap();
+    let chain = foreign_chain(&Keypair::generate(), 2);
+    let (first, second) = (&chain[0], &chain[1]);
+    for entry in [first.without_body(), second.clone()] {
+        assert!(matches!(
+            log.ingest(&entry.encode(), "history", 0).unwrap(),
+            IngestOutcome::Accepted { .. }
+        ));
+    }
+    assert!(log.stored_without_body(&first.id()).unwrap());
+    assert!(!log.stored_without_body(&second.id()).unwrap());
+    // Another pruned copy changes nothing; the full copy completes the stored one.
+    assert!(matches!(
+        log.ingest(&first.without_body().encode(), "gossip", 0)
+            .unwrap(),
+        IngestOutcome::Duplicate { .. }
+    ));
+    assert!(matches!(
+        log.ingest(&first.encode(), "gossip", 0).unwrap(),
+        IngestOutcome::Accepted { released: 0, .. }
+    ));
+    let feed = FeedKey::of(first);
+    assert_eq!(
+        log.entry_at(&feed, 1).unwrap().unwrap().encode(),
+        first.encode()
+    );
+    assert_eq!(log.head(&feed).unwrap().unwrap().seq, 2);
+    // The journal names the completed entry again, with its body, for the view to apply.
+    let journal: Vec<JournalEntry> = log.journal(0).map(Result::unwrap).collect();
+    assert_eq!(journal.len(), 3);
+    assert_eq!(journal[2].entry.encode(), first.encode());
+    // Once complete, copies of either form are duplicates.
+    for copy in [first.encode(), first.without_body().encode()] {
+        assert!(matches!(
+            log.ingest(&copy, "gossip", 0).unwrap(),
+            IngestOutcome::Duplicate { .. }
+        ));
+    }
+    assert_eq!(log.journal(0).count(), 3);
+    drop(log);
+    let log = Log::open(dir.path()).unwrap();
+    assert!(!log.stored_without_body(&first.id()).unwrap());
+    assert_eq!(log.journal(0).count(), 3);
+}
