@@ -284,7 +284,7 @@ fn an_admin_governs_a_namespace_with_the_policy_commands() {
     std::fs::write(&last, weak_body.to_string()).unwrap();
     let weak = refused(&admin, &["policy", "sign", last.to_str().unwrap()]);
     assert!(
-        weak.contains("is not a usable agent id") && weak.contains("weak"),
+        weak.contains("`members[0].agent` is not a usable agent id: invalid agent id"),
         "{weak}"
     );
     let shown = ok(&admin.data_dir, &admin.config, &["policy", "show"]);
