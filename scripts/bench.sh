@@ -30,7 +30,7 @@
 # (default 2000), BENCH_DIR (default $HOME/.cache/plexus-bench: generated files are reused).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+scripts/setup.sh --bench
 source scripts/env.sh
 
 entries="${BENCH_ENTRIES:-1000000}"

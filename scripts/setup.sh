@@ -1,10 +1,19 @@
 #!/usr/bin/env bash
-# Installs what building, testing and benchmarking Plexus needs, idempotently: the C toolchain
-# and libclang that rocksdb's bindgen uses, GNU time (peak memory in benchmarks) and
-# cargo-nextest. Safe to run again: what is installed is skipped.
+# Installs what building Plexus needs, idempotently: the C toolchain and libclang that
+# rocksdb's bindgen uses. `--tests` adds cargo-nextest (the test runner), `--bench` also GNU
+# time (peak memory in benchmarks). The demo asks for neither, so a first run does not wait
+# for cargo-nextest to compile. Safe to run again: what is installed is skipped.
 set -euo pipefail
 
-packages=(clang libclang-dev time)
+tests=false
+packages=(clang libclang-dev)
+for argument in "$@"; do
+  case "$argument" in
+    --tests) tests=true ;;
+    --bench) tests=true; packages+=(time) ;;
+    *) echo "setup: unknown option $argument (use --tests or --bench)" >&2; exit 2 ;;
+  esac
+done
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \
@@ -22,7 +31,7 @@ for tool in cargo rustc; do
   command -v "$tool" >/dev/null || { echo "setup: $tool is missing: install Rust (rustup) first" >&2; exit 1; }
 done
 
-if ! cargo nextest --version >/dev/null 2>&1; then
+if $tests && ! cargo nextest --version >/dev/null 2>&1; then
   echo "setup: installing cargo-nextest" >&2
   cargo install --locked cargo-nextest
 fi

@@ -2,7 +2,7 @@
 # The whole test suite: formatting, lints with warnings as errors, then every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+scripts/setup.sh --tests
 source scripts/env.sh
 
 echo "== cargo fmt --check"

@@ -1,23 +1,19 @@
-//! A small client of the node's local HTTP API, used by the CLI and the tests: HTTP/1.1 over
-//! one TCP connection per request (`Connection: close`), JSON bodies, and a reader for the
-//! server-sent event stream. It speaks only what our own server sends: `Content-Length` or
-//! chunked bodies, capped at [`MAX_RESPONSE_BYTES`].
+//! A client of the node's local HTTP API, used by the CLI and the tests: reqwest over plain
+//! HTTP/1.1 to the node's loopback address, JSON bodies, and a reader for the server-sent
+//! event stream. Responses are capped at [`MAX_RESPONSE_BYTES`].
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use reqwest::Method;
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
 
 use crate::config::{self, API_ADDR_FILE};
 
 /// Largest response body read; the API pages its lists well below this.
 pub const MAX_RESPONSE_BYTES: usize = 32 << 20;
-
-/// Longest header section accepted from the server.
-const MAX_HEADER_BYTES: usize = 64 * 1024;
 
 /// How long connecting and each response may take.
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -34,16 +30,11 @@ pub enum ClientError {
     BadAddress { path: String },
     #[error("cannot read the API token: {0}")]
     Token(String),
-    #[error("cannot reach the node at {addr}: {source}; is `plexus run` still running?")]
-    Connect {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
-    #[error("talking to the node at {addr} failed: {source}")]
-    Io {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    /// Nothing accepted the connection: the node is not (or no longer) running.
+    #[error("cannot reach the node at {addr} ({reason}): is `plexus run` still running?")]
+    Connect { addr: SocketAddr, reason: String },
+    #[error("talking to the node at {addr} failed: {reason}")]
+    Io { addr: SocketAddr, reason: String },
     #[error("the node at {addr} did not answer within {seconds} s")]
     Timeout { addr: SocketAddr, seconds: u64 },
     #[error("the node at {addr} sent a malformed response: {problem}")]
@@ -63,9 +54,10 @@ pub enum ClientError {
 pub struct ApiClient {
     addr: SocketAddr,
     token: String,
+    http: reqwest::Client,
 }
 
-/// A raw response: status and body.
+/// A raw response: status, headers and body.
 #[derive(Debug, Clone)]
 pub struct RawResponse {
     pub status: u16,
@@ -86,17 +78,24 @@ pub struct SseMessage {
 #[derive(Debug)]
 pub struct EventStream {
     addr: SocketAddr,
-    reader: BufReader<TcpStream>,
-    chunked: bool,
+    response: reqwest::Response,
     buffer: Vec<u8>,
 }
 
 impl ApiClient {
     /// A client for the node at `addr` with `token`.
     pub fn new(addr: SocketAddr, token: impl Into<String>) -> ApiClient {
+        // Building fails only when the TLS backend or the system resolver cannot start; we
+        // use neither (plain HTTP to an IP address), so the default client is the fallback.
+        let http = reqwest::Client::builder()
+            .connect_timeout(TIMEOUT)
+            .no_proxy()
+            .build()
+            .unwrap_or_default();
         ApiClient {
             addr,
             token: token.into(),
+            http,
         }
     }
 
@@ -150,10 +149,27 @@ impl ApiClient {
         extra_headers: &[(&str, &str)],
     ) -> Result<RawResponse, ClientError> {
         let exchange = async {
-            let (mut reader, status, headers) = self
+            let mut response = self
                 .send(method, path, body, "application/json", extra_headers)
                 .await?;
-            let body = read_body(self.addr, &mut reader, &headers).await?;
+            let status = response.status().as_u16();
+            let headers = response
+                .headers()
+                .iter()
+                .map(|(name, value)| {
+                    (
+                        name.as_str().to_owned(),
+                        String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                    )
+                })
+                .collect();
+            let mut body = Vec::new();
+            while let Some(chunk) = response.chunk().await.map_err(|e| self.failure(&e))? {
+                body.extend_from_slice(&chunk);
+                if body.len() > MAX_RESPONSE_BYTES {
+                    return Err(self.protocol(format!("response over {MAX_RESPONSE_BYTES} bytes")));
+                }
+            }
             Ok(RawResponse {
                 status,
                 headers,
@@ -162,10 +178,7 @@ impl ApiClient {
         };
         tokio::time::timeout(TIMEOUT, exchange)
             .await
-            .map_err(|_| ClientError::Timeout {
-                addr: self.addr,
-                seconds: TIMEOUT.as_secs(),
-            })?
+            .map_err(|_| self.timeout())?
     }
 
     /// Opens `GET /v1/events` with `query` (for example `kind=claim.won&resource=repo/*`).
@@ -175,26 +188,21 @@ impl ApiClient {
         } else {
             format!("/v1/events?{query}")
         };
-        let opened = tokio::time::timeout(
-            TIMEOUT,
-            self.send("GET", &path, None, "text/event-stream", &[]),
-        )
-        .await
-        .map_err(|_| ClientError::Timeout {
-            addr: self.addr,
-            seconds: TIMEOUT.as_secs(),
-        })?;
-        let (mut reader, status, headers) = opened?;
+        let response =
+            tokio::time::timeout(TIMEOUT, self.send("GET", &path, None, "text/event-stream", &[]))
+                .await
+                .map_err(|_| self.timeout())??;
+        let status = response.status().as_u16();
         if status != 200 {
-            let body = read_body(self.addr, &mut reader, &headers).await?;
+            let body = tokio::time::timeout(TIMEOUT, response.bytes())
+                .await
+                .map_err(|_| self.timeout())?
+                .map_err(|error| self.failure(&error))?;
             return Err(status_error(status, &body));
         }
-        let chunked = header(&headers, "transfer-encoding")
-            .is_some_and(|value| value.eq_ignore_ascii_case("chunked"));
         Ok(EventStream {
             addr: self.addr,
-            reader,
-            chunked,
+            response,
             buffer: Vec::new(),
         })
     }
@@ -206,45 +214,49 @@ impl ApiClient {
         body: Option<&[u8]>,
         accept: &str,
         extra_headers: &[(&str, &str)],
-    ) -> Result<(BufReader<TcpStream>, u16, Vec<(String, String)>), ClientError> {
-        let addr = self.addr;
-        let io = |source| ClientError::Io { addr, source };
-        let mut stream = TcpStream::connect(addr)
-            .await
-            .map_err(|source| ClientError::Connect { addr, source })?;
-        let mut request = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\n\
-             Accept: {accept}\r\nConnection: close\r\n",
-            self.token
-        );
+    ) -> Result<reqwest::Response, ClientError> {
+        let method = Method::from_bytes(method.as_bytes())
+            .map_err(|_| self.protocol(format!("{method:?} is not an HTTP method")))?;
+        let mut request = self
+            .http
+            .request(method, format!("http://{}{path}", self.addr))
+            .header(AUTHORIZATION, format!("Bearer {}", self.token))
+            .header(ACCEPT, accept);
         for (name, value) in extra_headers {
-            request.push_str(&format!("{name}: {value}\r\n"));
+            request = request.header(*name, *value);
         }
         if let Some(body) = body {
-            request.push_str(&format!(
-                "Content-Type: application/json\r\nContent-Length: {}\r\n",
-                body.len()
-            ));
+            request = request
+                .header(CONTENT_TYPE, "application/json")
+                .body(body.to_vec());
         }
-        request.push_str("\r\n");
-        stream.write_all(request.as_bytes()).await.map_err(io)?;
-        if let Some(body) = body {
-            stream.write_all(body).await.map_err(io)?;
-        }
-        stream.flush().await.map_err(io)?;
-        let mut reader = BufReader::new(stream);
-        let (status, headers) = read_head(addr, &mut reader).await?;
-        Ok((reader, status, headers))
+        request.send().await.map_err(|error| self.failure(&error))
     }
 
     fn json(&self, response: RawResponse) -> Result<Value, ClientError> {
         if !(200..300).contains(&response.status) {
             return Err(status_error(response.status, &response.body));
         }
-        serde_json::from_slice(&response.body).map_err(|error| ClientError::Protocol {
+        serde_json::from_slice(&response.body)
+            .map_err(|error| self.protocol(format!("the body is not JSON: {error}")))
+    }
+
+    fn failure(&self, error: &reqwest::Error) -> ClientError {
+        failure(self.addr, error)
+    }
+
+    fn protocol(&self, problem: String) -> ClientError {
+        ClientError::Protocol {
             addr: self.addr,
-            problem: format!("the body is not JSON: {error}"),
-        })
+            problem,
+        }
+    }
+
+    fn timeout(&self) -> ClientError {
+        ClientError::Timeout {
+            addr: self.addr,
+            seconds: TIMEOUT.as_secs(),
+        }
     }
 }
 
@@ -253,9 +265,9 @@ impl EventStream {
     /// skipped.
     pub async fn next(&mut self) -> Result<Option<SseMessage>, ClientError> {
         loop {
-            if let Some(end) = find_event_end(&self.buffer) {
-                let block: Vec<u8> = self.buffer.drain(..end.0 + end.1).collect();
-                let text = String::from_utf8_lossy(&block[..end.0]).into_owned();
+            if let Some((text_len, separator_len)) = find_event_end(&self.buffer) {
+                let block: Vec<u8> = self.buffer.drain(..text_len + separator_len).collect();
+                let text = String::from_utf8_lossy(block.get(..text_len).unwrap_or_default());
                 if let Some(message) = parse_event(&text) {
                     return Ok(Some(message));
                 }
@@ -267,29 +279,38 @@ impl EventStream {
                     problem: "an event is larger than the response limit".into(),
                 });
             }
-            let more = if self.chunked {
-                read_chunk(self.addr, &mut self.reader).await?
-            } else {
-                let mut piece = vec![0u8; 8192];
-                let read =
-                    self.reader
-                        .read(&mut piece)
-                        .await
-                        .map_err(|source| ClientError::Io {
-                            addr: self.addr,
-                            source,
-                        })?;
-                piece.truncate(read);
-                (read > 0).then_some(piece)
-            };
-            match more {
-                Some(bytes) => self.buffer.extend_from_slice(&bytes),
-                None => return Ok(None),
+            match self.response.chunk().await {
+                Ok(Some(bytes)) => self.buffer.extend_from_slice(&bytes),
+                Ok(None) => return Ok(None),
+                Err(error) => return Err(failure(self.addr, &error)),
             }
         }
     }
 }
 
+/// Names what went wrong by the innermost cause (such as "Connection refused"), once: reqwest
+/// wraps it in several layers that each repeat the URL.
+fn failure(addr: SocketAddr, error: &reqwest::Error) -> ClientError {
+    let mut innermost: &dyn std::error::Error = error;
+    while let Some(cause) = innermost.source() {
+        innermost = cause;
+    }
+    let reason = innermost.to_string();
+    if error.is_timeout() {
+        ClientError::Timeout {
+            addr,
+            seconds: TIMEOUT.as_secs(),
+        }
+    } else if error.is_connect() {
+        ClientError::Connect { addr, reason }
+    } else {
+        ClientError::Io { addr, reason }
+    }
+}
+
+/// The error of a non-2xx answer. The node always sends `{"error": {"code", "message"}}`; an
+/// answer without it (from something else on the port, or HTTP-level refusals) still gets a
+/// readable message.
 fn status_error(status: u16, body: &[u8]) -> ClientError {
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
     let error = parsed.as_ref().and_then(|value| value.get("error"));
@@ -299,148 +320,20 @@ fn status_error(status: u16, body: &[u8]) -> ClientError {
             .and_then(Value::as_str)
             .map(str::to_owned)
     };
+    let raw = String::from_utf8_lossy(body).trim().to_owned();
+    let message = text("message").unwrap_or_else(|| {
+        if raw.is_empty() {
+            format!("HTTP {status} with no explanation")
+        } else {
+            raw.chars().take(500).collect()
+        }
+    });
     ClientError::Status {
         status,
-        code: text("code").unwrap_or_default(),
-        message: text("message").unwrap_or_else(|| String::from_utf8_lossy(body).into_owned()),
+        code: text("code").unwrap_or_else(|| "http_error".to_owned()),
+        message,
         field: text("field"),
     }
-}
-
-async fn read_head(
-    addr: SocketAddr,
-    reader: &mut BufReader<TcpStream>,
-) -> Result<(u16, Vec<(String, String)>), ClientError> {
-    let mut total = 0usize;
-    let mut status_line = String::new();
-    total += read_line(addr, reader, &mut status_line).await?;
-    let status = status_line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .ok_or_else(|| ClientError::Protocol {
-            addr,
-            problem: format!("bad status line {status_line:?}"),
-        })?;
-    let mut headers = Vec::new();
-    loop {
-        let mut line = String::new();
-        total += read_line(addr, reader, &mut line).await?;
-        if total > MAX_HEADER_BYTES {
-            return Err(ClientError::Protocol {
-                addr,
-                problem: "headers too long".into(),
-            });
-        }
-        let line = line.trim_end();
-        if line.is_empty() {
-            return Ok((status, headers));
-        }
-        if let Some((name, value)) = line.split_once(':') {
-            headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
-        }
-    }
-}
-
-async fn read_line(
-    addr: SocketAddr,
-    reader: &mut BufReader<TcpStream>,
-    line: &mut String,
-) -> Result<usize, ClientError> {
-    let read = reader
-        .read_line(line)
-        .await
-        .map_err(|source| ClientError::Io { addr, source })?;
-    if read == 0 {
-        return Err(ClientError::Protocol {
-            addr,
-            problem: "the connection closed in the middle of the response".into(),
-        });
-    }
-    Ok(read)
-}
-
-fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers
-        .iter()
-        .find(|(key, _)| key == name)
-        .map(|(_, value)| value.as_str())
-}
-
-async fn read_body(
-    addr: SocketAddr,
-    reader: &mut BufReader<TcpStream>,
-    headers: &[(String, String)],
-) -> Result<Vec<u8>, ClientError> {
-    let io = |source| ClientError::Io { addr, source };
-    if header(headers, "transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
-        let mut body = Vec::new();
-        while let Some(chunk) = read_chunk(addr, reader).await? {
-            body.extend_from_slice(&chunk);
-            if body.len() > MAX_RESPONSE_BYTES {
-                return Err(ClientError::Protocol {
-                    addr,
-                    problem: format!("response over {MAX_RESPONSE_BYTES} bytes"),
-                });
-            }
-        }
-        return Ok(body);
-    }
-    if let Some(length) = header(headers, "content-length") {
-        let length: usize = length.parse().map_err(|_| ClientError::Protocol {
-            addr,
-            problem: format!("bad content-length {length:?}"),
-        })?;
-        if length > MAX_RESPONSE_BYTES {
-            return Err(ClientError::Protocol {
-                addr,
-                problem: format!("response of {length} bytes is over the limit"),
-            });
-        }
-        let mut body = vec![0u8; length];
-        reader.read_exact(&mut body).await.map_err(io)?;
-        return Ok(body);
-    }
-    let mut body = Vec::new();
-    reader
-        .take(MAX_RESPONSE_BYTES as u64 + 1)
-        .read_to_end(&mut body)
-        .await
-        .map_err(io)?;
-    Ok(body)
-}
-
-/// Reads one chunk of a chunked body; `None` after the last (empty) chunk.
-async fn read_chunk(
-    addr: SocketAddr,
-    reader: &mut BufReader<TcpStream>,
-) -> Result<Option<Vec<u8>>, ClientError> {
-    let mut size_line = String::new();
-    let read = reader
-        .read_line(&mut size_line)
-        .await
-        .map_err(|source| ClientError::Io { addr, source })?;
-    if read == 0 {
-        return Ok(None);
-    }
-    let size_text = size_line.trim().split(';').next().unwrap_or_default();
-    let size = usize::from_str_radix(size_text, 16).map_err(|_| ClientError::Protocol {
-        addr,
-        problem: format!("bad chunk size {size_text:?}"),
-    })?;
-    if size > MAX_RESPONSE_BYTES {
-        return Err(ClientError::Protocol {
-            addr,
-            problem: format!("chunk of {size} bytes is over the limit"),
-        });
-    }
-    let mut chunk = vec![0u8; size + 2];
-    reader
-        .read_exact(&mut chunk)
-        .await
-        .map_err(|source| ClientError::Io { addr, source })?;
-    chunk.truncate(size);
-    Ok((size > 0).then_some(chunk))
 }
 
 /// The end of the first complete event in `buffer`: (length of its text, separator length).
@@ -490,7 +383,7 @@ fn parse_event(text: &str) -> Option<SseMessage> {
 
 #[cfg(test)]
 mod tests {
-    use super::{find_event_end, parse_event};
+    use super::{find_event_end, parse_event, status_error, ClientError};
 
     #[test]
     fn events_parse_and_comments_are_skipped() {
@@ -502,5 +395,14 @@ mod tests {
         assert!(parse_event(": keep-alive").is_none());
         assert_eq!(find_event_end(b"data: x\n\nrest"), Some((7, 2)));
         assert_eq!(find_event_end(b"data: x\n"), None);
+    }
+
+    #[test]
+    fn an_error_answer_without_a_body_still_says_something() {
+        let ClientError::Status { code, message, .. } = status_error(400, b"") else {
+            panic!("a status error")
+        };
+        assert_eq!(code, "http_error");
+        assert_eq!(message, "HTTP 400 with no explanation");
     }
 }

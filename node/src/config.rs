@@ -6,8 +6,8 @@
 //! then `PLEXUS_CONFIG`, then `$XDG_CONFIG_HOME/plexus/config.toml`
 //! (`~/.config/plexus/config.toml`); it is optional.
 //!
-//! The data directory holds the identity key (`identity.key`, mode 0600), the RocksDB log
-//! (`log/`) and the lock file (`plexus.lock`).
+//! The data directory holds the identity key (`identity.key`, mode 0600), the agent id it
+//! belongs to (`agent.id`), the RocksDB log (`log/`) and the lock file (`plexus.lock`).
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -25,6 +25,8 @@ pub const KEY_FILE: &str = "identity.key";
 pub const TOKEN_FILE: &str = "api.token";
 /// File name where a running node records its API address.
 pub const API_ADDR_FILE: &str = "api.addr";
+/// File name where the data directory records the agent id of its identity key.
+pub const AGENT_ID_FILE: &str = "agent.id";
 /// Namespace used when neither a flag nor the config names one.
 pub const DEFAULT_NAMESPACE: &str = "default";
 /// Largest config file read; a config is a few lines.
@@ -38,6 +40,11 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "config file {path} (named by --config or PLEXUS_CONFIG) does not exist: check the \
+         path, or run `plexus init` to create it"
+    )]
+    Missing { path: PathBuf },
     #[error("config file {path} is not valid: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("cannot determine a home directory: set HOME, or pass --data-dir and --config")]
@@ -48,6 +55,22 @@ pub enum ConfigError {
     Key {
         path: PathBuf,
         source: IdentityError,
+    },
+    #[error(
+        "key file {path} is not a regular file: put the identity key there, or run \
+         `plexus init` on a fresh data directory"
+    )]
+    NotAKeyFile { path: PathBuf },
+    #[error(
+        "key file {key_path} holds agent {found}, but this data directory belongs to agent \
+         {recorded} ({record}): the key file was changed or replaced; restore the original \
+         key, or use a new data directory for a new identity"
+    )]
+    WrongIdentity {
+        key_path: PathBuf,
+        record: PathBuf,
+        recorded: String,
+        found: String,
     },
     #[error("key file {path}: {source}")]
     KeyIo {
@@ -142,14 +165,33 @@ pub struct Config {
 
 impl Config {
     /// Resolves paths and reads the config file if there is one. The CLI passes flag values in
-    /// `overrides`; clap already folds `PLEXUS_DATA_DIR` and `PLEXUS_CONFIG` into them.
+    /// `overrides`; clap already folds `PLEXUS_DATA_DIR` and `PLEXUS_CONFIG` into them. A
+    /// config file named explicitly must exist: a typo in its path would otherwise drop its
+    /// settings (trust roots among them) without a word.
     pub fn resolve(overrides: &PathOverrides) -> Result<Config, ConfigError> {
+        Config::resolve_with(overrides, false)
+    }
+
+    /// [`Config::resolve`] for `plexus init`, which writes the named config file when it does
+    /// not exist yet.
+    pub fn resolve_for_init(overrides: &PathOverrides) -> Result<Config, ConfigError> {
+        Config::resolve_with(overrides, true)
+    }
+
+    fn resolve_with(overrides: &PathOverrides, may_create: bool) -> Result<Config, ConfigError> {
         let config_path = match &overrides.config {
             Some(path) => path.clone(),
             None => default_config_path()?,
         };
         let (file, exists) = match std::fs::metadata(&config_path) {
             Ok(_) => (read_config_file(&config_path)?, true),
+            Err(error)
+                if error.kind() == std::io::ErrorKind::NotFound
+                    && overrides.config.is_some()
+                    && !may_create =>
+            {
+                return Err(ConfigError::Missing { path: config_path })
+            }
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
                 (ConfigFile::default(), false)
             }
@@ -369,6 +411,11 @@ pub fn load_key_file(path: &Path) -> Result<Keypair, ConfigError> {
             })
         }
     };
+    if !metadata.is_file() {
+        return Err(ConfigError::NotAKeyFile {
+            path: path.to_path_buf(),
+        });
+    }
     check_key_file_mode(metadata.permissions().mode()).map_err(|source| ConfigError::Key {
         path: path.to_path_buf(),
         source,
@@ -379,10 +426,49 @@ pub fn load_key_file(path: &Path) -> Result<Keypair, ConfigError> {
             source,
         }
     })?);
-    Keypair::from_key_file_text(&text).map_err(|source| ConfigError::Key {
+    let keypair = Keypair::from_key_file_text(&text).map_err(|source| ConfigError::Key {
         path: path.to_path_buf(),
         source,
-    })
+    })?;
+    if let Some(data_dir) = path.parent() {
+        check_recorded_agent(data_dir, path, &keypair.agent_id())?;
+    }
+    Ok(keypair)
+}
+
+/// Refuses a key that is not the one the data directory was made with: a key file changed by
+/// one digit is still a valid key, and would silently become a second identity writing into
+/// the same log. The agent id is recorded in [`AGENT_ID_FILE`] the first time a key is
+/// loaded (by `plexus init` for new directories).
+fn check_recorded_agent(
+    data_dir: &Path,
+    key_path: &Path,
+    agent: &AgentId,
+) -> Result<(), ConfigError> {
+    let record = data_dir.join(AGENT_ID_FILE);
+    let io_error = |source| ConfigError::KeyIo {
+        path: record.clone(),
+        source,
+    };
+    match std::fs::read_to_string(&record) {
+        Ok(text) => {
+            let recorded = text.trim();
+            if recorded == agent.to_string() {
+                Ok(())
+            } else {
+                Err(ConfigError::WrongIdentity {
+                    key_path: key_path.to_path_buf(),
+                    record,
+                    recorded: recorded.chars().take(64).collect(),
+                    found: agent.to_string(),
+                })
+            }
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::write(&record, format!("{agent}\n")).map_err(io_error)
+        }
+        Err(source) => Err(io_error(source)),
+    }
 }
 
 fn home() -> Result<PathBuf, ConfigError> {
@@ -440,6 +526,22 @@ mod tests {
     }
 
     #[test]
+    fn a_named_config_file_must_exist_except_for_init() {
+        let dir = tempfile::tempdir().unwrap();
+        let named = PathOverrides {
+            data_dir: Some(dir.path().join("data")),
+            config: Some(dir.path().join("typo.toml")),
+        };
+        let error = Config::resolve(&named).unwrap_err().to_string();
+        assert!(
+            error.contains("typo.toml") && error.contains("does not exist"),
+            "{error}"
+        );
+        let for_init = Config::resolve_for_init(&named).unwrap();
+        assert!(!for_init.config_file_exists);
+    }
+
+    #[test]
     fn bad_config_files_are_explained() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config.toml");
@@ -469,6 +571,31 @@ mod tests {
         assert!(err.contains("chmod 600") && err.contains(KEY_FILE), "{err}");
         // Creating over an existing key never replaces it.
         assert!(create_key_file(&path, &Keypair::generate()).is_err());
+    }
+
+    #[test]
+    fn a_key_that_is_not_the_data_directorys_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(KEY_FILE);
+        let keypair = Keypair::generate();
+        create_key_file(&path, &keypair).unwrap();
+        load_key_file(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        create_key_file(&path, &Keypair::generate()).unwrap();
+        let err = load_key_file(&path).unwrap_err().to_string();
+        assert!(
+            err.contains(&keypair.agent_id().to_string()) && err.contains("restore the original"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_directory_in_place_of_the_key_is_named_as_such() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(KEY_FILE);
+        std::fs::create_dir(&path).unwrap();
+        let err = load_key_file(&path).unwrap_err().to_string();
+        assert!(err.contains("not a regular file"), "{err}");
     }
 
     #[test]

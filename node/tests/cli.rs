@@ -335,3 +335,124 @@ fn the_demo_runs_and_every_step_holds() {
         "{replay}"
     );
 }
+
+#[test]
+fn exit_codes_tell_a_missing_input_from_a_failed_audit() {
+    let sandbox = Sandbox::new();
+    let help = sandbox.ok(&["--help"]);
+    assert!(
+        help.contains("Exit codes:") && help.contains("4  the node"),
+        "{help}"
+    );
+    let (code, out) = sandbox.fails(&["audit", "verify", &sandbox.path("missing.plexus")]);
+    assert_eq!(code, 2, "{out}");
+    // Impossible dates and unitless numbers are refused, not reinterpreted.
+    sandbox.ok(&["init"]);
+    sandbox.ok(&["publish", "--kind", "x-note", "--body", "{}"]);
+    let data_dir = sandbox.data_dir().display().to_string();
+    let (code, out) =
+        sandbox.fails(&["audit", "replay", &data_dir, "--at", "2026-02-30T00:00:00Z"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("\"2026-02-30T00:00:00Z\" is not valid"),
+        "{out}"
+    );
+    let (_, out) = sandbox.fails(&["audit", "replay", &data_dir, "--at", "1795629600000"]);
+    assert!(out.contains("has no unit"), "{out}");
+    // A moment before the log began is said to be so.
+    let output = sandbox.plexus(&["audit", "replay", &data_dir, "--at", "2000-01-01T00:00:00Z"]);
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("is before the log's first entry"),
+        "{output:?}"
+    );
+}
+
+#[test]
+fn a_named_config_file_must_exist() {
+    let sandbox = Sandbox::new();
+    sandbox.ok(&["init"]);
+    let output = Command::new(env!("CARGO_BIN_EXE_plexus"))
+        .args(["--config", "/nonexistent/plexus.toml", "id"])
+        .env("PLEXUS_DATA_DIR", sandbox.data_dir())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        said.contains("/nonexistent/plexus.toml") && said.contains("does not exist"),
+        "{said}"
+    );
+    // A config path that cannot be read names its cause once.
+    let (_, out) = sandbox.fails(&["--config", &sandbox.path("data"), "id"]);
+    assert_eq!(out.matches("Is a directory").count(), 1, "{out}");
+}
+
+#[test]
+fn the_identity_must_be_the_data_directorys_own() {
+    let sandbox = Sandbox::new();
+    let out = sandbox.ok(&["init"]);
+    assert!(
+        out.contains("api.token"),
+        "init names the token file: {out}"
+    );
+    sandbox.ok(&["publish", "--kind", "x-note", "--body", "{}"]);
+    let key = sandbox.data_dir().join("identity.key");
+    let text = std::fs::read_to_string(&key).unwrap();
+    // Change the last hex digit of the key: still a valid key, but another identity.
+    let at = text.rfind(|c: char| c.is_ascii_hexdigit()).unwrap();
+    let digit = text.as_bytes()[at];
+    let replacement = if digit == b'0' { '1' } else { '0' };
+    let mut changed = text.clone();
+    changed.replace_range(at..=at, &replacement.to_string());
+    std::fs::write(&key, changed).unwrap();
+    let (_, out) = sandbox.fails(&["publish", "--kind", "x-note", "--body", "{}"]);
+    assert!(out.contains("restore the original key"), "{out}");
+    assert_eq!(sandbox.ok(&["log", "--json"]).lines().count(), 1);
+    // A directory where the key should be is named as such.
+    std::fs::remove_file(&key).unwrap();
+    std::fs::create_dir(&key).unwrap();
+    let (_, out) = sandbox.fails(&["id"]);
+    assert!(out.contains("is not a regular file"), "{out}");
+}
+
+#[test]
+fn shell_completions_are_printed() {
+    let sandbox = Sandbox::new();
+    for shell in ["bash", "zsh", "fish"] {
+        let script = sandbox.ok(&["completion", shell]);
+        assert!(
+            script.contains("plexus") && script.contains("claim"),
+            "{shell}: {script}"
+        );
+    }
+}
+
+#[test]
+fn offline_writers_wait_for_each_other() {
+    let sandbox = Sandbox::new();
+    sandbox.ok(&["init"]);
+    let writers: Vec<std::process::Child> = (0..6)
+        .map(|n| {
+            Command::new(env!("CARGO_BIN_EXE_plexus"))
+                .args([
+                    "publish",
+                    "--kind",
+                    "x-note",
+                    "--body",
+                    &format!(r#"{{"n": {n}}}"#),
+                ])
+                .env("PLEXUS_DATA_DIR", sandbox.data_dir())
+                .env("PLEXUS_CONFIG", sandbox.dir.path().join("config.toml"))
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for writer in writers {
+        let output = writer.wait_with_output().unwrap();
+        assert!(output.status.success(), "{output:?}");
+    }
+    assert_eq!(sandbox.ok(&["log", "--json"]).lines().count(), 6);
+}

@@ -2,116 +2,11 @@
 //! bootstrap addresses and exchange entries, and SIGTERM stops each cleanly; two more run a
 //! governed namespace administered through the `plexus policy` and `plexus members` commands.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Output, Stdio};
+mod support;
+
 use std::time::{Duration, Instant};
 
-struct Process {
-    name: &'static str,
-    data_dir: PathBuf,
-    config: PathBuf,
-    child: Child,
-    stdout: BufReader<ChildStdout>,
-    p2p_addr: String,
-}
-
-fn plexus(data_dir: &Path, config: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_plexus"))
-        .args(args)
-        .env("PLEXUS_DATA_DIR", data_dir)
-        .env("PLEXUS_CONFIG", config)
-        .env_remove("PLEXUS_LOG")
-        .output()
-        .unwrap()
-}
-
-fn ok(data_dir: &Path, config: &Path, args: &[&str]) -> String {
-    let output = plexus(data_dir, config, args);
-    assert!(
-        output.status.success(),
-        "plexus {args:?}: {}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
-}
-
-fn start(root: &Path, name: &'static str, bootstrap: Option<&str>) -> Process {
-    let data_dir = root.join(name);
-    let config = root.join(format!("{name}.toml"));
-    ok(&data_dir, &config, &["init", "--namespace", "trio"]);
-    for n in 0..2 {
-        ok(
-            &data_dir,
-            &config,
-            &[
-                "publish",
-                "--kind",
-                "x-note",
-                "--body",
-                &format!(r#"{{"from": "{name}", "n": {n}}}"#),
-            ],
-        );
-    }
-    launch(&data_dir, &config, name, bootstrap)
-}
-
-/// Starts `plexus run` on an initialised data directory and waits until it serves.
-fn launch(data_dir: &Path, config: &Path, name: &'static str, bootstrap: Option<&str>) -> Process {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_plexus"));
-    command
-        .args([
-            "run",
-            "--listen",
-            "/ip4/127.0.0.1/tcp/0",
-            "--no-mdns",
-            "--api-listen",
-            "127.0.0.1:0",
-            "--backfill-interval",
-            "1",
-        ])
-        .env("PLEXUS_DATA_DIR", data_dir)
-        .env("PLEXUS_CONFIG", config)
-        .env("PLEXUS_MAX_CONNECTIONS", "7")
-        .env_remove("PLEXUS_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    if let Some(bootstrap) = bootstrap {
-        command.args(["--bootstrap", bootstrap]);
-    }
-    let mut child = command.spawn().unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut p2p_addr = String::new();
-    // The node prints its listening addresses, then one "running" line.
-    loop {
-        let mut line = String::new();
-        assert!(
-            stdout.read_line(&mut line).unwrap() > 0,
-            "{name} exited early"
-        );
-        if let Some(addr) = line.trim().strip_prefix("listening on ") {
-            p2p_addr = addr.to_owned();
-        }
-        if line.contains("running; HTTP API on") {
-            break;
-        }
-    }
-    assert!(p2p_addr.contains("/p2p/"), "{name} printed no address");
-    Process {
-        name,
-        data_dir: data_dir.to_path_buf(),
-        config: config.to_path_buf(),
-        child,
-        stdout,
-        p2p_addr,
-    }
-}
-
-fn status(process: &Process) -> serde_json::Value {
-    let out = ok(&process.data_dir, &process.config, &["status", "--json"]);
-    serde_json::from_str(&out).unwrap()
-}
+use support::{launch, ok, plexus, start, status, stop, Process};
 
 #[test]
 fn three_processes_find_each_other_and_exchange_entries() {
@@ -221,33 +116,29 @@ fn three_processes_find_each_other_and_exchange_entries() {
         "{published}"
     );
 
-    for mut process in processes {
-        let pid = process.child.id().to_string();
-        assert!(Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success());
-        let exit = process.child.wait().unwrap();
-        assert!(exit.success(), "{} exited with {exit}", process.name);
-        let rest: Vec<String> = process.stdout.lines().map(Result::unwrap).collect();
+    for process in processes {
+        let (name, data_dir, config) = (
+            process.name,
+            process.data_dir.clone(),
+            process.config.clone(),
+        );
+        let rest = stop(process);
         assert!(
             rest.iter()
                 .any(|line| line.contains("stopped; the log is flushed")),
-            "{}: {rest:?}",
-            process.name
+            "{name}: {rest:?}"
         );
         let verify = ok(
-            &process.data_dir,
-            &process.config,
-            &["audit", "verify", process.data_dir.to_str().unwrap()],
+            &data_dir,
+            &config,
+            &["audit", "verify", data_dir.to_str().unwrap()],
         );
         assert!(
             verify.contains("in 3 feeds") && verify.contains("VERIFIED"),
             "{verify}"
         );
         // A stopped node has no API address left behind.
-        assert!(!process.data_dir.join("api.addr").exists());
+        assert!(!data_dir.join("api.addr").exists());
     }
 }
 
@@ -336,7 +227,73 @@ fn an_admin_governs_a_namespace_with_the_policy_commands() {
         &admin.config,
         &["policy", "sign", v1.to_str().unwrap()],
     );
-    assert!(signed.contains("published policy v1"), "{signed}");
+    assert!(
+        signed.contains("published policy v1") && signed.contains("policy v1 is in force now"),
+        "{signed}"
+    );
+    // Signing v1 again would never take force: refused, unless forced.
+    let again = plexus(
+        &admin.data_dir,
+        &admin.config,
+        &["policy", "sign", v1.to_str().unwrap()],
+    );
+    assert_eq!(again.status.code(), Some(2), "{again:?}");
+    assert!(
+        String::from_utf8_lossy(&again.stderr)
+            .contains("not newer than what this namespace has (v1 is in force)"),
+        "{again:?}"
+    );
+    // A version at the end of the number range is refused before it is signed, and proposing
+    // after one fails with a reason instead of overflowing.
+    let last = root.path().join("last.json");
+    let mut last_body: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&v1).unwrap()).unwrap();
+    last_body["version"] = serde_json::json!(u64::MAX);
+    std::fs::write(&last, last_body.to_string()).unwrap();
+    let too_far = plexus(
+        &admin.data_dir,
+        &admin.config,
+        &["policy", "sign", last.to_str().unwrap()],
+    );
+    assert!(
+        String::from_utf8_lossy(&too_far.stderr).contains("skips too far ahead (at most v1001"),
+        "{too_far:?}"
+    );
+    let after_last = plexus(
+        &admin.data_dir,
+        &admin.config,
+        &[
+            "policy",
+            "propose",
+            "--from",
+            last.to_str().unwrap(),
+            "--rate",
+            "5/1s",
+        ],
+    );
+    assert_eq!(after_last.status.code(), Some(2), "{after_last:?}");
+    assert!(
+        String::from_utf8_lossy(&after_last.stderr).contains("no version can follow it"),
+        "{after_last:?}"
+    );
+    // A member id that is hex but no usable key is named as such.
+    let mut weak_body = last_body.clone();
+    weak_body["version"] = serde_json::json!(2);
+    weak_body["members"] =
+        serde_json::json!([{"agent": format!("{}1", "0".repeat(63)), "roles": ["worker"]}]);
+    std::fs::write(&last, weak_body.to_string()).unwrap();
+    let weak = refused(&admin, &["policy", "sign", last.to_str().unwrap()]);
+    assert!(
+        weak.contains("`members[0].agent` is not a usable agent id: invalid agent id"),
+        "{weak}"
+    );
+    let shown = ok(&admin.data_dir, &admin.config, &["policy", "show"]);
+    assert!(
+        shown.contains("limit: leases of at most 5m")
+            && shown.contains("limit: at most 2 entries per author per 10m")
+            && shown.contains("versions known (1)"),
+        "{shown}"
+    );
     wait_policy(&member, 1);
     let members = ok(&member.data_dir, &member.config, &["members"]);
     assert!(
@@ -353,6 +310,18 @@ fn an_admin_governs_a_namespace_with_the_policy_commands() {
     );
     ok(&member.data_dir, &member.config, &note);
     assert!(refused(&member, &note).contains("retry in"));
+    // The node journals its own agent's refusals too, marked as local.
+    let journal = ok(&member.data_dir, &member.config, &["rejections"]);
+    for rule in ["lease-too-long", "rate-limited", "no-policy"] {
+        assert!(
+            journal
+                .lines()
+                .any(|line| line.contains(rule) && line.contains("(local agent)")),
+            "{rule} missing from:\n{journal}"
+        );
+    }
+    let empty = ok(&admin.data_dir, &admin.config, &["rejections"]);
+    assert_eq!(empty.trim(), "no rejections since start");
 
     // v2 removes the member: revoked after its current head (seq 2), as the admin's node sees it.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -377,24 +346,24 @@ fn an_admin_governs_a_namespace_with_the_policy_commands() {
     assert_eq!(v2["revoked"][0]["afterSeq"], 2);
     let v2_path = root.path().join("v2.json");
     std::fs::write(&v2_path, v2.to_string()).unwrap();
-    ok(
+    let signed = ok(
         &admin.data_dir,
         &admin.config,
         &["policy", "sign", v2_path.to_str().unwrap()],
+    );
+    assert!(signed.contains("policy v2 is in force now"), "{signed}");
+    let shown = ok(&admin.data_dir, &admin.config, &["policy", "show"]);
+    assert!(
+        shown.contains("versions known (2)") && shown.contains("policy v2 in force"),
+        "{shown}"
     );
     wait_policy(&member, 2);
     assert!(refused(&member, &note).contains("was revoked"));
     let members = ok(&member.data_dir, &member.config, &["members"]);
     assert!(members.contains("revoked after seq 2"), "{members}");
 
-    for mut process in [admin, member] {
-        let pid = process.child.id().to_string();
-        assert!(Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success());
-        assert!(process.child.wait().unwrap().success());
+    for process in [admin, member] {
+        stop(process);
     }
     // An auditor with the trust root re-derives every decision from the member's data dir.
     let verify = ok(

@@ -6,13 +6,3 @@
 pub mod cluster;
 pub mod fixtures;
 pub mod vectors;
-
-/// The value after `name` in a benchmark helper's arguments.
-pub fn flag(args: &[String], name: &str) -> anyhow::Result<String> {
-    use anyhow::Context;
-    args.iter()
-        .position(|arg| arg == name)
-        .and_then(|index| args.get(index + 1))
-        .cloned()
-        .with_context(|| format!("missing {name}"))
-}

@@ -12,9 +12,11 @@ use std::time::Duration;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
+use axum::http::StatusCode;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::stream::{self, Stream};
+use plexus_protocol::coord::KINDS;
 use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, watch};
@@ -78,19 +80,34 @@ pub(super) async fn events(
     query: Result<Query<EventsQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let query = query?.0;
+    let kinds: Vec<String> = query
+        .kind
+        .map(|kinds| {
+            kinds
+                .split(',')
+                .map(str::trim)
+                .filter(|kind| !kind.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    // A misspelt kind would match nothing, and the stream would wait in silence forever.
+    if let Some(unknown) = kinds.iter().find(|kind| !is_known_kind(kind)) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "unknown_kind",
+            format!(
+                "unknown event type or entry kind {unknown:?}: use an event type ({}), an \
+                 entry kind ({}), or an application kind starting with `x-`",
+                EVENT_TYPES.join(", "),
+                KINDS.join(", ")
+            ),
+        )
+        .with_field("kind"));
+    }
     let filter = Filter {
         namespace: namespace(&state, query.namespace)?,
-        kinds: query
-            .kind
-            .map(|kinds| {
-                kinds
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|kind| !kind.is_empty())
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default(),
+        kinds,
         resource: query.resource,
         task: query.task,
     };
@@ -99,6 +116,20 @@ pub(super) async fn events(
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
         .into_response())
+}
+
+/// The event types [`Event::event_type`] takes.
+const EVENT_TYPES: &[&str] = &[
+    "entry",
+    "lease",
+    "task",
+    "claim.won",
+    "claim.lost",
+    "claim.ended",
+];
+
+fn is_known_kind(kind: &str) -> bool {
+    EVENT_TYPES.contains(&kind) || plexus_protocol::coord::Body::check_kind(kind).is_ok()
 }
 
 fn event_stream(

@@ -29,6 +29,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use plexus_protocol::coord::BodyError;
 use plexus_protocol::policy::{Rule, Violation};
+use plexus_protocol::{EntryError, MAX_BODY_LEN};
 use serde_json::json;
 use tokio::sync::watch;
 
@@ -234,6 +235,7 @@ impl From<NodeError> for ApiError {
                 ApiError::new(StatusCode::CONFLICT, "conflict", message)
             }
             NodeError::Store(crate::store::StoreError::Body(error)) => error.into(),
+            NodeError::Store(crate::store::StoreError::Entry(error)) => entry_error(&error),
             NodeError::Store(crate::store::StoreError::Policy(violation)) => violation.into(),
             other => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -241,6 +243,31 @@ impl From<NodeError> for ApiError {
                 other.to_string(),
             ),
         }
+    }
+}
+
+/// A body that fits the request limit but not an entry is the caller's to fix: 413 when it is
+/// too large, 422 for any other field of the entry, never 503.
+fn entry_error(error: &EntryError) -> ApiError {
+    match error {
+        EntryError::TooLarge { .. }
+        | EntryError::Field {
+            field: "body_len", ..
+        } => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!(
+                "the entry is too large: {error}; an entry body holds at most {MAX_BODY_LEN} \
+                 bytes in canonical form, so split the data or store it elsewhere and publish \
+                 a reference"
+            ),
+        )
+        .with_field("body"),
+        other => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bad_entry",
+            format!("the entry cannot be formed: {other}"),
+        ),
     }
 }
 
@@ -258,7 +285,7 @@ async fn authorize(State(state): State<ApiState>, request: Request, next: Next) 
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
+        .and_then(bearer_token)
         .unwrap_or_default();
     if constant_time_eq(presented.as_bytes(), state.token.as_bytes()) {
         next.run(request).await
@@ -273,6 +300,15 @@ async fn authorize(State(state): State<ApiState>, request: Request, next: Next) 
     }
 }
 
+/// The token of an `Authorization: Bearer <token>` header value. The scheme name is
+/// case-insensitive (RFC 9110 §11.1), so `bearer` and `BEARER` are the same scheme.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim_start())
+}
+
 /// Compares two byte strings without an early exit on the first difference.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
@@ -285,7 +321,16 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 mod tests {
     use std::collections::BTreeSet;
 
-    use super::{constant_time_eq, OPENAPI, ROUTES};
+    use super::{bearer_token, constant_time_eq, OPENAPI, ROUTES};
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        assert_eq!(bearer_token("Bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("BEARER  abc"), Some("abc"));
+        assert_eq!(bearer_token("Basic abc"), None);
+        assert_eq!(bearer_token("Bearerabc"), None);
+    }
 
     #[test]
     fn tokens_compare_exactly() {

@@ -9,7 +9,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use plexus_crypto::AgentId;
-use plexus_protocol::coord::view::CardQuery;
+use plexus_protocol::coord::view::{CardQuery, ClaimStanding};
 use plexus_protocol::coord::{parse_entry_id, Body, IntentRelease, IntentRenew, TaskState};
 use plexus_protocol::entry::check_name;
 use plexus_protocol::value::ValueError;
@@ -267,7 +267,7 @@ pub(super) async fn post_renew(
         lease_ms: u64,
     }
     let namespace = namespace(&state, query?.0.namespace)?;
-    claim_id_of(&claim_id)?;
+    let id = claim_id_of(&claim_id)?;
     let request: RenewRequest = parse_as(&body)?;
     let renew = IntentRenew {
         claim: claim_id,
@@ -278,6 +278,7 @@ pub(super) async fn post_renew(
         "intent.renew",
         serde_json::to_value(&renew).unwrap_or_default(),
     )?;
+    refuse_if_released(&state, &namespace, &id, "renewed")?;
     let (entry, claim) = state.node.renew(&namespace, renew).await?;
     created(json!({ "entry": entry_json(&entry), "claim": claim }))
 }
@@ -288,7 +289,8 @@ pub(super) async fn post_release(
     query: Result<Query<NamespaceQuery>, QueryRejection>,
 ) -> Reply {
     let namespace = namespace(&state, query?.0.namespace)?;
-    claim_id_of(&claim_id)?;
+    let id = claim_id_of(&claim_id)?;
+    refuse_if_released(&state, &namespace, &id, "released again")?;
     let entry = state
         .node
         .release(&namespace, IntentRelease { claim: claim_id })
@@ -621,17 +623,40 @@ pub(super) fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
     })
 }
 
+/// Parses a request body into `T`. A mistyped value is reported by the path of its field
+/// (`leaseMs`), never by the value itself, which serde also quotes in backticks.
 fn parse_as<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     let value = parse_json(body)?;
-    serde_json::from_value(value).map_err(|error| {
-        let message = error.to_string();
-        let field = message.split('`').nth(1).map(str::to_owned);
+    serde_path_to_error::deserialize(value).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner().to_string();
+        // At the top level serde names the field itself: "missing field `leaseMs`".
+        let field = if path == "." {
+            serde_field_named_in(&inner)
+        } else {
+            Some(path)
+        };
+        let message = match &field {
+            Some(field) if !inner.contains(&format!("`{field}`")) => {
+                format!("field `{field}`: {inner}")
+            }
+            _ => inner,
+        };
         let error = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad_body", message);
         match field {
             Some(field) => error.with_field(field),
             None => error,
         }
     })
+}
+
+/// The field serde names in "missing field `x`" and "unknown field `x`, expected ...".
+fn serde_field_named_in(message: &str) -> Option<String> {
+    ["missing field `", "unknown field `", "duplicate field `"]
+        .iter()
+        .find_map(|prefix| message.strip_prefix(prefix))
+        .and_then(|rest| rest.split('`').next())
+        .map(str::to_owned)
 }
 
 pub(super) fn with_body_prefix(error: plexus_protocol::coord::BodyError) -> ApiError {
@@ -649,6 +674,34 @@ fn claim_id_of(text: &str) -> Result<plexus_crypto::Hash256, ApiError> {
         )
         .with_field("claim_id")
     })
+}
+
+/// A released claim is over: renewing or releasing it again would write an entry that
+/// changes nothing, and tell the caller it worked.
+fn refuse_if_released(
+    state: &ApiState,
+    namespace: &str,
+    claim_id: &plexus_crypto::Hash256,
+    verb: &str,
+) -> Result<(), ApiError> {
+    let released = state
+        .node
+        .coord()
+        .view()
+        .claim(namespace, claim_id, now_ms())
+        .is_some_and(|claim| claim.standing == ClaimStanding::Released);
+    if released {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "claim_released",
+            format!(
+                "claim {claim_id} was already released, so it cannot be {verb}: claim the \
+                 resource anew with POST /v1/claims"
+            ),
+        )
+        .with_field("claim_id"));
+    }
+    Ok(())
 }
 
 fn no_claim(claim_id: &str, namespace: &str) -> ApiError {

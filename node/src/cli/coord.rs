@@ -1,21 +1,15 @@
 //! The coordination commands: people's mirror of the HTTP API (`claim`, `release`, `leases`,
-//! `agents`, `tasks`, ...) talking to the node running on the data directory, and
-//! `audit replay`, which needs no node at all.
+//! `agents`, `tasks`, ...) talking to the node running on the data directory.
 
-use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
-use plexus_protocol::coord::View;
-use plexus_protocol::{cbor, export, Entry};
 use serde_json::{json, Value};
 
 use super::time::{format_time, parse_duration_ms, parse_time_ms};
-use crate::audit::{self, Verdict, VerifyOptions};
 use crate::client::{ApiClient, ClientError};
 use crate::config::Config;
-use crate::store::Log;
 
 /// Options every coordination command shares.
 #[derive(Debug, Args)]
@@ -228,25 +222,6 @@ pub struct RejectionsArgs {
     pub common: Common,
 }
 
-#[derive(Debug, Args)]
-pub struct ReplayArgs {
-    /// An export file, or a node's data directory
-    #[arg(value_name = "FILE|DATA_DIR")]
-    pub target: std::path::PathBuf,
-    /// The moment to reconstruct (RFC 3339 such as 2026-11-25T18:00:00Z, or Unix milliseconds)
-    #[arg(long, value_name = "TIME")]
-    pub at: String,
-    /// Only this namespace
-    #[arg(long)]
-    pub namespace: Option<String>,
-    /// Replay even if the log does not verify
-    #[arg(long)]
-    pub unverified: bool,
-    /// Print the reconstructed state as JSON
-    #[arg(long)]
-    pub json: bool,
-}
-
 /// The coordination commands.
 #[derive(Debug, Subcommand)]
 pub enum CoordCommand {
@@ -331,29 +306,20 @@ async fn dispatch(client: &ApiClient, command: CoordCommand) -> anyhow::Result<(
             print_or(&args.common, &answer, || {
                 let claim = &answer["claim"];
                 println!("claim {}", text(&claim["claim_id"]));
-                println!(
-                    "  {} {} until {}",
-                    text(&claim["standing"]),
-                    text(&claim["resource"]),
-                    format_time(claim["expires_ms"].as_u64().unwrap_or(0))
-                );
+                println!("  {}", standing_text(claim));
             })
         }
         CoordCommand::Renew(args) => {
+            check_claim_id(&args.claim)?;
             let body = json!({ "leaseMs": parse_duration_ms(&args.lease)? });
             let route = format!("/v1/claims/{}/renew", args.claim);
             let answer = client.post(&path(&route, &args.common, &[]), &body).await?;
             print_or(&args.common, &answer, || {
-                let claim = &answer["claim"];
-                println!(
-                    "renewed {}: {} until {}",
-                    text(&claim["resource"]),
-                    text(&claim["standing"]),
-                    format_time(claim["expires_ms"].as_u64().unwrap_or(0))
-                );
+                println!("renewed: {}", standing_text(&answer["claim"]));
             })
         }
         CoordCommand::Release(args) => {
+            check_claim_id(&args.claim)?;
             let route = format!("/v1/claims/{}/release", args.claim);
             let answer = client
                 .post(&path(&route, &args.common, &[]), &json!({}))
@@ -403,6 +369,7 @@ async fn dispatch(client: &ApiClient, command: CoordCommand) -> anyhow::Result<(
                 .get(&path("/v1/agents", &args.common, &query))
                 .await?;
             print_or(&args.common, &answer, || {
+                say_if_empty(&answer["agents"], "no live capability cards match");
                 for card in answer["agents"].as_array().into_iter().flatten() {
                     let skills: Vec<&str> = card["skills"]
                         .as_array()
@@ -427,6 +394,7 @@ async fn dispatch(client: &ApiClient, command: CoordCommand) -> anyhow::Result<(
             ];
             let answer = client.get(&path("/v1/tasks", &args.common, &query)).await?;
             print_or(&args.common, &answer, || {
+                say_if_empty(&answer["tasks"], "no tasks");
                 for task in answer["tasks"].as_array().into_iter().flatten() {
                     println!(
                         "{:<16} {:<26} by {}  {}",
@@ -440,7 +408,7 @@ async fn dispatch(client: &ApiClient, command: CoordCommand) -> anyhow::Result<(
         }
         CoordCommand::Task(args) => {
             let Some(state) = &args.state else {
-                let route = format!("/v1/tasks/{}", args.task_id);
+                let route = format!("/v1/tasks/{}", encode(&args.task_id));
                 let answer = client.get(&path(&route, &args.common, &[])).await?;
                 return print_or(&args.common, &answer, || print_task(&answer));
             };
@@ -488,11 +456,12 @@ async fn dispatch(client: &ApiClient, command: CoordCommand) -> anyhow::Result<(
                 .get(&path("/v1/constraints", &args.common, &[]))
                 .await?;
             print_or(&args.common, &answer, || {
+                say_if_empty(&answer["constraints"], "no constraints in force");
                 for constraint in answer["constraints"].as_array().into_iter().flatten() {
                     println!(
                         "{:<24} {}  until {}  {}",
                         text(&constraint["resource"]),
-                        constraint["rule"],
+                        rule_text(&constraint["rule"]),
                         format_time(constraint["expires_ms"].as_u64().unwrap_or(0)),
                         text(&constraint["note"])
                     );
@@ -521,6 +490,7 @@ async fn dispatch(client: &ApiClient, command: CoordCommand) -> anyhow::Result<(
                 ))
                 .await?;
             print_or(&args.common, &answer, || {
+                say_if_empty(&answer["patterns"], "no patterns");
                 for pattern in answer["patterns"].as_array().into_iter().flatten() {
                     println!(
                         "{:<16} {:.2}  {}  by {}",
@@ -570,6 +540,7 @@ async fn dispatch(client: &ApiClient, command: CoordCommand) -> anyhow::Result<(
             let route = format!("/v1/rejections?limit={}", args.limit);
             let answer = client.get(&route).await?;
             print_or(&args.common, &answer, || {
+                say_if_empty(&answer["rejections"], "no rejections since start");
                 for record in answer["rejections"].as_array().into_iter().flatten() {
                     let reason = match record["rule"].as_str() {
                         Some(rule) => format!(
@@ -594,128 +565,6 @@ async fn dispatch(client: &ApiClient, command: CoordCommand) -> anyhow::Result<(
     }
 }
 
-/// `plexus audit replay`: who held which lease, which cards were live and which state each
-/// task was in at `--at`, from the log alone.
-pub fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
-    let at = parse_time_ms(&args.at)?;
-    let is_dir = args.target.is_dir();
-    if !args.unverified {
-        let options = VerifyOptions::default();
-        let report = if is_dir {
-            audit::verify_data_dir(&args.target, &options, &())?
-        } else {
-            audit::verify_file(&args.target, &options, &())?
-        };
-        if report.verdict != Verdict::Verified {
-            bail!(
-                "{} does not verify ({} problems): run `plexus audit verify` on it for details, \
-                 or pass --unverified to replay it anyway",
-                args.target.display(),
-                report.findings.len()
-            );
-        }
-    }
-    let mut view = View::new();
-    let mut entries = 0u64;
-    let mut apply = |entry: Entry| {
-        entries += 1;
-        view.apply(&entry);
-    };
-    if is_dir {
-        let log = Log::open_read_only(&args.target)?;
-        for item in log.raw_entries() {
-            let (_, bytes) = item?;
-            apply(Entry::decode(&bytes).context("the log holds an undecodable entry")?);
-        }
-    } else {
-        for item in export_items(&args.target)? {
-            if export::classify(&item) == export::ItemKind::Entry {
-                apply(Entry::decode(&item).context("the export holds an undecodable entry")?);
-            }
-        }
-    }
-    let snapshot = view.snapshot(at);
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&snapshot)?);
-        return Ok(ExitCode::SUCCESS);
-    }
-    println!(
-        "state at {} ({at}) from {entries} entries of {}",
-        format_time(at),
-        args.target.display()
-    );
-    for (namespace, space) in &snapshot.namespaces {
-        if args
-            .namespace
-            .as_ref()
-            .is_some_and(|wanted| wanted != namespace)
-        {
-            continue;
-        }
-        println!("\nnamespace {namespace}");
-        println!("  live capabilities ({}):", space.cards.len());
-        for card in &space.cards {
-            let skills: Vec<&str> = card.skills.iter().map(|s| s.id.as_str()).collect();
-            println!(
-                "    {:<20} {}  skills: {}",
-                card.name,
-                &card.author[..12.min(card.author.len())],
-                skills.join(", ")
-            );
-        }
-        println!("  leases ({}):", space.leases.len());
-        for lease in &space.leases {
-            let holders: Vec<String> = lease
-                .holders
-                .iter()
-                .map(|c| {
-                    format!(
-                        "{} (claim {})",
-                        &c.author[..12.min(c.author.len())],
-                        &c.claim_id[..12.min(c.claim_id.len())]
-                    )
-                })
-                .collect();
-            println!(
-                "    {:<24} held by {}; {} waiting",
-                lease.resource,
-                if holders.is_empty() {
-                    "nobody".to_owned()
-                } else {
-                    holders.join(", ")
-                },
-                lease.waiting.len()
-            );
-        }
-        println!("  tasks ({}):", space.tasks.len());
-        for task in &space.tasks {
-            println!(
-                "    {:<16} {:<26} {}",
-                task.task_id,
-                task.state.as_str(),
-                task.message
-            );
-        }
-        println!("  constraints in force: {}", space.constraints.len());
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn export_items(path: &Path) -> anyhow::Result<Vec<Vec<u8>>> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let mut items = Vec::new();
-    let mut offset = 0usize;
-    while offset < bytes.len() {
-        let rest = &bytes[offset..];
-        let len = cbor::item_len(rest)
-            .map_err(|error| anyhow::anyhow!("at byte {offset}: {error}"))?
-            .with_context(|| format!("the file ends inside an item at byte {offset}"))?;
-        items.push(rest[..len].to_vec());
-        offset += len;
-    }
-    Ok(items)
-}
-
 pub(super) fn path(route: &str, common: &Common, query: &[(&str, Option<String>)]) -> String {
     let mut parts: Vec<String> = Vec::new();
     if let Some(namespace) = &common.namespace {
@@ -733,12 +582,14 @@ pub(super) fn path(route: &str, common: &Common, query: &[(&str, Option<String>)
     }
 }
 
-/// Percent-encodes a query value.
+/// Percent-encodes a query value or a path segment: everything but RFC 3986's unreserved
+/// characters (and `*`, which resource patterns use), so a `/` in a task id stays inside its
+/// segment.
 fn encode(value: &str) -> String {
     value
         .bytes()
         .map(|byte| match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' | b'*' => {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'*' => {
                 char::from(byte).to_string()
             }
             other => format!("%{other:02X}"),
@@ -759,7 +610,67 @@ pub(super) fn print_or(
     Ok(())
 }
 
+/// A constraint's rule in words.
+fn rule_text(rule: &Value) -> String {
+    let number = |key: &str| rule[key].as_u64().unwrap_or(0);
+    match rule["type"].as_str().unwrap_or_default() {
+        "exclusive" => "exclusive (one holder)".to_owned(),
+        "maxHolders" => format!("at most {} holders", number("limit")),
+        "notBefore" => format!("nobody holds it before {}", format_time(number("at"))),
+        "rateLimit" => format!(
+            "an agent's claims count while it made fewer than {} in {} ms",
+            number("claims"),
+            number("windowMs")
+        ),
+        _ => rule.to_string(),
+    }
+}
+
+/// Says so when a list is empty, rather than printing nothing, which looks like a failure.
+fn say_if_empty(list: &Value, message: &str) {
+    if list.as_array().is_none_or(Vec::is_empty) {
+        println!("{message}");
+    }
+}
+
+/// Refuses, before any request, an argument that cannot be a claim id: the node would refuse
+/// it too, and the message here can say what a claim id looks like.
+fn check_claim_id(text: &str) -> anyhow::Result<()> {
+    if plexus_protocol::coord::parse_entry_id(text).is_none() {
+        bail!(
+            "{text:?} is not a claim id: give the 64 lowercase hex digits that `plexus claim` \
+             printed (`plexus leases --json` lists the claims)"
+        );
+    }
+    Ok(())
+}
+
+/// A claim's standing in words, with the moment that matters for it: a holder until its
+/// lease ends, a blocked claim until the constraint lets it in.
+pub(super) fn standing_text(claim: &Value) -> String {
+    let resource = text(&claim["resource"]);
+    let expires = format_time(claim["expires_ms"].as_u64().unwrap_or(0));
+    match claim["standing"].as_str().unwrap_or_default() {
+        "holding" => format!("holding {resource} until {expires}"),
+        "waiting" => format!(
+            "waiting for {resource} (position {}; the claim lasts until {expires})",
+            text(&claim["position"])
+        ),
+        "blocked" => format!(
+            "blocked from {resource} by a notBefore constraint until {} (the claim lasts \
+             until {expires})",
+            format_time(claim["until_ms"].as_u64().unwrap_or(0))
+        ),
+        "rate_limited" => format!(
+            "excluded from {resource} by a rate-limit constraint (the claim lasts until \
+             {expires})"
+        ),
+        other => format!("{other} {resource} at {expires}"),
+    }
+}
+
 fn print_leases(leases: &Value) {
+    say_if_empty(leases, "no leases");
     for lease in leases.as_array().into_iter().flatten() {
         let holders: Vec<String> = lease["holders"]
             .as_array()
@@ -783,6 +694,9 @@ fn print_leases(leases: &Value) {
             "{:<28} held by {holders}; {waiting} waiting",
             text(&lease["resource"])
         );
+        for claim in lease["excluded"].as_array().into_iter().flatten() {
+            println!("  {}: {}", short(&claim["author"]), standing_text(claim));
+        }
     }
 }
 
@@ -821,7 +735,7 @@ pub(super) fn text(value: &Value) -> String {
     }
 }
 
-fn short(value: &Value) -> String {
+pub(super) fn short(value: &Value) -> String {
     let text = text(value);
     text.chars().take(12).collect()
 }

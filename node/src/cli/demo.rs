@@ -452,7 +452,7 @@ async fn script(root: &Path) -> anyhow::Result<bool> {
     timeline.say(
         "all",
         format!(
-            "{total} entries on every node; view digest at {at}: {}",
+            "{total} entries on every node; view digest at {at}ms: {}",
             digests.join(" ")
         ),
     );

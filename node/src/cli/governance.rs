@@ -83,11 +83,18 @@ pub struct ProposeArgs {
     pub common: Common,
 }
 
+/// How far past the version in force a newly signed policy may go: a version near 2^64 would
+/// leave the namespace no room to move on.
+pub const MAX_VERSION_STEP: u64 = 1000;
+
 #[derive(Debug, Args)]
 pub struct SignArgs {
     /// The policy body (JSON), or `-` for standard input
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
+    /// Sign even a version that is not newer than the one in force (it will not take force)
+    #[arg(long)]
+    pub force: bool,
     #[command(flatten)]
     pub common: Common,
 }
@@ -166,9 +173,11 @@ pub async fn policy(client: &ApiClient, command: PolicyCommand) -> anyhow::Resul
             let text_body = read_text(&args.file)?;
             let body: Value = serde_json::from_str(&text_body)
                 .with_context(|| format!("{} is not JSON", args.file.display()))?;
-            let answer = client
-                .post(&path("/v1/policy", &args.common, &[]), &body)
-                .await?;
+            let route = path("/v1/policy", &args.common, &[]);
+            let before = client.get(&route).await?;
+            check_version_to_sign(&body, &before, args.force)?;
+            let answer = client.post(&route, &body).await?;
+            let after = client.get(&route).await?;
             print_or(&args.common, &answer, || {
                 let entry = &answer["entry"];
                 println!(
@@ -178,6 +187,21 @@ pub async fn policy(client: &ApiClient, command: PolicyCommand) -> anyhow::Resul
                     text(&entry["entry_id"]),
                     entry["seq"]
                 );
+                match after["inForce"]["version"].as_u64() {
+                    Some(version) if Some(version) == body["version"].as_u64() => {
+                        println!("policy v{version} is in force now");
+                    }
+                    Some(version) => println!(
+                        "policy v{version} is in force now (v{} {})",
+                        body["version"],
+                        if after["latest"]["version"] == body["version"] {
+                            "takes effect later"
+                        } else {
+                            "does not take force"
+                        }
+                    ),
+                    None => println!("no policy is in force yet"),
+                }
             })
         }
     }
@@ -224,11 +248,55 @@ pub async fn members(client: &ApiClient, args: MembersArgs) -> anyhow::Result<()
     })
 }
 
+/// Refuses to sign a version that could not take force: one not newer than the version in
+/// force (unless `force`, and then with a warning), or one so far ahead that the namespace
+/// would run out of versions.
+fn check_version_to_sign(body: &Value, current: &Value, force: bool) -> anyhow::Result<()> {
+    let Some(version) = body["version"].as_u64() else {
+        bail!("the policy body has no `version` (a whole number): make one with `plexus policy propose`");
+    };
+    let in_force = current["inForce"]["version"].as_u64();
+    let newest = current["latest"]["version"].as_u64();
+    let floor = in_force.max(newest).unwrap_or(0);
+    if version <= floor {
+        let which = match (in_force, newest) {
+            (Some(in_force), Some(newest)) if newest > in_force => {
+                format!("v{in_force} is in force and v{newest} is signed")
+            }
+            (Some(in_force), _) => format!("v{in_force} is in force"),
+            (None, Some(newest)) => format!("v{newest} is signed"),
+            (None, None) => String::from("no version is known"),
+        };
+        if !force {
+            bail!(
+                "policy v{version} is not newer than what this namespace has ({which}), so it \
+                 would never take force: make the next version with `plexus policy propose`, \
+                 or pass --force to sign it anyway"
+            );
+        }
+        eprintln!("warning: signing policy v{version} although {which}; it will not take force");
+    }
+    let ceiling = floor.saturating_add(MAX_VERSION_STEP);
+    if version > ceiling {
+        bail!(
+            "policy v{version} skips too far ahead (at most v{ceiling}, {MAX_VERSION_STEP} \
+             past v{floor}): later versions must stay possible, so use the next version"
+        );
+    }
+    Ok(())
+}
+
 /// Applies `edits` to `base` (or an empty policy) as the next version.
 pub fn propose(base: Option<PolicyBody>, edits: &Edits) -> anyhow::Result<PolicyBody> {
     let mut policy = match base {
         Some(mut base) => {
-            base.version += 1;
+            base.version = base.version.checked_add(1).with_context(|| {
+                format!(
+                    "the newest policy has version {}, and no version can follow it: this \
+                     namespace needs a new trust root",
+                    base.version
+                )
+            })?;
             base.effective_from = None;
             base.note.clear();
             base
@@ -421,10 +489,27 @@ fn print_policy(answer: &Value) {
                 body["members"].as_array().map_or(0, Vec::len),
                 body["revoked"].as_array().map_or(0, Vec::len)
             );
-            if let Some(limits) = body["limits"].as_object().filter(|l| !l.is_empty()) {
-                println!("  limits: {}", Value::Object(limits.clone()));
+            for limit in limit_lines(&body["limits"]) {
+                println!("  limit: {limit}");
             }
         }
+    }
+    let history = answer["history"].as_array().map_or(&[][..], Vec::as_slice);
+    if !history.is_empty() {
+        println!("versions known ({}):", history.len());
+    }
+    for record in history {
+        println!(
+            "  v{:<4} signed {} by {}, effective from {}  (entry {})",
+            record["version"],
+            format_time(record["timestampMs"].as_u64().unwrap_or(0)),
+            text(&record["author"]).chars().take(12).collect::<String>(),
+            format_time(record["effectiveFrom"].as_u64().unwrap_or(0)),
+            text(&record["entryId"])
+                .chars()
+                .take(12)
+                .collect::<String>()
+        );
     }
     if let (Some(latest), Some(in_force)) = (
         answer["latest"].get("version"),
@@ -437,6 +522,46 @@ fn print_policy(answer: &Value) {
             );
         }
     }
+}
+
+/// A policy's limits in words, one per line: `rate 20 entries per 10s`, `max lease 10m`.
+fn limit_lines(limits: &Value) -> Vec<String> {
+    let duration = |ms: u64| {
+        [
+            (86_400_000, "d"),
+            (3_600_000, "h"),
+            (60_000, "m"),
+            (1_000, "s"),
+        ]
+        .iter()
+        .find(|(unit, _)| ms >= *unit && ms.is_multiple_of(*unit))
+        .map_or(format!("{ms}ms"), |(unit, name)| {
+            format!("{}{name}", ms / unit)
+        })
+    };
+    let mut lines = Vec::new();
+    for (key, value) in limits.as_object().into_iter().flatten() {
+        let line = match (key.as_str(), value.as_u64()) {
+            ("rate", _) => match (value["entries"].as_u64(), value["windowMs"].as_u64()) {
+                (Some(entries), Some(window)) => {
+                    format!(
+                        "at most {entries} entries per author per {}",
+                        duration(window)
+                    )
+                }
+                _ => format!("rate {value}"),
+            },
+            ("maxBodyBytes", Some(bytes)) => format!("bodies of at most {bytes} bytes"),
+            ("maxLeaseMs", Some(ms)) => format!("leases of at most {}", duration(ms)),
+            ("maxClaims", Some(claims)) => format!("at most {claims} running claims per agent"),
+            ("maxTtlMs", Some(ms)) => format!("TTLs of at most {}", duration(ms)),
+            ("clockSkewMs", Some(ms)) => format!("clock skew window {}", duration(ms)),
+            (_, _) if value.is_null() => continue,
+            (other, _) => format!("{other} {value}"),
+        };
+        lines.push(line);
+    }
+    lines
 }
 
 fn read_text(file: &PathBuf) -> anyhow::Result<String> {

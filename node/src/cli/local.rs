@@ -2,13 +2,15 @@
 
 use std::collections::VecDeque;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use plexus_crypto::{AgentId, Keypair};
 use plexus_protocol::entry::check_name;
 use plexus_protocol::{value, Entry};
 
-use super::{InitArgs, LogArgs, PublishArgs};
+use super::time::format_time;
+use super::{IdArgs, InitArgs, LogArgs, PublishArgs, EXIT_REFUSED};
 use crate::client::{ApiClient, ClientError};
 use crate::clock::now_ms;
 use crate::config::{self, Config, ConfigFile, PathOverrides};
@@ -37,6 +39,10 @@ pub fn init(
     config::load_or_create_token(&config.data_dir)?;
     println!("  key file:   {} (mode 0600)", key_path.display());
     println!(
+        "  API token:  {} (mode 0600; send it as `Authorization: Bearer <token>`)",
+        config.data_dir.join(config::TOKEN_FILE).display()
+    );
+    println!(
         "  log:        {}",
         config.data_dir.join(crate::store::DB_DIR).display()
     );
@@ -59,8 +65,23 @@ pub fn init(
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn id(config: &Config) -> anyhow::Result<ExitCode> {
-    println!("{}", config::load_key_file(&config.key_path())?.agent_id());
+pub fn id(config: &Config, args: IdArgs) -> anyhow::Result<ExitCode> {
+    let keypair = config::load_key_file(&config.key_path())?;
+    if !args.json {
+        println!("{}", keypair.agent_id());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let peer_id = crate::net::behaviour::libp2p_keypair(&keypair)?
+        .public()
+        .to_peer_id();
+    // The dialable addresses come from the running node, if there is one.
+    let addresses = super::run::dialable_addresses(&config.data_dir).unwrap_or_default();
+    let answer = serde_json::json!({
+        "agent_id": keypair.agent_id().to_string(),
+        "peer_id": peer_id.to_string(),
+        "addresses": addresses,
+    });
+    println!("{}", serde_json::to_string_pretty(&answer)?);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -73,10 +94,14 @@ pub fn publish(config: &Config, args: PublishArgs) -> anyhow::Result<ExitCode> {
     check_name("kind", &args.kind)?;
     let body = value::json_text_to_canonical(&args.body)
         .with_context(|| "--body must be one JSON value, for example '{\"text\": \"hello\"}'")?;
-    let answer = match publish_through_node(config, &namespace, &args)? {
-        ThroughNode::NotRunning => None,
-        ThroughNode::Published(answer) => Some(answer),
-        ThroughNode::Refused => return Ok(ExitCode::from(4)),
+    let answer = if args.offline {
+        None
+    } else {
+        match publish_through_node(config, &namespace, &args)? {
+            ThroughNode::NotRunning => None,
+            ThroughNode::Published(answer) => Some(answer),
+            ThroughNode::Refused => return Ok(ExitCode::from(EXIT_REFUSED)),
+        }
     };
     if let Some(answer) = answer {
         if args.json {
@@ -94,19 +119,13 @@ pub fn publish(config: &Config, args: PublishArgs) -> anyhow::Result<ExitCode> {
     }
     let keypair = config::load_key_file(&config.key_path())?;
     // Offline publishing follows the config file's governance, as the node would.
-    let log = Log::open_with(
-        &config.data_dir,
-        crate::store::LogOptions {
-            trust_roots: config.trust_roots.clone(),
-            ..Default::default()
-        },
-    )?;
+    let log = open_waiting_for_the_lock(config)?;
     let entry = match log.append_own(&keypair, &namespace, &args.kind, body, now_ms()) {
         Ok(entry) => entry,
         // Refused, as a running node would refuse it: exit 4 like the node's refusals.
         Err(refusal @ (StoreError::Body(_) | StoreError::Policy(_) | StoreError::Entry(_))) => {
             eprintln!("error: the entry was refused: {refusal}");
-            return Ok(ExitCode::from(4));
+            return Ok(ExitCode::from(EXIT_REFUSED));
         }
         Err(error) => return Err(error.into()),
     };
@@ -125,10 +144,50 @@ pub fn publish(config: &Config, args: PublishArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// While `plexus run` holds the data directory, publishing goes through its API, so the entry
-/// is also gossiped. Returns `None` when no node is running (then the log is written
-/// directly); a node that left a stale address file behind counts as not running.
-/// What publishing through a running node did.
+/// How long an offline writer waits for another offline writer to release the data directory.
+const LOCK_WAIT: Duration = Duration::from_secs(5);
+/// How often it tries again meanwhile.
+const LOCK_RETRY: Duration = Duration::from_millis(50);
+
+/// Opens the log for writing. Another offline writer holds the directory only for the moment
+/// of one append, so two of them wait for each other briefly instead of one failing; a
+/// running node holds it for good, and is reported at once.
+fn open_waiting_for_the_lock(config: &Config) -> anyhow::Result<Log> {
+    let deadline = Instant::now() + LOCK_WAIT;
+    loop {
+        let opened = Log::open_with(
+            &config.data_dir,
+            crate::store::LogOptions {
+                trust_roots: config.trust_roots.clone(),
+                ..Default::default()
+            },
+        );
+        match opened {
+            Err(StoreError::Locked { .. })
+                if Instant::now() < deadline
+                    && !config.data_dir.join(config::API_ADDR_FILE).exists() =>
+            {
+                std::thread::sleep(LOCK_RETRY);
+            }
+            other => return Ok(other?),
+        }
+    }
+}
+
+/// Whether some process holds the data directory's lock right now (a running node does).
+fn data_dir_is_held(data_dir: &std::path::Path) -> bool {
+    let Ok(file) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(data_dir.join(crate::store::LOCK_FILE))
+    else {
+        return false;
+    };
+    matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock))
+}
+
+/// What publishing through a running node did. While `plexus run` holds the data directory,
+/// publishing goes through its API, so the entry is also gossiped.
 enum ThroughNode {
     /// No node runs on this data directory: publish to the log directly.
     NotRunning,
@@ -154,7 +213,24 @@ fn publish_through_node(
         .build()?;
     match runtime.block_on(client.post(&format!("/v1/entries?namespace={namespace}"), &request)) {
         Ok(answer) => Ok(ThroughNode::Published(answer["entry"].clone())),
-        Err(ClientError::Connect { .. }) => Ok(ThroughNode::NotRunning),
+        // The address file says a node runs, but nothing answers. Writing offline behind its
+        // back would surprise whoever started it: only a node that is gone for good (its
+        // data directory no longer locked) is passed over, and that is said out loud.
+        Err(error @ ClientError::Connect { .. }) => {
+            if data_dir_is_held(&config.data_dir) {
+                bail!(
+                    "{error}; the node still holds {}, so nothing was written: wait for it, \
+                     or stop it and pass --offline",
+                    config.data_dir.display()
+                );
+            }
+            eprintln!(
+                "note: the node that ran on {} is gone ({error}); writing into the log \
+                 directly, to be gossiped when a node runs again",
+                config.data_dir.display()
+            );
+            Ok(ThroughNode::NotRunning)
+        }
         Err(ClientError::Status {
             status,
             code,
@@ -270,41 +346,5 @@ fn body_text(entry: &Entry) -> String {
             Ok(json) => json.to_string(),
             Err(_) => format!("({} bytes, not JSON)", bytes.len()),
         },
-    }
-}
-
-/// Formats milliseconds since the epoch as `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC).
-pub fn format_time(ms: u64) -> String {
-    let seconds = ms / 1000;
-    let days = seconds / 86_400;
-    let time_of_day = seconds % 86_400;
-    // Civil-from-days (Howard Hinnant's algorithm), valid for all dates after 1970.
-    let z = days as i64 + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        time_of_day / 3600,
-        time_of_day % 3600 / 60,
-        time_of_day % 60,
-        ms % 1000
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::format_time;
-
-    #[test]
-    fn times_format_as_utc() {
-        assert_eq!(format_time(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(format_time(1_764_064_800_123), "2025-11-25T10:00:00.123Z");
-        assert_eq!(format_time(951_782_400_000), "2000-02-29T00:00:00.000Z");
     }
 }

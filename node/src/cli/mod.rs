@@ -1,14 +1,13 @@
 //! The `plexus` command line: argument definitions and dispatch.
 //!
-//! Exit codes: 0 success; 1 an error, or an audit that found problems; 2 bad usage (clap);
-//! 3 an audit whose log is intact but proves that an author forked; 4 the running node refused
-//! a coordination request (the message names the field or the rule).
+//! Exit codes (also in `plexus --help` and README.md): see [`EXIT_CODES`].
 
 mod audit;
 mod coord;
 mod demo;
 mod governance;
 mod local;
+mod replay;
 mod run;
 mod time;
 
@@ -19,12 +18,26 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::{Config, PathOverrides};
 
+/// What each exit status means, for `--help` and README.md.
+pub const EXIT_CODES: &str = "Exit codes:
+  0  success (an audit: the log verified)
+  1  an audit found problems in the log (or the demo failed)
+  2  the command could not run: bad arguments, a missing file or node, an I/O error
+  3  an audit found the log intact, but an author forked
+  4  the node (or, offline, the log's rules) refused the request; the message names the
+     field or the rule";
+
+/// The exit status of a command that could not run (also clap's status for bad usage).
+pub const EXIT_ERROR: u8 = 2;
+/// The exit status of a request the node refused.
+pub const EXIT_REFUSED: u8 = 4;
+
 /// Plexus: a peer-to-peer coordination layer for AI agents.
 ///
 /// Each agent runs a Plexus node beside it. The node holds the agent's Ed25519 identity, signs
 /// what the agent publishes into an append-only log, and lets anyone verify that log offline.
 #[derive(Debug, Parser)]
-#[command(name = "plexus", version, propagate_version = true)]
+#[command(name = "plexus", version, propagate_version = true, after_help = EXIT_CODES)]
 pub struct Cli {
     /// Data directory holding the identity key and the log [default: ~/.local/share/plexus]
     #[arg(long, global = true, env = "PLEXUS_DATA_DIR", value_name = "DIR")]
@@ -54,7 +67,7 @@ pub enum Command {
     /// Create this agent's identity, its log and a config file
     Init(InitArgs),
     /// Print this agent's id (its public key)
-    Id,
+    Id(IdArgs),
     /// Append a signed entry to this agent's own feed
     Publish(PublishArgs),
     /// Show entries of the local log in arrival order
@@ -70,6 +83,22 @@ pub enum Command {
     Status(StatusArgs),
     #[command(flatten)]
     Coord(coord::CoordCommand),
+    /// Print a shell completion script: `plexus completion bash > /etc/bash_completion.d/plexus`
+    Completion(CompletionArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct IdArgs {
+    /// Print the agent id, peer id and the node's dialable addresses as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionArgs {
+    /// The shell to complete for
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]
@@ -151,6 +180,11 @@ pub struct PublishArgs {
     /// Print the stored entry as JSON
     #[arg(long)]
     pub json: bool,
+    /// Write into the log directly even if a node runs (or ran) on this data directory;
+    /// without it, publishing goes through the running node, and a node that stopped
+    /// answering is an error
+    #[arg(long)]
+    pub offline: bool,
 }
 
 #[derive(Debug, Args)]
@@ -179,7 +213,7 @@ pub enum AuditCommand {
     /// Verify an export file or a data directory: signatures, chains, forks, truncation
     Verify(VerifyArgs),
     /// Reconstruct leases, live capabilities and task states at a past moment from a log
-    Replay(coord::ReplayArgs),
+    Replay(replay::ReplayArgs),
 }
 
 #[derive(Debug, Args)]
@@ -220,10 +254,24 @@ pub fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("error: {error:#}");
-            ExitCode::FAILURE
+            eprintln!("error: {}", error_text(&error));
+            ExitCode::from(EXIT_ERROR)
         }
     }
+}
+
+/// An error and its causes on one line, each cause once: many messages already quote their
+/// cause ("cannot read x: No such file"), and printing the chain again would repeat it.
+pub fn error_text(error: &anyhow::Error) -> String {
+    let mut text = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -233,8 +281,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     };
     let config = || Config::resolve(&overrides);
     match cli.command {
-        Command::Init(args) => local::init(&config()?, &overrides, args),
-        Command::Id => local::id(&config()?),
+        Command::Init(args) => {
+            local::init(&Config::resolve_for_init(&overrides)?, &overrides, args)
+        }
+        Command::Id(args) => local::id(&config()?, args),
         Command::Publish(args) => local::publish(&config()?, args),
         Command::Log(args) => local::log(&config()?, args),
         Command::Audit(AuditCommand::Export(args)) => audit::export(&config()?, args),
@@ -242,16 +292,34 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo(args) => demo::run(args),
         Command::Run(args) => run::run(&config()?, args),
         Command::Status(args) => run::status(&config()?, args),
-        Command::Audit(AuditCommand::Replay(args)) => coord::replay(args),
+        Command::Audit(AuditCommand::Replay(args)) => replay::replay(args),
         Command::Coord(command) => coord::run(&config()?, command),
+        Command::Completion(args) => {
+            clap_complete::generate(
+                args.shell,
+                &mut <Cli as clap::CommandFactory>::command(),
+                "plexus",
+                &mut std::io::stdout(),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
+/// The log filter when `PLEXUS_LOG` is not set. Kademlia warns "Failed to trigger bootstrap:
+/// No known peers" whenever its routing table is empty, which is simply the state of the first
+/// node of a network, so its warnings are left out unless asked for.
+const DEFAULT_LOG_FILTER: &str = "warn,libp2p_kad=error";
+
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("PLEXUS_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
+    // Colours only for a person at a terminal, and never when NO_COLOR is set (no-color.org).
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Human => builder.try_init(),

@@ -1,7 +1,6 @@
 //! `plexus run` (the long-running sidecar) and `plexus status` (asks a running node).
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -13,6 +12,7 @@ use tracing::info;
 
 use super::{RunArgs, StatusArgs};
 use crate::api::{self, ApiState};
+use crate::client::ApiClient;
 use crate::config::{self, Config, API_ADDR_FILE};
 use crate::net::limits::MIN_CONNECTIONS;
 use crate::net::{NetConfig, DEFAULT_MAX_CONNECTIONS};
@@ -22,9 +22,6 @@ use crate::store::{Log, LogOptions, TrustRoots};
 
 /// Default address of the HTTP API.
 pub const DEFAULT_API_LISTEN: &str = "127.0.0.1:7474";
-
-/// Largest `status` response read from a node.
-const MAX_STATUS_BYTES: u64 = 16 << 20;
 
 pub fn run(config: &Config, args: RunArgs) -> anyhow::Result<ExitCode> {
     let keypair = config::load_key_file(&config.key_path())?;
@@ -48,6 +45,8 @@ pub fn run(config: &Config, args: RunArgs) -> anyhow::Result<ExitCode> {
             ..LogOptions::default()
         },
     )?);
+    // After the lock, so a second node on the same data directory is told about that first.
+    check_ports_free(&node_config.net.listen)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -257,7 +256,10 @@ pub fn status(config: &Config, args: StatusArgs) -> anyhow::Result<ExitCode> {
     println!("agent {}", status.agent_id);
     println!("peer  {}", status.network.peer_id);
     for address in &status.network.listen_addrs {
-        println!("  listening on {address}");
+        println!(
+            "  listening on {}",
+            dialable(address, &status.network.peer_id)
+        );
     }
     let connections = &status.network.connections;
     println!(
@@ -319,41 +321,72 @@ pub fn status(config: &Config, args: StatusArgs) -> anyhow::Result<ExitCode> {
 
 /// GETs a JSON document from the node running on `data_dir`, with its token.
 pub fn get_json(data_dir: &Path, route: &str) -> anyhow::Result<String> {
-    let addr_file = data_dir.join(API_ADDR_FILE);
-    let addr = std::fs::read_to_string(&addr_file).with_context(|| {
-        format!(
-            "no running node found for {} (no {}): start one with `plexus run`",
-            data_dir.display(),
-            API_ADDR_FILE
-        )
-    })?;
-    let addr: SocketAddr = addr
-        .trim()
-        .parse()
-        .with_context(|| format!("{} does not hold an address", addr_file.display()))?;
-    let token = config::load_or_create_token(data_dir)?;
-    let mut stream =
-        TcpStream::connect_timeout(&addr, Duration::from_secs(5)).with_context(|| {
-            format!(
-                "cannot reach the node at {addr}: it may have stopped; start it with `plexus run`"
-            )
-        })?;
-    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-    write!(
-        stream,
-        "GET {route} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut response = Vec::new();
-    stream.take(MAX_STATUS_BYTES).read_to_end(&mut response)?;
-    let text = String::from_utf8_lossy(&response);
-    let Some((head, body)) = text.split_once("\r\n\r\n") else {
-        bail!("the node at {addr} sent an incomplete HTTP response");
-    };
-    let status_line = head.lines().next().unwrap_or_default();
-    if !status_line.contains(" 200 ") {
-        bail!("the node at {addr} answered {status_line}: {body}");
+    let client = ApiClient::for_data_dir(data_dir)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let answer = runtime.block_on(client.get(route))?;
+    Ok(answer.to_string())
+}
+
+/// The running node's listening addresses, each ending in `/p2p/<peer id>` so that another
+/// node can dial it as it is.
+pub fn dialable_addresses(data_dir: &Path) -> anyhow::Result<Vec<String>> {
+    let body = get_json(data_dir, "/v1/node")?;
+    let node: serde_json::Value = serde_json::from_str(&body)?;
+    let peer_id = node["peer_id"].as_str().unwrap_or_default();
+    Ok(node["listen_addrs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(serde_json::Value::as_str)
+        .map(|address| dialable(address, peer_id))
+        .collect())
+}
+
+fn dialable(address: &str, peer_id: &str) -> String {
+    if address.contains("/p2p/") {
+        address.to_owned()
+    } else {
+        format!("{address}/p2p/{peer_id}")
     }
-    Ok(body.to_owned())
+}
+
+/// Refuses listen addresses whose port another process already holds. libp2p binds with
+/// SO_REUSEPORT, so a second node on the same port would start and share it with the first,
+/// each getting some of the connections; a plain bind (without that option) fails instead.
+fn check_ports_free(listen: &[Multiaddr]) -> anyhow::Result<()> {
+    use libp2p::multiaddr::Protocol;
+    for address in listen {
+        let mut ip = None;
+        for protocol in address.iter() {
+            let socket = match (protocol, ip) {
+                (Protocol::Ip4(addr), _) => {
+                    ip = Some(std::net::IpAddr::V4(addr));
+                    continue;
+                }
+                (Protocol::Ip6(addr), _) => {
+                    ip = Some(std::net::IpAddr::V6(addr));
+                    continue;
+                }
+                (Protocol::Tcp(port), Some(ip)) if port != 0 => {
+                    std::net::TcpListener::bind((ip, port)).map(drop)
+                }
+                (Protocol::Udp(port), Some(ip)) if port != 0 => {
+                    std::net::UdpSocket::bind((ip, port)).map(drop)
+                }
+                _ => continue,
+            };
+            if let Err(error) = socket {
+                bail!(
+                    "cannot listen on {address}: {error}; another process (perhaps another \
+                     plexus node) holds that port: stop it, or pick another --listen port"
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,7 +1,10 @@
-//! Times and durations as people type and read them: RFC 3339 in UTC, Unix milliseconds, and
-//! durations such as `90s`, `5m`, `1h` or `1500ms`.
+//! Times and durations as people type and read them: RFC 3339 in UTC, times relative to now
+//! (`+1h`, `-30m`), Unix time with an explicit unit (`1795629600s`, `1795629600000ms`), and
+//! durations such as `90s`, `5m`, `1h` or `1500ms`. Calendar dates are checked by `jiff`, so
+//! 30 February is refused rather than read as 2 March.
 
 use anyhow::{bail, Context};
+use jiff::Timestamp;
 
 /// Parses a duration: a whole number followed by `ms`, `s`, `m`, `h` or `d`.
 pub fn parse_duration_ms(text: &str) -> anyhow::Result<u64> {
@@ -27,97 +30,60 @@ pub fn parse_duration_ms(text: &str) -> anyhow::Result<u64> {
         .with_context(|| format!("duration {text:?} is too large"))
 }
 
-/// Parses a moment: Unix milliseconds, or RFC 3339 in UTC (`2026-11-25T18:00:00Z`, with
-/// optional fractional seconds).
-pub fn parse_time_ms(text: &str) -> anyhow::Result<u64> {
+/// Parses a moment, given `now_ms` for relative times: RFC 3339 (`2026-11-25T18:00:00Z`, any
+/// offset, optional fractional seconds), `+DURATION` or `-DURATION` from now, or Unix time
+/// with its unit (`1795629600s`, `1795629600000ms`). A bare number is refused: seconds and
+/// milliseconds are both common, and guessing wrong is off by a factor of a thousand.
+pub fn parse_time_ms_at(text: &str, now_ms: u64) -> anyhow::Result<u64> {
     let text = text.trim();
-    if let Ok(ms) = text.parse::<u64>() {
-        return Ok(ms);
+    let hint = "use RFC 3339 such as 2026-11-25T18:00:00Z, a time relative to now such as +1h \
+                or -30m, or Unix time with its unit such as 1795629600s or 1795629600000ms";
+    if let Some(offset) = text.strip_prefix('+') {
+        let offset = parse_duration_ms(offset).with_context(|| format!("time {text:?}"))?;
+        return now_ms
+            .checked_add(offset)
+            .with_context(|| format!("time {text:?} is too far in the future"));
     }
-    let hint = || {
-        format!("time {text:?} must be Unix milliseconds or RFC 3339 in UTC, such as 2026-11-25T18:00:00Z")
-    };
-    let rest = text
-        .strip_suffix('Z')
-        .or_else(|| text.strip_suffix('z'))
-        .with_context(hint)?;
-    let (date, clock) = rest.split_once(['T', 't', ' ']).with_context(hint)?;
-    let mut date_parts = date.split('-').map(str::parse::<i64>);
-    let (Some(Ok(year)), Some(Ok(month)), Some(Ok(day)), None) = (
-        date_parts.next(),
-        date_parts.next(),
-        date_parts.next(),
-        date_parts.next(),
-    ) else {
-        bail!(hint());
-    };
-    let (clock, fraction) = clock.split_once('.').unwrap_or((clock, ""));
-    let mut clock_parts = clock.split(':').map(str::parse::<i64>);
-    let (Some(Ok(hour)), Some(Ok(minute)), Some(Ok(second)), None) = (
-        clock_parts.next(),
-        clock_parts.next(),
-        clock_parts.next(),
-        clock_parts.next(),
-    ) else {
-        bail!(hint());
-    };
-    let valid = (1970..=9999).contains(&year)
-        && (1..=12).contains(&month)
-        && (1..=31).contains(&day)
-        && (0..24).contains(&hour)
-        && (0..60).contains(&minute)
-        && (0..=60).contains(&second)
-        && fraction.chars().all(|c| c.is_ascii_digit());
-    if !valid {
-        bail!(hint());
+    if let Some(offset) = text.strip_prefix('-') {
+        let offset = parse_duration_ms(offset).with_context(|| format!("time {text:?}"))?;
+        return now_ms
+            .checked_sub(offset)
+            .with_context(|| format!("time {text:?} is before 1970"));
     }
-    let millis: i64 = format!("{fraction:0<3}")
-        .get(..3)
-        .unwrap_or("000")
+    if !text.is_empty() && text.bytes().all(|byte| byte.is_ascii_digit()) {
+        bail!("time {text:?} has no unit: {hint}");
+    }
+    if let Some(number) = text.strip_suffix("ms") {
+        if let Ok(ms) = number.parse::<u64>() {
+            return Ok(ms);
+        }
+    }
+    if let Some(number) = text.strip_suffix('s') {
+        if let Ok(seconds) = number.parse::<u64>() {
+            return seconds
+                .checked_mul(1_000)
+                .with_context(|| format!("time {text:?} is too large"));
+        }
+    }
+    let timestamp: Timestamp = text
         .parse()
-        .unwrap_or(0);
-    let days = days_from_civil(year, month, day);
-    let ms = ((days * 86_400 + hour * 3_600 + minute * 60 + second) * 1_000) + millis;
-    u64::try_from(ms).with_context(hint)
+        .map_err(|error| anyhow::anyhow!("time {text:?} is not valid ({error}): {hint}"))?;
+    u64::try_from(timestamp.as_millisecond())
+        .map_err(|_| anyhow::anyhow!("time {text:?} is before 1970"))
+}
+
+/// [`parse_time_ms_at`] relative to this machine's clock.
+pub fn parse_time_ms(text: &str) -> anyhow::Result<u64> {
+    parse_time_ms_at(text, crate::clock::now_ms())
 }
 
 /// Formats Unix milliseconds as RFC 3339 in UTC with milliseconds.
 pub fn format_time(ms: u64) -> String {
-    let ms = i64::try_from(ms).unwrap_or(i64::MAX);
-    let (days, rest) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
-    let (year, month, day) = civil_from_days(days);
-    let (hour, minute) = (rest / 3_600_000, rest / 60_000 % 60);
-    let (second, millis) = (rest / 1_000 % 60, rest % 1_000);
-    format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.{millis:03}Z")
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let month_index = (month + 9) % 12;
-    let day_of_year = (153 * month_index + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
-}
-
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z - era * 146_097;
-    let year_of_era =
-        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 {
-        month_index + 3
-    } else {
-        month_index - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month, day)
+    let timestamp = i64::try_from(ms)
+        .ok()
+        .and_then(|ms| Timestamp::from_millisecond(ms).ok())
+        .unwrap_or(Timestamp::MAX);
+    format!("{timestamp:.3}")
 }
 
 #[cfg(test)]
@@ -133,19 +99,48 @@ mod tests {
             1_795_629_600_000
         );
         assert_eq!(
+            parse_time_ms("2026-11-25T19:00:00+01:00").unwrap(),
+            1_795_629_600_000
+        );
+        assert_eq!(
             parse_time_ms("2024-02-29T12:34:56.789Z").unwrap() % 1000,
             789
         );
-        assert_eq!(parse_time_ms("1795629600000").unwrap(), 1_795_629_600_000);
+        assert_eq!(parse_time_ms("1795629600000ms").unwrap(), 1_795_629_600_000);
+        assert_eq!(parse_time_ms("1795629600s").unwrap(), 1_795_629_600_000);
         for ms in [0, 951_782_400_000, 1_764_093_600_123, 4_102_444_799_999] {
             assert_eq!(parse_time_ms(&format_time(ms)).unwrap(), ms);
         }
+        assert_eq!(format_time(1_764_064_800_123), "2025-11-25T10:00:00.123Z");
+        assert_eq!(format_time(0), "1970-01-01T00:00:00.000Z");
         assert!(parse_time_ms("2026-13-01T00:00:00Z").is_err());
         assert!(parse_time_ms("2026-11-25 18:00").is_err());
         assert!(parse_time_ms("yesterday")
             .unwrap_err()
             .to_string()
             .contains("RFC 3339"));
+    }
+
+    #[test]
+    fn impossible_dates_and_unitless_numbers_are_refused() {
+        let error = parse_time_ms("2026-02-30T00:00:00Z").unwrap_err();
+        assert!(error.to_string().contains("not valid"), "{error}");
+        assert!(parse_time_ms("2025-02-29T00:00:00Z").is_err());
+        assert!(parse_time_ms("2024-02-29T00:00:00Z").is_ok());
+        let error = parse_time_ms("1795629600000").unwrap_err();
+        assert!(error.to_string().contains("has no unit"), "{error}");
+    }
+
+    #[test]
+    fn times_relative_to_now() {
+        let now = 1_795_629_600_000;
+        assert_eq!(parse_time_ms_at("+1h", now).unwrap(), now + 3_600_000);
+        assert_eq!(parse_time_ms_at("-30m", now).unwrap(), now - 1_800_000);
+        assert!(parse_time_ms_at("+1", now)
+            .unwrap_err()
+            .chain()
+            .any(|cause| cause.to_string().contains("needs a unit")));
+        assert!(parse_time_ms_at("-1d", 0).is_err());
     }
 
     #[test]

@@ -86,6 +86,9 @@ pub const MAX_REJECTIONS: u64 = 100_000;
 
 /// Name of the lock file in the data directory.
 pub const LOCK_FILE: &str = "plexus.lock";
+/// The rejection journal's source for this node's own agent's entries, refused before
+/// signing into the log.
+pub const OWN_AGENT_SOURCE: &str = "local agent";
 /// Name of the RocksDB directory inside the data directory.
 pub const DB_DIR: &str = "log";
 
@@ -515,7 +518,19 @@ impl Log {
         )?;
         let mut governor = self.settled_governor()?;
         // Decided before anything is written: a refused entry never takes a seq.
-        governor.decide(&entry, Scope::Full)?;
+        if let Err(violation) = governor.decide(&entry, Scope::Full) {
+            // Journalled and counted like anyone else's refusal, marked as our own agent's,
+            // so `plexus rejections` and the metrics show what this node refused. The journal
+            // takes the counters' lock itself.
+            drop(counters);
+            self.record_policy_rejection(
+                &entry.encode(),
+                &violation,
+                OWN_AGENT_SOURCE,
+                timestamp_ms,
+            )?;
+            return Err(violation.into());
+        }
         let mut staged = counters.clone();
         let mut batch = WriteBatch::default();
         // Only someone holding our key could have put a rival of our own entry in pending;

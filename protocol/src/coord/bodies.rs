@@ -518,9 +518,20 @@ fn typed<T: serde::de::DeserializeOwned>(
             problem: "must be a JSON object".to_owned(),
         });
     }
-    serde_json::from_value(json).map_err(|error| BodyError::Shape {
-        kind: kind.to_owned(),
-        problem: error.to_string(),
+    // The path names a mistyped field ("field `leaseMs`: invalid type: floating point
+    // `1000.5`"), so `BodyError::field` finds the field first, not the value serde quotes.
+    serde_path_to_error::deserialize(json).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner().to_string();
+        let problem = if path == "." || inner.contains(&format!("`{path}`")) {
+            inner
+        } else {
+            format!("field `{path}`: {inner}")
+        };
+        BodyError::Shape {
+            kind: kind.to_owned(),
+            problem,
+        }
     })
 }
 

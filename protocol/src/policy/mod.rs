@@ -824,6 +824,11 @@ fn is_kind_pattern(pattern: &str) -> bool {
 }
 
 fn parse_agent(check: &Checker<'_>, field: &str, text: &str) -> Result<AgentId, BodyError> {
-    text.parse()
-        .map_err(|_| check.field(field, "must be an agent id: 64 lowercase hex digits"))
+    text.parse().map_err(|error| match error {
+        plexus_crypto::IdentityError::BadHex { .. } => {
+            check.field(field, "must be an agent id: 64 lowercase hex digits")
+        }
+        // Well-formed hex that is no usable key: say which, not that the digits are wrong.
+        other => check.field(field, format!("is not a usable agent id: {other}")),
+    })
 }

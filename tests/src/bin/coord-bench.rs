@@ -13,10 +13,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use clap::Parser;
 use plexus_node::client::ApiClient;
 use plexus_node::coord::Event;
 use plexus_tests::cluster::{connect, shutdown, spawn, TestNode};
-use plexus_tests::flag;
 use serde_json::json;
 use tokio::sync::broadcast;
 
@@ -26,24 +26,35 @@ const WARM_UP: usize = 5;
 /// How long one claim may take to reach every node before the benchmark gives up.
 const CLAIM_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Coordination benchmarks for scripts/bench.sh: prints figures as JSON, asserts nothing.
+#[derive(Debug, Parser)]
+#[command(name = "coord-bench")]
+enum Benchmark {
+    /// Claim round trip across N nodes in a ring, C claims
+    ClaimLatency {
+        #[arg(long)]
+        nodes: usize,
+        #[arg(long)]
+        claims: usize,
+    },
+    /// API publish throughput of one node: E entries from K concurrent clients
+    Publish {
+        #[arg(long)]
+        entries: usize,
+        #[arg(long)]
+        clients: usize,
+    },
+}
+
 fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let benchmark = Benchmark::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
-    match args.first().map(String::as_str) {
-        Some("claim-latency") => {
-            let nodes: usize = flag(&args, "--nodes")?.parse()?;
-            let claims: usize = flag(&args, "--claims")?.parse()?;
-            runtime.block_on(claim_latency(nodes, claims))
-        }
-        Some("publish") => {
-            let entries: usize = flag(&args, "--entries")?.parse()?;
-            let clients: usize = flag(&args, "--clients")?.parse()?;
-            runtime.block_on(publish(entries, clients))
-        }
-        _ => bail!("usage: coord-bench claim-latency --nodes N --claims C | publish --entries E --clients K"),
+    match benchmark {
+        Benchmark::ClaimLatency { nodes, claims } => runtime.block_on(claim_latency(nodes, claims)),
+        Benchmark::Publish { entries, clients } => runtime.block_on(publish(entries, clients)),
     }
 }
 

@@ -7,21 +7,33 @@
 
 use std::io::Write;
 
+use clap::{Parser, ValueEnum};
 use plexus_crypto::Keypair;
 use plexus_node::store::{IngestOutcome, Log};
 use plexus_protocol::{Draft, Entry};
 
+/// Writes entries to a log until killed, printing `acked SEQ` after each write returns.
+#[derive(Debug, Parser)]
+#[command(name = "crash-writer")]
+struct Args {
+    data_dir: std::path::PathBuf,
+    #[arg(value_enum, default_value_t = Mode::Own)]
+    mode: Mode,
+}
+
+/// Whose entries are written, and so how durably each is acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Mode {
+    /// The node's own entries, fsynced before they return.
+    Own,
+    /// Entries signed elsewhere, ingested as gossip is (fsynced by the group commit).
+    Received,
+}
+
 fn main() -> anyhow::Result<()> {
-    let mut args = std::env::args().skip(1);
-    let data_dir = args
-        .next()
-        .ok_or_else(|| anyhow::anyhow!("usage: crash-writer DATA_DIR [own|received]"))?;
-    let received = match args.next().as_deref() {
-        None | Some("own") => false,
-        Some("received") => true,
-        Some(other) => anyhow::bail!("unknown mode {other:?}: use own or received"),
-    };
-    let log = Log::open(std::path::Path::new(&data_dir))?;
+    let args = Args::parse();
+    let received = args.mode == Mode::Received;
+    let log = Log::open(&args.data_dir)?;
     let keypair = Keypair::from_seed(&[9; 32]);
     let mut stdout = std::io::stdout().lock();
     let mut prev = None;

@@ -20,31 +20,56 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
+use clap::Parser;
 use plexus_crypto::{verify_batch_parallel, BatchItem, Keypair, Sha256Stream};
 use plexus_protocol::export::{ExportHeader, ExportTrailer};
 use plexus_protocol::{cbor, Entry};
 use plexus_tests::fixtures::signed_chain;
-use plexus_tests::flag;
 use rayon::prelude::*;
 
+/// Benchmark helper for scripts/bench.sh: prints figures as JSON, asserts nothing.
+#[derive(Debug, Parser)]
+#[command(name = "plexus-bench")]
+enum Benchmark {
+    /// Write a valid export of N entries spread over A authors
+    GenExport {
+        #[arg(long)]
+        entries: u64,
+        #[arg(long)]
+        authors: u64,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Time plain ed25519-dalek verify_batch over every signature of an export
+    RawVerify { file: PathBuf },
+    /// Time backfill of N entries to a fresh node
+    Backfill {
+        #[arg(long)]
+        entries: u64,
+    },
+    /// Time storing N entries into an open and a governed namespace, alternating R rounds
+    GovernedIngest {
+        #[arg(long)]
+        entries: u64,
+        #[arg(long)]
+        rounds: u64,
+    },
+}
+
 fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        Some("gen-export") => gen_export(&args[1..]),
-        Some("raw-verify") => raw_verify(&args[1..]),
-        Some("backfill") => backfill(&args[1..]),
-        Some("governed-ingest") => governed_ingest(&args[1..]),
-        _ => bail!(
-            "usage: plexus-bench gen-export --entries N --authors A --out FILE | raw-verify FILE \
-             | backfill --entries N | governed-ingest --entries N --rounds R"
-        ),
+    match Benchmark::parse() {
+        Benchmark::GenExport {
+            entries,
+            authors,
+            out,
+        } => gen_export(entries, authors, out),
+        Benchmark::RawVerify { file } => raw_verify(&file),
+        Benchmark::Backfill { entries } => backfill(entries),
+        Benchmark::GovernedIngest { entries, rounds } => governed_ingest(entries, rounds),
     }
 }
 
-fn gen_export(args: &[String]) -> anyhow::Result<()> {
-    let entries: u64 = flag(args, "--entries")?.parse()?;
-    let authors: u64 = flag(args, "--authors")?.parse()?;
-    let out = PathBuf::from(flag(args, "--out")?);
+fn gen_export(entries: u64, authors: u64, out: PathBuf) -> anyhow::Result<()> {
     let exporter = Keypair::generate();
     let per_author = entries / authors;
     let keys: Vec<Keypair> = (0..authors).map(|_| Keypair::generate()).collect();
@@ -90,8 +115,7 @@ fn gen_export(args: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn raw_verify(args: &[String]) -> anyhow::Result<()> {
-    let path = args.first().context("raw-verify needs a file")?;
+fn raw_verify(path: &std::path::Path) -> anyhow::Result<()> {
     let bytes = std::fs::read(path)?;
     let mut position = 0;
     let mut authors = Vec::new();
@@ -132,8 +156,7 @@ fn raw_verify(args: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn backfill(args: &[String]) -> anyhow::Result<()> {
-    let entries: u64 = flag(args, "--entries")?.parse()?;
+fn backfill(entries: u64) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -195,10 +218,8 @@ fn backfill(args: &[String]) -> anyhow::Result<()> {
     })
 }
 
-fn governed_ingest(args: &[String]) -> anyhow::Result<()> {
+fn governed_ingest(entries: u64, rounds: u64) -> anyhow::Result<()> {
     use plexus_node::store::{Log, LogOptions, TrustRoots};
-    let entries: u64 = flag(args, "--entries")?.parse()?;
-    let rounds: u64 = flag(args, "--rounds")?.parse()?;
     let (admin, member) = (Keypair::generate(), Keypair::generate());
     let chain = signed_chain(&member, "bench", entries);
     let policy = serde_json::json!({

@@ -31,6 +31,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use clap::Parser;
 use libp2p::futures::StreamExt;
 use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity};
 use libp2p::swarm::behaviour::toggle::Toggle;
@@ -49,7 +50,6 @@ use plexus_protocol::value::json_text_to_canonical;
 use plexus_protocol::{Draft, Entry, FeedKey};
 use plexus_tests::cluster::{connect, shutdown, spawn_node, TestNode, NAMESPACE};
 use plexus_tests::fixtures::signed_chain;
-use plexus_tests::flag;
 use rayon::prelude::*;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
@@ -78,15 +78,46 @@ const IDLE_SAMPLES: usize = 15;
 /// (the gossipsub mesh degree D), a diameter of three hops at 20 nodes.
 const RING_OFFSETS: [usize; 3] = [1, 4, 9];
 
+/// Network benchmarks for scripts/bench.sh: prints figures as JSON, asserts nothing.
+#[derive(Debug, Parser)]
+#[command(name = "plexus-netbench")]
+enum Benchmark {
+    /// Propagation through Plexus nodes against plain gossipsub swarms
+    Propagation {
+        #[arg(long)]
+        nodes: usize,
+        #[arg(long)]
+        messages: u64,
+        #[arg(long)]
+        rounds: u64,
+        /// Publish on this side only, for a profiler
+        #[arg(long, value_parser = ["plexus", "gossipsub", "stack"])]
+        only: Option<String>,
+    },
+    /// Fill an initialised data directory's log with N entries by A authors
+    FillLog {
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long)]
+        entries: u64,
+        #[arg(long)]
+        authors: u64,
+    },
+}
+
 fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        Some("propagation") => propagation(&args[1..]),
-        Some("fill-log") => fill_log(&args[1..]),
-        _ => bail!(
-            "usage: plexus-netbench propagation --nodes N --messages M --rounds R \
-             [--only plexus|gossipsub|stack] | fill-log --data-dir DIR --entries N --authors A"
-        ),
+    match Benchmark::parse() {
+        Benchmark::Propagation {
+            nodes,
+            messages,
+            rounds,
+            only,
+        } => propagation(nodes, messages, rounds, only.as_deref()),
+        Benchmark::FillLog {
+            data_dir,
+            entries,
+            authors,
+        } => fill_log(&data_dir, entries, authors),
     }
 }
 
@@ -731,18 +762,10 @@ impl Sample {
     }
 }
 
-fn propagation(args: &[String]) -> anyhow::Result<()> {
-    let nodes: usize = flag(args, "--nodes")?.parse()?;
-    let messages: u64 = flag(args, "--messages")?.parse()?;
-    let rounds: u64 = flag(args, "--rounds")?.parse()?;
+/// `only`: for profiling one side, the rounds publish only on it (the others still run, idle).
+fn propagation(nodes: usize, messages: u64, rounds: u64, only: Option<&str>) -> anyhow::Result<()> {
     if nodes < 2 {
         bail!("--nodes must be at least 2");
-    }
-    // For profiling one side: the rounds publish only on it (the others still run, idle).
-    let only = flag(args, "--only").ok();
-    let only = only.as_deref();
-    if let Some(side) = only.filter(|side| !["plexus", "gossipsub", "stack"].contains(side)) {
-        bail!("--only {side}: expected plexus, gossipsub or stack");
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -937,11 +960,8 @@ fn plexus_payload_len() -> usize {
 // ---------------------------------------------------------------------------------------------
 // Filling a log
 
-fn fill_log(args: &[String]) -> anyhow::Result<()> {
-    let data_dir = PathBuf::from(flag(args, "--data-dir")?);
-    let entries: u64 = flag(args, "--entries")?.parse()?;
-    let authors: u64 = flag(args, "--authors")?.parse()?;
-    let log = Log::open(&data_dir)?;
+fn fill_log(data_dir: &std::path::Path, entries: u64, authors: u64) -> anyhow::Result<()> {
+    let log = Log::open(data_dir)?;
     let per_author = entries / authors;
     let started = std::time::Instant::now();
     let chains: Vec<Vec<Entry>> = (0..authors)
