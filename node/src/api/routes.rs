@@ -38,6 +38,8 @@ pub(super) struct AgentsQuery {
     skill: Option<String>,
     tag: Option<String>,
     q: Option<String>,
+    /// The view at this moment (Unix milliseconds) instead of now.
+    at: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -46,6 +48,7 @@ pub(super) struct LeasesQuery {
     namespace: Option<String>,
     resource: Option<String>,
     holder: Option<String>,
+    at: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -54,6 +57,14 @@ pub(super) struct TasksQuery {
     namespace: Option<String>,
     state: Option<String>,
     context: Option<String>,
+    at: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct TaskQuery {
+    namespace: Option<String>,
+    at: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -217,12 +228,9 @@ pub(super) async fn agents(
         tag: query.tag,
         text: query.q,
     };
-    let cards = state
-        .node
-        .coord()
-        .view()
-        .cards(&namespace, &filter, now_ms());
-    Ok(Json(json!({ "namespace": namespace, "agents": cards })).into_response())
+    let at = query.at.unwrap_or_else(now_ms);
+    let cards = state.node.coord().view().cards(&namespace, &filter, at);
+    Ok(Json(json!({ "namespace": namespace, "at_ms": at, "agents": cards })).into_response())
 }
 
 pub(super) async fn post_claim(
@@ -312,7 +320,7 @@ pub(super) async fn leases(
         })?),
         None => None,
     };
-    let now = now_ms();
+    let now = query.at.unwrap_or_else(now_ms);
     let view = state.node.coord().view();
     let mut leases = match &query.resource {
         Some(resource) => vec![view.lease(&namespace, resource, now)],
@@ -357,7 +365,8 @@ pub(super) async fn tasks(
         })?),
         None => None,
     };
-    let mut tasks = state.node.coord().view().tasks(&namespace, now_ms());
+    let at = query.at.unwrap_or_else(now_ms);
+    let mut tasks = state.node.coord().view().tasks(&namespace, at);
     tasks.retain(|task| {
         wanted_state.is_none_or(|wanted| task.state == wanted)
             && query
@@ -365,20 +374,22 @@ pub(super) async fn tasks(
                 .as_ref()
                 .is_none_or(|context| &task.context_id == context)
     });
-    Ok(Json(json!({ "namespace": namespace, "tasks": tasks })).into_response())
+    Ok(Json(json!({ "namespace": namespace, "at_ms": at, "tasks": tasks })).into_response())
 }
 
 pub(super) async fn get_task(
     State(state): State<ApiState>,
     Path(task_id): Path<String>,
-    query: Result<Query<NamespaceQuery>, QueryRejection>,
+    query: Result<Query<TaskQuery>, QueryRejection>,
 ) -> Reply {
-    let namespace = namespace(&state, query?.0.namespace)?;
+    let query = query?.0;
+    let namespace = namespace(&state, query.namespace)?;
+    let at = query.at.unwrap_or_else(now_ms);
     let task = state
         .node
         .coord()
         .view()
-        .task(&namespace, &task_id, now_ms())
+        .task(&namespace, &task_id, at)
         .ok_or_else(|| {
             ApiError::new(
                 StatusCode::NOT_FOUND,
