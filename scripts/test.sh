@@ -11,3 +11,30 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== tests (cargo nextest)"
 cargo nextest run --workspace --locked --no-fail-fast --profile ci
+
+# ---- The web page (web/): its bundle and its browser tests ---------------------------------
+# The node embeds web/dist/, which is committed so that building the node needs only Rust. Here
+# the bundle is rebuilt from web/'s sources (npm ci: the versions of package-lock.json) and must
+# come out byte for byte as committed; then headless Chromium (Debian's package, installed if
+# missing) drives the page against two real nodes.
+echo "== web: the embedded bundle matches its sources"
+command -v npm >/dev/null || { echo "test: Node.js and npm are needed for the web page's checks" >&2; exit 1; }
+if ! dpkg-query -W -f='${Status}' chromium 2>/dev/null | grep -q "install ok installed"; then
+  echo "test: installing chromium for the browser tests" >&2
+  sudo_cmd=()
+  [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq chromium >/dev/null
+fi
+(cd web && npm ci --no-audit --no-fund --loglevel=error)
+rebuilt="$(mktemp -d)"
+trap 'rm -rf "$rebuilt"' EXIT
+(cd web && npx tsc --noEmit && npx vite build --logLevel error --outDir "$rebuilt" --emptyOutDir)
+diff -r "$rebuilt" web/dist || {
+  echo "test: web/dist differs from what web/ builds: run (cd web && npm ci && npm run build) and commit web/dist" >&2
+  exit 1
+}
+echo "== web: browser tests (headless Chromium against real nodes)"
+cargo build --locked --quiet -p plexus-node --bin plexus
+PLEXUS_BIN="$CARGO_TARGET_DIR/debug/plexus" node web/tests/browser.mjs
+# ---- end of the web page's block ----------------------------------------------------------

@@ -1,8 +1,8 @@
 //! The node's local HTTP API (served by `plexus run`): what agents use to publish and query.
 //!
-//! Bound to 127.0.0.1 by default. Every route but `GET /v1/health` needs
-//! `Authorization: Bearer <token>`, the content of `api.token` in the data directory (mode
-//! 0600), compared in constant time. Request bodies are capped at [`MAX_REQUEST_BYTES`].
+//! Bound to 127.0.0.1 by default. Every route but `GET /v1/health` and the web page's static
+//! files under `/ui/` needs `Authorization: Bearer <token>`, the content of `api.token` in the
+//! data directory (mode 0600), compared in constant time. Request bodies are capped at [`MAX_REQUEST_BYTES`].
 //! Routes that concern one coordination space take `?namespace=` (default: the node's
 //! configured namespace). The full contract is the OpenAPI document at `GET /v1/openapi.json`
 //! (`api/openapi.json`); [`ROUTES`] lists the same routes, and a test keeps the two equal.
@@ -18,6 +18,8 @@ mod events;
 mod governance;
 mod idempotency;
 mod routes;
+mod timeline;
+mod ui;
 
 use std::sync::Arc;
 
@@ -54,6 +56,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/claims/{claim_id}/renew"),
     ("post", "/v1/claims/{claim_id}/release"),
     ("get", "/v1/leases"),
+    ("get", "/v1/timeline"),
     ("post", "/v1/tasks"),
     ("get", "/v1/tasks"),
     ("get", "/v1/tasks/{task_id}"),
@@ -69,6 +72,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/policy"),
     ("get", "/v1/members"),
     ("get", "/v1/metrics"),
+    ("get", "/ui/"),
+    ("get", "/ui/{path}"),
 ];
 
 /// The OpenAPI 3.1 document served at `/v1/openapi.json`.
@@ -104,6 +109,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/claims/{claim_id}/renew", post(routes::post_renew))
         .route("/v1/claims/{claim_id}/release", post(routes::post_release))
         .route("/v1/leases", get(routes::leases))
+        .route("/v1/timeline", get(timeline::timeline))
         .route("/v1/tasks", post(routes::post_task).get(routes::tasks))
         .route("/v1/tasks/{task_id}", get(routes::get_task))
         .route(
@@ -132,6 +138,9 @@ pub fn router(state: ApiState) -> Router {
         .route_layer(middleware::from_fn_with_state(state.clone(), authorize));
     Router::new()
         .route("/v1/health", get(routes::health))
+        .route("/ui", get(ui::redirect))
+        .route("/ui/", get(ui::index))
+        .route("/ui/{*path}", get(ui::file))
         .merge(protected)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))

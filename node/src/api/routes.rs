@@ -39,6 +39,8 @@ pub(super) struct AgentsQuery {
     skill: Option<String>,
     tag: Option<String>,
     q: Option<String>,
+    /// The view at this moment (Unix milliseconds) instead of now.
+    at: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -47,6 +49,7 @@ pub(super) struct LeasesQuery {
     namespace: Option<String>,
     resource: Option<String>,
     holder: Option<String>,
+    at: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -55,6 +58,14 @@ pub(super) struct TasksQuery {
     namespace: Option<String>,
     state: Option<String>,
     context: Option<String>,
+    at: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct TaskQuery {
+    namespace: Option<String>,
+    at: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -218,12 +229,9 @@ pub(super) async fn agents(
         tag: query.tag,
         text: query.q,
     };
-    let cards = state
-        .node
-        .coord()
-        .view()
-        .cards(&namespace, &filter, now_ms());
-    Ok(Json(json!({ "namespace": namespace, "agents": cards })).into_response())
+    let at = query.at.unwrap_or_else(now_ms);
+    let cards = state.node.coord().view().cards(&namespace, &filter, at);
+    Ok(Json(json!({ "namespace": namespace, "at_ms": at, "agents": cards })).into_response())
 }
 
 pub(super) async fn post_claim(
@@ -315,7 +323,7 @@ pub(super) async fn leases(
         })?),
         None => None,
     };
-    let now = now_ms();
+    let now = query.at.unwrap_or_else(now_ms);
     let view = state.node.coord().view();
     let mut leases = match &query.resource {
         Some(resource) => vec![view.lease(&namespace, resource, now)],
@@ -360,7 +368,8 @@ pub(super) async fn tasks(
         })?),
         None => None,
     };
-    let mut tasks = state.node.coord().view().tasks(&namespace, now_ms());
+    let at = query.at.unwrap_or_else(now_ms);
+    let mut tasks = state.node.coord().view().tasks(&namespace, at);
     tasks.retain(|task| {
         wanted_state.is_none_or(|wanted| task.state == wanted)
             && query
@@ -368,20 +377,22 @@ pub(super) async fn tasks(
                 .as_ref()
                 .is_none_or(|context| &task.context_id == context)
     });
-    Ok(Json(json!({ "namespace": namespace, "tasks": tasks })).into_response())
+    Ok(Json(json!({ "namespace": namespace, "at_ms": at, "tasks": tasks })).into_response())
 }
 
 pub(super) async fn get_task(
     State(state): State<ApiState>,
     Path(task_id): Path<String>,
-    query: Result<Query<NamespaceQuery>, QueryRejection>,
+    query: Result<Query<TaskQuery>, QueryRejection>,
 ) -> Reply {
-    let namespace = namespace(&state, query?.0.namespace)?;
+    let query = query?.0;
+    let namespace = namespace(&state, query.namespace)?;
+    let at = query.at.unwrap_or_else(now_ms);
     let task = state
         .node
         .coord()
         .view()
-        .task(&namespace, &task_id, now_ms())
+        .task(&namespace, &task_id, at)
         .ok_or_else(|| {
             ApiError::new(
                 StatusCode::NOT_FOUND,

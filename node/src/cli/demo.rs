@@ -36,6 +36,7 @@ use plexus_protocol::coord::{
 use plexus_protocol::policy::{Limits, Member, PolicyBody, RateLimit};
 use tokio::sync::broadcast;
 
+use super::ui::{keep_running, Kept, PageServer};
 use super::DemoArgs;
 use crate::audit::{self, Verdict, VerifyOptions};
 use crate::clock::now_ms;
@@ -55,7 +56,8 @@ const REPO: &str = "repo/plexus";
 
 struct Agent {
     name: &'static str,
-    node: Node,
+    /// Shared with the web page's server under `--ui`.
+    node: Arc<Node>,
 }
 
 struct Timeline {
@@ -91,17 +93,33 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let passed = runtime.block_on(script(&root))?;
+    let page = args
+        .ui
+        .then(|| args.api_listen.unwrap_or(DEFAULT_PAGE_ADDRESS));
+    let (passed, kept) = runtime.block_on(script(&root, page))?;
     if passed {
         println!("\ndemo verdict: PASS: the non-member refused, one winner everywhere, the loser served next, tasks and constraint respected, every log verified");
-        Ok(ExitCode::SUCCESS)
     } else {
         println!("\ndemo verdict: FAIL (see above)");
-        Ok(ExitCode::FAILURE)
     }
+    if let Some(kept) = kept {
+        runtime.block_on(keep_running(kept))?;
+    }
+    Ok(if passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
-async fn script(root: &Path) -> anyhow::Result<bool> {
+/// Where `--ui` serves the reviewer's web page unless `--api-listen` says otherwise.
+const DEFAULT_PAGE_ADDRESS: std::net::SocketAddr =
+    std::net::SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 7474);
+
+async fn script(
+    root: &Path,
+    page_address: Option<std::net::SocketAddr>,
+) -> anyhow::Result<(bool, Option<Kept>)> {
     let timeline = Timeline {
         start: Instant::now(),
     };
@@ -130,6 +148,16 @@ async fn script(root: &Path) -> anyhow::Result<bool> {
             format!("is agent {}", agent.node.agent_id().short()),
         );
     }
+    let page = match page_address {
+        Some(address) => {
+            // The reviewer's node: it also receives, and refuses, the outsider's entry.
+            let node = Arc::clone(&agents[3].node);
+            let page = PageServer::start(node, NAMESPACE, &root.join("reviewer"), address).await?;
+            timeline.say("reviewer", format!("serves the web page at {}", page.url));
+            Some(page)
+        }
+        None => None,
+    };
     let mut events: Vec<_> = agents
         .iter()
         .map(|agent| agent.node.coord().subscribe())
@@ -293,7 +321,7 @@ async fn script(root: &Path) -> anyhow::Result<bool> {
     }
     if !same_everywhere {
         timeline.say("demo", "FAIL: the nodes disagree on the winner");
-        return Ok(false);
+        return Ok((false, None));
     }
     let lost = wait_event(&mut events[loser], "claim.lost", &loser_claim.to_string()).await?;
     timeline.say(
@@ -460,11 +488,17 @@ async fn script(root: &Path) -> anyhow::Result<bool> {
     // 6. Audit.
     let mut audited = true;
     let mut handles = Vec::new();
+    let mut running = Vec::new();
     for agent in agents {
         let path = root.join(format!("{}.plexus", agent.name));
         let log = Arc::clone(agent.node.log());
         let keypair = config::load_key_file(&root.join(agent.name).join(config::KEY_FILE))?;
-        agent.node.shutdown().await?;
+        if page.is_some() {
+            // Kept for the web page: the script is over, so nothing writes while it exports.
+            running.push(agent.node);
+        } else {
+            Node::shutdown_shared(agent.node).await?;
+        }
         handles.push((agent.name, path, log, keypair));
     }
     for (name, path, log, keypair) in handles {
@@ -488,15 +522,18 @@ async fn script(root: &Path) -> anyhow::Result<bool> {
             ),
         );
     }
-    Ok(
-        governed_ok
-            && same_everywhere
-            && refused_ok
-            && blocked
-            && respected
-            && converged
-            && audited,
-    )
+    let passed = governed_ok
+        && same_everywhere
+        && refused_ok
+        && blocked
+        && respected
+        && converged
+        && audited;
+    let kept = page.map(|page| Kept {
+        page,
+        nodes: running,
+    });
+    Ok((passed, kept))
 }
 
 /// The planner (the trust root) publishes policy v1; an agent outside it tries to claim the
@@ -632,7 +669,10 @@ async fn start_agent(
         },
     )
     .await?;
-    Ok(Agent { name, node })
+    Ok(Agent {
+        name,
+        node: Arc::new(node),
+    })
 }
 
 async fn listen_address(node: &Node) -> anyhow::Result<Multiaddr> {

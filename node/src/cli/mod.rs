@@ -10,6 +10,7 @@ mod local;
 mod replay;
 mod run;
 mod time;
+mod ui;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -81,6 +82,8 @@ pub enum Command {
     Run(RunArgs),
     /// Show a running node's peers, topics, feed heads, and pending and backfill progress
     Status(StatusArgs),
+    /// Print (and on a desktop open) the address of the running node's read-only web page
+    Ui(ui::UiArgs),
     #[command(flatten)]
     Coord(coord::CoordCommand),
     /// Print a shell completion script: `plexus completion bash > /etc/bash_completion.d/plexus`
@@ -245,6 +248,13 @@ pub struct DemoArgs {
     /// Keep the demo's files in this directory instead of a temporary one
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
+    /// Serve the web page of the reviewer's node, print its address, and keep the nodes
+    /// running after the script until Ctrl-C
+    #[arg(long)]
+    pub ui: bool,
+    /// Address of the web page and API with --ui [default: 127.0.0.1:7474]
+    #[arg(long, value_name = "ADDR", requires = "ui")]
+    pub api_listen: Option<std::net::SocketAddr>,
 }
 
 /// Parses the command line, runs the command and maps the outcome to an exit code.
@@ -292,6 +302,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo(args) => demo::run(args),
         Command::Run(args) => run::run(&config()?, args),
         Command::Status(args) => run::status(&config()?, args),
+        Command::Ui(args) => ui::run(&config()?, args),
         Command::Audit(AuditCommand::Replay(args)) => replay::replay(args),
         Command::Coord(command) => coord::run(&config()?, command),
         Command::Completion(args) => {

@@ -567,6 +567,49 @@ proptest! {
         }
     }
 
+    /// The timeline says, at every moment of its window, exactly what the lease query says at
+    /// that moment: the same claims, each with the same standing.
+    #[test]
+    fn the_timeline_agrees_with_the_lease_at_every_moment(seed in any::<u64>(), len in 1usize..60) {
+        let view = view_of(&history(seed, len));
+        let timeline = view.timeline(NS, 50, 650);
+        prop_assert!(!timeline.truncated);
+        for now in 50..650u64 {
+            for resource in ["r0", "r1", "r2"] {
+                let lease = view.lease(NS, resource, now);
+                let mut expected: Vec<(String, &str)> = lease
+                    .holders
+                    .iter()
+                    .map(|c| (c.claim_id.clone(), "holding"))
+                    .chain(lease.waiting.iter().map(|c| (c.claim_id.clone(), "waiting")))
+                    .chain(lease.excluded.iter().map(|c| {
+                        let standing = match c.standing {
+                            ClaimStanding::Blocked { .. } => "blocked",
+                            _ => "rate_limited",
+                        };
+                        (c.claim_id.clone(), standing)
+                    }))
+                    .collect();
+                expected.sort();
+                let mut drawn: Vec<(String, &str)> = timeline
+                    .resources
+                    .iter()
+                    .filter(|row| row.resource == resource)
+                    .flat_map(|row| &row.claims)
+                    .flat_map(|claim| {
+                        claim
+                            .segments
+                            .iter()
+                            .filter(|s| s.from_ms <= now && now < s.to_ms)
+                            .map(|s| (claim.claim_id.clone(), s.standing))
+                    })
+                    .collect();
+                drawn.sort();
+                prop_assert_eq!(drawn, expected, "resource {} at {}", resource, now);
+            }
+        }
+    }
+
     /// Whatever the history, a resource never has more holders than its limit, and no claim is
     /// both holding and waiting.
     #[test]
@@ -579,6 +622,49 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn the_timeline_shows_the_holder_then_the_waiter_that_follows_and_the_constraint() {
+    let mut agents = Agents::new(2);
+    let first = claim(&mut agents, 0, "repo", 100, 1_000);
+    let second = claim(&mut agents, 1, "repo", 200, 1_000);
+    let release = agents.publish(
+        0,
+        "intent.release",
+        500,
+        json!({"claim": first.id().to_string()}),
+    );
+    let rule = json!({"resource": "repo", "rule": {"type": "exclusive"}, "ttlMs": 100});
+    let constraint = agents.publish(1, "constraint", 300, rule);
+    let view = view_of(&[first.clone(), second.clone(), release, constraint]);
+    let timeline = view.timeline(NS, 0, 2_000);
+    assert_eq!(timeline.resources.len(), 1);
+    let row = &timeline.resources[0];
+    let segments = |claim: &Entry| -> Vec<(u64, u64, &str)> {
+        let id = claim.id().to_string();
+        let found = row.claims.iter().find(|c| c.claim_id == id).unwrap();
+        found
+            .segments
+            .iter()
+            .map(|s| (s.from_ms, s.to_ms, s.standing))
+            .collect()
+    };
+    assert_eq!(segments(&first), vec![(100, 500, "holding")]);
+    assert_eq!(
+        segments(&second),
+        vec![(200, 500, "waiting"), (500, 1_200, "holding")]
+    );
+    assert_eq!(row.constraints.len(), 1);
+    assert_eq!(
+        (
+            row.constraints[0].published_ms,
+            row.constraints[0].expires_ms
+        ),
+        (300, 400)
+    );
+    // A window that ends before the first claim shows nothing.
+    assert!(view.timeline(NS, 0, 100).resources.is_empty());
 }
 
 #[test]

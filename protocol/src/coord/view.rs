@@ -26,6 +26,8 @@
 //!   marked rejected with its reason, and changes nothing.
 //! - **Constraints** are live from their timestamp for `ttlMs`; **patterns** are kept forever.
 
+mod timeline;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use plexus_crypto::{sha256, AgentId, Hash256};
@@ -36,6 +38,8 @@ use super::bodies::{
     TaskState, TaskUpdate,
 };
 use crate::entry::Entry;
+
+pub use timeline::{ClaimTimeline, ResourceTimeline, Segment, Timeline};
 
 /// Where a task update sorts: (timestamp, author, seq, entry id).
 type TaskKey = (u64, AgentId, u64, Hash256);

@@ -1,0 +1,287 @@
+//! The web page's side of the node: the bundle served at `/ui/` without a token and loading
+//! nothing from elsewhere, the views at a past moment (`?at=`), and the lease timeline.
+//! (The page itself is tested in a real browser by `web/tests/browser.mjs`, from scripts/test.sh.)
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use plexus_node::client::ClientError;
+use plexus_node::clock::now_ms;
+use plexus_tests::cluster::{shutdown, spawn};
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// A response read off the socket as it is: status line, headers (names lowercased), body.
+struct Raw {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Raw {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+}
+
+/// GETs `path` with no token at all, as a browser asking for the page does.
+async fn get_without_token(addr: SocketAddr, path: &str) -> Raw {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut bytes = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut bytes))
+        .await
+        .unwrap()
+        .unwrap();
+    let split = bytes.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8(bytes[..split].to_vec()).unwrap();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_lowercase(), value.trim().to_owned()))
+        .collect();
+    Raw {
+        status,
+        headers,
+        body: bytes[split + 4..].to_vec(),
+    }
+}
+
+/// Every `src="..."` and `href="..."` of an HTML or script text.
+fn references(text: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for attribute in ["src=\"", "href=\""] {
+        for (index, _) in text.match_indices(attribute) {
+            let rest = &text[index + attribute.len()..];
+            found.push(rest[..rest.find('"').unwrap()].to_owned());
+        }
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_is_served_without_a_token_and_loads_nothing_from_elsewhere() {
+    let mut nodes = spawn(1).await;
+    let addr = nodes[0].api().await.addr();
+
+    let page = get_without_token(addr, "/ui/").await;
+    assert_eq!(page.status, 200);
+    assert_eq!(
+        page.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    let policy = page.header("content-security-policy").unwrap();
+    assert!(policy.contains("default-src 'none'") && policy.contains("connect-src 'self'"));
+    let html = String::from_utf8(page.body).unwrap();
+    let assets = references(&html);
+    assert!(assets.iter().any(|asset| asset.ends_with(".js")), "{html}");
+    for asset in assets {
+        // The favicon is inline, and the skip link points into the page itself.
+        if asset.starts_with("data:") || asset.starts_with('#') {
+            continue;
+        }
+        assert!(
+            asset.starts_with("/ui/"),
+            "the page refers to {asset} outside the bundle"
+        );
+        let file = get_without_token(addr, &asset).await;
+        assert_eq!(file.status, 200, "{asset}");
+        let expected = if asset.ends_with(".js") {
+            "text/javascript"
+        } else {
+            "text/css"
+        };
+        assert!(
+            file.header("content-type").unwrap().starts_with(expected),
+            "{asset}"
+        );
+        let text = String::from_utf8(file.body).unwrap();
+        assert!(
+            !text.contains("https://"),
+            "{asset} names an address elsewhere"
+        );
+    }
+
+    let bare = get_without_token(addr, "/ui").await;
+    assert_eq!(bare.status, 308);
+    assert_eq!(bare.header("location"), Some("/ui/"));
+    assert_eq!(
+        get_without_token(addr, "/ui/no-such-file.js").await.status,
+        404
+    );
+    // The page is public; the API it reads is not.
+    assert_eq!(get_without_token(addr, "/v1/leases").await.status, 401);
+    assert_eq!(get_without_token(addr, "/v1/timeline").await.status, 401);
+    shutdown(nodes).await;
+}
+
+/// Waits until the clock has passed `ms`, so the next entry gets a later timestamp.
+async fn clock_past(ms: u64) {
+    while now_ms() <= ms {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+fn holders(answer: &Value) -> Vec<String> {
+    answer["leases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|lease| lease["holders"].as_array().unwrap())
+        .map(|claim| claim["claim_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_views_at_a_past_moment_show_the_earlier_holder_card_and_task_state() {
+    let mut nodes = spawn(1).await;
+    let client = nodes[0].api().await;
+    let claim = json!({"resource": "repo/x", "action": "write", "leaseMs": 120_000});
+    let first = client.post("/v1/claims", &claim).await.unwrap();
+    let first_id = first["claim"]["claim_id"].as_str().unwrap().to_owned();
+    let first_ms = first["claim"]["claimed_ms"].as_u64().unwrap();
+    clock_past(first_ms).await;
+    client
+        .post(&format!("/v1/claims/{first_id}/release"), &json!({}))
+        .await
+        .unwrap();
+    let card =
+        json!({"name": "coder-1", "skills": [{"id": "rust", "name": "Rust"}], "ttlMs": 600_000});
+    let published = client.post("/v1/capability", &card).await.unwrap();
+    let card_ms = published["entry"]["timestamp_ms"].as_u64().unwrap();
+    client
+        .post(
+            "/v1/tasks",
+            &json!({"taskId": "T-1", "status": {"state": "TASK_STATE_SUBMITTED"}}),
+        )
+        .await
+        .unwrap();
+    let second = client.post("/v1/claims", &claim).await.unwrap();
+    let second_id = second["claim"]["claim_id"].as_str().unwrap().to_owned();
+    let second_ms = second["claim"]["claimed_ms"].as_u64().unwrap();
+    clock_past(second_ms).await;
+    client
+        .post(
+            "/v1/tasks",
+            &json!({"taskId": "T-1", "status": {"state": "TASK_STATE_WORKING"}}),
+        )
+        .await
+        .unwrap();
+
+    assert_eq!(
+        holders(&client.get("/v1/leases").await.unwrap()),
+        vec![second_id.clone()]
+    );
+    let then = client
+        .get(&format!("/v1/leases?at={first_ms}"))
+        .await
+        .unwrap();
+    assert_eq!(holders(&then), vec![first_id.clone()]);
+    assert_eq!(then["at_ms"], first_ms);
+    let before_card = client
+        .get(&format!("/v1/agents?at={first_ms}"))
+        .await
+        .unwrap();
+    assert_eq!(before_card["agents"], json!([]));
+    let with_card = client
+        .get(&format!("/v1/agents?at={card_ms}"))
+        .await
+        .unwrap();
+    assert_eq!(with_card["agents"][0]["name"], "coder-1");
+    let task_then = client
+        .get(&format!("/v1/tasks/T-1?at={second_ms}"))
+        .await
+        .unwrap();
+    assert_eq!(task_then["state"], "TASK_STATE_SUBMITTED");
+    let tasks_now = client.get("/v1/tasks").await.unwrap();
+    assert_eq!(tasks_now["tasks"][0]["state"], "TASK_STATE_WORKING");
+    let tasks_then = client
+        .get(&format!("/v1/tasks?at={first_ms}"))
+        .await
+        .unwrap();
+    assert_eq!(tasks_then["tasks"], json!([]));
+
+    // The timeline: the first claim held until its release, the second from its claim on.
+    let to = now_ms() + 1;
+    let timeline = client
+        .get(&format!("/v1/timeline?from={}&to={to}", first_ms - 1))
+        .await
+        .unwrap();
+    let row = &timeline["resources"][0];
+    assert_eq!(row["resource"], "repo/x");
+    let segments = |id: &str| -> Vec<(u64, u64, String)> {
+        let claim = row["claims"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["claim_id"] == id)
+            .unwrap();
+        claim["segments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    s["from_ms"].as_u64().unwrap(),
+                    s["to_ms"].as_u64().unwrap(),
+                    s["standing"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    let first_segments = segments(&first_id);
+    assert_eq!(first_segments.len(), 1);
+    assert_eq!(
+        (first_segments[0].0, first_segments[0].2.as_str()),
+        (first_ms, "holding")
+    );
+    assert!(first_segments[0].1 <= second_ms);
+    assert_eq!(
+        segments(&second_id),
+        vec![(second_ms, to, "holding".to_owned())]
+    );
+    shutdown(nodes).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_time_queries_are_refused_with_a_reason() {
+    let mut nodes = spawn(1).await;
+    let client = nodes[0].api().await;
+    for (route, field, says) in [
+        ("/v1/timeline?from=10&to=10", Some("from"), "must be before"),
+        (
+            "/v1/timeline?from=0&to=99999999999",
+            Some("from"),
+            "shorter",
+        ),
+        ("/v1/leases?at=yesterday", None, "at"),
+    ] {
+        let (status, named, message) = match client.get(route).await.unwrap_err() {
+            ClientError::Status {
+                status,
+                field,
+                message,
+                ..
+            } => (status, field, message),
+            other => panic!("{route}: {other}"),
+        };
+        assert_eq!(status, 400, "{route}: {message}");
+        assert!(message.contains(says), "{route}: {message}");
+        if field.is_some() {
+            assert_eq!(named.as_deref(), field, "{route}: {message}");
+        }
+    }
+    shutdown(nodes).await;
+}
