@@ -45,7 +45,7 @@ class Node:
 
     def env(self):
         return dict(os.environ, PLEXUS_DATA_DIR=self.dir, PLEXUS_CONFIG=self.config,
-                    RUST_LOG=os.environ.get("RUST_LOG", "warn"))
+                    PLEXUS_LOG=os.environ.get("PLEXUS_LOG", "warn"))
 
     def init(self):
         subprocess.run([PLEXUS, "init", "--namespace", NAMESPACE], env=self.env(), check=True,

@@ -114,7 +114,7 @@ async fn thirty_nodes_with_a_bounded_degree_all_connect_and_receive_every_entry(
         };
         nodes.push(spawn_node(config(bootstrap)).await);
     }
-    let bootstrap_addrs = vec![
+    let bootstrap_addrs = [
         address(&nodes[0]).await,
         address(&nodes[1]).await,
         address(&nodes[2]).await,
