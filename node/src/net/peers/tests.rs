@@ -82,7 +82,8 @@ fn dials_prefer_new_groups_then_new_buckets() {
 #[test]
 fn dials_spread_over_buckets_when_every_peer_shares_one_address_range() {
     // On loopback every peer is 127.0.0.1: the bucket is then what spreads the choice.
-    let candidates: Vec<DialCandidate> = (0..12u8).map(|n| candidate(0, u32::from(n % 3))).collect();
+    let candidates: Vec<DialCandidate> =
+        (0..12u8).map(|n| candidate(0, u32::from(n % 3))).collect();
     let chosen = choose_dials(target(3, 6), &[], 0, &candidates);
     let buckets: Vec<u32> = chosen
         .iter()
