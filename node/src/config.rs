@@ -142,6 +142,10 @@ pub struct NetworkFile {
     pub ingress_author_rate: Option<u32>,
     /// Most connections established at once.
     pub max_connections: Option<u32>,
+    /// Below this many connected peers, the node dials more from its routing table.
+    pub peers_low: Option<u32>,
+    /// Above this many connected peers, the node disconnects the surplus (never a mesh peer).
+    pub peers_high: Option<u32>,
 }
 
 /// Flags and environment that decide the paths, as parsed by the CLI.

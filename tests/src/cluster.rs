@@ -13,6 +13,7 @@ use libp2p::Multiaddr;
 use plexus_crypto::Keypair;
 use plexus_node::api::{self, ApiState};
 use plexus_node::client::ApiClient;
+use plexus_node::net::peer_store::PEER_STORE_FILE;
 use plexus_node::net::NetConfig;
 use plexus_node::node::limits::IngressLimits;
 use plexus_node::node::{Node, NodeConfig};
@@ -108,6 +109,47 @@ pub async fn spawn_node(net: NetConfig) -> TestNode {
 /// Starts a node as `spec` says, with a fresh data directory.
 pub async fn spawn_node_with(net: NetConfig, spec: NodeSpec) -> TestNode {
     let dir = tempfile::tempdir().unwrap_or_else(|error| panic!("tempdir: {error}"));
+    start_in(dir, net, spec).await
+}
+
+/// A node's identity and data directory after [`stop`], to start it again with
+/// [`start_again`].
+#[derive(Debug)]
+pub struct StoppedNode {
+    pub keypair: Keypair,
+    pub dir: tempfile::TempDir,
+}
+
+/// Stops `test_node` cleanly (API, network, log), keeping its identity and data directory.
+pub async fn stop(mut test_node: TestNode) -> StoppedNode {
+    if let Some(api) = test_node.api.take() {
+        let _ = api.stop.send(true);
+        let _ = api.task.await;
+    }
+    let TestNode {
+        node, keypair, dir, ..
+    } = test_node;
+    Node::shutdown_shared(node)
+        .await
+        .unwrap_or_else(|error| panic!("stop: {error}"));
+    StoppedNode { keypair, dir }
+}
+
+/// Starts a stopped node again on its data directory and identity (a new listening port),
+/// with `net` (its peer store in the data directory unless `net` names another).
+pub async fn start_again(stopped: StoppedNode, net: NetConfig) -> TestNode {
+    let spec = NodeSpec {
+        keypair: Some(stopped.keypair),
+        ..NodeSpec::default()
+    };
+    start_in(stopped.dir, net, spec).await
+}
+
+/// Starts a node in `dir`, keeping its peer store there unless `net` names one.
+async fn start_in(dir: tempfile::TempDir, mut net: NetConfig, spec: NodeSpec) -> TestNode {
+    if net.peer_store.is_none() {
+        net.peer_store = Some(dir.path().join(PEER_STORE_FILE));
+    }
     let keypair = spec.keypair.unwrap_or_else(Keypair::generate);
     let log = Arc::new(
         Log::open_with(
@@ -194,6 +236,17 @@ pub async fn connect(from: &TestNode, to: &TestNode) {
         )
         .await;
     }
+}
+
+/// How many peers `node` counts as neighbours now (connections held only to introduce a
+/// newcomer excluded).
+pub async fn peer_count(node: &TestNode) -> usize {
+    node.node
+        .net()
+        .status()
+        .await
+        .map(|status| status.peers.len())
+        .unwrap_or(0)
 }
 
 /// Makes `a` and `b` refuse each other, so that a test's topology stays as it connects it:

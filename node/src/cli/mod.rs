@@ -152,6 +152,13 @@ pub struct RunArgs {
     /// inbound [default: 128]
     #[arg(long, env = "PLEXUS_MAX_CONNECTIONS", value_name = "N")]
     pub max_connections: Option<u32>,
+    /// Low watermark: below this many peers the node dials more [default: 20]
+    #[arg(long, env = "PLEXUS_PEERS_LOW", value_name = "N")]
+    pub peers_low: Option<u32>,
+    /// High watermark: above this many peers the node disconnects the surplus, never a peer
+    /// its gossip meshes use [default: 40]
+    #[arg(long, env = "PLEXUS_PEERS_HIGH", value_name = "N")]
+    pub peers_high: Option<u32>,
 }
 
 #[derive(Debug, Args)]

@@ -15,6 +15,8 @@ use crate::api::{self, ApiState};
 use crate::client::ApiClient;
 use crate::config::{self, Config, API_ADDR_FILE};
 use crate::net::limits::MIN_CONNECTIONS;
+use crate::net::peer_store::PEER_STORE_FILE;
+use crate::net::peers::{DegreeTarget, DEFAULT_PEERS_HIGH, DEFAULT_PEERS_LOW};
 use crate::net::{NetConfig, DEFAULT_MAX_CONNECTIONS};
 use crate::node::limits::IngressLimits;
 use crate::node::{Node, NodeConfig, NodeStatus};
@@ -166,6 +168,15 @@ fn node_config(config: &Config, args: &RunArgs) -> anyhow::Result<NodeConfig> {
     }
     net.mdns = !args.no_mdns && file.mdns.unwrap_or(true);
     net.max_connections = max_connections(config, args.max_connections)?;
+    net.degree = degree(config, args.peers_low, args.peers_high)?;
+    if net.degree.high() > net.max_connections {
+        tracing::warn!(
+            peers_high = net.degree.high(),
+            max_connections = net.max_connections,
+            "the connection limit is below the high watermark and caps the peers first"
+        );
+    }
+    net.peer_store = Some(config.data_dir.join(PEER_STORE_FILE));
     if let Some(seconds) = args.backfill_interval.or(file.backfill_interval_secs) {
         if seconds == 0 {
             bail!("--backfill-interval must be at least 1 second");
@@ -227,6 +238,28 @@ fn max_connections(config: &Config, flag: Option<u32>) -> anyhow::Result<u32> {
         );
     }
     Ok(max)
+}
+
+/// The degree watermarks from the flags (or `PLEXUS_PEERS_LOW`/`_HIGH`), else the config
+/// file, else the defaults; watermarks that cannot work are refused, naming where each came
+/// from.
+fn degree(config: &Config, low: Option<u32>, high: Option<u32>) -> anyhow::Result<DegreeTarget> {
+    let file = &config.network;
+    let source = |flag: Option<u32>, from_file: Option<u32>, name: &str| match (flag, from_file) {
+        (Some(_), _) => format!("--peers-{name} (or PLEXUS_PEERS_{})", name.to_uppercase()),
+        (None, Some(_)) => format!("network.peers_{name} in {}", config.config_path.display()),
+        (None, None) => format!("the default peers-{name}"),
+    };
+    let low_value = low.or(file.peers_low).unwrap_or(DEFAULT_PEERS_LOW);
+    let high_value = high.or(file.peers_high).unwrap_or(DEFAULT_PEERS_HIGH);
+    DegreeTarget::new(low_value, high_value).map_err(|error| {
+        anyhow::anyhow!(
+            "{error} (low watermark from {}, high watermark from {}; the defaults are \
+             {DEFAULT_PEERS_LOW} and {DEFAULT_PEERS_HIGH})",
+            source(low, file.peers_low, "low"),
+            source(high, file.peers_high, "high")
+        )
+    })
 }
 
 fn ingress_limits(peer: Option<u32>, author: Option<u32>) -> anyhow::Result<IngressLimits> {
@@ -408,6 +441,32 @@ mod tests {
             },
             trust_roots: TrustRoots::default(),
         }
+    }
+
+    #[test]
+    fn watermarks_come_from_the_flags_then_the_file_and_must_make_sense() {
+        let mut config = config_with(None);
+        let defaults = degree(&config, None, None).unwrap();
+        assert_eq!(
+            (defaults.low(), defaults.high()),
+            (DEFAULT_PEERS_LOW, DEFAULT_PEERS_HIGH)
+        );
+        config.network.peers_low = Some(6);
+        config.network.peers_high = Some(12);
+        let from_file = degree(&config, None, None).unwrap();
+        assert_eq!((from_file.low(), from_file.high()), (6, 12));
+        let from_flags = degree(&config, Some(3), Some(4)).unwrap();
+        assert_eq!((from_flags.low(), from_flags.high()), (3, 4));
+        // A flag low above the file's high: both sources named.
+        let error = degree(&config, Some(30), None).unwrap_err().to_string();
+        assert!(
+            error.contains("(12) is below the low watermark (30)")
+                && error.contains("--peers-low (or PLEXUS_PEERS_LOW)")
+                && error.contains("network.peers_high in /etc/plexus/config.toml"),
+            "{error}"
+        );
+        let error = degree(&config, Some(0), None).unwrap_err().to_string();
+        assert!(error.contains("low watermark is 0"), "{error}");
     }
 
     #[test]

@@ -129,10 +129,14 @@ pub fn build_swarm(keypair: &Keypair, config: &NetConfig) -> Result<Swarm<Behavi
                         .with_request_timeout(Duration::from_secs(30))
                         .with_max_concurrent_streams(64),
                 );
+                let mut kad_config = kad::Config::new(StreamProtocol::new(KAD_PROTOCOL));
+                // The peer manager bootstraps periodically itself, only once the routing table
+                // holds a peer: the library's timer warns on a node that knows none yet.
+                kad_config.set_periodic_bootstrap_interval(None);
                 let mut kad = kad::Behaviour::with_config(
                     peer_id,
                     kad::store::MemoryStore::new(peer_id),
-                    kad::Config::new(StreamProtocol::new(KAD_PROTOCOL)),
+                    kad_config,
                 );
                 kad.set_mode(Some(kad::Mode::Server));
                 let identify = identify::Behaviour::new(

@@ -5,10 +5,20 @@
 //! one forgets a peer with its last connection, and counts what it refuses in each direction.
 //! A refused connection has finished its handshake (except for the pending cap): the remote
 //! sees it open, then close.
+//!
+//! **No node is left alone at a full node.** A newcomer whose only known address is a full
+//! node (typically a bootstrap node) would otherwise be refused there and never learn another
+//! peer. So an inbound connection past the limits, from a peer not connected otherwise, is
+//! held open for a [`GRACE_PERIOD`] instead of being refused at once (at most
+//! [`MAX_GRACE_CONNECTIONS`] at a time): long enough for identify and a Kademlia lookup, in
+//! which this node hands the newcomer the closest peers it knows. The swarm task then closes
+//! it. A grace connection counts as a refusal and not against the limits, and the node does
+//! not sync over it.
 
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use libp2p::core::transport::PortUse;
 use libp2p::core::{ConnectedPoint, Endpoint, Multiaddr};
@@ -32,6 +42,15 @@ pub const MAX_PENDING_INCOMING: usize = 128;
 /// have one free slot left and dial each other at once, each keeps its own dial and refuses
 /// the other's, and both connections close.)
 pub const MAX_PER_PEER: u32 = 2;
+
+/// Inbound connections past the limits held open at once for a newcomer to learn other peers;
+/// past it, such connections are refused at once (a flood of newcomers is then introduced a
+/// few at a time, each retrying with backoff).
+pub const MAX_GRACE_CONNECTIONS: usize = 16;
+
+/// How long a connection past the limits stays open: identify and one Kademlia request and
+/// answer take a few round trips, well under a second on most links.
+pub const GRACE_PERIOD: Duration = Duration::from_secs(10);
 
 /// Fewest connections [`ConnectionBudget::new`] allows: one inbound and one to dial out with.
 pub const MIN_CONNECTIONS: u32 = 2;
@@ -72,6 +91,9 @@ pub struct ConnectionGuard {
     outgoing: HashSet<ConnectionId>,
     /// Established connections per connected peer; a peer leaves with its last connection.
     per_peer: HashMap<PeerId, u32>,
+    /// Inbound connections past the limits, held open until the instant given (at most
+    /// [`MAX_GRACE_CONNECTIONS`]).
+    grace: HashMap<ConnectionId, (PeerId, Instant)>,
     refused_incoming: u64,
     refused_outgoing: u64,
 }
@@ -105,6 +127,7 @@ impl ConnectionGuard {
             incoming: HashSet::new(),
             outgoing: HashSet::new(),
             per_peer: HashMap::new(),
+            grace: HashMap::new(),
             refused_incoming: 0,
             refused_outgoing: 0,
         }
@@ -121,7 +144,33 @@ impl ConnectionGuard {
             max_incoming: self.budget.max_incoming,
             refused_incoming: self.refused_incoming,
             refused_outgoing: self.refused_outgoing,
+            grace: u32::try_from(self.grace.len()).unwrap_or(u32::MAX),
         }
+    }
+
+    /// Grace connections whose time is up, for the swarm task to close (each is reported
+    /// again until it has closed).
+    pub fn expired_grace(&self, now: Instant) -> Vec<(PeerId, ConnectionId)> {
+        self.grace
+            .iter()
+            .filter(|(_, (_, until))| *until <= now)
+            .map(|(connection, (peer, _))| (*peer, *connection))
+            .collect()
+    }
+
+    /// Whether `connection` is held open only for a newcomer to learn other peers.
+    pub fn is_grace(&self, connection: ConnectionId) -> bool {
+        self.grace.contains_key(&connection)
+    }
+
+    /// Whether every connection to `peer` is a grace connection (it is not a neighbour).
+    pub fn is_grace_only(&self, peer: &PeerId) -> bool {
+        let graced = self
+            .grace
+            .values()
+            .filter(|(owner, _)| owner == peer)
+            .count();
+        graced > 0 && self.per_peer.get(peer).copied().unwrap_or(0) as usize <= graced
     }
 
     /// Whether no further connection would be accepted, in either direction.
@@ -137,6 +186,11 @@ impl ConnectionGuard {
         let outbound_share = self.budget.max_established - self.budget.max_incoming;
         let outbound = self.outgoing.len() + self.pending_outgoing.len();
         !self.is_full() && outbound < outbound_share as usize
+    }
+
+    /// This node's dials not yet connected or failed.
+    pub fn dials_in_progress(&self) -> usize {
+        self.pending_outgoing.len()
     }
 
     /// Connections refused since the node started: inbound, then our own dials.
@@ -168,6 +222,11 @@ impl ConnectionGuard {
     /// its log; the others (a third connection to one peer, usually a duplicate dial) are
     /// routine.
     fn refuse(&mut self, inbound: bool, reason: LimitReached) -> ConnectionDenied {
+        self.count_refusal(inbound, reason);
+        ConnectionDenied::new(reason)
+    }
+
+    fn count_refusal(&mut self, inbound: bool, reason: LimitReached) {
         let (count, direction) = if inbound {
             self.refused_incoming += 1;
             (self.refused_incoming, "inbound")
@@ -185,7 +244,15 @@ impl ConnectionGuard {
         } else {
             debug!(direction, refused = count, %reason, "connection refused");
         }
-        ConnectionDenied::new(reason)
+    }
+
+    /// Whether an inbound connection refused for `reason` may stay open for a grace period:
+    /// refused by the limits (not as a duplicate), from a peer with no other connection, and
+    /// with a grace place free.
+    fn may_grace(&self, peer: &PeerId, reason: LimitReached) -> bool {
+        reason.is_set_by_max_connections()
+            && !self.per_peer.contains_key(peer)
+            && self.grace.len() < MAX_GRACE_CONNECTIONS
     }
 }
 
@@ -217,6 +284,13 @@ impl NetworkBehaviour for ConnectionGuard {
         self.pending_incoming.remove(&connection_id);
         match self.admit(&peer, true) {
             Ok(()) => Ok(dummy::ConnectionHandler),
+            Err(reason) if self.may_grace(&peer, reason) => {
+                self.count_refusal(true, reason);
+                debug!(%peer, "holding a connection past the limits open to introduce the peer");
+                self.grace
+                    .insert(connection_id, (peer, Instant::now() + GRACE_PERIOD));
+                Ok(dummy::ConnectionHandler)
+            }
             Err(reason) => Err(self.refuse(true, reason)),
         }
     }
@@ -256,6 +330,7 @@ impl NetworkBehaviour for ConnectionGuard {
                 ..
             }) => {
                 match endpoint {
+                    _ if self.grace.contains_key(&connection_id) => false,
                     ConnectedPoint::Listener { .. } => self.incoming.insert(connection_id),
                     ConnectedPoint::Dialer { .. } => self.outgoing.insert(connection_id),
                 };
@@ -266,8 +341,9 @@ impl NetworkBehaviour for ConnectionGuard {
                 connection_id,
                 ..
             }) => {
-                let counted =
-                    self.incoming.remove(&connection_id) | self.outgoing.remove(&connection_id);
+                let counted = self.incoming.remove(&connection_id)
+                    | self.outgoing.remove(&connection_id)
+                    | self.grace.remove(&connection_id).is_some();
                 if counted {
                     if let Some(count) = self.per_peer.get_mut(&peer_id) {
                         *count = count.saturating_sub(1);
@@ -382,11 +458,14 @@ mod tests {
         let mut guard = ConnectionGuard::new(ConnectionBudget::new(4));
         let (inbound, outbound) = (listener(), dialer());
         let peers: Vec<PeerId> = (0..5).map(|_| PeerId::random()).collect();
-        // Three inbound fill the inbound share; a fourth inbound is refused, a dial is not.
+        // Three inbound fill the inbound share; a fourth inbound is refused (held open only for
+        // a grace period, outside the limits), a dial is not.
         for (id, peer) in peers[..3].iter().enumerate() {
             open(&mut guard, id, *peer, &inbound).unwrap();
         }
-        assert!(open(&mut guard, 10, peers[3], &inbound).is_err());
+        let graced = open(&mut guard, 10, peers[3], &inbound).unwrap();
+        assert!(guard.is_grace(graced) && guard.is_grace_only(&peers[3]));
+        assert_eq!((guard.status().incoming, guard.status().grace), (3, 1));
         assert!(guard.wants_outbound());
         let dialled = open(&mut guard, 11, peers[3], &outbound).unwrap();
         assert!(guard.is_full() && !guard.wants_outbound());
@@ -434,6 +513,43 @@ mod tests {
             connection_id: second,
         }));
         assert!(guard.wants_outbound());
+    }
+
+    #[test]
+    fn connections_past_the_limits_get_a_bounded_grace_period() {
+        // One inbound place, taken.
+        let mut guard = ConnectionGuard::new(ConnectionBudget::new(2));
+        let inbound = listener();
+        let member = PeerId::random();
+        open(&mut guard, 0, member, &inbound).unwrap();
+        let newcomers: Vec<PeerId> = (0..=MAX_GRACE_CONNECTIONS)
+            .map(|_| PeerId::random())
+            .collect();
+        let mut graced = Vec::new();
+        for (id, newcomer) in newcomers[..MAX_GRACE_CONNECTIONS].iter().enumerate() {
+            let connection = open(&mut guard, 1 + id, *newcomer, &inbound).unwrap();
+            assert!(guard.is_grace(connection));
+            graced.push(connection);
+        }
+        // Past the grace places, a newcomer is refused at once.
+        let last = newcomers[MAX_GRACE_CONNECTIONS];
+        assert!(open(&mut guard, 100, last, &inbound).is_err());
+        // A second connection of a peer already connected is never graced.
+        assert!(open(&mut guard, 101, member, &inbound).is_err());
+        let status = guard.status();
+        assert_eq!(status.incoming, 1);
+        assert_eq!(status.grace as usize, MAX_GRACE_CONNECTIONS);
+        assert_eq!(status.refused_incoming, MAX_GRACE_CONNECTIONS as u64 + 2);
+        // Nothing expires before the grace period ends; everything after.
+        let now = Instant::now();
+        assert!(guard.expired_grace(now).is_empty());
+        let expired = guard.expired_grace(now + GRACE_PERIOD);
+        assert_eq!(expired.len(), MAX_GRACE_CONNECTIONS);
+        // Once closed, a grace connection frees its place and the peer is forgotten.
+        close(&mut guard, graced[0], newcomers[0], &inbound);
+        assert!(!guard.is_grace_only(&newcomers[0]) && !guard.per_peer.contains_key(&newcomers[0]));
+        let replaced = open(&mut guard, 102, last, &inbound).unwrap();
+        assert!(guard.is_grace(replaced));
     }
 
     #[test]

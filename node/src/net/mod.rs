@@ -6,6 +6,10 @@
 //!   [`Command`]s over a bounded channel, each with a `oneshot` for its reply, and receive
 //!   [`NetEvent`]s (gossip to validate, sync traffic) over another bounded channel.
 //! - [`topics`]: topic naming. [`sync`]: the backfill protocol and its planning.
+//! - [`limits`]: connection limits, with a grace period that lets a full node introduce a
+//!   newcomer to others. [`peer_manager`]: keeps the degree between the watermarks and rejoins
+//!   a node left with no peer, deciding with the pure [`peers`] and remembering peers across
+//!   restarts in the [`peer_store`].
 //!
 //! The network layer does not know the log. Validation and storage belong to the node
 //! (`crate::node`): the swarm task first asks the node's [`GossipJudge`], which settles the
@@ -16,11 +20,15 @@
 pub mod behaviour;
 pub mod limits;
 pub mod pong;
+pub mod peer_manager;
+pub mod peer_store;
+pub mod peers;
 pub mod sync;
 pub mod task;
 pub mod topics;
 
 use std::collections::HashSet;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -94,6 +102,10 @@ pub struct NetConfig {
     /// Most connections established at once, both directions together; see
     /// [`limits::ConnectionBudget`].
     pub max_connections: u32,
+    /// The low and high watermarks of connected peers (see [`peer_manager`]).
+    pub degree: peers::DegreeTarget,
+    /// The peer store file (peers from earlier runs); `None` keeps nothing across restarts.
+    pub peer_store: Option<PathBuf>,
 }
 
 /// Default for [`NetConfig::max_connections`]: room for several gossipsub meshes (up to 12
@@ -114,6 +126,8 @@ impl Default for NetConfig {
             idle_timeout: Duration::from_secs(300),
             heartbeat: Duration::from_millis(700),
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            degree: peers::DegreeTarget::default(),
+            peer_store: None,
         }
     }
 }
@@ -131,6 +145,8 @@ impl NetConfig {
             idle_timeout: Duration::from_secs(120),
             heartbeat: Duration::from_millis(200),
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            degree: peers::DegreeTarget::default(),
+            peer_store: None,
         }
     }
 }
@@ -255,6 +271,10 @@ pub struct ConnectionStatus {
     pub refused_incoming: u64,
     /// This node's own dials refused (at the total, or to a peer connected twice already).
     pub refused_outgoing: u64,
+    /// Inbound connections past the limits, open for a short grace period so that the
+    /// newcomer learns other peers (not counted in `incoming`, counted in `refused_incoming`).
+    #[serde(default)]
+    pub grace: u32,
 }
 
 /// One connected peer.

@@ -8,11 +8,12 @@ use libp2p::gossipsub::{self, MessageAcceptance};
 use libp2p::request_response::{self, OutboundRequestId};
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::SwarmEvent;
-use libp2p::{identify, kad, mdns, Multiaddr, PeerId, Swarm};
+use libp2p::{identify, mdns, Multiaddr, PeerId, Swarm};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use super::behaviour::{topic_score_params, Behaviour, BehaviourEvent};
+use super::peer_manager::{PeerManager, PEER_HEARTBEAT};
 use super::sync::{SyncRequest, SyncResponse, MAX_IN_FLIGHT_PER_PEER, MAX_QUEUED_PER_PEER};
 use super::{
     agent_id_of, topics, Command, GossipJudge, Judgement, NetConfig, NetEvent, NetStatus,
@@ -56,6 +57,8 @@ pub struct SwarmTask {
     /// Peers blocked for misbehaving, with when to let them back (checked on the anti-entropy
     /// timer), at most [`MAX_TEMPORARY_BLOCKS`].
     temporary_blocks: HashMap<PeerId, Instant>,
+    /// Keeps the degree between the watermarks and rejoins when alone.
+    peer_manager: PeerManager,
 }
 
 /// Most gossip messages judged on the swarm task per second; past it, messages go to the
@@ -94,6 +97,8 @@ impl SwarmTask {
         for addr in &config.external {
             swarm.add_external_address(addr.clone());
         }
+        let peer_manager = PeerManager::new(&config);
+        peer_manager.seed_routing_table(&mut swarm);
         for addr in &config.bootstrap {
             if let Some(peer) = peer_of(addr) {
                 swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
@@ -119,6 +124,7 @@ impl SwarmTask {
             judge_window: (Instant::now(), 0),
             entries_fetched: 0,
             temporary_blocks: HashMap::new(),
+            peer_manager,
         };
         for namespace in namespaces {
             task.follow(namespace);
@@ -136,6 +142,8 @@ impl SwarmTask {
     pub async fn run(mut self) {
         let mut anti_entropy = tokio::time::interval(self.config.backfill_interval);
         anti_entropy.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut peer_heartbeat = tokio::time::interval(PEER_HEARTBEAT);
+        peer_heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 biased;
@@ -145,8 +153,12 @@ impl SwarmTask {
                 },
                 event = self.swarm.select_next_some() => self.handle_swarm_event(event),
                 _ = anti_entropy.tick() => self.handle_anti_entropy(),
+                _ = peer_heartbeat.tick() => self.peer_manager.heartbeat(&mut self.swarm, &self.dialed),
             }
         }
+        self.peer_manager
+            .save_now(&mut self.swarm, &self.dialed)
+            .await;
         info!("network task stopped");
     }
 
@@ -224,6 +236,7 @@ impl SwarmTask {
             }
             SwarmEvent::ConnectionEstablished {
                 peer_id,
+                connection_id,
                 num_established,
                 endpoint,
                 ..
@@ -235,10 +248,14 @@ impl SwarmTask {
                         .kad
                         .add_address(&peer_id, endpoint.get_remote_address().clone());
                 }
-                if num_established.get() == 1 {
+                // A grace connection only introduces the newcomer to others: no sync over it.
+                let grace = self.swarm.behaviour().limits.is_grace(connection_id);
+                if num_established.get() == 1 && !grace {
                     if endpoint.is_dialer() {
                         self.dialed.insert(peer_id);
                     }
+                    self.peer_manager
+                        .on_connected(peer_id, endpoint.get_remote_address().clone());
                     // Anti-entropy on every new peer: whatever we missed, fetch it now.
                     self.request_heads(peer_id);
                 }
@@ -251,6 +268,7 @@ impl SwarmTask {
                 debug!(%peer_id, "disconnected");
                 self.peers.remove(&peer_id);
                 self.dialed.remove(&peer_id);
+                self.peer_manager.on_disconnected(&peer_id);
             }
             SwarmEvent::Behaviour(event) => self.handle_behaviour_event(event),
             _ => {}
@@ -295,19 +313,19 @@ impl SwarmTask {
                     );
                 }
             }
-            BehaviourEvent::Kad(kad::Event::RoutingUpdated { peer, .. })
-                if !self.swarm.is_connected(&peer) =>
-            {
-                self.dial_discovered(peer);
-            }
+            // Peers Kademlia finds are not dialled here: the peer manager's heartbeat dials from
+            // the routing table while below the low watermark, choosing for diversity.
             _ => {}
         }
     }
 
-    /// Dials a peer that discovery found, while outbound connections fill less than their
-    /// share of the limit (explicit dials, such as bootstrap peers, are not held back).
+    /// Dials a peer that discovery found, while below the low watermark and while outbound
+    /// connections fill less than their share of the limit (explicit dials, such as bootstrap
+    /// peers, are not held back).
     fn dial_discovered(&mut self, peer: impl Into<DialOpts>) {
-        if self.swarm.behaviour().limits.wants_outbound() {
+        if self.peer_manager.wants_more(&self.swarm)
+            && self.swarm.behaviour().limits.wants_outbound()
+        {
             let _ = self.swarm.dial(peer);
         }
     }
@@ -564,6 +582,7 @@ impl SwarmTask {
             peers: self
                 .swarm
                 .connected_peers()
+                .filter(|peer| !self.swarm.behaviour().limits.is_grace_only(peer))
                 .map(|peer| PeerStatus {
                     peer_id: peer.to_string(),
                     agent_id: agent_id_of(peer).map(|agent| agent.to_string()),
@@ -590,7 +609,7 @@ impl SwarmTask {
 }
 
 /// The peer id at the end of a multiaddr (`.../p2p/<id>`), if any.
-fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
+pub(super) fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
     addr.iter().find_map(|protocol| match protocol {
         libp2p::multiaddr::Protocol::P2p(peer) => Some(peer),
         _ => None,
