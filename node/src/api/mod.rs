@@ -1,7 +1,7 @@
 //! The node's local HTTP API (served by `plexus run`): what agents use to publish and query.
 //!
-//! Bound to 127.0.0.1 by default. Every route but `GET /v1/health` needs
-//! `Authorization: Bearer <token>`, the content of `api.token` in the data directory (mode
+//! Bound to 127.0.0.1 by default. Every route but `GET /v1/health` and A2A's public
+//! `GET /.well-known/agent-card.json` (see [`a2a`]) needs `Authorization: Bearer <token>`, the content of `api.token` in the data directory (mode
 //! 0600), compared in constant time. Request bodies are capped at [`MAX_REQUEST_BYTES`].
 //! Routes that concern one coordination space take `?namespace=` (default: the node's
 //! configured namespace). The full contract is the OpenAPI document at `GET /v1/openapi.json`
@@ -13,6 +13,7 @@
 //! oversized body and 422 for a body its kind does not allow (the field is named). A refused
 //! request writes nothing.
 
+pub mod a2a;
 mod events;
 mod governance;
 mod routes;
@@ -66,6 +67,11 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/policy"),
     ("get", "/v1/members"),
     ("get", "/v1/metrics"),
+    ("get", "/.well-known/agent-card.json"),
+    ("get", "/v1/a2a/cards"),
+    ("post", "/mcp"),
+    ("get", "/mcp"),
+    ("delete", "/mcp"),
 ];
 
 /// The OpenAPI 3.1 document served at `/v1/openapi.json`.
@@ -82,8 +88,18 @@ pub struct ApiState {
     pub shutdown: watch::Receiver<bool>,
 }
 
-/// The API's routes.
+/// The API's routes, with MCP's Streamable HTTP endpoint at `/mcp` behind the same token.
 pub fn router(state: ApiState) -> Router {
+    let routes = routes(state.clone());
+    let mcp = crate::mcp::http_service(state.clone(), routes.clone());
+    Router::new()
+        .nest_service("/mcp", mcp)
+        .layer(middleware::from_fn_with_state(state, authorize))
+        .merge(routes)
+}
+
+/// The API's routes without `/mcp`: also what the MCP tools call in process.
+fn routes(state: ApiState) -> Router {
     let protected = Router::new()
         .route("/v1/status", get(routes::status))
         .route("/v1/node", get(routes::node_info))
@@ -120,9 +136,11 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/v1/members", get(governance::members))
         .route("/v1/metrics", get(governance::metrics))
+        .route("/v1/a2a/cards", get(a2a::cards))
         .route_layer(middleware::from_fn_with_state(state.clone(), authorize));
     Router::new()
         .route("/v1/health", get(routes::health))
+        .route("/.well-known/agent-card.json", get(a2a::own_card))
         .merge(protected)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))

@@ -2,13 +2,15 @@
 //!
 //! Exit codes: 0 success; 1 an error, or an audit that found problems; 2 bad usage (clap);
 //! 3 an audit whose log is intact but proves that an author forked; 4 the running node refused
-//! a coordination request (the message names the field or the rule).
+//! a coordination request (the message names the field or the rule); 5 `plexus mcp` found no
+//! running node on the data directory.
 
 mod audit;
 mod coord;
 mod demo;
 mod governance;
 mod local;
+mod mcp;
 mod run;
 mod time;
 
@@ -68,6 +70,8 @@ pub enum Command {
     Run(RunArgs),
     /// Show a running node's peers, topics, feed heads, and pending and backfill progress
     Status(StatusArgs),
+    /// Serve this node as MCP tools over stdio, for an LLM host (needs `plexus run` going)
+    Mcp,
     #[command(flatten)]
     Coord(coord::CoordCommand),
 }
@@ -242,6 +246,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo(args) => demo::run(args),
         Command::Run(args) => run::run(&config()?, args),
         Command::Status(args) => run::status(&config()?, args),
+        Command::Mcp => mcp::run(&config()?),
         Command::Audit(AuditCommand::Replay(args)) => coord::replay(args),
         Command::Coord(command) => coord::run(&config()?, command),
     }
