@@ -10,6 +10,7 @@
 //! - [`coord`]: the coordination view kept current from the log, and its change events.
 //! - [`node`]: a running node: log, network task and ingest worker wired together.
 //! - [`api`]: the local HTTP API served by `plexus run`.
+//! - [`mcp`]: the node as MCP tools, over stdio (`plexus mcp`) and at the API's `/mcp`.
 //! - [`client`]: a small client of the HTTP API, for the CLI and tests.
 //! - [`cli`]: the `plexus` command line.
 
@@ -20,6 +21,7 @@ pub mod client;
 pub mod clock;
 pub mod config;
 pub mod coord;
+pub mod mcp;
 pub mod net;
 pub mod node;
 pub mod store;

@@ -1,8 +1,9 @@
 //! The node's local HTTP API (served by `plexus run`): what agents use to publish and query.
 //!
-//! Bound to 127.0.0.1 by default. Every route but `GET /v1/health` and the web page's static
-//! files under `/ui/` needs `Authorization: Bearer <token>`, the content of `api.token` in the
-//! data directory (mode 0600), compared in constant time. Request bodies are capped at [`MAX_REQUEST_BYTES`].
+//! Bound to 127.0.0.1 by default. Every route but `GET /v1/health`, the web page's static
+//! files under `/ui/` and A2A's public `GET /.well-known/agent-card.json` (see [`a2a`])
+//! needs `Authorization: Bearer <token>`, the content of `api.token` in the data directory
+//! (mode 0600), compared in constant time. Request bodies are capped at [`MAX_REQUEST_BYTES`].
 //! Routes that concern one coordination space take `?namespace=` (default: the node's
 //! configured namespace). The full contract is the OpenAPI document at `GET /v1/openapi.json`
 //! (`api/openapi.json`); [`ROUTES`] lists the same routes, and a test keeps the two equal.
@@ -14,6 +15,7 @@
 //! request writes nothing. Publishing routes (every `POST`) take an `Idempotency-Key` header
 //! ([`idempotency`]): a retry of the same request returns the first answer.
 
+pub mod a2a;
 mod events;
 mod governance;
 mod idempotency;
@@ -74,6 +76,11 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/metrics"),
     ("get", "/ui/"),
     ("get", "/ui/{path}"),
+    ("get", "/.well-known/agent-card.json"),
+    ("get", "/v1/a2a/cards"),
+    ("post", "/mcp"),
+    ("get", "/mcp"),
+    ("delete", "/mcp"),
 ];
 
 /// The OpenAPI 3.1 document served at `/v1/openapi.json`.
@@ -90,8 +97,18 @@ pub struct ApiState {
     pub shutdown: watch::Receiver<bool>,
 }
 
-/// The API's routes.
+/// The API's routes, with MCP's Streamable HTTP endpoint at `/mcp` behind the same token.
 pub fn router(state: ApiState) -> Router {
+    let routes = routes(state.clone());
+    let mcp = crate::mcp::http_service(state.clone(), routes.clone());
+    Router::new()
+        .nest_service("/mcp", mcp)
+        .layer(middleware::from_fn_with_state(state, authorize))
+        .merge(routes)
+}
+
+/// The API's routes without `/mcp`: also what the MCP tools call in process.
+fn routes(state: ApiState) -> Router {
     let idempotency_keys = Arc::new(idempotency::IdempotencyKeys::default());
     let protected = Router::new()
         .route("/v1/status", get(routes::status))
@@ -130,6 +147,7 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/v1/members", get(governance::members))
         .route("/v1/metrics", get(governance::metrics))
+        .route("/v1/a2a/cards", get(a2a::cards))
         // Inside the token check: only an authorised request may use (or probe) a key.
         .route_layer(middleware::from_fn_with_state(
             idempotency_keys,
@@ -138,6 +156,7 @@ pub fn router(state: ApiState) -> Router {
         .route_layer(middleware::from_fn_with_state(state.clone(), authorize));
     Router::new()
         .route("/v1/health", get(routes::health))
+        .route("/.well-known/agent-card.json", get(a2a::own_card))
         .route("/ui", get(ui::redirect))
         .route("/ui/", get(ui::index))
         .route("/ui/{*path}", get(ui::file))

@@ -8,6 +8,7 @@ mod demo;
 mod governance;
 mod local;
 mod replay;
+mod mcp;
 mod run;
 mod time;
 mod ui;
@@ -84,6 +85,8 @@ pub enum Command {
     Status(StatusArgs),
     /// Print (and on a desktop open) the address of the running node's read-only web page
     Ui(ui::UiArgs),
+    /// Serve this node as MCP tools over stdio, for an LLM host (needs `plexus run` going)
+    Mcp,
     #[command(flatten)]
     Coord(coord::CoordCommand),
     /// Print a shell completion script: `plexus completion bash > /etc/bash_completion.d/plexus`
@@ -310,6 +313,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(args) => run::run(&config()?, args),
         Command::Status(args) => run::status(&config()?, args),
         Command::Ui(args) => ui::run(&config()?, args),
+        Command::Mcp => mcp::run(&config()?),
         Command::Audit(AuditCommand::Replay(args)) => replay::replay(args),
         Command::Coord(command) => coord::run(&config()?, command),
         Command::Completion(args) => {
