@@ -27,7 +27,8 @@ pub const EXIT_CODES: &str = "Exit codes:
   2  the command could not run: bad arguments, a missing file or node, an I/O error
   3  an audit found the log intact, but an author forked
   4  the node (or, offline, the log's rules) refused the request; the message names the
-     field or the rule";
+     field or the rule
+  5  `plexus mcp` found no node running on the data directory (start `plexus run` first)";
 
 /// The exit status of a command that could not run (also clap's status for bad usage).
 pub const EXIT_ERROR: u8 = 2;
