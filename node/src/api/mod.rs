@@ -225,6 +225,13 @@ impl From<NodeError> for ApiError {
             NodeError::Conflict(message) => {
                 ApiError::new(StatusCode::CONFLICT, "conflict", message)
             }
+            NodeError::Net(error @ crate::net::NetError::TooManyNamespaces { .. }) => {
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid",
+                    error.to_string(),
+                )
+            }
             NodeError::Store(crate::store::StoreError::Body(error)) => error.into(),
             NodeError::Store(crate::store::StoreError::Policy(violation)) => violation.into(),
             other => ApiError::new(

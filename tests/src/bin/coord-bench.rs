@@ -109,7 +109,7 @@ async fn claim_latency(count: usize, claims: usize) -> anyhow::Result<()> {
 }
 
 async fn wait_holding(
-    mut receiver: broadcast::Receiver<Arc<Event>>,
+    mut receiver: plexus_node::coord::EventReceiver,
     resource: String,
     claim_id: String,
 ) -> anyhow::Result<()> {
