@@ -5,6 +5,7 @@
 
 pub mod cluster;
 pub mod fixtures;
+pub mod hostile;
 pub mod vectors;
 
 /// The value after `name` in a benchmark helper's arguments.

@@ -645,7 +645,7 @@ fn walk(entries: &[Entry], now: u64) -> Walked {
                 .filter(|other| other.0.header().author == author)
                 .filter(|other| other.1.resource == intent.resource)
                 .filter(|other| order(other) < order(claim))
-                .filter(|other| other.0.header().timestamp_ms + window_ms > at)
+                .filter(|other| other.0.header().timestamp_ms > at.saturating_sub(window_ms))
                 .count();
             view::resource_matches(&constraint.resource, &intent.resource)
                 && earlier >= limit as usize

@@ -9,12 +9,10 @@
 //! - `publish --entries E --clients K`: one node; K clients publish E entries in total through
 //!   `POST /v1/entries`, each answered only once the entry is fsynced. Prints entries/s.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use plexus_node::client::ApiClient;
-use plexus_node::coord::Event;
 use plexus_tests::cluster::{connect, shutdown, spawn, TestNode};
 use plexus_tests::flag;
 use serde_json::json;
