@@ -354,6 +354,12 @@ pub fn create_key_file(path: &Path, keypair: &Keypair) -> Result<(), ConfigError
 }
 
 /// Loads the API token, creating it (32 random bytes in hex, mode 0600) when missing.
+///
+/// The token is written whole or not at all: into a temporary file, fsynced, then linked to
+/// its name (a link, unlike a rename, never replaces a token another process just made) and
+/// the directory fsynced. An empty token file, which a crash of an older version could leave
+/// between creating the file and writing it, is replaced the same way instead of blocking
+/// start-up.
 pub fn load_or_create_token(data_dir: &Path) -> Result<String, ConfigError> {
     let path = data_dir.join(TOKEN_FILE);
     let io_error = |source| ConfigError::KeyIo {
@@ -370,6 +376,9 @@ pub fn load_or_create_token(data_dir: &Path) -> Result<String, ConfigError> {
             })?;
             let token = std::fs::read_to_string(&path).map_err(io_error)?;
             let token = token.trim().to_owned();
+            if token.is_empty() {
+                return write_token(data_dir, &path, true);
+            }
             if token.len() < 32 {
                 return Err(ConfigError::Parse {
                     path,
@@ -381,22 +390,54 @@ pub fn load_or_create_token(data_dir: &Path) -> Result<String, ConfigError> {
             Ok(token)
         }
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            let bytes: [u8; 32] = rand::random();
-            let token: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
-            std::fs::create_dir_all(data_dir).map_err(io_error)?;
-            let mut file = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&path)
-                .map_err(io_error)?;
-            file.write_all(format!("{token}\n").as_bytes())
-                .map_err(io_error)?;
-            file.sync_all().map_err(io_error)?;
-            Ok(token)
+            write_token(data_dir, &path, false)
         }
         Err(source) => Err(io_error(source)),
     }
+}
+
+/// Writes a new token to `path` atomically (see [`load_or_create_token`]); `replace` says
+/// whether an (empty) token file may be replaced.
+fn write_token(data_dir: &Path, path: &Path, replace: bool) -> Result<String, ConfigError> {
+    let io_error = |source| ConfigError::KeyIo {
+        path: path.to_path_buf(),
+        source,
+    };
+    let bytes: [u8; 32] = rand::random();
+    let token: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
+    std::fs::create_dir_all(data_dir).map_err(io_error)?;
+    let temporary = data_dir.join(format!(
+        "{TOKEN_FILE}.{}.{:016x}.partial",
+        std::process::id(),
+        rand::random::<u64>()
+    ));
+    let written = (|| {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&temporary)?;
+        file.write_all(format!("{token}\n").as_bytes())?;
+        file.sync_all()?;
+        if replace {
+            std::fs::rename(&temporary, path)
+        } else {
+            std::fs::hard_link(&temporary, path)
+        }
+    })();
+    let _ = std::fs::remove_file(&temporary);
+    match written {
+        Ok(()) => {}
+        // Another process made the token first: use theirs.
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+            return load_or_create_token(data_dir);
+        }
+        Err(error) => return Err(io_error(error)),
+    }
+    std::fs::File::open(data_dir)
+        .and_then(|directory| directory.sync_all())
+        .map_err(io_error)?;
+    Ok(token)
 }
 
 /// Loads the identity key, refusing a file that group or others can read.
@@ -600,6 +641,34 @@ mod tests {
         std::fs::create_dir(&path).unwrap();
         let err = load_key_file(&path).unwrap_err().to_string();
         assert!(err.contains("not a regular file"), "{err}");
+    }
+
+    #[test]
+    fn the_token_is_written_whole_and_an_empty_one_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(TOKEN_FILE);
+        // What a crash between creating the file and writing it left behind.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .unwrap();
+        let token = load_or_create_token(dir.path()).unwrap();
+        assert_eq!(token.len(), 64);
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            format!("{token}\n")
+        );
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        // Read back as is; and no temporary file is left.
+        assert_eq!(load_or_create_token(dir.path()).unwrap(), token);
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|item| item.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from(TOKEN_FILE)]);
     }
 
     #[test]

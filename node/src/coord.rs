@@ -17,23 +17,21 @@
 //! |                | or an earlier claim learned late (after a partition) displaced it |
 //! | `claim.ended`  | one of this agent's claims expired or was released                |
 //!
-//! Events are numbered and sent on a bounded broadcast channel; a subscriber that falls more
-//! than [`EVENT_BUFFER`] behind is told how many it missed.
+//! Events are numbered and kept in a ring bounded in bytes ([`ring::EVENT_BUFFER_BYTES`]); a
+//! subscriber that falls behind the oldest event kept is told how many it missed.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use crate::store::{Log, StoreError};
 use plexus_crypto::{AgentId, Hash256};
 use plexus_protocol::coord::{ClaimStanding, ClaimView, LeaseView, View};
 use plexus_protocol::Entry;
 use serde::Serialize;
-use tokio::sync::broadcast;
 
-use crate::store::{Log, StoreError};
+mod ring;
 
-/// Events kept for slow subscribers before they are told they missed some. At a few hundred
-/// bytes each this bounds the buffer to a few MiB.
-pub const EVENT_BUFFER: usize = 4096;
+pub use ring::{EventReceiver, EVENT_BUFFER_BYTES};
 
 /// Journal entries applied per lock hold, so queries are not starved during a long catch-up.
 const SYNC_CHUNK: usize = 1024;
@@ -63,7 +61,7 @@ pub struct Event {
 pub struct Coordinator {
     agent: AgentId,
     state: Mutex<State>,
-    events: broadcast::Sender<Arc<Event>>,
+    events: Arc<ring::EventRing>,
 }
 
 #[derive(Debug, Default)]
@@ -92,7 +90,7 @@ impl std::ops::Deref for ViewGuard<'_> {
 impl Coordinator {
     /// An empty coordinator for `agent`; call [`Coordinator::sync`] to load the log.
     pub fn new(agent: AgentId) -> Coordinator {
-        let (events, _) = broadcast::channel(EVENT_BUFFER);
+        let events = Arc::new(ring::EventRing::new());
         Coordinator {
             agent,
             state: Mutex::new(State::default()),
@@ -106,7 +104,7 @@ impl Coordinator {
     }
 
     /// A receiver of every event from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
+    pub fn subscribe(&self) -> EventReceiver {
         self.events.subscribe()
     }
 
@@ -162,13 +160,16 @@ impl Coordinator {
             .is_some_and(|state| state.next_arrival >= journal_len)
     }
 
-    /// Re-evaluates every lease at `now_ms`, for changes that come with time alone.
+    /// Re-evaluates every lease at `now_ms`, for changes that come with time alone: those
+    /// with holders last reported, those with a claim that may be live now (found through the
+    /// view's index, not by walking history), and those of this agent's claims; each is
+    /// computed once, so a tick costs O(log n + live claims).
     pub fn tick(&self, now_ms: u64) {
         let mut state = self.lock();
         let mut resources: BTreeSet<(String, String)> = state.holders.keys().cloned().collect();
         for namespace in state.view.namespaces() {
-            for lease in state.view.leases(&namespace, now_ms) {
-                resources.insert((namespace.clone(), lease.resource));
+            for resource in state.view.live_resources(&namespace, now_ms) {
+                resources.insert((namespace.clone(), resource));
             }
         }
         let standing_resources: Vec<(String, String)> = state
@@ -220,6 +221,7 @@ impl Coordinator {
             // number the event, but spare rendering its JSON, which would cost more than
             // storing the entry did.
             state.next_event += 1;
+            self.events.skip_to(state.next_event);
         } else {
             self.emit_entry(state, entry, resource.clone(), task_id.clone(), now_ms);
         }
@@ -227,9 +229,9 @@ impl Coordinator {
         if let Some(resource) = resource {
             if header.kind == "constraint" {
                 // A constraint on a prefix touches every resource it covers.
-                for lease in state.view.leases(&header.namespace, now_ms) {
-                    if plexus_protocol::coord::view::resource_matches(&resource, &lease.resource) {
-                        touched.insert((header.namespace.clone(), lease.resource));
+                for live in state.view.live_resources(&header.namespace, now_ms) {
+                    if plexus_protocol::coord::view::resource_matches(&resource, &live) {
+                        touched.insert((header.namespace.clone(), live));
                     }
                 }
             } else {
@@ -398,7 +400,7 @@ impl Coordinator {
         event.id = state.next_event;
         state.next_event += 1;
         // No subscriber is not an error: events are for whoever listens.
-        let _ = self.events.send(Arc::new(event));
+        self.events.send(event);
     }
 }
 
@@ -421,7 +423,7 @@ mod tests {
     }
 
     /// Every event `receiver` holds, as JSON text.
-    fn drain(receiver: &mut broadcast::Receiver<Arc<Event>>) -> Vec<String> {
+    fn drain(receiver: &mut EventReceiver) -> Vec<String> {
         std::iter::from_fn(|| receiver.try_recv().ok())
             .map(|event| serde_json::to_string(&*event).unwrap())
             .collect()

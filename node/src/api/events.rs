@@ -2,12 +2,12 @@
 //! produced them (each SSE `id` is the event's number), filtered by namespace, kind, resource
 //! and task.
 //!
-//! A subscriber that falls [`crate::coord::EVENT_BUFFER`] events behind gets a `lagged` event
+//! A subscriber that falls behind the oldest event the node keeps
+//! ([`crate::coord::EVENT_BUFFER_BYTES`] of them) gets a `lagged` event
 //! with the number it missed and carries on; it can re-read state from the query routes. The
 //! stream ends when the server shuts down.
 
 use std::convert::Infallible;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::rejection::QueryRejection;
@@ -19,7 +19,7 @@ use futures::stream::{self, Stream};
 use plexus_protocol::coord::KINDS;
 use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::watch;
 
 use super::routes::namespace;
 use super::{ApiError, ApiState};
@@ -133,7 +133,7 @@ fn is_known_kind(kind: &str) -> bool {
 }
 
 fn event_stream(
-    receiver: broadcast::Receiver<Arc<Event>>,
+    receiver: crate::coord::EventReceiver,
     shutdown: watch::Receiver<bool>,
     filter: Filter,
 ) -> impl Stream<Item = Result<SseEvent, Infallible>> {

@@ -262,6 +262,13 @@ impl From<NodeError> for ApiError {
             NodeError::Conflict(message) => {
                 ApiError::new(StatusCode::CONFLICT, "conflict", message)
             }
+            NodeError::Net(error @ crate::net::NetError::TooManyNamespaces { .. }) => {
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid",
+                    error.to_string(),
+                )
+            }
             NodeError::Store(crate::store::StoreError::Body(error)) => error.into(),
             NodeError::Store(crate::store::StoreError::Entry(error)) => entry_error(&error),
             NodeError::Store(crate::store::StoreError::Policy(violation)) => violation.into(),

@@ -739,7 +739,7 @@ async fn wait_all(
 
 /// Waits for this agent's `event_type` event about `claim_id`.
 async fn wait_event(
-    events: &mut broadcast::Receiver<Arc<Event>>,
+    events: &mut crate::coord::EventReceiver,
     event_type: &str,
     claim_id: &str,
 ) -> anyhow::Result<Arc<Event>> {

@@ -40,6 +40,13 @@ pub fn run(config: &Config, args: RunArgs) -> anyhow::Result<ExitCode> {
     for (namespace, admins) in &trust_roots {
         tracing::info!(namespace, admins = admins.len(), "namespace is governed");
     }
+    for warning in crate::net::exposure_warnings(
+        &node_config.net.listen,
+        &node_config.namespaces,
+        |namespace| trust_roots.contains_key(namespace),
+    ) {
+        tracing::warn!("{warning}");
+    }
     let log = Arc::new(Log::open_with(
         &config.data_dir,
         LogOptions {
@@ -157,16 +164,19 @@ fn node_config(config: &Config, args: &RunArgs) -> anyhow::Result<NodeConfig> {
             .map(Some)
     };
     let mut net = NetConfig::default();
-    if let Some(listen) = addrs(&args.listen, &file.listen, "--listen")? {
-        net.listen = listen;
-    }
     if let Some(bootstrap) = addrs(&args.bootstrap, &file.bootstrap, "--bootstrap")? {
         net.bootstrap = bootstrap;
     }
+    net.listen = match addrs(&args.listen, &file.listen, "--listen")? {
+        Some(listen) => listen,
+        None => crate::net::default_listen(&net.bootstrap),
+    };
     if let Some(external) = addrs(&args.external, &file.external, "--external")? {
         net.external = external;
     }
-    net.mdns = !args.no_mdns && file.mdns.unwrap_or(true);
+    // mDNS finds peers on the LAN, which a node listening on this host only cannot serve.
+    let reachable = !net.listen.iter().all(crate::net::is_loopback);
+    net.mdns = !args.no_mdns && file.mdns.unwrap_or(reachable);
     net.max_connections = max_connections(config, args.max_connections)?;
     net.degree = degree(config, args.peers_low, args.peers_high)?;
     if net.degree.high() > net.max_connections {

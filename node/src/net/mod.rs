@@ -33,7 +33,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use libp2p::gossipsub::{IdentTopic, MessageAcceptance, MessageId};
-use libp2p::request_response::ResponseChannel;
+use libp2p::request_response::{InboundRequestId, ResponseChannel};
 use libp2p::{Multiaddr, PeerId};
 use plexus_crypto::AgentId;
 use serde::{Deserialize, Serialize};
@@ -112,16 +112,73 @@ pub struct NetConfig {
 /// peers each) and Kademlia's lookups, far below what a host's file descriptors allow.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 128;
 
+/// Where a node listens by default: this host only. A node is a sidecar for one agent, and in
+/// an open namespace anyone who reaches it can post (a `notBefore` constraint on `*` blocks
+/// every lease for up to 30 days), so reaching other hosts is something to ask for
+/// (`--listen`, or a bootstrap peer on another host: see [`default_listen`]).
+pub const LOOPBACK_LISTEN: [&str; 2] =
+    ["/ip4/127.0.0.1/tcp/7400", "/ip4/127.0.0.1/udp/7400/quic-v1"];
+
+/// Where a node listens when it joins other hosts without a `--listen`: every interface.
+pub const ALL_INTERFACES_LISTEN: [&str; 2] =
+    ["/ip4/0.0.0.0/tcp/7400", "/ip4/0.0.0.0/udp/7400/quic-v1"];
+
+/// The listen addresses of a node given no `--listen`: this host only, unless a bootstrap peer
+/// is on another host, which says the node is meant to be reached from the network.
+pub fn default_listen(bootstrap: &[Multiaddr]) -> Vec<Multiaddr> {
+    let addrs = if bootstrap.iter().all(is_loopback) {
+        LOOPBACK_LISTEN
+    } else {
+        ALL_INTERFACES_LISTEN
+    };
+    addrs.into_iter().map(default_addr).collect()
+}
+
+/// Whether an address reaches this host only (127.0.0.0/8, ::1, `localhost`).
+pub fn is_loopback(addr: &Multiaddr) -> bool {
+    use libp2p::multiaddr::Protocol;
+    match addr.iter().next() {
+        Some(Protocol::Ip4(ip)) => ip.is_loopback(),
+        Some(Protocol::Ip6(ip)) => ip.is_loopback(),
+        Some(Protocol::Dns(name) | Protocol::Dns4(name) | Protocol::Dns6(name)) => {
+            name == "localhost"
+        }
+        _ => false,
+    }
+}
+
+/// The loud warning for each open namespace (one without a trust root) that a node
+/// listening on `listen` exposes beyond this host: anyone who reaches it may post there.
+pub fn exposure_warnings(
+    listen: &[Multiaddr],
+    namespaces: &[String],
+    is_governed: impl Fn(&str) -> bool,
+) -> Vec<String> {
+    let Some(exposed) = listen.iter().find(|addr| !is_loopback(addr)) else {
+        return Vec::new();
+    };
+    namespaces
+        .iter()
+        .filter(|namespace| !is_governed(namespace))
+        .map(|namespace| {
+            format!(
+                "namespace {namespace:?} is open and this node listens on {exposed}: any host \
+                 that reaches it can post there (claims, constraints that block every lease). \
+                 Give it a trust root (--trust-root {namespace}=<admin id>) or listen on \
+                 127.0.0.1 only"
+            )
+        })
+        .collect()
+}
+
 impl Default for NetConfig {
+    /// Listens on this host only, mDNS off (see [`LOOPBACK_LISTEN`]).
     fn default() -> Self {
         NetConfig {
-            listen: vec![
-                default_addr("/ip4/0.0.0.0/tcp/7400"),
-                default_addr("/ip4/0.0.0.0/udp/7400/quic-v1"),
-            ],
+            listen: LOOPBACK_LISTEN.into_iter().map(default_addr).collect(),
             external: Vec::new(),
             bootstrap: Vec::new(),
-            mdns: true,
+            mdns: false,
             backfill_interval: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(300),
             heartbeat: Duration::from_millis(700),
@@ -166,10 +223,11 @@ pub enum Command {
         data: Vec<u8>,
         reply: oneshot::Sender<Result<(), String>>,
     },
-    /// Follow a namespace: subscribe to its topics and include it in heads exchanges.
+    /// Follow a namespace: subscribe to its topics and include it in heads exchanges; refused
+    /// past [`MAX_FOLLOWED_NAMESPACES`].
     Follow {
         namespace: String,
-        reply: oneshot::Sender<()>,
+        reply: oneshot::Sender<Result<(), NetError>>,
     },
     /// The verdict on a gossip message handed out as [`NetEvent::Gossip`].
     Validate {
@@ -179,6 +237,7 @@ pub enum Command {
     },
     /// Answer a sync request handed out as [`NetEvent::SyncRequest`].
     Respond {
+        request_id: InboundRequestId,
         channel: ResponseChannel<SyncResponse>,
         response: SyncResponse,
     },
@@ -223,9 +282,11 @@ pub enum NetEvent {
         data: Vec<u8>,
         prechecked: Prechecked,
     },
-    /// A peer's sync request; the worker answers with [`Command::Respond`].
+    /// A peer's sync request, handed to the node's sync server (never queued behind gossip),
+    /// which answers with [`Command::Respond`].
     SyncRequest {
         peer: PeerId,
+        request_id: InboundRequestId,
         request: SyncRequest,
         channel: ResponseChannel<SyncResponse>,
     },
@@ -255,6 +316,14 @@ pub struct NetStatus {
     #[serde(default)]
     pub gossip_judged_inline: u64,
     pub gossip_dropped_queue_full: u64,
+    /// Peers' sync requests refused as busy: over their share ([`sync::MAX_SERVED_PER_PEER`],
+    /// [`sync::MAX_RESPONSE_BYTES_PER_PEER`]) or the node's ([`sync::SERVE_QUEUE`],
+    /// [`sync::MAX_RESPONSE_BYTES_IN_FLIGHT`]).
+    #[serde(default)]
+    pub sync_requests_refused: u64,
+    /// Bytes of sync responses this node holds now, answered but not yet read by their peers.
+    #[serde(default)]
+    pub sync_response_bytes_held: usize,
     pub entries_fetched: u64,
     #[serde(default)]
     pub connections: ConnectionStatus,
@@ -301,7 +370,17 @@ pub enum NetError {
     Stopped,
     #[error("{0}")]
     Failed(String),
+    /// Following one more namespace would pass [`MAX_FOLLOWED_NAMESPACES`].
+    #[error(
+        "cannot follow namespace {namespace:?}: this node already follows {limit} namespaces, \
+         the most a heads exchange carries; use an existing namespace or run another node"
+    )]
+    TooManyNamespaces { namespace: String, limit: usize },
 }
+
+/// Most namespaces a node follows: a heads request names them all, and a peer refuses one
+/// naming more than [`sync::MAX_NAMESPACES`], which would stop every backfill of this node.
+pub const MAX_FOLLOWED_NAMESPACES: usize = sync::MAX_NAMESPACES;
 
 /// A cloneable handle to the swarm task.
 #[derive(Debug, Clone)]
@@ -349,7 +428,7 @@ impl NetworkHandle {
             reply,
         })
         .await?;
-        answer.await.map_err(|_| NetError::Stopped)?;
+        answer.await.map_err(|_| NetError::Stopped)??;
         self.lock_followed().insert(namespace.to_owned());
         Ok(())
     }
@@ -445,5 +524,40 @@ mod tests {
         let peer = libp2p_key.public().to_peer_id();
         assert_eq!(agent_id_of(&peer), Some(keypair.agent_id()));
         assert_eq!(peer_id_of(&keypair.agent_id()), Some(peer));
+    }
+
+    fn addrs(texts: &[&str]) -> Vec<Multiaddr> {
+        texts.iter().map(|text| text.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn a_fresh_node_listens_on_this_host_only_and_stays_quiet_on_the_lan() {
+        let config = NetConfig::default();
+        assert!(!config.listen.is_empty());
+        assert!(config.listen.iter().all(is_loopback), "{:?}", config.listen);
+        assert!(!config.mdns);
+        // A bootstrap peer on this host keeps it there; one on another host opens it up.
+        let local = addrs(&["/ip4/127.0.0.1/tcp/7401"]);
+        assert!(default_listen(&local).iter().all(is_loopback));
+        let remote = addrs(&["/ip4/10.0.0.5/tcp/7400"]);
+        assert_eq!(default_listen(&remote), addrs(&ALL_INTERFACES_LISTEN));
+    }
+
+    #[test]
+    fn an_open_namespace_exposed_beyond_this_host_is_warned_about() {
+        let namespaces = vec!["default".to_owned(), "team".to_owned()];
+        let governed = |namespace: &str| namespace == "team";
+        let exposed = addrs(&["/ip4/127.0.0.1/tcp/7400", "/ip4/0.0.0.0/tcp/7400"]);
+        let warnings = exposure_warnings(&exposed, &namespaces, governed);
+        assert_eq!(warnings.len(), 1);
+        assert!(
+            warnings[0].contains("\"default\" is open")
+                && warnings[0].contains("/ip4/0.0.0.0/tcp/7400")
+                && warnings[0].contains("--trust-root default="),
+            "{}",
+            warnings[0]
+        );
+        let local = addrs(&LOOPBACK_LISTEN);
+        assert!(exposure_warnings(&local, &namespaces, governed).is_empty());
     }
 }

@@ -58,6 +58,25 @@ pub const MAX_NAMESPACES: usize = 64;
 /// Sync requests outstanding to one peer at a time.
 pub const MAX_IN_FLIGHT_PER_PEER: usize = 4;
 
+/// Inbound sync requests one peer may have this node serve at once (queued or answered but
+/// not yet taken by the peer); more are refused as busy at once. An honest node sends at most
+/// [`MAX_IN_FLIGHT_PER_PEER`] at a time, so this refuses only peers that ignore that rule.
+pub const MAX_SERVED_PER_PEER: usize = MAX_IN_FLIGHT_PER_PEER;
+
+/// Bytes of sync responses one peer may hold on this node at once (answered but not yet read
+/// by it): two full responses, so a peer that reads slowly holds 8 MiB, not 64 streams' worth.
+pub const MAX_RESPONSE_BYTES_PER_PEER: usize = 2 * RESPONSE_BYTE_BUDGET;
+
+/// Bytes of sync responses held on this node at once over all peers (64 MiB): what a node
+/// may spend serving history, whatever many slow readers ask. Past it requests are refused
+/// as busy, and peers try again at their next anti-entropy round.
+pub const MAX_RESPONSE_BYTES_IN_FLIGHT: usize = 16 * RESPONSE_BYTE_BUDGET;
+
+/// Inbound sync requests waiting for the node's sync server, over all peers. The server reads
+/// the log on its own thread, so gossip never waits behind a backfill this node serves; past
+/// this queue, requests are refused as busy.
+pub const SERVE_QUEUE: usize = 256;
+
 /// Range requests waiting for a free slot, per peer; more are dropped and found again at the
 /// next anti-entropy round.
 pub const MAX_QUEUED_PER_PEER: usize = 1024;
@@ -128,6 +147,21 @@ pub struct ValidRange {
     pub feed: FeedKey,
     pub from_seq: u64,
     pub to_seq: u64,
+}
+
+impl SyncResponse {
+    /// About how many bytes the response takes in memory and on the wire (its entries or
+    /// heads; the framing is small next to them).
+    pub fn size(&self) -> usize {
+        match self {
+            SyncResponse::Heads { heads } => heads
+                .iter()
+                .map(|head| head.namespace.len() + head.author.len() + head.id.len() + 16)
+                .sum(),
+            SyncResponse::Entries { entries } => entries.iter().map(|entry| entry.len() + 8).sum(),
+            SyncResponse::Refused { reason } => reason.len(),
+        }
+    }
 }
 
 impl SyncRequest {

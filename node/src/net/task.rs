@@ -1,23 +1,29 @@
 //! The task that owns the libp2p `Swarm`: one `select!` loop, one `handle_*` call per arm.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use libp2p::futures::StreamExt;
 use libp2p::gossipsub::{self, MessageAcceptance};
-use libp2p::request_response::{self, OutboundRequestId};
+use libp2p::request_response::{self, InboundRequestId, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::SwarmEvent;
-use libp2p::{identify, mdns, Multiaddr, PeerId, Swarm};
+use libp2p::{identify, kad, mdns, Multiaddr, PeerId, Swarm};
+use plexus_protocol::FeedKey;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use super::behaviour::{topic_score_params, Behaviour, BehaviourEvent};
 use super::peer_manager::{PeerManager, PEER_HEARTBEAT};
-use super::sync::{SyncRequest, SyncResponse, MAX_IN_FLIGHT_PER_PEER, MAX_QUEUED_PER_PEER};
+use super::sync::{
+    SyncRequest, SyncResponse, MAX_IN_FLIGHT_PER_PEER, MAX_QUEUED_PER_PEER,
+    MAX_RESPONSE_BYTES_IN_FLIGHT, MAX_RESPONSE_BYTES_PER_PEER, MAX_SERVED_PER_PEER,
+};
 use super::{
-    agent_id_of, topics, Command, GossipJudge, Judgement, NetConfig, NetEvent, NetStatus,
-    PeerStatus, Prechecked, RangeRequest,
+    agent_id_of, topics, Command, GossipJudge, Judgement, NetConfig, NetError, NetEvent, NetStatus,
+    PeerStatus, Prechecked, RangeRequest, MAX_FOLLOWED_NAMESPACES,
 };
 
 /// What an outstanding sync request was for.
@@ -32,6 +38,52 @@ enum Outstanding {
 struct PeerSync {
     in_flight: usize,
     queue: VecDeque<RangeRequest>,
+    /// The ranges queued or in flight to the peer, per feed, as `from_seq -> to_seq`. They
+    /// never overlap (an overlapping one is dropped), so one ordered lookup tells whether a
+    /// new range overlaps any: O(log n) per fetch instead of a walk of the queue.
+    fetching: HashMap<FeedKey, BTreeMap<u64, u64>>,
+}
+
+impl PeerSync {
+    fn overlaps(&self, range: &RangeRequest) -> bool {
+        self.fetching.get(&range.feed).is_some_and(|ranges| {
+            ranges
+                .range(..=range.to_seq)
+                .next_back()
+                .is_some_and(|(_, to_seq)| *to_seq >= range.from_seq)
+        })
+    }
+
+    fn forget(&mut self, range: &RangeRequest) {
+        if let Some(ranges) = self.fetching.get_mut(&range.feed) {
+            ranges.remove(&range.from_seq);
+            if ranges.is_empty() {
+                self.fetching.remove(&range.feed);
+            }
+        }
+    }
+}
+
+/// What one peer's sync requests hold on this node: requests being served (queued for the
+/// server or answered and not yet read) and the bytes of their responses.
+#[derive(Debug, Default, Clone, Copy)]
+struct Served {
+    requests: usize,
+    bytes: usize,
+}
+
+/// Where peers' sync requests go and what serving them may hold (see [`SwarmTask::serve`]).
+#[derive(Debug, Default)]
+struct Serving {
+    /// The node's sync server; without one, requests go to the ingest worker's queue.
+    server: Option<mpsc::Sender<NetEvent>>,
+    /// Requests being served: their peer and, once answered, their response's size.
+    requests: HashMap<InboundRequestId, (PeerId, usize)>,
+    per_peer: HashMap<PeerId, Served>,
+    /// Bytes of responses answered and not yet read, over all peers; shared with the server,
+    /// which refuses at once, without reading the log, while it is over the budget.
+    bytes: Arc<AtomicUsize>,
+    refused: u64,
 }
 
 /// The swarm task's state.
@@ -59,6 +111,7 @@ pub struct SwarmTask {
     temporary_blocks: HashMap<PeerId, Instant>,
     /// Keeps the degree between the watermarks and rejoins when alone.
     peer_manager: PeerManager,
+    serving: Serving,
 }
 
 /// Most gossip messages judged on the swarm task per second; past it, messages go to the
@@ -125,9 +178,12 @@ impl SwarmTask {
             entries_fetched: 0,
             temporary_blocks: HashMap::new(),
             peer_manager,
+            serving: Serving::default(),
         };
         for namespace in namespaces {
-            task.follow(namespace);
+            if let Err(error) = task.follow(namespace) {
+                warn!(%error, "namespace from the configuration not followed");
+            }
         }
         Ok(task)
     }
@@ -135,6 +191,19 @@ impl SwarmTask {
     /// Consults `judge` on every gossip message before handing it to the worker.
     pub fn with_gossip_judge(mut self, judge: Box<dyn GossipJudge>) -> SwarmTask {
         self.judge = Some(judge);
+        self
+    }
+
+    /// Hands peers' sync requests to `server` (a queue of its own, so gossip never waits
+    /// behind serving history); `held_bytes` is the count of response bytes held, which the
+    /// server reads to refuse early while it is over [`MAX_RESPONSE_BYTES_IN_FLIGHT`].
+    pub fn with_sync_server(
+        mut self,
+        server: mpsc::Sender<NetEvent>,
+        held_bytes: Arc<AtomicUsize>,
+    ) -> SwarmTask {
+        self.serving.server = Some(server);
+        self.serving.bytes = held_bytes;
         self
     }
 
@@ -175,8 +244,7 @@ impl SwarmTask {
                 let _ = reply.send(result);
             }
             Command::Follow { namespace, reply } => {
-                self.follow(namespace);
-                let _ = reply.send(());
+                let _ = reply.send(self.follow(namespace));
             }
             Command::Validate {
                 message_id,
@@ -188,13 +256,11 @@ impl SwarmTask {
                     .gossipsub
                     .report_message_validation_result(&message_id, &peer, acceptance);
             }
-            Command::Respond { channel, response } => {
-                let _ = self
-                    .swarm
-                    .behaviour_mut()
-                    .sync
-                    .send_response(channel, response);
-            }
+            Command::Respond {
+                request_id,
+                channel,
+                response,
+            } => self.respond(request_id, channel, response),
             Command::Fetch { peer, range } => self.queue_fetch(peer, range),
             Command::SyncNow => self.handle_anti_entropy(),
             Command::Dial { addr, reply } => {
@@ -267,6 +333,16 @@ impl SwarmTask {
             } => {
                 debug!(%peer_id, "disconnected");
                 self.peers.remove(&peer_id);
+                let gone: Vec<InboundRequestId> = self
+                    .serving
+                    .requests
+                    .iter()
+                    .filter(|(_, (peer, _))| *peer == peer_id)
+                    .map(|(id, _)| *id)
+                    .collect();
+                for request_id in gone {
+                    self.release_served(request_id);
+                }
                 self.dialed.remove(&peer_id);
                 self.peer_manager.on_disconnected(&peer_id);
             }
@@ -387,16 +463,15 @@ impl SwarmTask {
                 peer,
                 message:
                     request_response::Message::Request {
-                        request, channel, ..
+                        request_id,
+                        request,
+                        channel,
                     },
                 ..
-            } => {
-                // A full queue drops the channel: the peer sees a failed request and retries.
-                let _ = self.events.try_send(NetEvent::SyncRequest {
-                    peer,
-                    request,
-                    channel,
-                });
+            } => self.serve(peer, request_id, request, channel),
+            request_response::Event::ResponseSent { request_id, .. }
+            | request_response::Event::InboundFailure { request_id, .. } => {
+                self.release_served(request_id)
             }
             request_response::Event::Message {
                 peer,
@@ -410,7 +485,7 @@ impl SwarmTask {
                 let Some((_, outstanding)) = self.outstanding.remove(&request_id) else {
                     return;
                 };
-                self.finish_request(peer);
+                self.finish_request(peer, &outstanding);
                 let event = match (outstanding, response) {
                     (Outstanding::Heads, SyncResponse::Heads { heads }) => {
                         Some(NetEvent::Heads { peer, heads })
@@ -441,11 +516,128 @@ impl SwarmTask {
                 request_id,
                 error,
                 ..
-            } if self.outstanding.remove(&request_id).is_some() => {
-                debug!(%peer, %error, "sync request failed");
-                self.finish_request(peer);
+            } => {
+                if let Some((_, outstanding)) = self.outstanding.remove(&request_id) {
+                    debug!(%peer, %error, "sync request failed");
+                    self.finish_request(peer, &outstanding);
+                }
             }
-            _ => {}
+        }
+    }
+
+    /// Hands a peer's sync request to the server within the peer's share
+    /// ([`MAX_SERVED_PER_PEER`]) and the server's queue; past either it is refused as busy at
+    /// once, which costs this node nothing but a short answer.
+    fn serve(
+        &mut self,
+        peer: PeerId,
+        request_id: InboundRequestId,
+        request: SyncRequest,
+        channel: ResponseChannel<SyncResponse>,
+    ) {
+        let served = self
+            .serving
+            .per_peer
+            .get(&peer)
+            .copied()
+            .unwrap_or_default();
+        if served.requests >= MAX_SERVED_PER_PEER {
+            let reason = format!(
+                "busy: {MAX_SERVED_PER_PEER} of your sync requests are being served; wait for \
+                 their answers"
+            );
+            return self.refuse(channel, reason);
+        }
+        let event = NetEvent::SyncRequest {
+            peer,
+            request_id,
+            request,
+            channel,
+        };
+        let queue = self.serving.server.as_ref().unwrap_or(&self.events);
+        match queue.try_send(event) {
+            Ok(()) => {
+                self.serving.per_peer.entry(peer).or_default().requests += 1;
+                self.serving.requests.insert(request_id, (peer, 0));
+            }
+            Err(
+                mpsc::error::TrySendError::Full(NetEvent::SyncRequest { channel, .. })
+                | mpsc::error::TrySendError::Closed(NetEvent::SyncRequest { channel, .. }),
+            ) => {
+                let reason = "busy: too many sync requests queued; try again later".to_owned();
+                self.refuse(channel, reason);
+            }
+            Err(_) => {}
+        }
+    }
+
+    /// Sends a built response, unless it would take the peer or the node past its byte
+    /// budget ([`MAX_RESPONSE_BYTES_PER_PEER`], [`MAX_RESPONSE_BYTES_IN_FLIGHT`]): a peer
+    /// that reads slowly then gets a short refusal instead.
+    fn respond(
+        &mut self,
+        request_id: InboundRequestId,
+        channel: ResponseChannel<SyncResponse>,
+        response: SyncResponse,
+    ) {
+        let Some((peer, _)) = self.serving.requests.get(&request_id).copied() else {
+            // Its connection closed meanwhile.
+            return;
+        };
+        let size = response.size();
+        let peer_bytes = self
+            .serving
+            .per_peer
+            .get(&peer)
+            .map_or(0, |served| served.bytes);
+        let held = self.serving.bytes.load(Ordering::Relaxed);
+        if peer_bytes + size > MAX_RESPONSE_BYTES_PER_PEER
+            || held + size > MAX_RESPONSE_BYTES_IN_FLIGHT
+        {
+            self.release_served(request_id);
+            let reason = format!(
+                "busy: {} bytes of answers wait for you to read them; try again later",
+                peer_bytes
+            );
+            return self.refuse(channel, reason);
+        }
+        if self
+            .swarm
+            .behaviour_mut()
+            .sync
+            .send_response(channel, response)
+            .is_err()
+        {
+            return self.release_served(request_id);
+        }
+        if let Some((_, bytes)) = self.serving.requests.get_mut(&request_id) {
+            *bytes = size;
+        }
+        self.serving.per_peer.entry(peer).or_default().bytes += size;
+        self.serving.bytes.fetch_add(size, Ordering::Relaxed);
+    }
+
+    fn refuse(&mut self, channel: ResponseChannel<SyncResponse>, reason: String) {
+        self.serving.refused += 1;
+        let _ = self
+            .swarm
+            .behaviour_mut()
+            .sync
+            .send_response(channel, SyncResponse::Refused { reason });
+    }
+
+    /// Forgets a request once its response was read (or failed), with what it held.
+    fn release_served(&mut self, request_id: InboundRequestId) {
+        let Some((peer, size)) = self.serving.requests.remove(&request_id) else {
+            return;
+        };
+        self.serving.bytes.fetch_sub(size, Ordering::Relaxed);
+        if let Some(served) = self.serving.per_peer.get_mut(&peer) {
+            served.requests = served.requests.saturating_sub(1);
+            served.bytes = served.bytes.saturating_sub(size);
+            if served.requests == 0 {
+                self.serving.per_peer.remove(&peer);
+            }
         }
     }
 
@@ -491,9 +683,15 @@ impl SwarmTask {
         }
     }
 
-    fn follow(&mut self, namespace: String) {
+    fn follow(&mut self, namespace: String) -> Result<(), NetError> {
         if self.namespaces.contains(&namespace) {
-            return;
+            return Ok(());
+        }
+        if self.namespaces.len() >= MAX_FOLLOWED_NAMESPACES {
+            return Err(NetError::TooManyNamespaces {
+                namespace,
+                limit: MAX_FOLLOWED_NAMESPACES,
+            });
         }
         for topic in topics::namespace_topics(&namespace) {
             let gossipsub = &mut self.swarm.behaviour_mut().gossipsub;
@@ -505,6 +703,7 @@ impl SwarmTask {
         self.namespaces.push(namespace);
         // Peers we already talk to may hold history of the new namespace.
         self.handle_anti_entropy();
+        Ok(())
     }
 
     fn request_heads(&mut self, peer: PeerId) {
@@ -520,21 +719,16 @@ impl SwarmTask {
     }
 
     fn queue_fetch(&mut self, peer: PeerId, range: Box<RangeRequest>) {
-        let overlaps = |other: &RangeRequest| {
-            other.feed == range.feed
-                && other.from_seq <= range.to_seq
-                && range.from_seq <= other.to_seq
-        };
-        // Already on its way (an anti-entropy round planning what a pipelined window is
-        // fetching): asking again would only fetch the same entries twice.
-        let in_flight = self.outstanding.values().any(|(to, outstanding)| {
-            *to == peer && matches!(outstanding, Outstanding::Range(other) if overlaps(other))
-        });
         let sync = self.peers.entry(peer).or_default();
-        let duplicate = in_flight || sync.queue.iter().any(overlaps);
-        if duplicate || sync.queue.len() >= MAX_QUEUED_PER_PEER {
+        // Already queued or on its way (an anti-entropy round planning what a pipelined window
+        // is fetching): asking again would only fetch the same entries twice.
+        if sync.queue.len() >= MAX_QUEUED_PER_PEER || sync.overlaps(&range) {
             return;
         }
+        sync.fetching
+            .entry(range.feed.clone())
+            .or_default()
+            .insert(range.from_seq, range.to_seq);
         sync.queue.push_back(*range);
         self.pump(peer);
     }
@@ -562,9 +756,12 @@ impl SwarmTask {
         }
     }
 
-    fn finish_request(&mut self, peer: PeerId) {
+    fn finish_request(&mut self, peer: PeerId, outstanding: &Outstanding) {
         if let Some(sync) = self.peers.get_mut(&peer) {
             sync.in_flight = sync.in_flight.saturating_sub(1);
+            if let Outstanding::Range(range) = outstanding {
+                sync.forget(range);
+            }
         }
         self.pump(peer);
     }
@@ -602,6 +799,8 @@ impl SwarmTask {
             gossip_received: self.gossip_received,
             gossip_judged_inline: self.gossip_judged_inline,
             gossip_dropped_queue_full: self.gossip_dropped,
+            sync_requests_refused: self.serving.refused,
+            sync_response_bytes_held: self.serving.bytes.load(Ordering::Relaxed),
             entries_fetched: self.entries_fetched,
             connections: self.swarm.behaviour().limits.status(),
         }
@@ -614,4 +813,60 @@ pub(super) fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
         libp2p::multiaddr::Protocol::P2p(peer) => Some(peer),
         _ => None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use plexus_crypto::Keypair;
+
+    use super::*;
+
+    fn range(feed: &FeedKey, from_seq: u64, to_seq: u64) -> RangeRequest {
+        RangeRequest {
+            feed: feed.clone(),
+            from_seq,
+            to_seq,
+            target_seq: to_seq,
+            lookahead: 0,
+        }
+    }
+
+    #[test]
+    fn a_fetch_overlapping_one_queued_or_in_flight_is_found_in_the_index() {
+        let feed = FeedKey {
+            namespace: "ns".into(),
+            author: Keypair::generate().agent_id(),
+        };
+        let other = FeedKey {
+            namespace: "other".into(),
+            author: feed.author,
+        };
+        let mut sync = PeerSync::default();
+        for (from_seq, to_seq) in [(1, 512), (1025, 1536)] {
+            sync.fetching
+                .entry(feed.clone())
+                .or_default()
+                .insert(from_seq, to_seq);
+        }
+        for (from_seq, to_seq, overlaps) in [
+            (1, 1, true),
+            (500, 600, true),
+            (513, 1024, false),
+            (1000, 1025, true),
+            (1536, 2000, true),
+            (1537, 2000, false),
+        ] {
+            assert_eq!(
+                sync.overlaps(&range(&feed, from_seq, to_seq)),
+                overlaps,
+                "{from_seq}..={to_seq}"
+            );
+        }
+        assert!(!sync.overlaps(&range(&other, 1, 512)));
+        // Once answered, a range no longer counts, and an empty feed is forgotten.
+        sync.forget(&range(&feed, 1, 512));
+        assert!(!sync.overlaps(&range(&feed, 1, 1)));
+        sync.forget(&range(&feed, 1025, 1536));
+        assert!(sync.fetching.is_empty());
+    }
 }

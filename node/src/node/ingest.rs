@@ -1,7 +1,8 @@
 //! The gossip judge and the ingest worker: what validates and stores what the network
 //! delivers. The judge ([`FastJudge`]) runs on the swarm task and settles the common case on
 //! the spot; the worker runs on its own thread and does everything else: gossip the judge
-//! deferred, sync responses (batch-verified), peers' sync requests and backfill planning.
+//! deferred, sync responses (batch-verified) and backfill planning. Peers' sync requests are
+//! served by the sync server (`serve.rs`), on a thread and queue of its own.
 //!
 //! Gossip verdicts:
 //!
@@ -33,7 +34,6 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use libp2p::gossipsub::{MessageAcceptance, MessageId};
-use libp2p::request_response::ResponseChannel;
 use libp2p::PeerId;
 use plexus_crypto::{verify_batch_parallel, BatchItem};
 use plexus_protocol::coord::{check_body, check_clock_skew};
@@ -45,10 +45,7 @@ use super::limits::{Admission, Ingress};
 use super::Shared;
 use crate::clock::now_ms;
 use crate::coord::Coordinator;
-use crate::net::sync::{
-    self, RangeRequest, SyncRequest, SyncResponse, WireHead, MAX_NAMESPACES, MAX_RANGE,
-    RESPONSE_BYTE_BUDGET,
-};
+use crate::net::sync::{self, RangeRequest, WireHead, MAX_RANGE};
 use crate::net::topics::{self, TopicKind};
 use crate::net::{Command, GossipJudge, Judgement, NetEvent, NetworkHandle, Prechecked};
 use crate::store::{IngestOutcome, Log, RejectReason, StoreError};
@@ -164,11 +161,13 @@ impl Worker {
                     data,
                     prechecked,
                 } => self.handle_gossip(message_id, peer, &topic, &data, prechecked),
+                // Only when no sync server is attached (the node always attaches one).
                 NetEvent::SyncRequest {
                     peer,
+                    request_id,
                     request,
                     channel,
-                } => self.handle_sync_request(peer, request, channel),
+                } => super::serve::answer(&self.log, &self.net, peer, request_id, request, channel),
                 NetEvent::Heads { peer, heads } => self.handle_heads(peer, &heads),
                 NetEvent::Entries {
                     peer,
@@ -219,7 +218,7 @@ impl Worker {
                 MessageAcceptance::Reject
             }
             Some(TopicKind::ForkProofs { namespace }) => {
-                let acceptance = self.handle_fork_proof(&namespace, data, &source)?;
+                let acceptance = self.handle_fork_proof(peer, &namespace, data, &source)?;
                 if acceptance == MessageAcceptance::Reject {
                     self.strike(peer);
                 }
@@ -373,18 +372,18 @@ impl Worker {
             }
             IngestOutcome::Duplicate { .. } => MessageAcceptance::Ignore,
             IngestOutcome::Pending { missing_from, .. } => {
-                let range = RangeRequest {
-                    feed,
-                    from_seq: missing_from,
-                    to_seq: (seq - 1).min(missing_from + MAX_RANGE - 1),
-                    target_seq: seq,
-                    lookahead: 0,
-                };
-                let _ = self.net.blocking_send(Command::Fetch {
-                    peer,
-                    range: Box::new(range),
-                });
+                self.fetch_gap(peer, feed, missing_from, seq);
                 // Not forwarded until it chains: peers fetch it by backfill once it does.
+                MessageAcceptance::Ignore
+            }
+            // No room to hold it, but the gap it shows is still fetched: the fetched entries
+            // arrive in order, which needs no room in `pending`.
+            IngestOutcome::Rejected {
+                reason: RejectReason::PendingFull,
+                ..
+            } => {
+                let missing_from = self.log.head(&feed)?.map_or(1, |head| head.seq + 1);
+                self.fetch_gap(peer, feed, missing_from, seq);
                 MessageAcceptance::Ignore
             }
             IngestOutcome::Fork { proof } => {
@@ -400,12 +399,41 @@ impl Worker {
         })
     }
 
+    /// Asks `peer`, which sent entry `seq` of `feed`, for the entries from `missing_from`
+    /// before it (one range at most; backfill continues from there).
+    fn fetch_gap(&self, peer: PeerId, feed: FeedKey, missing_from: u64, seq: u64) {
+        if missing_from >= seq {
+            return;
+        }
+        let range = RangeRequest {
+            feed,
+            from_seq: missing_from,
+            to_seq: (seq - 1).min(missing_from + MAX_RANGE - 1),
+            target_seq: seq,
+            lookahead: 0,
+        };
+        let _ = self.net.blocking_send(Command::Fetch {
+            peer,
+            range: Box::new(range),
+        });
+    }
+
+    /// A fork proof from gossip: within the peer's allowance, checked, and kept (quarantining
+    /// its author and forwarding it) only when it is about a feed this node holds
+    /// ([`Log::store_fork_proof`]); anything else is ignored without penalty, since an honest
+    /// peer holding that feed forwards it rightly.
     fn handle_fork_proof(
         &self,
+        peer: PeerId,
         namespace: &str,
         data: &[u8],
         source: &str,
     ) -> Result<MessageAcceptance, StoreError> {
+        if lock_ingress(&self.ingress).admit_fork_proof(peer, Instant::now()) != Admission::Pass {
+            self.log
+                .count_rejection(RejectReason::Throttled, "fork-proof");
+            return Ok(MessageAcceptance::Ignore);
+        }
         let now = now_ms();
         if data.len() > MAX_FORK_PROOF_LEN {
             let detail = format!(
@@ -461,65 +489,6 @@ impl Worker {
         if self.shared.quarantine_forkers {
             self.shared.quarantine(proof.feed());
         }
-    }
-
-    fn handle_sync_request(
-        &self,
-        peer: PeerId,
-        request: SyncRequest,
-        channel: ResponseChannel<SyncResponse>,
-    ) -> Result<(), StoreError> {
-        let response = match request {
-            SyncRequest::Heads { namespaces } => self.serve_heads(&namespaces)?,
-            SyncRequest::Range {
-                namespace,
-                author,
-                from_seq,
-                to_seq,
-            } => match sync::validate_range(&namespace, &author, from_seq, to_seq) {
-                Ok(range) => SyncResponse::Entries {
-                    entries: self
-                        .log
-                        .entries_range(
-                            &range.feed,
-                            range.from_seq,
-                            range.to_seq,
-                            RESPONSE_BYTE_BUDGET,
-                        )?
-                        .into_iter()
-                        .map(serde_bytes::ByteBuf::from)
-                        .collect(),
-                },
-                Err(reason) => {
-                    debug!(%peer, %reason, "refused a range request");
-                    SyncResponse::Refused { reason }
-                }
-            },
-        };
-        let _ = self
-            .net
-            .blocking_send(Command::Respond { channel, response });
-        Ok(())
-    }
-
-    fn serve_heads(&self, namespaces: &[String]) -> Result<SyncResponse, StoreError> {
-        if namespaces.len() > MAX_NAMESPACES {
-            return Ok(SyncResponse::Refused {
-                reason: format!(
-                    "{} namespaces, over the limit of {MAX_NAMESPACES}",
-                    namespaces.len()
-                ),
-            });
-        }
-        let heads: Vec<_> = self
-            .log
-            .heads()?
-            .into_iter()
-            .filter(|(feed, _)| namespaces.contains(&feed.namespace))
-            .collect();
-        Ok(SyncResponse::Heads {
-            heads: sync::encode_heads(&heads),
-        })
     }
 
     fn handle_heads(&self, peer: PeerId, heads: &[WireHead]) -> Result<(), StoreError> {

@@ -29,6 +29,16 @@ pub const DEFAULT_STRIKES: u32 = 3;
 /// Window over which strikes are counted.
 pub const STRIKE_WINDOW: Duration = Duration::from_secs(60);
 
+/// Fork proofs per second accepted from one peer (the burst is [`FORK_PROOF_BURST`]). A fork
+/// is rare misbehaviour and a node forwards one proof per forked feed it holds, so an honest
+/// peer sends a handful in a lifetime; a flood of proofs from self-equivocating fresh keys
+/// costs a decode and two signature checks each, which this keeps to one every ten seconds
+/// per peer once the burst is spent.
+pub const FORK_PROOFS_PER_PEER_PER_SEC: f64 = 0.1;
+/// Fork proofs one peer may send at once before [`FORK_PROOFS_PER_PEER_PER_SEC`] applies:
+/// enough for an honest peer relaying the proofs of a partition that just healed.
+pub const FORK_PROOF_BURST: f64 = 16.0;
+
 /// Ingress limits of a node.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct IngressLimits {
@@ -66,6 +76,7 @@ pub struct Ingress {
     limits: IngressLimits,
     peers: Buckets<PeerId>,
     authors: Buckets<AgentId>,
+    fork_proofs: Buckets<PeerId>,
     strikes: HashMap<PeerId, (Instant, u32)>,
 }
 
@@ -88,6 +99,7 @@ impl Ingress {
             limits,
             peers: Buckets::new(limits.peer_per_sec),
             authors: Buckets::new(limits.author_per_sec),
+            fork_proofs: Buckets::with_burst(FORK_PROOFS_PER_PEER_PER_SEC, FORK_PROOF_BURST),
             strikes: HashMap::new(),
         }
     }
@@ -107,6 +119,16 @@ impl Ingress {
             Admission::Pass
         } else {
             Admission::AuthorOverRate
+        }
+    }
+
+    /// Admits one fork proof from `peer` (see [`FORK_PROOFS_PER_PEER_PER_SEC`]), after
+    /// [`Ingress::admit_peer`] admitted the message.
+    pub fn admit_fork_proof(&mut self, peer: PeerId, now: Instant) -> Admission {
+        if self.fork_proofs.take(peer, now) {
+            Admission::Pass
+        } else {
+            Admission::PeerOverRate
         }
     }
 
@@ -138,9 +160,13 @@ impl Ingress {
 
 impl<K: Eq + Hash + Copy> Buckets<K> {
     fn new(rate: f64) -> Self {
+        Buckets::with_burst(rate, (rate * 2.0).max(1.0))
+    }
+
+    fn with_burst(rate: f64, burst: f64) -> Self {
         Buckets {
             rate,
-            burst: (rate * 2.0).max(1.0),
+            burst,
             buckets: HashMap::new(),
         }
     }

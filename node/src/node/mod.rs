@@ -10,8 +10,11 @@
 //! Every local change (an accepted entry, a fork proof) bumps a counter on a `watch` channel,
 //! so callers can wait for the log to change instead of polling on a timer.
 
+#[cfg(test)]
+mod bounds_tests;
 mod ingest;
 pub mod limits;
+mod serve;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -89,6 +92,8 @@ pub enum NodeError {
 pub(crate) struct Shared {
     quarantine_forkers: bool,
     pub(crate) clock_skew_ms: u64,
+    /// Feeds whose authors are quarantined: only feeds with a stored fork proof enter, so it
+    /// holds at most [`crate::store::MAX_FORK_PROOFS`] feeds.
     quarantined: Mutex<HashSet<FeedKey>>,
     changes: watch::Sender<u64>,
     /// Stored entries of this node that could not be handed to gossip (see
@@ -108,11 +113,16 @@ impl Shared {
             .contains(feed)
     }
 
+    /// Quarantines a feed whose fork proof the log stored (the log's bound on proofs is
+    /// checked again here, so the set cannot outgrow it whatever calls this).
     pub(crate) fn quarantine(&self, feed: FeedKey) {
-        self.quarantined
+        let mut quarantined = self
+            .quarantined
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(feed);
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if quarantined.len() < crate::store::MAX_FORK_PROOFS {
+            quarantined.insert(feed);
+        }
     }
 }
 
@@ -130,6 +140,8 @@ pub struct Node {
     /// that update running on a blocking thread, holding the log).
     coord_stop: Option<tokio::sync::oneshot::Sender<()>>,
     worker: Option<std::thread::JoinHandle<()>>,
+    /// The sync server thread (`serve.rs`), joined at shutdown so it lets go of the log.
+    server: Option<std::thread::JoinHandle<()>>,
 }
 
 /// How often leases are re-evaluated for changes that come with time alone (expiry,
@@ -218,8 +230,24 @@ impl Node {
         )
         .map_err(NodeError::Start)?
         .with_gossip_judge(Box::new(judge));
+        let (serve_tx, serve_rx) = mpsc::channel(net::sync::SERVE_QUEUE);
+        let held_bytes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let task = task.with_sync_server(serve_tx, Arc::clone(&held_bytes));
         let net = NetworkHandle::new(command_tx, peer_id);
         let task = tokio::spawn(task.run());
+        let server = serve::SyncServer {
+            log: Arc::clone(&log),
+            net: net.clone(),
+            requests: serve_rx,
+            held_bytes,
+        };
+        // It stops once the swarm task drops the request queue.
+        let server = std::thread::Builder::new()
+            .name("plexus-sync-server".into())
+            .spawn(move || server.run())
+            .map_err(|error| {
+                NodeError::Start(format!("cannot start the sync server thread: {error}"))
+            })?;
         let worker = ingest::Worker {
             log: Arc::clone(&log),
             net: net.clone(),
@@ -250,6 +278,7 @@ impl Node {
             coord_task: Some(coord_task),
             coord_stop: Some(coord_stop),
             worker: Some(worker),
+            server: Some(server),
         })
     }
 
@@ -632,6 +661,9 @@ impl Node {
         }
         if let Some(worker) = self.worker.take() {
             let _ = tokio::task::spawn_blocking(move || worker.join()).await;
+        }
+        if let Some(server) = self.server.take() {
+            let _ = tokio::task::spawn_blocking(move || server.join()).await;
         }
         let log = Arc::clone(&self.log);
         tokio::task::spawn_blocking(move || log.flush())

@@ -23,8 +23,11 @@
 //!   written without fsync and kept as a bounded ring.
 //! - In-memory counters change only after their batch is committed.
 //! - **A feed in `entries` has every seq from 1 to its head with valid links**; entries that do
-//!   not chain yet wait in `pending` (bounded by [`MAX_PENDING`]) and move over, in the same
-//!   batch, when their predecessor arrives.
+//!   not chain yet wait in `pending` (bounded by [`MAX_PENDING`], and per author, per peer
+//!   and in time by [`pending`]) and move over, in the same batch, when their predecessor
+//!   arrives; one that expires or is evicted is simply fetched again.
+//! - **Fork proofs are bounded**: one per position for forks found here, one per feed for
+//!   proofs learned from peers and only about feeds held here, [`MAX_FORK_PROOFS`] in all.
 //! - **Nothing stored is overwritten**: a second entry at a stored seq becomes a fork proof,
 //!   including one that was waiting in `pending` when an entry at its seq was accepted.
 //! - One writer at a time: a mutex serialises read-modify-write sequences (seq assignment,
@@ -38,6 +41,7 @@ mod completion;
 mod governance;
 mod keys;
 mod snapshot;
+mod pending;
 mod wal;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -59,10 +63,19 @@ use rocksdb::{
 pub use governance::{Governor, Scope, TrustRoots};
 pub use keys::{entry_key, feed_prefix, split_entry_key};
 pub use snapshot::LogSnapshot;
+pub use pending::{PendingRefusal, MAX_PENDING_PER_AUTHOR, MAX_PENDING_PER_PEER, PENDING_TTL_MS};
+
+use pending::{PendingIndex, PendingMeta};
 
 /// Entries held while their predecessors are missing, over all feeds. Sized for a backfill gap
 /// of a few thousand entries without letting a peer fill memory or disk with unchainable data.
 pub const MAX_PENDING: usize = 10_000;
+
+/// Fork proofs stored at most, over all feeds. A proof is two body-less envelopes (under
+/// 2 KiB), so this bounds the `forks` family near 20 MB and the quarantine set (built from
+/// it) near a megabyte, while leaving room for far more forks than an honest network ever
+/// sees: a fork is misbehaviour, and one proof per forked feed is all quarantine needs.
+pub const MAX_FORK_PROOFS: usize = 10_000;
 
 const CF_ENTRIES: &str = "entries";
 const CF_IDS: &str = "ids";
@@ -256,6 +269,16 @@ struct Counters {
     pending: usize,
     /// Whether any fork proof is stored: until one is, no feed needs looking up for one.
     any_forks: bool,
+    /// Fork proofs stored (bounded by [`MAX_FORK_PROOFS`]).
+    forks: usize,
+    /// Who holds `pending` and since when (quotas, expiry, eviction). Shared, not copied, by
+    /// the staged clone of a write, and changed only once that write is committed
+    /// ([`Counters::settled`]), so it always describes what RocksDB holds.
+    pending_index: Arc<Mutex<PendingIndex>>,
+    /// `pending` entries added by the write being built, for the index once it commits.
+    added_pending: Vec<(Box<[u8]>, PendingMeta)>,
+    /// Why the last orphan of the write being built was not held, for its rejection record.
+    pending_refusal: Option<PendingRefusal>,
     /// `pending` keys deleted in the write batch being built. Lookups read RocksDB, which
     /// does not see the batch yet, so they skip these, and nothing is deleted (and counted)
     /// twice. Always empty outside a write (see [`Counters::settled`]).
@@ -268,6 +291,16 @@ struct Counters {
 impl Counters {
     /// The counters once their batch is committed: its deletions are in RocksDB now.
     fn settled(mut self) -> Counters {
+        if !self.added_pending.is_empty() || !self.deleted_pending.is_empty() {
+            let mut index = lock_index(&self.pending_index);
+            for (key, meta) in self.added_pending.drain(..) {
+                index.insert(key, meta);
+            }
+            for key in &self.deleted_pending {
+                index.remove(key);
+            }
+        }
+        self.pending_refusal = None;
         self.deleted_pending.clear();
         self.batch_heads.clear();
         self
@@ -709,13 +742,16 @@ impl Log {
                 }
             }
             Placement::Ahead { missing_from } => {
-                self.hold_now(&mut staged, &entry, missing_from)?
+                self.hold_now(&mut staged, &entry, missing_from, (source, now_ms))?
             }
             // The entry names a predecessor other than our head: the author forked at the
             // head's seq, and the other branch's entry is missing. Hold it; fetching seq
             // `head.seq` from whoever sent it completes the proof.
-            Placement::BrokenLink { head } => self.hold_now(&mut staged, &entry, head.seq)?,
+            Placement::BrokenLink { head } => {
+                self.hold_now(&mut staged, &entry, head.seq, (source, now_ms))?
+            }
         };
+        let refusal = staged.pending_refusal.unwrap_or(PendingRefusal::Full);
         *counters = staged.settled();
         drop(governor);
         drop(counters);
@@ -723,10 +759,24 @@ impl Log {
         match outcome {
             Some(outcome) => Ok(outcome),
             None => {
+                let why = match refusal {
+                    PendingRefusal::Full => format!(
+                        "{} entries already wait for missing predecessors",
+                        self.max_pending
+                    ),
+                    PendingRefusal::AuthorQuota => format!(
+                        "its author already has {MAX_PENDING_PER_AUTHOR} entries waiting for \
+                         missing predecessors"
+                    ),
+                    PendingRefusal::PeerQuota => format!(
+                        "{source} already sent {MAX_PENDING_PER_PEER} entries that wait for \
+                         missing predecessors"
+                    ),
+                };
                 let detail = format!(
-                    "{} entries already wait for missing predecessors; entry seq {seq} of author \
-                     {} was not kept; backfill fetches it again once the gap is filled",
-                    self.max_pending, feed.author
+                    "{why}; entry seq {seq} of author {} was not kept; backfill fetches it \
+                     again once the gap is filled",
+                    feed.author
                 );
                 self.record_rejection(bytes, RejectReason::PendingFull, detail, source, now_ms)
             }
@@ -902,7 +952,7 @@ impl Log {
                 } else if let Err(violation) = governor.decide(&entry, Scope::Stateless) {
                     rejected.push((index, entry.encode(), Refusal::Policy(violation)));
                 } else if let Some(outcome) =
-                    self.hold_ahead(&mut batch, &mut staged, head, &entry)?
+                    self.hold_ahead(&mut batch, &mut staged, head, &entry, (source, now_ms))?
                 {
                     // Past the head (a later range of a pipelined backfill that arrived first):
                     // held in this batch rather than with a synced write each.
@@ -991,18 +1041,30 @@ impl Log {
         Ok(out)
     }
 
-    /// Stores a fork proof learned from elsewhere. Returns `false` when a proof for that
-    /// position was already known.
+    /// Stores a fork proof learned from elsewhere; returns whether it was stored. Only a proof
+    /// about a feed this node holds entries of is kept, and only the first for that feed
+    /// (quarantine needs one), within [`MAX_FORK_PROOFS`]: proofs about feeds the node does
+    /// not hold cost nothing to make (a fresh key forking itself), so they are neither stored
+    /// nor forwarded. The write goes through the group commit, never an fsync of its own.
     pub fn store_fork_proof(&self, proof: &ForkProof) -> Result<bool, StoreError> {
         let mut counters = self.lock_counters();
-        let key = entry_key(&proof.feed(), proof.seq());
-        if self.db.get_pinned_cf(self.cf(CF_FORKS), &key)?.is_some() {
+        let feed = proof.feed();
+        if counters.forks >= MAX_FORK_PROOFS
+            || self.head(&feed)?.is_none()
+            || (counters.any_forks && self.feed_has_any(CF_FORKS, &feed)?)
+        {
             return Ok(false);
         }
         // Set first: a proof must never be stored while the fast path thinks there is none.
         counters.any_forks = true;
-        self.db
-            .put_cf_opt(self.cf(CF_FORKS), key, proof.encode(), &sync_options())?;
+        let mut batch = WriteBatch::default();
+        batch.put_cf(
+            self.cf(CF_FORKS),
+            entry_key(&feed, proof.seq()),
+            proof.encode(),
+        );
+        self.commit(batch)?;
+        counters.forks += 1;
         Ok(true)
     }
 
@@ -1316,9 +1378,10 @@ impl Log {
         counters: &mut Counters,
         entry: &Entry,
         missing_from: u64,
+        origin: (&str, u64),
     ) -> Result<Option<IngestOutcome>, StoreError> {
         let mut batch = WriteBatch::default();
-        let outcome = self.hold(&mut batch, counters, entry, missing_from)?;
+        let outcome = self.hold(&mut batch, counters, entry, missing_from, origin)?;
         if !batch.is_empty() {
             self.commit(batch)?;
         }
@@ -1333,22 +1396,27 @@ impl Log {
         counters: &mut Counters,
         head: Option<FeedHead>,
         entry: &Entry,
+        origin: (&str, u64),
     ) -> Result<Option<IngestOutcome>, StoreError> {
         let next_seq = head.map_or(0, |head| head.seq) + 1;
         if entry.header().seq <= next_seq {
             return Ok(None);
         }
-        self.hold(batch, counters, entry, next_seq)
+        self.hold(batch, counters, entry, next_seq, origin)
     }
 
     /// Puts an entry whose predecessor is missing into `pending` in `batch`, within the
-    /// pending bound.
+    /// pending bound and the quotas of its author and of the peer it came from (`origin`:
+    /// source and arrival time), after dropping expired entries; when `pending` is full, an
+    /// entry of a feed the node holds evicts the oldest of a feed it does not hold
+    /// ([`pending`]). `None` when it is not held (the reason in `pending_refusal`).
     fn hold(
         &self,
         batch: &mut WriteBatch,
         counters: &mut Counters,
         entry: &Entry,
         missing_from: u64,
+        (source, now_ms): (&str, u64),
     ) -> Result<Option<IngestOutcome>, StoreError> {
         let id = entry.id();
         let feed = FeedKey::of(entry);
@@ -1356,11 +1424,46 @@ impl Log {
         if self.db.get_pinned_cf(self.cf(CF_PENDING), &key)?.is_some() {
             return Ok(Some(IngestOutcome::Pending { id, missing_from }));
         }
-        if counters.pending >= self.max_pending {
-            return Ok(None);
+        let meta = PendingMeta {
+            author: feed.author,
+            peer: pending::peer_of_source(source),
+            arrival_ms: now_ms,
+            feed_held: self.head(&feed)?.is_some(),
+        };
+        let index_handle = Arc::clone(&counters.pending_index);
+        let index = lock_index(&index_handle);
+        for expired in index.expired(now_ms) {
+            counters.delete_pending(batch, self.cf(CF_PENDING), &expired);
         }
-        batch.put_cf(self.cf(CF_PENDING), key, entry.encode());
+        let in_batch = |same: &dyn Fn(&PendingMeta) -> bool| {
+            counters
+                .added_pending
+                .iter()
+                .filter(|(_, added)| same(added))
+                .count()
+        };
+        let extra_author = in_batch(&|added| added.author == meta.author);
+        let extra_peer = in_batch(&|added| meta.peer.is_some() && added.peer == meta.peer);
+        let admission = index.admit(
+            &meta,
+            (counters.pending, self.max_pending),
+            (extra_author, extra_peer),
+            |key| counters.deleted_pending.contains(key),
+        );
+        drop(index);
+        match admission {
+            pending::Admission::Hold => {}
+            pending::Admission::HoldEvicting(victim) => {
+                counters.delete_pending(batch, self.cf(CF_PENDING), &victim);
+            }
+            pending::Admission::Refuse(refusal) => {
+                counters.pending_refusal = Some(refusal);
+                return Ok(None);
+            }
+        }
+        batch.put_cf(self.cf(CF_PENDING), &key, entry.encode());
         counters.pending += 1;
+        counters.added_pending.push((key.into(), meta));
         Ok(Some(IngestOutcome::Pending { id, missing_from }))
     }
 
@@ -1376,7 +1479,9 @@ impl Log {
     ) -> Result<Option<ForkProof>, StoreError> {
         let feed = FeedKey::of(&stored);
         let key = entry_key(&feed, stored.header().seq);
-        if self.db.get_pinned_cf(self.cf(CF_FORKS), &key)?.is_some() {
+        if counters.forks >= MAX_FORK_PROOFS
+            || self.db.get_pinned_cf(self.cf(CF_FORKS), &key)?.is_some()
+        {
             return Ok(None);
         }
         let proof = ForkProof::new(stored, rival).map_err(|error| {
@@ -1384,6 +1489,7 @@ impl Log {
         })?;
         batch.put_cf(self.cf(CF_FORKS), key, proof.encode());
         counters.any_forks = true;
+        counters.forks += 1;
         Ok(Some(proof))
     }
 
@@ -1551,13 +1657,28 @@ impl Log {
         let mut counters = self.lock_counters();
         counters.next_arrival = next_after_last(CF_JOURNAL)?;
         counters.next_rejection = next_after_last(CF_REJECTED)?;
-        counters.pending = self.count(CF_PENDING)? as usize;
-        counters.any_forks = self
+        // Each entry counts as arriving now, from no known peer: it expires one TTL after
+        // this open, and is evicted as any other should the node need the room.
+        let now_ms = crate::clock::now_ms();
+        let mut index = PendingIndex::default();
+        for item in self
             .db
-            .iterator_cf(self.cf(CF_FORKS), IteratorMode::Start)
-            .next()
-            .transpose()?
-            .is_some();
+            .iterator_cf(self.cf(CF_PENDING), IteratorMode::Start)
+        {
+            let (key, value) = item?;
+            let feed = FeedKey::of(&decode_stored(&value)?);
+            let meta = PendingMeta {
+                author: feed.author,
+                peer: None,
+                arrival_ms: now_ms,
+                feed_held: self.head(&feed)?.is_some(),
+            };
+            index.insert(key, meta);
+        }
+        counters.pending = index.len();
+        counters.pending_index = Arc::new(Mutex::new(index));
+        counters.forks = self.count(CF_FORKS)? as usize;
+        counters.any_forks = counters.forks > 0;
         Ok(())
     }
 
@@ -1613,6 +1734,14 @@ impl Drop for Log {
             }
         }
     }
+}
+
+/// The `pending` index; taken only under the write lock (a poisoned lock still holds a
+/// consistent index: it changes only in [`Counters::settled`]).
+fn lock_index(index: &Mutex<PendingIndex>) -> std::sync::MutexGuard<'_, PendingIndex> {
+    index
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// `mutex`'s guard if nobody holds it now (a poisoned lock is taken as it is: batches are

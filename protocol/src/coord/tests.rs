@@ -1,6 +1,6 @@
 //! Tests of the coordination bodies and the view.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use plexus_crypto::Keypair;
 use proptest::prelude::*;
@@ -544,6 +544,119 @@ fn history(seed: u64, len: usize) -> Vec<Entry> {
     entries
 }
 
+/// What a walk of every entry says at `now`, by the rules of the view's documentation.
+struct Walked {
+    /// (resource, claim id) of every live claim.
+    live_claims: BTreeSet<(String, String)>,
+    rate_limited: BTreeSet<String>,
+    /// Ids of the live constraints, in id order.
+    constraints: Vec<String>,
+}
+
+fn walk(entries: &[Entry], now: u64) -> Walked {
+    let parsed: Vec<(&Entry, Body)> = entries
+        .iter()
+        .filter(|entry| entry.header().timestamp_ms <= now)
+        .map(|entry| {
+            (
+                entry,
+                Body::parse(&entry.header().kind, entry.body().unwrap()).unwrap(),
+            )
+        })
+        .collect();
+    let constraints: Vec<(&Entry, &Constraint)> = parsed
+        .iter()
+        .filter_map(|(entry, body)| match body {
+            Body::Constraint(constraint)
+                if now < entry.header().timestamp_ms + constraint.ttl_ms =>
+            {
+                Some((*entry, constraint))
+            }
+            _ => None,
+        })
+        .collect();
+    let claims: Vec<(&Entry, &Intent)> = parsed
+        .iter()
+        .filter_map(|(entry, body)| match body {
+            Body::Intent(intent) => Some((*entry, intent)),
+            _ => None,
+        })
+        .collect();
+    let order = |(entry, intent): &(&Entry, &Intent)| {
+        (
+            entry.header().timestamp_ms,
+            std::cmp::Reverse(intent.priority),
+            entry.id(),
+        )
+    };
+    let mut walked = Walked {
+        live_claims: BTreeSet::new(),
+        rate_limited: BTreeSet::new(),
+        constraints: {
+            let mut ids: Vec<_> = constraints.iter().map(|(entry, _)| entry.id()).collect();
+            ids.sort();
+            ids.into_iter().map(|id| id.to_string()).collect()
+        },
+    };
+    for claim in &claims {
+        let (entry, intent) = claim;
+        let (at, author, id) = (
+            entry.header().timestamp_ms,
+            entry.header().author,
+            entry.id(),
+        );
+        let mut renewals: Vec<(u64, plexus_crypto::Hash256, u64)> = Vec::new();
+        let mut released = false;
+        for (other, body) in &parsed {
+            let by_owner = other.header().author == author;
+            match body {
+                Body::IntentRenew(renew) if by_owner && renew.claim == id.to_string() => {
+                    renewals.push((other.header().timestamp_ms, other.id(), renew.lease_ms));
+                }
+                Body::IntentRelease(release) if by_owner && release.claim == id.to_string() => {
+                    released = true;
+                }
+                _ => {}
+            }
+        }
+        renewals.sort();
+        let mut end = at + intent.lease_ms;
+        for (renewed_at, _, lease_ms) in renewals {
+            if renewed_at >= at && renewed_at < end {
+                end = renewed_at + lease_ms;
+            }
+        }
+        if released || now >= end {
+            continue;
+        }
+        walked
+            .live_claims
+            .insert((intent.resource.clone(), id.to_string()));
+        let limited = constraints.iter().any(|(_, constraint)| {
+            let ConstraintRule::RateLimit {
+                claims: limit,
+                window_ms,
+            } = constraint.rule
+            else {
+                return false;
+            };
+            let earlier = claims
+                .iter()
+                .filter(|other| other.0.header().author == author)
+                .filter(|other| other.1.resource == intent.resource)
+                .filter(|other| order(other) < order(claim))
+                .filter(|other| other.0.header().timestamp_ms > at.saturating_sub(window_ms))
+                .count();
+            view::resource_matches(&constraint.resource, &intent.resource)
+                && earlier >= limit as usize
+        });
+        if limited {
+            walked.rate_limited.insert(id.to_string());
+        }
+    }
+    walked
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
@@ -607,6 +720,33 @@ proptest! {
                 drawn.sort();
                 prop_assert_eq!(drawn, expected, "resource {} at {}", resource, now);
             }
+        }
+    }
+
+    /// The indexes find exactly what a walk of the whole history finds: at every time, the
+    /// claims in the lease table are the live claims, the rate-limited ones are those the rule
+    /// names, and the live constraints are those whose window holds that time.
+    #[test]
+    fn the_indexes_answer_as_a_walk_of_the_whole_history(seed in any::<u64>(), len in 1usize..80) {
+        let entries = history(seed, len);
+        let view = view_of(&entries);
+        for now in (0..800).step_by(35) {
+            let walked = walk(&entries, now);
+            let mut listed = BTreeSet::new();
+            let mut rate_limited = BTreeSet::new();
+            for lease in view.leases(NS, now) {
+                for claim in lease.holders.iter().chain(&lease.waiting).chain(&lease.excluded) {
+                    listed.insert((claim.resource.clone(), claim.claim_id.clone()));
+                    if claim.standing == ClaimStanding::RateLimited {
+                        rate_limited.insert(claim.claim_id.clone());
+                    }
+                }
+            }
+            prop_assert_eq!(&listed, &walked.live_claims, "live claims at {}", now);
+            prop_assert_eq!(&rate_limited, &walked.rate_limited, "rate-limited at {}", now);
+            let constraints: Vec<String> =
+                view.constraints(NS, now).into_iter().map(|c| c.entry_id).collect();
+            prop_assert_eq!(constraints, walked.constraints, "constraints at {}", now);
         }
     }
 

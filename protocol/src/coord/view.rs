@@ -25,6 +25,15 @@
 //!   state machine of [`TaskState::check_transition`]; an illegal update stays in the history,
 //!   marked rejected with its reason, and changes nothing.
 //! - **Constraints** are live from their timestamp for `ttlMs`; **patterns** are kept forever.
+//!
+//! Indexes keep a query at the current time from walking the whole history: every claim is
+//! filed by the latest time it could still be running (`timestamp + leaseMs`, raised by each
+//! in-time renewal of its author: an upper bound of its end at any `now`), per resource, per
+//! author and per namespace, and every constraint by its end. A query at `now` reads only the
+//! claims and constraints whose bound lies after `now`, then applies the rules above to them
+//! exactly as before, so answers at every time (an audit replay's past included) are unchanged.
+//! The rate limit reads one author's earlier claims on the resource from an index in lease
+//! order, and stops once it has counted the limit.
 
 mod timeline;
 
@@ -32,6 +41,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use plexus_crypto::{sha256, AgentId, Hash256};
 use serde::Serialize;
+
+mod space;
 
 use super::bodies::{
     parse_entry_id, Body, Capability, Constraint, ConstraintRule, Intent, Pattern, Skill,
@@ -204,12 +215,26 @@ pub struct SpaceSnapshot {
     pub patterns: Vec<PatternView>,
 }
 
+/// Where a claim sorts in a lease: (timestamp, higher priority first, entry id).
+type OrderKey = (u64, std::cmp::Reverse<u8>, Hash256);
+
 #[derive(Debug, Default, Clone)]
 struct Space {
     /// Per author, card events keyed by (seq, id).
     cards: BTreeMap<AgentId, BTreeMap<(u64, Hash256), CardEvent>>,
     claims: BTreeMap<Hash256, Stamped<Intent>>,
-    claims_by_resource: BTreeMap<String, BTreeSet<Hash256>>,
+    /// Each claim's running bound: no renewal can keep it running at or after this time.
+    claim_bounds: BTreeMap<Hash256, u64>,
+    /// Claims per resource, by (running bound, id).
+    claims_by_resource: BTreeMap<String, BTreeSet<(u64, Hash256)>>,
+    /// Claims per author, by (running bound, id).
+    claims_by_author: BTreeMap<AgentId, BTreeSet<(u64, Hash256)>>,
+    /// Every claim of the namespace, by (running bound, id).
+    claims_by_bound: BTreeSet<(u64, Hash256)>,
+    /// Claims per (resource, author), in lease order, for the rate limit.
+    claims_in_order: BTreeMap<(String, AgentId), BTreeSet<OrderKey>>,
+    /// Constraints by (end, id).
+    constraints_by_end: BTreeSet<(u64, Hash256)>,
     /// Renewals and releases by the id of the claim they name, keyed by (timestamp, id).
     renewals: BTreeMap<Hash256, BTreeMap<(u64, Hash256), Stamped<u64>>>,
     releases: BTreeMap<Hash256, BTreeMap<(u64, Hash256), Stamped<()>>>,
@@ -283,12 +308,7 @@ impl View {
             }
             Body::Intent(intent) => {
                 resource = Some(intent.resource.clone());
-                space
-                    .claims_by_resource
-                    .entry(intent.resource.clone())
-                    .or_default()
-                    .insert(id);
-                space.claims.insert(id, Stamped::at(meta, intent));
+                space.file_claim(Stamped::at(meta, intent));
             }
             Body::IntentRenew(renew) => {
                 let claim = parse_entry_id(&renew.claim)?;
@@ -298,6 +318,7 @@ impl View {
                     .entry(claim)
                     .or_default()
                     .insert((timestamp_ms, id), Stamped::at(meta, renew.lease_ms));
+                space.raise_bound(&claim);
             }
             Body::IntentRelease(release) => {
                 let claim = parse_entry_id(&release.claim)?;
@@ -321,6 +342,8 @@ impl View {
             }
             Body::Constraint(constraint) => {
                 resource = Some(constraint.resource.clone());
+                let end = timestamp_ms.saturating_add(constraint.ttl_ms);
+                space.constraints_by_end.insert((end, id));
                 space.constraints.insert(id, Stamped::at(meta, constraint));
             }
             Body::Pattern(pattern) => {
@@ -403,7 +426,7 @@ impl View {
         live.sort_by_key(|(claim, _)| order_key(claim));
         let mut contenders = Vec::new();
         for (claim, expires_ms) in live {
-            if space.rate_limited(claim, &rules.rate_limits, now_ms) {
+            if space.rate_limited(claim, &rules.rate_limits) {
                 lease
                     .excluded
                     .push(claim_view(claim, expires_ms, ClaimStanding::RateLimited));
@@ -435,13 +458,29 @@ impl View {
             return Vec::new();
         };
         space
-            .claims_by_resource
-            .keys()
+            .resources_running(now_ms)
+            .into_iter()
             .map(|resource| self.lease(namespace, resource, now_ms))
             .filter(|lease| {
                 !(lease.holders.is_empty() && lease.waiting.is_empty() && lease.excluded.is_empty())
             })
             .collect()
+    }
+
+    /// The resources that may have a live claim at `now_ms` (every resource with one, and
+    /// perhaps a few whose claims were released), by name: what has to be re-evaluated as time
+    /// passes, found without walking expired claims.
+    pub fn live_resources(&self, namespace: &str, now_ms: u64) -> Vec<String> {
+        self.spaces
+            .get(namespace)
+            .map(|space| {
+                space
+                    .resources_running(now_ms)
+                    .into_iter()
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// One claim and where it stands.
@@ -480,9 +519,12 @@ impl View {
             return Vec::new();
         };
         let resources: BTreeSet<&String> = space
-            .claims
-            .values()
-            .filter(|claim| claim.author == *author && claim.timestamp_ms <= now_ms)
+            .claims_by_author
+            .get(author)
+            .into_iter()
+            .flat_map(|claims| claims.range((now_ms.saturating_add(1), Hash256([0; 32]))..))
+            .filter_map(|(_, id)| space.claims.get(id))
+            .filter(|claim| claim.timestamp_ms <= now_ms)
             .map(|claim| &claim.value.resource)
             .collect();
         let author = author.to_string();
@@ -579,8 +621,9 @@ impl View {
         let Some(space) = self.spaces.get(namespace) else {
             return Vec::new();
         };
-        space
-            .live_constraints(now_ms)
+        let mut live: Vec<&Stamped<Constraint>> = space.live_constraints(now_ms).collect();
+        live.sort_by_key(|constraint| constraint.id);
+        live.into_iter()
             .map(|constraint| ConstraintView {
                 entry_id: constraint.id.to_string(),
                 author: constraint.author.to_string(),
@@ -651,104 +694,6 @@ impl View {
     }
 }
 
-/// What live constraints say about one resource.
-struct Rules {
-    max_holders: u32,
-    not_before: Option<u64>,
-    rate_limits: Vec<(u32, u64)>,
-}
-
-impl Space {
-    fn live_constraints(&self, now_ms: u64) -> impl Iterator<Item = &Stamped<Constraint>> {
-        self.constraints.values().filter(move |c| {
-            c.timestamp_ms <= now_ms && now_ms < c.timestamp_ms.saturating_add(c.value.ttl_ms)
-        })
-    }
-
-    fn rules_for(&self, resource: &str, now_ms: u64) -> Rules {
-        let mut rules = Rules {
-            max_holders: 1,
-            not_before: None,
-            rate_limits: Vec::new(),
-        };
-        let mut limit: Option<u32> = None;
-        for constraint in self.live_constraints(now_ms) {
-            if !resource_matches(&constraint.value.resource, resource) {
-                continue;
-            }
-            match constraint.value.rule {
-                ConstraintRule::Exclusive => limit = Some(1),
-                ConstraintRule::MaxHolders { limit: n } => {
-                    limit = Some(limit.map_or(n, |current| current.min(n)));
-                }
-                ConstraintRule::NotBefore { at } => {
-                    rules.not_before = Some(rules.not_before.map_or(at, |current| current.max(at)));
-                }
-                ConstraintRule::RateLimit { claims, window_ms } => {
-                    rules.rate_limits.push((claims, window_ms));
-                }
-            }
-        }
-        rules.max_holders = limit.unwrap_or(1);
-        rules
-    }
-
-    fn claims_on<'a>(
-        &'a self,
-        resource: &str,
-        now_ms: u64,
-    ) -> impl Iterator<Item = &'a Stamped<Intent>> + 'a {
-        self.claims_by_resource
-            .get(resource)
-            .into_iter()
-            .flatten()
-            .filter_map(|id| self.claims.get(id))
-            .filter(move |claim| claim.timestamp_ms <= now_ms)
-    }
-
-    /// When the claim's lease ends given renewals up to `now_ms`, and when it was released.
-    fn claim_end(&self, claim: &Stamped<Intent>, now_ms: u64) -> (u64, Option<u64>) {
-        let mut expires_ms = claim.timestamp_ms.saturating_add(claim.value.lease_ms);
-        for renewal in self
-            .renewals
-            .get(&claim.id)
-            .into_iter()
-            .flat_map(|r| r.values())
-        {
-            let by_owner = renewal.author == claim.author;
-            let in_time = renewal.timestamp_ms <= now_ms
-                && renewal.timestamp_ms >= claim.timestamp_ms
-                && renewal.timestamp_ms < expires_ms;
-            if by_owner && in_time {
-                expires_ms = renewal.timestamp_ms.saturating_add(renewal.value);
-            }
-        }
-        let released = self
-            .releases
-            .get(&claim.id)
-            .into_iter()
-            .flat_map(|r| r.values())
-            .find(|release| release.author == claim.author && release.timestamp_ms <= now_ms)
-            .map(|release| release.timestamp_ms.max(claim.timestamp_ms));
-        (expires_ms, released)
-    }
-
-    /// Whether the claim's author had already made `claims` claims on this resource within
-    /// `window_ms` before it, for any live rate-limit rule.
-    fn rate_limited(&self, claim: &Stamped<Intent>, limits: &[(u32, u64)], now_ms: u64) -> bool {
-        limits.iter().any(|&(claims, window_ms)| {
-            let window_start = claim.timestamp_ms.saturating_sub(window_ms);
-            let earlier = self
-                .claims_on(&claim.value.resource, now_ms)
-                .filter(|other| other.author == claim.author)
-                .filter(|other| order_key(other) < order_key(claim))
-                .filter(|other| other.timestamp_ms > window_start)
-                .count();
-            earlier >= usize::try_from(claims).unwrap_or(usize::MAX)
-        })
-    }
-}
-
 impl CardQuery {
     fn matches(&self, card: &Capability) -> bool {
         let has = |haystack: &str, needle: &str| haystack.to_lowercase().contains(needle);
@@ -798,7 +743,7 @@ pub fn resource_matches(pattern: &str, resource: &str) -> bool {
 }
 
 /// The lease order: earlier first, then higher priority, then smaller entry id.
-fn order_key(claim: &Stamped<Intent>) -> (u64, std::cmp::Reverse<u8>, Hash256) {
+fn order_key(claim: &Stamped<Intent>) -> OrderKey {
     (
         claim.timestamp_ms,
         std::cmp::Reverse(claim.value.priority),

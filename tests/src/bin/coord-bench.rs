@@ -9,13 +9,11 @@
 //! - `publish --entries E --clients K`: one node; K clients publish E entries in total through
 //!   `POST /v1/entries`, each answered only once the entry is fsynced. Prints entries/s.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::Parser;
 use plexus_node::client::ApiClient;
-use plexus_node::coord::Event;
 use plexus_tests::cluster::{connect, shutdown, spawn, TestNode};
 use serde_json::json;
 use tokio::sync::broadcast;
@@ -120,7 +118,7 @@ async fn claim_latency(count: usize, claims: usize) -> anyhow::Result<()> {
 }
 
 async fn wait_holding(
-    mut receiver: broadcast::Receiver<Arc<Event>>,
+    mut receiver: plexus_node::coord::EventReceiver,
     resource: String,
     claim_id: String,
 ) -> anyhow::Result<()> {

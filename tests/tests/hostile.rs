@@ -1,0 +1,335 @@
+//! Real nodes under attack by a hostile peer (`plexus_tests::hostile`): while each attack runs,
+//! honest entries from an honest peer still arrive, the API answers, nothing invalid is stored,
+//! and what the attacker makes the node keep stays within its bound. Counts and sizes are
+//! asserted; the latencies and sizes printed (run with `--nocapture`) are the figures of
+//! `docs/reliability.md`, not assertions.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use plexus_node::net::sync::{SyncRequest, MAX_SERVED_PER_PEER};
+use plexus_node::net::{topics, NetError, RangeRequest, MAX_FOLLOWED_NAMESPACES};
+use plexus_node::node::NodeError;
+use plexus_node::store::{MAX_PENDING_PER_PEER, MAX_REJECTIONS};
+use plexus_protocol::value::json_text_to_canonical;
+use plexus_protocol::FeedKey;
+use plexus_tests::cluster::{
+    address, connect, heads, publish_note, shutdown, spawn, wait_for, TestNode, NAMESPACE,
+};
+use plexus_tests::hostile::{fresh_fork_proof, note_topic, orphan, HostilePeer};
+
+/// Generous: every wait here ends as soon as its condition holds.
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Bytes the attacked node's data directory may grow by during an attack: honest entries and
+/// RocksDB's own files, far below what the attack would have written unbounded.
+const DISK_GROWTH_BOUND: u64 = 16 << 20;
+
+/// Total size of the files under `dir`.
+fn dir_size(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .map(|entry| match entry.metadata() {
+            Ok(metadata) if metadata.is_dir() => dir_size(&entry.path()),
+            Ok(metadata) => metadata.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+/// Peak resident memory of this test process, in KiB (for the figures).
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|line| line.starts_with("VmHWM:"))
+                .and_then(|line| line.split_whitespace().nth(1))
+                .and_then(|kib| kib.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Publishes `count` notes from `honest` and waits until `target` holds them all; returns the
+/// slowest arrival, measured from each publish.
+async fn honest_traffic_arrives(honest: &TestNode, target: &TestNode, count: u64) -> Duration {
+    let feed = FeedKey {
+        namespace: NAMESPACE.into(),
+        author: honest.keypair.agent_id(),
+    };
+    let start_seq = target
+        .node
+        .log()
+        .head(&feed)
+        .unwrap()
+        .map_or(0, |head| head.seq);
+    let mut slowest = Duration::ZERO;
+    for n in 1..=count {
+        let published = Instant::now();
+        publish_note(honest, n).await;
+        wait_for(
+            "an honest entry to reach the attacked node",
+            TIMEOUT,
+            &[target],
+            || async {
+                target
+                    .node
+                    .log()
+                    .head(&feed)
+                    .unwrap()
+                    .map_or(0, |head| head.seq)
+            },
+            |seq| *seq >= start_seq + n,
+        )
+        .await;
+        slowest = slowest.max(published.elapsed());
+    }
+    slowest
+}
+
+/// The attacked node's API answers a status request; returns how long it took.
+async fn api_answers(target: &mut TestNode) -> Duration {
+    let client = target.api().await;
+    let asked = Instant::now();
+    let status = client.get("/v1/status").await.unwrap();
+    assert!(status.get("log").is_some(), "{status}");
+    asked.elapsed()
+}
+
+fn report(attack: &str, target: &TestNode, disk_before: u64, latency: Duration, api: Duration) {
+    println!(
+        "figure | {attack} | disk +{} KiB | peak RSS (test process) {} KiB | honest entry \
+         latency max {} ms | API status {} ms",
+        dir_size(target.dir.path()).saturating_sub(disk_before) / 1024,
+        peak_rss_kib(),
+        latency.as_millis(),
+        api.as_millis()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fork_proofs_from_fresh_keys_are_dropped_while_honest_entries_flow() {
+    let mut nodes = spawn(2).await;
+    connect(&nodes[1], &nodes[0]).await;
+    let disk_before = dir_size(nodes[0].dir.path());
+    let hostile = HostilePeer::start();
+    let fork_topic = topics::fork_topic(NAMESPACE);
+    hostile
+        .join(address(&nodes[0]).await, fork_topic.clone())
+        .await;
+    let attack = 2_000;
+    let proofs: Vec<Vec<u8>> = (0..attack)
+        .map(|_| fresh_fork_proof(NAMESPACE).encode())
+        .collect();
+    let received_before = nodes[0].node.net().status().await.unwrap().gossip_received;
+    let sent = hostile.flood(fork_topic, proofs).await;
+    assert_eq!(sent, attack);
+    let latency = honest_traffic_arrives(&nodes[1], &nodes[0], 20).await;
+    let api = api_answers(&mut nodes[0]).await;
+    // Every proof reached the node and was dealt with.
+    let target = &nodes[0];
+    wait_for(
+        "the flood to be received",
+        TIMEOUT,
+        &[target],
+        || async { target.node.net().status().await.unwrap().gossip_received },
+        |received| *received >= received_before + attack as u64,
+    )
+    .await;
+    let stats = target.node.log().stats().unwrap();
+    assert_eq!(
+        stats.forks, 0,
+        "no proof about a feed the node does not hold is kept"
+    );
+    assert!(target.node.quarantined().is_empty());
+    assert_eq!(stats.rejected, 0, "nothing is journaled for them either");
+    assert!(dir_size(target.dir.path()).saturating_sub(disk_before) < DISK_GROWTH_BOUND);
+    report(
+        "fork proofs from 2,000 fresh keys",
+        target,
+        disk_before,
+        latency,
+        api,
+    );
+    shutdown(nodes).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_orphan_flood_fills_only_the_attackers_share_of_pending() {
+    let mut nodes = spawn(2).await;
+    connect(&nodes[1], &nodes[0]).await;
+    let disk_before = dir_size(nodes[0].dir.path());
+    let hostile = HostilePeer::start();
+    let topic = note_topic(NAMESPACE);
+    hostile.join(address(&nodes[0]).await, topic.clone()).await;
+    let attack = MAX_PENDING_PER_PEER + 200;
+    let orphans: Vec<Vec<u8>> = (0..attack).map(|_| orphan(NAMESPACE).encode()).collect();
+    assert_eq!(hostile.flood(topic, orphans).await, attack);
+    let latency = honest_traffic_arrives(&nodes[1], &nodes[0], 20).await;
+    let api = api_answers(&mut nodes[0]).await;
+    let target = &nodes[0];
+    // The attacker's orphans fill its share of `pending` and no more; the rest are refused
+    // on the record.
+    let (pending, refused) = wait_for(
+        "the flood to be held or refused",
+        TIMEOUT,
+        &[target],
+        || async {
+            let stats = target.node.log().stats().unwrap();
+            (stats.pending as usize, stats.rejected as usize)
+        },
+        |(pending, refused)| pending + refused >= attack,
+    )
+    .await;
+    assert_eq!(pending, MAX_PENDING_PER_PEER);
+    assert_eq!(refused, attack - MAX_PENDING_PER_PEER);
+    assert!(refused as u64 <= MAX_REJECTIONS);
+    let rejections = target.node.log().rejections().unwrap();
+    assert!(rejections
+        .iter()
+        .all(|rejection| rejection.reason == "pending-full"));
+    // Room is left for others: an orphan that an honest peer relays is still held.
+    let from_honest = orphan(NAMESPACE);
+    let held = target
+        .node
+        .log()
+        .ingest(
+            &from_honest.encode(),
+            "gossip:an-honest-peer",
+            plexus_node::clock::now_ms(),
+        )
+        .unwrap();
+    assert!(
+        matches!(held, plexus_node::store::IngestOutcome::Pending { .. }),
+        "{held:?}"
+    );
+    assert!(dir_size(target.dir.path()).saturating_sub(disk_before) < DISK_GROWTH_BOUND);
+    report("orphans from fresh keys", target, disk_before, latency, api);
+    shutdown(nodes).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_request_flood_is_refused_past_the_peers_share_while_gossip_flows() {
+    let mut nodes = spawn(2).await;
+    connect(&nodes[1], &nodes[0]).await;
+    // History worth serving: 300 entries of the target's own feed.
+    let body = json_text_to_canonical(&format!("{{\"pad\": \"{}\"}}", "x".repeat(4_000))).unwrap();
+    for _ in 0..300 {
+        nodes[0]
+            .node
+            .publish(NAMESPACE, "x-note", body.clone())
+            .await
+            .unwrap();
+    }
+    let hostile = HostilePeer::start();
+    hostile
+        .join(address(&nodes[0]).await, note_topic(NAMESPACE))
+        .await;
+    let range = RangeRequest {
+        feed: FeedKey {
+            namespace: NAMESPACE.into(),
+            author: nodes[0].keypair.agent_id(),
+        },
+        from_seq: 1,
+        to_seq: 512,
+        target_seq: 512,
+        lookahead: 0,
+    };
+    let attack = 64;
+    let requests: Vec<SyncRequest> = (0..attack).map(|_| SyncRequest::range(&range)).collect();
+    let disk_before = dir_size(nodes[0].dir.path());
+    let target_peer = nodes[0].node.net().peer_id();
+    let (tally, latency) = tokio::join!(
+        hostile.requests(target_peer, requests),
+        honest_traffic_arrives(&nodes[1], &nodes[0], 20)
+    );
+    let api = api_answers(&mut nodes[0]).await;
+    assert_eq!(tally.served + tally.refused + tally.failed, attack);
+    assert!(
+        tally.refused > 0 && tally.served >= 1,
+        "the attacker is served within its share and refused past it: {tally:?}"
+    );
+    let status = nodes[0].node.net().status().await.unwrap();
+    assert!(status.sync_requests_refused as usize >= tally.refused);
+    // Every answer was read, so the node holds none of them any more.
+    let target = &nodes[0];
+    wait_for(
+        "the node to let go of every answer",
+        TIMEOUT,
+        &[target],
+        || async {
+            target
+                .node
+                .net()
+                .status()
+                .await
+                .unwrap()
+                .sync_response_bytes_held
+        },
+        |held| *held == 0,
+    )
+    .await;
+    println!(
+        "figure | sync request flood | {attack} range requests at once, {} served, {} refused, \
+         {} failed (at most {MAX_SERVED_PER_PEER} served at a time)",
+        tally.served, tally.refused, tally.failed
+    );
+    report("sync request flood", &nodes[0], disk_before, latency, api);
+    shutdown(nodes).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn following_past_the_cap_is_refused_and_backfill_still_works() {
+    let nodes = spawn(2).await;
+    // History the node can only get by backfill: published before the two connect.
+    publish_note(&nodes[1], 1).await;
+    // The node follows NAMESPACE; publishing elsewhere follows each namespace in turn.
+    for n in 1..MAX_FOLLOWED_NAMESPACES {
+        let body = json_text_to_canonical("{\"n\": 1}").unwrap();
+        nodes[0]
+            .node
+            .publish(&format!("extra-{n}"), "x-note", body)
+            .await
+            .unwrap();
+    }
+    let body = json_text_to_canonical("{\"n\": 1}").unwrap();
+    let refused = nodes[0]
+        .node
+        .publish("one-too-many", "x-note", body)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            NodeError::Net(NetError::TooManyNamespaces { limit, .. }) if limit == MAX_FOLLOWED_NAMESPACES
+        ),
+        "{refused}"
+    );
+    let message = refused.to_string();
+    assert!(
+        message.contains("one-too-many") && message.contains("already follows 64"),
+        "{message}"
+    );
+    // Nothing was stored for it, and the node's heads requests, which name every namespace
+    // it follows, are still served: it backfills from a peer.
+    assert_eq!(heads(&nodes[0]).len(), MAX_FOLLOWED_NAMESPACES - 1);
+    connect(&nodes[1], &nodes[0]).await;
+    let feed = FeedKey {
+        namespace: NAMESPACE.into(),
+        author: nodes[1].keypair.agent_id(),
+    };
+    let crowded = &nodes[0];
+    wait_for(
+        "the node that follows the most namespaces to backfill",
+        TIMEOUT,
+        &[crowded],
+        || async { crowded.node.log().head(&feed).unwrap().map(|head| head.seq) },
+        |seq| *seq == Some(1),
+    )
+    .await;
+    shutdown(nodes).await;
+}
