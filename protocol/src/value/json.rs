@@ -277,7 +277,7 @@ impl Reader<'_> {
             return Err(out_of_range());
         }
         let wide: i128 = token.parse().map_err(|_| out_of_range())?;
-        if wide < MIN_INTEGER || wide > MAX_INTEGER {
+        if !(MIN_INTEGER..=MAX_INTEGER).contains(&wide) {
             return Err(out_of_range());
         }
         Ok(match (u64::try_from(wide), i64::try_from(wide)) {
