@@ -188,10 +188,12 @@ impl ApiClient {
         } else {
             format!("/v1/events?{query}")
         };
-        let response =
-            tokio::time::timeout(TIMEOUT, self.send("GET", &path, None, "text/event-stream", &[]))
-                .await
-                .map_err(|_| self.timeout())??;
+        let response = tokio::time::timeout(
+            TIMEOUT,
+            self.send("GET", &path, None, "text/event-stream", &[]),
+        )
+        .await
+        .map_err(|_| self.timeout())??;
         let status = response.status().as_u16();
         if status != 200 {
             let body = tokio::time::timeout(TIMEOUT, response.bytes())

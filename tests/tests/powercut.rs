@@ -123,7 +123,10 @@ fn write_until(data_dir: &Path, mode: &str, cut_after: u64, mount: &mut Mount) -
     mount.cut_power();
     let _ = writer.kill();
     let _ = writer.wait();
-    assert!(acked >= cut_after, "the writer stopped after {acked} entries");
+    assert!(
+        acked >= cut_after,
+        "the writer stopped after {acked} entries"
+    );
     acked
 }
 

@@ -6,7 +6,6 @@
 //! said: status, code, message, field, and for policy refusals rule, policy version and retry
 //! delay. That is what a model needs to decide what to do next.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -18,7 +17,6 @@ use tower::ServiceExt;
 
 use crate::api::ApiState;
 use crate::client::{ApiClient, ClientError, EventStream, MAX_RESPONSE_BYTES};
-use crate::coord::Event;
 
 /// Where the tools send their requests.
 #[derive(Debug, Clone)]
@@ -109,7 +107,7 @@ pub enum Events {
     Http(EventStream),
     /// The coordinator's events, until the API shuts down.
     InProcess {
-        receiver: broadcast::Receiver<Arc<Event>>,
+        receiver: crate::coord::EventReceiver,
         shutdown: watch::Receiver<bool>,
     },
 }

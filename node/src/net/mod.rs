@@ -19,10 +19,10 @@
 
 pub mod behaviour;
 pub mod limits;
-pub mod pong;
 pub mod peer_manager;
 pub mod peer_store;
 pub mod peers;
+pub mod pong;
 pub mod sync;
 pub mod task;
 pub mod topics;

@@ -10,7 +10,7 @@ use libp2p::gossipsub::{self, MessageAcceptance};
 use libp2p::request_response::{self, InboundRequestId, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::SwarmEvent;
-use libp2p::{identify, kad, mdns, Multiaddr, PeerId, Swarm};
+use libp2p::{identify, mdns, Multiaddr, PeerId, Swarm};
 use plexus_protocol::FeedKey;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};

@@ -66,6 +66,7 @@ fn run_worker(log: &Arc<Log>, events: Vec<NetEvent>) -> (Arc<Shared>, Vec<Comman
         clock_skew_ms: plexus_protocol::coord::DEFAULT_CLOCK_SKEW_MS,
         quarantined: Mutex::new(Default::default()),
         changes: watch::channel(0).0,
+        gossip_failures: Default::default(),
     });
     Worker {
         log: Arc::clone(log),

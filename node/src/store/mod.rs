@@ -40,8 +40,8 @@
 mod completion;
 mod governance;
 mod keys;
-mod snapshot;
 mod pending;
+mod snapshot;
 mod wal;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -62,8 +62,8 @@ use rocksdb::{
 
 pub use governance::{Governor, Scope, TrustRoots};
 pub use keys::{entry_key, feed_prefix, split_entry_key};
-pub use snapshot::LogSnapshot;
 pub use pending::{PendingRefusal, MAX_PENDING_PER_AUTHOR, MAX_PENDING_PER_PEER, PENDING_TTL_MS};
+pub use snapshot::LogSnapshot;
 
 use pending::{PendingIndex, PendingMeta};
 

@@ -7,16 +7,25 @@
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 
+use clap::Parser;
 use plexus_crypto::{sha256, Keypair, Sha256Stream};
 use plexus_protocol::export::{ExportHeader, ExportTrailer};
 use plexus_protocol::{Draft, Entry};
-use plexus_tests::flag;
 use rayon::prelude::*;
 
+/// Writes a crafted export with many rival entries at one seq.
+#[derive(Debug, Parser)]
+struct Args {
+    /// Rival entries at seq 1 of the feed.
+    #[arg(long)]
+    rivals: u64,
+    /// The export file to write.
+    #[arg(long)]
+    out: PathBuf,
+}
+
 fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let rivals: u64 = flag(&args, "--rivals")?.parse()?;
-    let out = PathBuf::from(flag(&args, "--out")?);
+    let Args { rivals, out } = Args::parse();
     let author = Keypair::from_seed(&[0x55; 32]);
     let exporter = Keypair::from_seed(&[0x66; 32]);
     let sign = |seq: u64, prev, index: u64| -> anyhow::Result<Vec<u8>> {

@@ -74,8 +74,7 @@ fn main() -> std::io::Result<()> {
 impl LazyFs {
     /// The backing path of a path inside the mount (`/a/b` is `BACKING/a/b`).
     fn real(&self, path: &Path) -> PathBuf {
-        self.backing
-            .join(path.strip_prefix("/").unwrap_or(path))
+        self.backing.join(path.strip_prefix("/").unwrap_or(path))
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<PathBuf, Unsynced>> {

@@ -7,6 +7,7 @@
 //! asking it once at each change gives the exact history, the same answer `View::lease` (and
 //! so `audit replay --at`) gives at every moment of the window.
 
+use plexus_crypto::Hash256;
 use serde::Serialize;
 
 use super::{resource_matches, ClaimStanding, ConstraintRule, ConstraintView, View};
@@ -129,7 +130,15 @@ impl View {
                 moments.push(moment);
             }
         };
-        for claim in space.claims_on(resource, to_ms) {
+        // Every claim that could run at some moment of the window, not only those live at its end.
+        let claims = space
+            .claims_by_resource
+            .get(resource)
+            .into_iter()
+            .flat_map(|claims| claims.range((from_ms.saturating_add(1), Hash256([0; 32]))..))
+            .filter_map(|(_, id)| space.claims.get(id))
+            .filter(|claim| claim.timestamp_ms < to_ms);
+        for claim in claims {
             add(claim.timestamp_ms);
             add(claim.timestamp_ms.saturating_add(claim.value.lease_ms));
             for renewal in space
