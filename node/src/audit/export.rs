@@ -18,7 +18,7 @@
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use plexus_crypto::{AgentId, Hash256, Keypair, Sha256Stream};
+use plexus_crypto::{Hash256, Keypair, Sha256Stream};
 use plexus_protocol::export::{ExportHeader, ExportTrailer};
 use plexus_protocol::{Entry, ForkProof};
 
@@ -64,7 +64,7 @@ pub enum ExportError {
     )]
     Torn {
         namespace: String,
-        author: AgentId,
+        author: String,
         after: u64,
         seq: u64,
         /// Empty, or how many opens were tried.
@@ -320,7 +320,7 @@ impl HoleCheck {
             if let Some((feed, _)) = split_entry_key(key) {
                 return Err(ExportError::Torn {
                     namespace: feed.namespace,
-                    author: feed.author,
+                    author: feed.author.to_string(),
                     after,
                     seq,
                     attempts: String::new(),

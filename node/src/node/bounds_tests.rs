@@ -88,7 +88,7 @@ fn verdicts(commands: &[Command]) -> Vec<MessageAcceptance> {
     commands
         .iter()
         .filter_map(|command| match command {
-            Command::Validate { acceptance, .. } => Some(acceptance.clone()),
+            Command::Validate { acceptance, .. } => Some(*acceptance),
             _ => None,
         })
         .collect()

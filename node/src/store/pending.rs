@@ -129,7 +129,7 @@ impl PendingIndex {
         let Some(deadline) = now_ms.checked_sub(PENDING_TTL_MS) else {
             return Vec::new();
         };
-        let mut out: Vec<((u64, u64), Box<[u8]>)> = Vec::new();
+        let mut out: Vec<(ArrivalOrder, Box<[u8]>)> = Vec::new();
         for order in [&self.held, &self.unheld] {
             out.extend(
                 order
@@ -187,6 +187,9 @@ fn decrement<K: std::hash::Hash + Eq>(counts: &mut HashMap<K, usize>, key: &K) {
         }
     }
 }
+
+/// When a pending entry arrived and its arrival number: the order of expiry and eviction.
+type ArrivalOrder = (u64, u64);
 
 #[cfg(test)]
 mod tests {
