@@ -171,7 +171,10 @@ async fn an_orphan_flood_fills_only_the_attackers_share_of_pending() {
     // Gossipsub may drop a few of a burst at the sender's queue: what counts is what went out,
     // which must be more than the attacker's share.
     let attack = hostile.flood(topic, orphans).await;
-    assert!(attack > MAX_PENDING_PER_PEER, "only {attack} orphans went out");
+    assert!(
+        attack > MAX_PENDING_PER_PEER,
+        "only {attack} orphans went out"
+    );
     let latency = honest_traffic_arrives(&nodes[1], &nodes[0], 20).await;
     let api = api_answers(&mut nodes[0]).await;
     let target = &nodes[0];
