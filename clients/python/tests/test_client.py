@@ -73,6 +73,8 @@ def test_the_client_has_a_call_for_every_route_of_the_openapi_document(node: Nod
     covered.add(("get", "/v1/events"))
     # `/mcp` is MCP's JSON-RPC endpoint, for MCP clients (tests/test_mcp.py), not this client.
     covered |= {("post", "/mcp"), ("get", "/mcp"), ("delete", "/mcp")}
+    # `/ui/` serves the web page's static files, for browsers (web/tests), not this client.
+    covered |= {("get", "/ui/"), ("get", "/ui/{path}")}
     with node.client() as client:
         document = client.openapi()
     documented = {

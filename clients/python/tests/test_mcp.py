@@ -179,6 +179,8 @@ async def test_tools_over_streamable_http_behind_the_token(node: Node) -> None:
 
 
 def test_plexus_mcp_without_a_running_node_exits_with_a_clear_error(tmp_path: Path) -> None:
+    # A config file named explicitly must exist (it holds trust roots); an empty one is valid.
+    (tmp_path / "none.toml").write_text("")
     done = subprocess.run(
         [str(plexus_binary()), "mcp"],
         capture_output=True,

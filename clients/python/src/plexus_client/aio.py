@@ -105,6 +105,12 @@ class AsyncClient:
     ) -> models.Leases:
         return await self.send(self.routes.leases(resource, holder))
 
+    async def timeline(
+        self, *, from_ms: int | None = None, to_ms: int | None = None
+    ) -> dict[str, Any]:
+        """Each resource's lease history over [from_ms, to_ms) (default: the last hour)."""
+        return await self.send(self.routes.timeline(from_ms, to_ms))
+
     async def update_task(self, update: models.TaskUpdate) -> models.TaskUpdated:
         return await self.send(self.routes.update_task(update))
 

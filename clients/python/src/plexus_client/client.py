@@ -126,6 +126,10 @@ class Client:
     def leases(self, *, resource: str | None = None, holder: str | None = None) -> models.Leases:
         return self.send(self.routes.leases(resource, holder))
 
+    def timeline(self, *, from_ms: int | None = None, to_ms: int | None = None) -> dict[str, Any]:
+        """Each resource's lease history over [from_ms, to_ms) (default: the last hour)."""
+        return self.send(self.routes.timeline(from_ms, to_ms))
+
     def update_task(self, update: models.TaskUpdate) -> models.TaskUpdated:
         return self.send(self.routes.update_task(update))
 

@@ -117,6 +117,10 @@ class Routes:
         params = self._ns(resource=resource, holder=holder)
         return Call("GET", "/v1/leases", models.Leases.model_validate, params)
 
+    def timeline(self, from_ms: int | None, to_ms: int | None) -> Call[dict[str, Any]]:
+        params = self._ns(**{"from": from_ms, "to": to_ms})
+        return Call("GET", "/v1/timeline", _json_object, params)
+
     def update_task(self, update: models.TaskUpdate) -> Call[models.TaskUpdated]:
         return Call(
             "POST", "/v1/tasks", models.TaskUpdated.model_validate, self._ns(), update.to_wire()
