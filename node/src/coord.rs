@@ -131,35 +131,6 @@ impl Coordinator {
         }
     }
 
-    /// Applies `entry`, just stored at journal position `arrival`, if it is the next entry the
-    /// view expects and nobody holds the view now: the caller (the network task, right after
-    /// the gossip fast path stored the entry) never waits and reads nothing back. The view
-    /// and events change as a [`Coordinator::sync`] that read this entry alone would change
-    /// them. `false`: nothing was done; `sync` reads the entry from the journal later.
-    ///
-    /// Why: otherwise every stored gossip message costs each node a hand-off to a blocking
-    /// thread and a journal read, which on a busy machine costs more than the store write.
-    pub fn offer(&self, entry: &Entry, arrival: u64, now_ms: u64) -> bool {
-        let Some(mut state) = self.lock_now() else {
-            return false;
-        };
-        if state.next_arrival != arrival {
-            return false;
-        }
-        state.next_arrival = arrival + 1;
-        let mut touched = BTreeSet::new();
-        self.apply(&mut state, entry, now_ms, &mut touched);
-        self.reevaluate(&mut state, touched, now_ms);
-        true
-    }
-
-    /// Whether the view has applied every entry of a journal `journal_len` entries long.
-    /// Never waits: while a sync holds the view, the answer is `false`.
-    pub fn has_applied(&self, journal_len: u64) -> bool {
-        self.lock_now()
-            .is_some_and(|state| state.next_arrival >= journal_len)
-    }
-
     /// Re-evaluates every lease at `now_ms`, for changes that come with time alone: those
     /// with holders last reported, those with a claim that may be live now (found through the
     /// view's index, not by walking history), and those of this agent's claims; each is
@@ -188,15 +159,6 @@ impl Coordinator {
     /// Entries applied so far (the journal cursor).
     pub fn applied(&self) -> u64 {
         self.lock().next_arrival
-    }
-
-    /// The state if nobody holds it now (a poisoned lock holds a usable view).
-    fn lock_now(&self) -> Option<MutexGuard<'_, State>> {
-        match self.state.try_lock() {
-            Ok(state) => Some(state),
-            Err(std::sync::TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
-            Err(std::sync::TryLockError::WouldBlock) => None,
-        }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -410,7 +372,6 @@ mod tests {
     use plexus_protocol::value::json_text_to_canonical;
 
     use super::*;
-    use crate::store::JournalEntry;
 
     const NAMESPACE: &str = "ops";
     const NOW_MS: u64 = 1_767_225_600_000;
@@ -430,69 +391,41 @@ mod tests {
     }
 
     #[test]
-    fn an_offered_entry_changes_the_view_and_events_as_its_sync_would() {
+    fn the_view_applies_each_journal_entry_once_and_in_order() {
         let dir = tempfile::tempdir().unwrap();
         let log = Log::open(dir.path()).unwrap();
         let (me, rival) = (Keypair::from_seed(&[1; 32]), Keypair::from_seed(&[2; 32]));
-        let (offered, synced) = (
-            Coordinator::new(me.agent_id()),
-            Coordinator::new(me.agent_id()),
-        );
-        let (mut offered_events, mut synced_events) = (offered.subscribe(), synced.subscribe());
+        let coord = Coordinator::new(me.agent_id());
+        let mut events = coord.subscribe();
         let later = NOW_MS + 10;
-        // As the node runs: each entry is stored, then one coordinator is offered it and the
-        // other syncs from the journal.
-        let step = |author: &Keypair, kind: &str, body: &str, offset_ms: u64| {
-            let entry = append(&log, author, kind, body, offset_ms);
-            let arrival = offered.applied();
-            assert!(offered.offer(&entry, arrival, later));
-            assert_eq!(synced.sync(&log, later).unwrap(), 1);
-            entry
-        };
         let claim = r#"{"resource": "printer", "action": "print", "leaseMs": 60000}"#;
-        let theirs = step(&rival, "intent", claim, 0);
-        step(&me, "intent", claim, 5);
-        step(&rival, "x-note", r#"{"text": "done soon"}"#, 6);
+        let theirs = append(&log, &rival, "intent", claim, 0);
+        append(&log, &me, "intent", claim, 5);
+        assert_eq!(coord.sync(&log, later).unwrap(), 2);
+        append(&log, &rival, "x-note", r#"{"text": "done soon"}"#, 6);
         let task = r#"{"taskId": "t1", "status": {"state": "TASK_STATE_WORKING"}}"#;
-        step(&me, "task", task, 7);
-        step(
-            &rival,
-            "intent.release",
-            &format!(r#"{{"claim": "{}"}}"#, theirs.id()),
-            8,
+        append(&log, &me, "task", task, 7);
+        let release = format!(r#"{{"claim": "{}"}}"#, theirs.id());
+        append(&log, &rival, "intent.release", &release, 8);
+        assert_eq!(coord.sync(&log, later).unwrap(), 3);
+        assert_eq!(
+            coord.sync(&log, later).unwrap(),
+            0,
+            "nothing is applied twice"
         );
-
-        assert_eq!(offered.applied(), 5);
-        assert_eq!(synced.applied(), 5);
-        assert!(offered.has_applied(5) && !offered.has_applied(6));
-        // Asked while the view is held (as during a long sync), it answers at once: not yet.
-        let held = offered.view();
-        assert!(!offered.has_applied(0));
-        drop(held);
-        let events = drain(&mut offered_events);
-        assert_eq!(events, drain(&mut synced_events));
+        assert_eq!(coord.applied(), 5);
+        let events = drain(&mut events);
         // The rival held the printer first; its release handed it to us.
         assert!(events.iter().any(|event| event.contains("\"claim.won\"")));
-        assert_eq!(
-            offered.view().leases(NAMESPACE, later),
-            synced.view().leases(NAMESPACE, later)
-        );
-        assert_eq!(
-            offered.view().tasks(NAMESPACE, later),
-            synced.view().tasks(NAMESPACE, later)
-        );
-
-        // Nothing is applied twice, and nothing out of order: those are left to `sync`.
-        let journal: Vec<JournalEntry> = log.journal(0).map(Result::unwrap).collect();
-        assert!(!offered.offer(&journal[4].entry, 4, later));
         let fresh = Coordinator::new(me.agent_id());
-        assert!(!fresh.offer(&journal[1].entry, 1, later));
-        assert_eq!(fresh.applied(), 0);
-        assert!(fresh.offer(&journal[0].entry, 0, later));
-        assert_eq!(fresh.sync(&log, later).unwrap(), 4);
+        assert_eq!(fresh.sync(&log, later).unwrap(), 5);
         assert_eq!(
             fresh.view().leases(NAMESPACE, later),
-            synced.view().leases(NAMESPACE, later)
+            coord.view().leases(NAMESPACE, later)
+        );
+        assert_eq!(
+            fresh.view().tasks(NAMESPACE, later),
+            coord.view().tasks(NAMESPACE, later)
         );
     }
 }

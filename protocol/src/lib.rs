@@ -6,6 +6,7 @@
 //! `unwrap`, `expect`, indexing and `panic!` outside tests, and every decoder checks sizes before
 //! parsing.
 //!
+//! - [`admit`]: the stateless checks every received entry passes before it may be stored.
 //! - [`cbor`]: strict canonical CBOR (decode, re-encode, compare) and item framing.
 //! - [`value`]: the canonical form of free-form JSON-like body data.
 //! - [`entry`]: the signed entry, its encoding, id and signature input.
@@ -24,6 +25,7 @@
     )
 )]
 
+pub mod admit;
 pub mod cbor;
 pub mod coord;
 pub mod entry;

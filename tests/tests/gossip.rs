@@ -46,7 +46,7 @@ async fn entries_reach_every_node_of_a_line() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_forwarding_node_judges_valid_gossip_on_the_network_task() {
+async fn a_forwarding_node_validates_stores_and_forwards_gossip() {
     // A line: carol hears alice only through bob, who must validate, store and forward.
     let nodes = spawn(3).await;
     let (alice, bob, carol) = (&nodes[0], &nodes[1], &nodes[2]);
@@ -76,18 +76,13 @@ async fn a_forwarding_node_judges_valid_gossip_on_the_network_task() {
         },
     )
     .await;
-    let before = bob.node.net().status().await.unwrap().gossip_judged_inline;
     for n in 0..5 {
         publish_note(alice, n).await;
     }
     wait_converged(&[alice, bob, carol], 1, 5, CONVERGE).await;
-    let status = bob.node.net().status().await.unwrap();
-    assert!(
-        status.gossip_judged_inline > before,
-        "no gossip was settled on bob's network task: {status:?}"
-    );
-    // Judged inline or not, what bob stored is exactly alice's feed.
+    // What bob stored, and carol got through him, is exactly alice's feed.
     assert_eq!(heads(bob), heads(alice));
+    assert_eq!(heads(carol), heads(alice));
     assert_eq!(bob.node.log().rejections().unwrap().len(), 0);
     shutdown(nodes).await;
 }

@@ -326,10 +326,8 @@ pub fn status(config: &Config, args: StatusArgs) -> anyhow::Result<ExitCode> {
         );
     }
     println!(
-        "gossip: {} received, {} judged on the network task, {} dropped (ingest queue full)",
-        status.network.gossip_received,
-        status.network.gossip_judged_inline,
-        status.network.gossip_dropped_queue_full
+        "gossip: {} received, {} dropped (ingest queue full)",
+        status.network.gossip_received, status.network.gossip_dropped_queue_full
     );
     println!("namespaces: {}", status.network.namespaces.join(", "));
     println!("topics: {}", status.network.topics.len());

@@ -12,10 +12,9 @@
 //!   restarts in the [`peer_store`].
 //!
 //! The network layer does not know the log. Validation and storage belong to the node
-//! (`crate::node`): the swarm task first asks the node's [`GossipJudge`], which settles the
-//! common case (a valid entry that extends its feed) at once, without blocking, so the entry
-//! is forwarded in the same turn of the loop; everything else goes to the node's ingest
-//! worker as a [`NetEvent::Gossip`], whose verdict comes back as [`Command::Validate`].
+//! (`crate::node`): the swarm task hands every gossip message to the node's ingest worker as
+//! a [`NetEvent::Gossip`] and never looks inside it; the verdicts come back in batches as
+//! [`Command::Validate`], and gossipsub forwards what was accepted.
 
 pub mod behaviour;
 pub mod limits;
@@ -44,38 +43,6 @@ pub use sync::{RangeRequest, SyncRequest, SyncResponse, WireHead};
 /// Commands waiting for the swarm task. Commands are small and handled in microseconds; the
 /// bound only matters if the task is stuck, and then callers wait rather than pile up memory.
 pub const COMMAND_QUEUE: usize = 1024;
-
-/// Judges gossip messages on the swarm task, before any hand-off (implemented by the node).
-///
-/// It must not wait: it may take the log's locks only if they are free and write only what
-/// cannot stall, hold its other locks only for short critical sections (never across I/O or a
-/// channel send), and do point reads; it answers [`Judgement::Defer`] whenever it cannot
-/// settle a message that way. The swarm task also bounds how many messages it judges per
-/// second.
-pub trait GossipJudge: Send + 'static {
-    /// Judges one message from `peer` on `topic`.
-    fn judge(&mut self, peer: PeerId, topic: &str, data: &[u8]) -> Judgement;
-}
-
-/// What a [`GossipJudge`] decided.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Judgement {
-    /// Settled (and stored, when accepted): report this verdict to gossipsub now.
-    Decided(MessageAcceptance),
-    /// Hand the message to the ingest worker, with what the judge already did.
-    Defer(Prechecked),
-}
-
-/// Work the judge did on a message it deferred, so the worker does not do it twice.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Prechecked {
-    /// The sending peer's ingress allowance was charged for it.
-    pub peer_admitted: bool,
-    /// The author's ingress allowance was charged for it.
-    pub author_admitted: bool,
-    /// It decoded, and whether its signature verified (`None`: not checked).
-    pub signature: Option<bool>,
-}
 
 /// Network events waiting for the ingest worker. When it is full, gossip is answered `Ignore`
 /// (no penalty, the message is simply not forwarded by us) and sync traffic is dropped to be
@@ -229,12 +196,9 @@ pub enum Command {
         namespace: String,
         reply: oneshot::Sender<Result<(), NetError>>,
     },
-    /// The verdict on a gossip message handed out as [`NetEvent::Gossip`].
-    Validate {
-        message_id: MessageId,
-        peer: PeerId,
-        acceptance: MessageAcceptance,
-    },
+    /// The verdicts on gossip messages handed out as [`NetEvent::Gossip`], in one command
+    /// per batch the worker settled.
+    Validate(Vec<GossipVerdict>),
     /// Answer a sync request handed out as [`NetEvent::SyncRequest`].
     Respond {
         request_id: InboundRequestId,
@@ -271,6 +235,14 @@ pub enum Command {
     Shutdown,
 }
 
+/// The verdict on one gossip message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GossipVerdict {
+    pub message_id: MessageId,
+    pub peer: PeerId,
+    pub acceptance: MessageAcceptance,
+}
+
 /// What the swarm task hands to the ingest worker.
 #[derive(Debug)]
 pub enum NetEvent {
@@ -280,7 +252,6 @@ pub enum NetEvent {
         peer: PeerId,
         topic: String,
         data: Vec<u8>,
-        prechecked: Prechecked,
     },
     /// A peer's sync request, handed to the node's sync server (never queued behind gossip),
     /// which answers with [`Command::Respond`].
@@ -312,9 +283,6 @@ pub struct NetStatus {
     pub sync_requests_in_flight: usize,
     pub sync_ranges_queued: usize,
     pub gossip_received: u64,
-    /// Gossip messages settled on the swarm task by the node's [`GossipJudge`].
-    #[serde(default)]
-    pub gossip_judged_inline: u64,
     pub gossip_dropped_queue_full: u64,
     /// Peers' sync requests refused as busy: over their share ([`sync::MAX_SERVED_PER_PEER`],
     /// [`sync::MAX_RESPONSE_BYTES_PER_PEER`]) or the node's ([`sync::SERVE_QUEUE`],

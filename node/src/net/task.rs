@@ -22,8 +22,8 @@ use super::sync::{
     MAX_RESPONSE_BYTES_IN_FLIGHT, MAX_RESPONSE_BYTES_PER_PEER, MAX_SERVED_PER_PEER,
 };
 use super::{
-    agent_id_of, topics, Command, GossipJudge, Judgement, NetConfig, NetError, NetEvent, NetStatus,
-    PeerStatus, Prechecked, RangeRequest, MAX_FOLLOWED_NAMESPACES,
+    agent_id_of, topics, Command, NetConfig, NetError, NetEvent, NetStatus, PeerStatus,
+    RangeRequest, MAX_FOLLOWED_NAMESPACES,
 };
 
 /// What an outstanding sync request was for.
@@ -97,14 +97,9 @@ pub struct SwarmTask {
     peers: HashMap<PeerId, PeerSync>,
     listen_addrs: Vec<Multiaddr>,
     gossip_received: u64,
-    gossip_judged_inline: u64,
     gossip_dropped: u64,
     /// Connected peers whose first connection we dialled (as many as connected peers).
     dialed: HashSet<PeerId>,
-    /// The node's judge of gossip, consulted before any hand-off (see [`GossipJudge`]).
-    judge: Option<Box<dyn GossipJudge>>,
-    /// When the current second of judging began, and the messages judged in it.
-    judge_window: (Instant, u32),
     entries_fetched: u64,
     /// Peers blocked for misbehaving, with when to let them back (checked on the anti-entropy
     /// timer), at most [`MAX_TEMPORARY_BLOCKS`].
@@ -113,13 +108,6 @@ pub struct SwarmTask {
     peer_manager: PeerManager,
     serving: Serving,
 }
-
-/// Most gossip messages judged on the swarm task per second; past it, messages go to the
-/// ingest worker until the second ends. A judgement costs up to a signature check and a write
-/// (about 70 us), so this keeps the judge under a seventh of the task's time: under a sustained
-/// flood of valid entries the worker's pipeline takes the load, and the swarm task stays free
-/// for the network.
-const MAX_INLINE_JUDGEMENTS_PER_SECOND: u32 = 2_000;
 
 /// Most peers held in a temporary block at once; past it, the block ending first is lifted
 /// early, so a stream of fresh identities cannot grow the table.
@@ -170,11 +158,8 @@ impl SwarmTask {
             peers: HashMap::new(),
             listen_addrs: Vec::new(),
             gossip_received: 0,
-            gossip_judged_inline: 0,
             gossip_dropped: 0,
             dialed: HashSet::new(),
-            judge: None,
-            judge_window: (Instant::now(), 0),
             entries_fetched: 0,
             temporary_blocks: HashMap::new(),
             peer_manager,
@@ -186,12 +171,6 @@ impl SwarmTask {
             }
         }
         Ok(task)
-    }
-
-    /// Consults `judge` on every gossip message before handing it to the worker.
-    pub fn with_gossip_judge(mut self, judge: Box<dyn GossipJudge>) -> SwarmTask {
-        self.judge = Some(judge);
-        self
     }
 
     /// Hands peers' sync requests to `server` (a queue of its own, so gossip never waits
@@ -246,15 +225,15 @@ impl SwarmTask {
             Command::Follow { namespace, reply } => {
                 let _ = reply.send(self.follow(namespace));
             }
-            Command::Validate {
-                message_id,
-                peer,
-                acceptance,
-            } => {
-                self.swarm
-                    .behaviour_mut()
-                    .gossipsub
-                    .report_message_validation_result(&message_id, &peer, acceptance);
+            Command::Validate(verdicts) => {
+                let gossipsub = &mut self.swarm.behaviour_mut().gossipsub;
+                for verdict in verdicts {
+                    gossipsub.report_message_validation_result(
+                        &verdict.message_id,
+                        &verdict.peer,
+                        verdict.acceptance,
+                    );
+                }
             }
             Command::Respond {
                 request_id,
@@ -414,38 +393,11 @@ impl SwarmTask {
     ) {
         self.gossip_received += 1;
         let topic = message.topic.into_string();
-        // The judge goes first only while the worker has nothing queued and within its budget:
-        // under load the worker's pipeline does the work, and the swarm task stays free for
-        // the network.
-        let idle_worker = self.events.capacity() == self.events.max_capacity();
-        let now = Instant::now();
-        if now.duration_since(self.judge_window.0) >= Duration::from_secs(1) {
-            self.judge_window = (now, 0);
-        }
-        let within_budget = self.judge_window.1 < MAX_INLINE_JUDGEMENTS_PER_SECOND;
-        if idle_worker && within_budget {
-            self.judge_window.1 += 1;
-        }
-        let prechecked = match self.judge.as_mut().filter(|_| idle_worker && within_budget) {
-            Some(judge) => match judge.judge(peer, &topic, &message.data) {
-                Judgement::Decided(acceptance) => {
-                    self.gossip_judged_inline += 1;
-                    self.swarm
-                        .behaviour_mut()
-                        .gossipsub
-                        .report_message_validation_result(&message_id, &peer, acceptance);
-                    return;
-                }
-                Judgement::Defer(prechecked) => prechecked,
-            },
-            None => Prechecked::default(),
-        };
         let event = NetEvent::Gossip {
             message_id: message_id.clone(),
             peer,
             topic,
             data: message.data,
-            prechecked,
         };
         if self.events.try_send(event).is_err() {
             // The worker is behind: do not forward, do not penalise; sync will catch up.
@@ -797,7 +749,6 @@ impl SwarmTask {
             sync_requests_in_flight: self.outstanding.len(),
             sync_ranges_queued: self.peers.values().map(|sync| sync.queue.len()).sum(),
             gossip_received: self.gossip_received,
-            gossip_judged_inline: self.gossip_judged_inline,
             gossip_dropped_queue_full: self.gossip_dropped,
             sync_requests_refused: self.serving.refused,
             sync_response_bytes_held: self.serving.bytes.load(Ordering::Relaxed),

@@ -17,8 +17,7 @@ use plexus_protocol::coord::KINDS;
 /// Version segment of every topic; bumped with incompatible entry formats.
 pub const TOPIC_VERSION: &str = "1";
 
-/// Kinds with a topic of their own besides the coordination kinds ([`KINDS`]).
-pub const GOVERNANCE_KINDS: [&str; 1] = ["policy"];
+use plexus_protocol::coord::{GOVERNANCE_KINDS, OTHER_KINDS_TOPIC};
 
 /// Every kind with a topic of its own: the coordination kinds and the governance kinds.
 pub fn known_kinds() -> impl Iterator<Item = &'static str> {
@@ -26,7 +25,7 @@ pub fn known_kinds() -> impl Iterator<Item = &'static str> {
 }
 
 /// Suffix of the topic for kinds without a topic of their own (see [`known_kinds`]).
-pub const OTHER_KINDS: &str = "other";
+pub const OTHER_KINDS: &str = OTHER_KINDS_TOPIC;
 
 /// Suffix of the fork-proof topic.
 pub const FORK_PROOFS: &str = "fork-proof";
@@ -64,11 +63,7 @@ pub fn namespace_topics(namespace: &str) -> Vec<IdentTopic> {
 
 /// The topic suffix for an entry kind.
 pub fn kind_suffix(kind: &str) -> &str {
-    if known_kinds().any(|known| known == kind) {
-        kind
-    } else {
-        OTHER_KINDS
-    }
+    plexus_protocol::coord::topic_suffix(kind)
 }
 
 /// Parses a topic name; `None` for anything that is not a Plexus topic.

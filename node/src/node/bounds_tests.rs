@@ -10,10 +10,10 @@ use plexus_protocol::value::json_text_to_canonical;
 use plexus_protocol::{Draft, Entry, FeedKey, ForkProof};
 use tokio::sync::{mpsc, watch};
 
-use super::ingest::Worker;
+use super::ingest::{Pipeline, Worker};
 use super::limits::{Ingress, IngressLimits, FORK_PROOF_BURST};
 use super::Shared;
-use crate::net::{topics, Command, NetEvent, NetworkHandle, Prechecked};
+use crate::net::{topics, Command, NetEvent, NetworkHandle};
 use crate::store::{
     IngestOutcome, Log, LogOptions, RejectReason, MAX_PENDING_PER_PEER, PENDING_TTL_MS,
 };
@@ -47,7 +47,6 @@ fn fork_gossip(peer: PeerId, proof: &ForkProof) -> NetEvent {
         peer,
         topic: topics::fork_topic(NAMESPACE).hash().into_string(),
         data,
-        prechecked: Prechecked::default(),
     }
 }
 
@@ -69,11 +68,13 @@ fn run_worker(log: &Arc<Log>, events: Vec<NetEvent>) -> (Arc<Shared>, Vec<Comman
         gossip_failures: Default::default(),
     });
     Worker {
-        log: Arc::clone(log),
-        net: NetworkHandle::new(commands, PeerId::random()),
+        pipeline: Arc::new(Pipeline {
+            log: Arc::clone(log),
+            net: NetworkHandle::new(commands, PeerId::random()),
+            shared: Arc::clone(&shared),
+            ingress: Arc::new(Mutex::new(Ingress::new(IngressLimits::default()))),
+        }),
         events: events_rx,
-        shared: Arc::clone(&shared),
-        ingress: Arc::new(Mutex::new(Ingress::new(IngressLimits::default()))),
     }
     .run();
     let mut sent = Vec::new();
@@ -87,9 +88,9 @@ fn run_worker(log: &Arc<Log>, events: Vec<NetEvent>) -> (Arc<Shared>, Vec<Comman
 fn verdicts(commands: &[Command]) -> Vec<MessageAcceptance> {
     commands
         .iter()
-        .filter_map(|command| match command {
-            Command::Validate { acceptance, .. } => Some(*acceptance),
-            _ => None,
+        .flat_map(|command| match command {
+            Command::Validate(verdicts) => verdicts.iter().map(|v| v.acceptance).collect(),
+            _ => Vec::new(),
         })
         .collect()
 }
@@ -300,7 +301,6 @@ fn a_gap_is_fetched_even_when_pending_has_no_room() {
             .hash()
             .into_string(),
         data,
-        prechecked: Prechecked::default(),
     };
     let (_, commands) = run_worker(&log, vec![event]);
     let fetched: Vec<(u64, u64)> = commands

@@ -22,8 +22,7 @@ use std::sync::{Arc, Mutex};
 
 use plexus_crypto::{AgentId, Keypair};
 use plexus_protocol::coord::{
-    check_clock_skew, parse_entry_id, Body, BodyError, ClaimView, Intent, IntentRelease,
-    IntentRenew, TaskUpdate,
+    parse_entry_id, Body, BodyError, ClaimView, Intent, IntentRelease, IntentRenew, TaskUpdate,
 };
 use plexus_protocol::entry::check_name;
 use plexus_protocol::{Entry, FeedHead, FeedKey, ForkProof};
@@ -134,6 +133,8 @@ pub struct Node {
     net: NetworkHandle,
     shared: Arc<Shared>,
     coord: Arc<Coordinator>,
+    /// The ingest pipeline, shared with the worker: submissions take it too.
+    pipeline: Arc<ingest::Pipeline>,
     task: Option<tokio::task::JoinHandle<()>>,
     coord_task: Option<tokio::task::JoinHandle<()>>,
     /// Stops the coordination driver once its current update is done (an abort would leave
@@ -211,12 +212,6 @@ impl Node {
         });
         let ingress = Arc::new(Mutex::new(limits::Ingress::new(config.ingress)));
         let coord = Arc::new(Coordinator::new(keypair.agent_id()));
-        let judge = ingest::FastJudge {
-            log: Arc::clone(&log),
-            shared: Arc::clone(&shared),
-            coord: Arc::clone(&coord),
-            ingress: Arc::clone(&ingress),
-        };
         let (command_tx, command_rx) = mpsc::channel(net::COMMAND_QUEUE);
         let (event_tx, event_rx) = mpsc::channel(net::EVENT_QUEUE);
         let swarm = build_swarm(&keypair, &config.net)?;
@@ -228,8 +223,7 @@ impl Node {
             config.net.clone(),
             config.namespaces.clone(),
         )
-        .map_err(NodeError::Start)?
-        .with_gossip_judge(Box::new(judge));
+        .map_err(NodeError::Start)?;
         let (serve_tx, serve_rx) = mpsc::channel(net::sync::SERVE_QUEUE);
         let held_bytes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let task = task.with_sync_server(serve_tx, Arc::clone(&held_bytes));
@@ -248,12 +242,15 @@ impl Node {
             .map_err(|error| {
                 NodeError::Start(format!("cannot start the sync server thread: {error}"))
             })?;
-        let worker = ingest::Worker {
+        let pipeline = Arc::new(ingest::Pipeline {
             log: Arc::clone(&log),
             net: net.clone(),
-            events: event_rx,
             shared: Arc::clone(&shared),
             ingress,
+        });
+        let worker = ingest::Worker {
+            pipeline: Arc::clone(&pipeline),
+            events: event_rx,
         };
         let worker = std::thread::Builder::new()
             .name("plexus-ingest".into())
@@ -274,6 +271,7 @@ impl Node {
             net,
             shared,
             coord,
+            pipeline,
             task: Some(task),
             coord_task: Some(coord_task),
             coord_stop: Some(coord_stop),
@@ -453,47 +451,9 @@ impl Node {
     /// Offers an entry signed elsewhere (for example by an agent that holds its own key) as
     /// if it had arrived from a peer; an accepted entry is gossiped on.
     pub async fn submit(&self, bytes: Vec<u8>) -> Result<IngestOutcome, NodeError> {
-        let log = Arc::clone(&self.log);
-        let shared = Arc::clone(&self.shared);
+        let pipeline = Arc::clone(&self.pipeline);
         let (outcome, bytes) = tokio::task::spawn_blocking(move || {
-            let now = now_ms();
-            let outcome = match Entry::decode(&bytes) {
-                Ok(entry) if entry.body().is_none() => log.record_rejection(
-                    &bytes,
-                    crate::store::RejectReason::PrunedBody,
-                    ingest::pruned_detail(&entry),
-                    "local",
-                    now,
-                ),
-                Ok(entry) if shared.is_quarantined(&FeedKey::of(&entry)) => {
-                    Ok(IngestOutcome::Rejected {
-                        reason: crate::store::RejectReason::Quarantined,
-                        detail: format!(
-                            "author {} is quarantined for forking",
-                            entry.header().author
-                        ),
-                    })
-                }
-                Ok(entry) => {
-                    let (window, governed) = log.clock_skew_for(&entry, shared.clock_skew_ms);
-                    match check_clock_skew(&entry, now, window, governed) {
-                        Err(error) => log.record_rejection(
-                            &bytes,
-                            crate::store::RejectReason::ClockSkew,
-                            error.to_string(),
-                            "local",
-                            now,
-                        ),
-                        Ok(()) => log.ingest(&bytes, "local", now),
-                    }
-                }
-                Err(_) => log.ingest(&bytes, "local", now),
-            };
-            // The caller is told the entry is stored: make it durable first.
-            let outcome = match outcome {
-                Ok(outcome @ IngestOutcome::Accepted { .. }) => log.sync().map(|()| outcome),
-                other => other,
-            };
+            let outcome = pipeline.submit(&bytes, "local");
             (outcome, bytes)
         })
         .await
@@ -685,19 +645,12 @@ async fn drive_coordinator(
     let mut tick = tokio::time::interval(LEASE_TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
-        // Entries the gossip fast path stored are usually applied already (Coordinator::offer):
-        // then there is nothing to read. A write in progress may be adding more: sync then.
-        let current = log
-            .journal_len_now()
-            .is_some_and(|len| coord.has_applied(len));
-        if !current {
-            let (coord_for_sync, log_for_sync) = (Arc::clone(&coord), Arc::clone(&log));
-            let synced =
-                tokio::task::spawn_blocking(move || coord_for_sync.sync(&log_for_sync, now_ms()))
-                    .await;
-            if let Ok(Err(error)) = synced {
-                tracing::warn!(%error, "cannot update the coordination view from the log");
-            }
+        // The view follows the log's journal, and nothing else.
+        let (coord_for_sync, log_for_sync) = (Arc::clone(&coord), Arc::clone(&log));
+        let synced =
+            tokio::task::spawn_blocking(move || coord_for_sync.sync(&log_for_sync, now_ms())).await;
+        if let Ok(Err(error)) = synced {
+            tracing::warn!(%error, "cannot update the coordination view from the log");
         }
         tokio::select! {
             _ = &mut stop => return,

@@ -9,14 +9,14 @@
 //! journal record points at it, so whatever follows the journal (the coordination view)
 //! applies the entry with its body. The entry keeps its id, seq and place in the feed.
 
-use rocksdb::WriteBatch;
+//!
+//! The write itself is staged by the one write path (`write.rs`, `Log::complete_pruned`);
+//! this module holds the lookups.
 
 use plexus_crypto::Hash256;
 use plexus_protocol::Entry;
 
-use super::{
-    decode_stored, keys, Counters, IngestOutcome, Log, StoreError, CF_ENTRIES, CF_IDS, CF_JOURNAL,
-};
+use super::{decode_stored, Log, StoreError, CF_ENTRIES, CF_IDS};
 
 impl Log {
     /// Whether the entry `id` is stored without its body (a point read; `false` if it is not
@@ -27,43 +27,11 @@ impl Log {
             .is_some_and(|(_, stored)| stored.body().is_none()))
     }
 
-    /// Replaces the stored, pruned copy of `entry` with `entry`, which carries the body (its
-    /// body already checked against its kind). `None` when there is nothing to complete (not
-    /// stored, stored with its body, or `entry` is pruned too). The caller holds the write
-    /// lock (`counters`).
-    pub(super) fn complete_pruned(
-        &self,
-        counters: &mut Counters,
-        entry: &Entry,
-    ) -> Result<Option<IngestOutcome>, StoreError> {
-        if entry.body().is_none() {
-            return Ok(None);
-        }
-        let id = entry.id();
-        let Some((key, stored)) = self.stored_key_and_entry(&id)? else {
-            return Ok(None);
-        };
-        if stored.body().is_some() {
-            return Ok(None);
-        }
-        let mut batch = WriteBatch::default();
-        batch.put_cf(self.cf(CF_ENTRIES), &key, entry.encode());
-        batch.put_cf(
-            self.cf(CF_JOURNAL),
-            keys::counter_key(counters.next_arrival),
-            &key,
-        );
-        self.commit(batch)?;
-        counters.next_arrival += 1;
-        Ok(Some(IngestOutcome::Accepted {
-            id,
-            released: 0,
-            forks: Vec::new(),
-        }))
-    }
-
     /// The `entries` key and the stored copy of the entry `id`, if it is stored.
-    fn stored_key_and_entry(&self, id: &Hash256) -> Result<Option<(Vec<u8>, Entry)>, StoreError> {
+    pub(super) fn stored_key_and_entry(
+        &self,
+        id: &Hash256,
+    ) -> Result<Option<(Vec<u8>, Entry)>, StoreError> {
         let Some(key) = self.db.get_cf(self.cf(CF_IDS), id.as_bytes())? else {
             return Ok(None);
         };

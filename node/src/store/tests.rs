@@ -1,8 +1,12 @@
 //! Tests of the RocksDB log: appends, ingest outcomes, pending, forks, rejection, locking and
 //! durability across reopen.
 
-use super::*;
+use std::path::Path;
+
+use plexus_crypto::{sha256, Keypair};
 use plexus_protocol::Draft;
+
+use super::*;
 
 fn foreign_chain(keypair: &Keypair, count: u64) -> Vec<Entry> {
     let mut entries: Vec<Entry> = Vec::new();
@@ -327,7 +331,7 @@ fn batch_ingest_writes_chains_and_defers_the_rest() {
         entries[2].clone(),
         entries[5].clone(),
     ];
-    let outcomes = log.ingest_verified_batch(batch, "test", 0).unwrap();
+    let outcomes = log.ingest_entries(batch, "test", 0).unwrap();
     assert!(matches!(outcomes[0], IngestOutcome::Accepted { .. }));
     assert!(matches!(outcomes[2], IngestOutcome::Accepted { .. }));
     assert_eq!(
@@ -344,7 +348,7 @@ fn batch_ingest_writes_chains_and_defers_the_rest() {
         }
     );
     let outcomes = log
-        .ingest_verified_batch(vec![entries[3].clone(), entries[4].clone()], "test", 0)
+        .ingest_entries(vec![entries[3].clone(), entries[4].clone()], "test", 0)
         .unwrap();
     assert_eq!(outcomes.len(), 2);
     assert_eq!(log.head(&feed(&keypair)).unwrap().unwrap().seq, 6);
@@ -359,7 +363,7 @@ fn a_later_range_arriving_first_waits_then_chains_behind_the_earlier_one() {
     let entries = foreign_chain(&keypair, 40);
     // Pipelined backfill: the second range's response is handled before the first one's.
     let outcomes = log
-        .ingest_verified_batch(entries[20..].to_vec(), "test", 0)
+        .ingest_entries(entries[20..].to_vec(), "test", 0)
         .unwrap();
     assert!(outcomes.iter().all(|outcome| matches!(
         outcome,
@@ -370,7 +374,7 @@ fn a_later_range_arriving_first_waits_then_chains_behind_the_earlier_one() {
     )));
     assert_eq!(log.stats().unwrap().pending, 20);
     assert_eq!(log.head(&feed(&keypair)).unwrap(), None);
-    log.ingest_verified_batch(entries[..20].to_vec(), "test", 0)
+    log.ingest_entries(entries[..20].to_vec(), "test", 0)
         .unwrap();
     assert_eq!(log.head(&feed(&keypair)).unwrap().unwrap().seq, 40);
     assert_eq!(log.stats().unwrap().pending, 0);
@@ -378,7 +382,7 @@ fn a_later_range_arriving_first_waits_then_chains_behind_the_earlier_one() {
     let other = Keypair::generate();
     let entries = foreign_chain(&other, 3);
     let batch = vec![entries[2].clone(), entries[0].clone(), entries[1].clone()];
-    log.ingest_verified_batch(batch, "test", 0).unwrap();
+    log.ingest_entries(batch, "test", 0).unwrap();
     assert_eq!(log.head(&feed(&other)).unwrap().unwrap().seq, 3);
     assert_eq!(log.stats().unwrap().pending, 0);
 }
@@ -592,7 +596,7 @@ fn a_batch_holding_a_refused_entry_twice_purges_its_successors_once() {
     log.ingest(&stranger.encode(), "test", 0).unwrap();
     assert_eq!(log.stats().unwrap().pending, 3);
     let outcomes = log
-        .ingest_verified_batch(vec![chain[1].clone(), chain[1].clone()], "test", 0)
+        .ingest_entries(vec![chain[1].clone(), chain[1].clone()], "test", 0)
         .unwrap();
     assert!(outcomes.iter().all(|outcome| matches!(
         outcome,
@@ -630,118 +634,6 @@ fn the_journal_reads_records_that_hold_an_entry_id_as_older_logs_wrote_them() {
         .collect::<Result<_, _>>()
         .unwrap();
     assert_eq!(read, vec![(0, first.id()), (1, first.id())]);
-}
-
-#[test]
-fn the_fast_path_appends_only_entries_that_need_no_other_work() {
-    let dir = tempfile::tempdir().unwrap();
-    let keypair = Keypair::generate();
-    let chain = foreign_chain(&keypair, 5);
-    {
-        let log = Log::open(dir.path()).unwrap();
-        // The next entry is stored as the full path would store it: entry, id, head, journal.
-        assert_eq!(log.try_append_next(&chain[0]).unwrap(), Some(0));
-        assert_eq!(log.journal_len_now(), Some(1));
-        assert_eq!(
-            log.head(&feed(&keypair)).unwrap(),
-            Some(FeedHead {
-                seq: 1,
-                id: chain[0].id()
-            })
-        );
-        assert!(log.contains(&chain[0].id()).unwrap());
-        let journal: Vec<u64> = log.journal(0).map(|item| item.unwrap().arrival).collect();
-        assert_eq!(journal, vec![0]);
-        // A replay, or an entry beyond the head: left to the full path, nothing written.
-        assert_eq!(log.try_append_next(&chain[0]).unwrap(), None);
-        assert_eq!(log.try_append_next(&chain[2]).unwrap(), None);
-        assert_eq!(log.head(&feed(&keypair)).unwrap().unwrap().seq, 1);
-        assert_eq!(log.stats().unwrap().entries, 1);
-        // While an entry waits in pending, accepting its predecessor must release it: the
-        // fast path steps aside and the full path does both.
-        assert!(matches!(
-            log.ingest(&chain[2].encode(), "test", 0).unwrap(),
-            IngestOutcome::Pending { .. }
-        ));
-        assert_eq!(log.try_append_next(&chain[1]).unwrap(), None);
-        assert!(matches!(
-            log.ingest(&chain[1].encode(), "test", 0).unwrap(),
-            IngestOutcome::Accepted { released: 1, .. }
-        ));
-        assert_eq!(log.try_append_next(&chain[3]).unwrap(), Some(3));
-        let journal: Vec<u64> = log.journal(0).map(|item| item.unwrap().arrival).collect();
-        assert_eq!(journal, vec![0, 1, 2, 3]);
-    }
-    // What the fast path wrote is there after a reopen, and the chain goes on from it.
-    // (An entry waiting in another feed does not turn the fast path off for this one.)
-    let log = Log::open(dir.path()).unwrap();
-    assert_eq!(log.head(&feed(&keypair)).unwrap().unwrap().seq, 4);
-    let other = foreign_chain(&Keypair::generate(), 2);
-    assert!(matches!(
-        log.ingest(&other[1].encode(), "test", 0).unwrap(),
-        IngestOutcome::Pending { .. }
-    ));
-    assert!(log.try_append_next(&chain[4]).unwrap().is_some());
-    assert_eq!(log.head(&feed(&keypair)).unwrap().unwrap().seq, 5);
-}
-
-#[test]
-fn the_fast_path_leaves_a_forked_feed_to_the_full_path() {
-    let dir = tempfile::tempdir().unwrap();
-    let keypair = Keypair::generate();
-    let chain = foreign_chain(&keypair, 3);
-    let log = Log::open(dir.path()).unwrap();
-    assert!(log.try_append_next(&chain[0]).unwrap().is_some());
-    assert!(log.try_append_next(&chain[1]).unwrap().is_some());
-    // A rival of seq 2 proves the author forked: the node may be quarantining the author,
-    // which only the full path checks.
-    let rival = signed(&keypair, 2, Some(chain[0].id()), b"rival");
-    let proof = ForkProof::new(chain[1].clone(), rival.clone()).unwrap();
-    assert!(log.store_fork_proof(&proof).unwrap());
-    assert_eq!(log.try_append_next(&chain[2]).unwrap(), None);
-    assert_eq!(log.head(&feed(&keypair)).unwrap().unwrap().seq, 2);
-    // Still after a reopen; and a proof the log forms itself counts the same.
-    drop(log);
-    let log = Log::open(dir.path()).unwrap();
-    assert_eq!(log.try_append_next(&chain[2]).unwrap(), None);
-    let other = Keypair::generate();
-    let theirs = foreign_chain(&other, 2);
-    let dir = tempfile::tempdir().unwrap();
-    let log = Log::open(dir.path()).unwrap();
-    assert!(log.try_append_next(&theirs[0]).unwrap().is_some());
-    let rival = signed(&other, 1, None, b"rival");
-    assert!(matches!(
-        log.ingest(&rival.encode(), "test", 0).unwrap(),
-        IngestOutcome::Fork { .. }
-    ));
-    assert_eq!(log.try_append_next(&theirs[1]).unwrap(), None);
-}
-
-#[test]
-fn the_fast_path_leaves_policy_refusals_to_the_full_path() {
-    let dir = tempfile::tempdir().unwrap();
-    let (admin, member) = (Keypair::generate(), Keypair::generate());
-    let chain = foreign_chain(&member, 2);
-    let log = governed_log(dir.path(), &admin, &member, 1);
-    assert!(log.try_append_next(&chain[0]).unwrap().is_some());
-    // Seq 2 breaks the rate: the fast path neither stores nor journals it...
-    assert_eq!(log.try_append_next(&chain[1]).unwrap(), None);
-    assert!(log.rejections().unwrap().is_empty());
-    // ...and the full path refuses it with the rule, which shows the fast path counted seq 1
-    // in the author's rate.
-    let outcome = log.ingest(&chain[1].encode(), "test", 0).unwrap();
-    assert_refused_by_policy(&outcome);
-    let rules: Vec<Option<String>> = log
-        .rejections()
-        .unwrap()
-        .into_iter()
-        .map(|record| record.rule)
-        .collect();
-    assert_eq!(rules, vec![Some("rate-limited".to_owned())]);
-    // A stranger's entry is not the fast path's to refuse either.
-    let stranger = foreign_chain(&Keypair::generate(), 1);
-    assert_eq!(log.try_append_next(&stranger[0]).unwrap(), None);
-    assert_eq!(log.head(&feed(&member)).unwrap().unwrap().seq, 1);
 }
 
 #[test]
@@ -790,4 +682,45 @@ fn a_pruned_entry_is_completed_in_place_and_journaled_again() {
     let log = Log::open(dir.path()).unwrap();
     assert!(!log.stored_without_body(&first.id()).unwrap());
     assert_eq!(log.journal(0).count(), 3);
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(32))]
+
+    /// The one write path: entries written as one batch (gaps, replays, forks and what chains
+    /// behind them mixed in any order) end in the state they reach written one by one: the
+    /// same heads, entries, pending entries, fork positions and journaled entries.
+    #[test]
+    fn a_batch_ends_where_its_entries_one_by_one_end(
+        picks in proptest::collection::vec(0usize..10, 0..24),
+    ) {
+        let (alice, bob) = (Keypair::from_seed(&[7; 32]), Keypair::from_seed(&[8; 32]));
+        let chain = foreign_chain(&alice, 6);
+        let rival = signed(&alice, 3, Some(chain[1].id()), b"rival");
+        let mut pool = chain.clone();
+        pool.push(rival);
+        pool.extend(foreign_chain(&bob, 3));
+        let batch: Vec<Entry> = picks.iter().map(|pick| pool[*pick].clone()).collect();
+
+        let (dir_batch, dir_single) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (batched, single) = (
+            Log::open(dir_batch.path()).unwrap(),
+            Log::open(dir_single.path()).unwrap(),
+        );
+        let outcomes = batched.ingest_entries(batch.clone(), "test", 0).unwrap();
+        proptest::prop_assert_eq!(outcomes.len(), batch.len());
+        for entry in &batch {
+            single.ingest(&entry.encode(), "test", 0).unwrap();
+        }
+        let state = |log: &Log| {
+            let mut journal: Vec<Hash256> =
+                log.journal(0).map(|item| item.unwrap().entry.id()).collect();
+            journal.sort();
+            let mut forks: Vec<(FeedKey, u64)> =
+                log.forks().unwrap().iter().map(|proof| (proof.feed(), proof.seq())).collect();
+            forks.sort();
+            (log.heads().unwrap(), log.stats().unwrap(), journal, forks)
+        };
+        proptest::prop_assert_eq!(state(&batched), state(&single));
+    }
 }

@@ -11,6 +11,12 @@
 //! survives a crash of the machine). A machine crash can lose that last moment of *received*
 //! history, which backfill fetches again from peers; the node's own appends still fsync before
 //! they return, and [`WalSyncer::sync_now`] makes everything durable on demand.
+//!
+//! Own appends wait for durability with [`WalSyncer::wait_durable`]: each write gets a ticket,
+//! and a waiter whose ticket no finished fsync covers yet either starts one (covering every
+//! write made so far) or, if one is running, waits for it and looks again. So concurrent own
+//! appends share fsyncs: with one writer each append costs one fsync, as a synced write
+//! would; with many, one fsync acknowledges every append written while the previous ran.
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
@@ -33,6 +39,8 @@ pub(super) struct WalSyncer {
 struct Shared {
     state: Mutex<State>,
     wake: Condvar,
+    /// Signalled whenever an fsync finishes.
+    synced: Condvar,
 }
 
 #[derive(Default)]
@@ -40,6 +48,11 @@ struct State {
     /// Writes made since the last fsync started.
     dirty: bool,
     stop: bool,
+    /// Tickets: the number of writes made so far, and the number a finished fsync covers.
+    written: u64,
+    durable: u64,
+    /// Whether a waiter is running an fsync now (others wait for it rather than start one).
+    waiter_syncing: bool,
 }
 
 impl WalSyncer {
@@ -48,6 +61,7 @@ impl WalSyncer {
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
             wake: Condvar::new(),
+            synced: Condvar::new(),
         });
         let worker = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
@@ -59,14 +73,48 @@ impl WalSyncer {
         })
     }
 
-    /// Notes an unsynced write; the thread fsyncs soon.
-    pub(super) fn written(&self) {
+    /// Notes an unsynced write, which the thread fsyncs soon; returns the write's ticket
+    /// for [`WalSyncer::wait_durable`].
+    pub(super) fn written(&self) -> u64 {
         let mut state = self.shared.lock();
+        state.written += 1;
+        let ticket = state.written;
         // Already marked: the thread is waiting out the interval for this very fsync, or will
         // see the mark when its current fsync ends. Waking it again would only cost a switch.
         if !state.dirty {
             state.dirty = true;
             self.shared.wake.notify_one();
+        }
+        ticket
+    }
+
+    /// Returns once the write with `ticket` is fsynced, running the fsync on the calling
+    /// thread unless one that covers it is already running.
+    pub(super) fn wait_durable(&self, ticket: u64, db: &DB) -> Result<(), rocksdb::Error> {
+        let mut state = self.shared.lock();
+        loop {
+            if state.durable >= ticket {
+                return Ok(());
+            }
+            if state.waiter_syncing {
+                state = self
+                    .shared
+                    .synced
+                    .wait(state)
+                    .unwrap_or_else(PoisonError::into_inner);
+                continue;
+            }
+            state.waiter_syncing = true;
+            let covers = state.written;
+            drop(state);
+            let result = db.flush_wal(true);
+            state = self.shared.lock();
+            state.waiter_syncing = false;
+            if result.is_ok() {
+                state.durable = state.durable.max(covers);
+            }
+            self.shared.synced.notify_all();
+            result?;
         }
     }
 
@@ -110,13 +158,21 @@ impl Shared {
                 return;
             }
             state.dirty = false;
+            let covers = state.written;
             drop(state);
             last_sync = Some(Instant::now());
             // Writes that land during this fsync set `dirty` again and share the next one.
-            if let Err(error) = db.flush_wal(true) {
-                warn!(%error, "fsync of the write-ahead log failed; retrying");
-                // Retried after the interval even if nothing more is written.
-                self.lock().dirty = true;
+            match db.flush_wal(true) {
+                Ok(()) => {
+                    let mut state = self.lock();
+                    state.durable = state.durable.max(covers);
+                    self.synced.notify_all();
+                }
+                Err(error) => {
+                    warn!(%error, "fsync of the write-ahead log failed; retrying");
+                    // Retried after the interval even if nothing more is written.
+                    self.lock().dirty = true;
+                }
             }
         }
     }

@@ -50,6 +50,22 @@ pub const KINDS: [&str; 8] = [
     "pattern",
 ];
 
+/// Kinds with a gossip topic of their own besides the coordination kinds ([`KINDS`]).
+pub const GOVERNANCE_KINDS: [&str; 1] = [crate::policy::POLICY_KIND];
+
+/// The last segment of the gossip topic that carries entries of `kind` (`docs/PROTOCOL.md`
+/// §8.1): the kind itself for the coordination and governance kinds, `other` for the rest.
+pub fn topic_suffix(kind: &str) -> &str {
+    if KINDS.contains(&kind) || GOVERNANCE_KINDS.contains(&kind) {
+        kind
+    } else {
+        OTHER_KINDS_TOPIC
+    }
+}
+
+/// The topic suffix of every kind without a topic of its own (see [`topic_suffix`]).
+pub const OTHER_KINDS_TOPIC: &str = "other";
+
 /// The prefix of application kinds, which Plexus stores and gossips but does not interpret.
 pub const APPLICATION_KIND_PREFIX: &str = "x-";
 

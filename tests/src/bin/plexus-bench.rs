@@ -11,7 +11,7 @@
 //!   loopback, connects it, and times how long backfill alone takes to copy the whole feed, with
 //!   the CPU time the process used meanwhile (both nodes run in it).
 //! - `governed-ingest --entries N --rounds R` times storing N entries of one author through
-//!   the backfill path (`ingest_verified_batch`, 1,000 per batch) into a log where the
+//!   the backfill path (`Log::ingest_entries`: batch verification, then the one write path; 1,000 per batch) into a log where the
 //!   namespace is open and into one where it is governed (a member with a role, a body cap and
 //!   a rate limit every entry is checked against), alternating R rounds: the cost of policy.
 
@@ -172,7 +172,7 @@ fn backfill(entries: u64) -> anyhow::Result<()> {
             writer
                 .node
                 .log()
-                .ingest_verified_batch(batch.to_vec(), "bench", 0)?;
+                .ingest_entries(batch.to_vec(), "bench", 0)?;
         }
         let late = spawn_node(test_net_config()).await;
         let started = Instant::now();
@@ -249,7 +249,7 @@ fn governed_ingest(entries: u64, rounds: u64) -> anyhow::Result<()> {
         log.append_own(&admin, "bench", "policy", policy.clone(), 1_767_225_600_000)?;
         let started = Instant::now();
         for batch in chain.chunks(1000) {
-            let outcomes = log.ingest_verified_batch(batch.to_vec(), "bench", 0)?;
+            let outcomes = log.ingest_entries(batch.to_vec(), "bench", 0)?;
             if let Some(refused) = outcomes.iter().find(|outcome| {
                 !matches!(outcome, plexus_node::store::IngestOutcome::Accepted { .. })
             }) {

@@ -1,0 +1,203 @@
+//! Reads of the log: entries, heads, the journal, fork proofs and counts. Reads take no lock
+//! but the write lock where they report counters; they see RocksDB's latest committed state.
+
+use plexus_crypto::Hash256;
+use plexus_protocol::{Entry, FeedHead, FeedKey, ForkProof};
+use rocksdb::{Direction, IteratorMode};
+
+use super::{
+    decode_head, decode_stored, entry_key, feed_prefix, keys, JournalEntry, Log, LogStats,
+    RawEntry, StoreError, CF_ENTRIES, CF_FORKS, CF_HEADS, CF_IDS, CF_JOURNAL, COLUMN_FAMILIES,
+};
+
+impl Log {
+    /// Stored envelopes `from_seq..=to_seq` of a feed, stopping once `byte_budget` is reached
+    /// (at least one entry is returned when the first exists).
+    pub fn entries_range(
+        &self,
+        feed: &FeedKey,
+        from_seq: u64,
+        to_seq: u64,
+        byte_budget: usize,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        let prefix = feed_prefix(feed);
+        let start = entry_key(feed, from_seq);
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        for item in self.db.iterator_cf(
+            self.cf(CF_ENTRIES),
+            IteratorMode::From(&start, Direction::Forward),
+        ) {
+            let (key, value) = item?;
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            let Some(seq) = keys::seq_after_prefix(&key, prefix.len()) else {
+                break;
+            };
+            if seq > to_seq || (!out.is_empty() && bytes + value.len() > byte_budget) {
+                break;
+            }
+            bytes += value.len();
+            out.push(value.into_vec());
+        }
+        Ok(out)
+    }
+
+    /// Every stored fork proof with its key (the entry key of the forked position), in key
+    /// order.
+    pub fn raw_forks(&self) -> impl Iterator<Item = Result<RawEntry, StoreError>> + '_ {
+        self.db
+            .iterator_cf(self.cf(CF_FORKS), IteratorMode::Start)
+            .map(|item| item.map_err(StoreError::from))
+    }
+
+    /// The stored head of a feed.
+    pub fn head(&self, feed: &FeedKey) -> Result<Option<FeedHead>, StoreError> {
+        let Some(value) = self
+            .db
+            .get_pinned_cf(self.cf(CF_HEADS), feed_prefix(feed))?
+        else {
+            return Ok(None);
+        };
+        decode_head(&value).map(Some)
+    }
+
+    /// Every feed head, in feed order.
+    pub fn heads(&self) -> Result<Vec<(FeedKey, FeedHead)>, StoreError> {
+        let mut heads = Vec::new();
+        for item in self.db.iterator_cf(self.cf(CF_HEADS), IteratorMode::Start) {
+            let (key, value) = item?;
+            let feed = keys::split_feed_prefix(&key)
+                .ok_or_else(|| StoreError::Corrupt("unreadable feed head key".into()))?;
+            heads.push((feed, decode_head(&value)?));
+        }
+        Ok(heads)
+    }
+
+    /// The entry stored at `seq` of a feed.
+    pub fn entry_at(&self, feed: &FeedKey, seq: u64) -> Result<Option<Entry>, StoreError> {
+        self.db
+            .get_pinned_cf(self.cf(CF_ENTRIES), entry_key(feed, seq))?
+            .map(|bytes| decode_stored(&bytes))
+            .transpose()
+    }
+
+    /// The entry with this id, if stored.
+    pub fn entry_by_id(&self, id: &Hash256) -> Result<Option<Entry>, StoreError> {
+        let Some(key) = self.db.get_pinned_cf(self.cf(CF_IDS), id.as_bytes())? else {
+            return Ok(None);
+        };
+        self.db
+            .get_pinned_cf(self.cf(CF_ENTRIES), &key)?
+            .map(|bytes| decode_stored(&bytes))
+            .transpose()
+    }
+
+    /// Raw envelopes in export order (namespace, author, seq), each with its key.
+    pub fn raw_entries(&self) -> impl Iterator<Item = Result<RawEntry, StoreError>> + '_ {
+        self.db
+            .iterator_cf(self.cf(CF_ENTRIES), IteratorMode::Start)
+            .map(|item| item.map_err(StoreError::from))
+    }
+
+    /// Stored entries in arrival order, starting at arrival number `from`.
+    pub fn journal(
+        &self,
+        from: u64,
+    ) -> impl Iterator<Item = Result<JournalEntry, StoreError>> + '_ {
+        let start = keys::counter_key(from);
+        self.db
+            .iterator_cf(
+                self.cf(CF_JOURNAL),
+                IteratorMode::From(&start, Direction::Forward),
+            )
+            .map(move |item| {
+                let (key, value) = item?;
+                let arrival = keys::split_counter_key(&key)
+                    .ok_or_else(|| StoreError::Corrupt("unreadable journal key".into()))?;
+                let entry = if value.len() == plexus_crypto::HASH_LEN {
+                    // Written before journal records held the entry's key: look the id up.
+                    let id = Hash256::from_slice(&value)
+                        .ok_or_else(|| StoreError::Corrupt("unreadable journal value".into()))?;
+                    self.entry_by_id(&id)?
+                } else {
+                    self.db
+                        .get_pinned_cf(self.cf(CF_ENTRIES), &value)?
+                        .map(|bytes| decode_stored(&bytes))
+                        .transpose()?
+                };
+                let entry = entry.ok_or_else(|| {
+                    StoreError::Corrupt(format!(
+                        "journal record {arrival} names an entry that is not stored"
+                    ))
+                })?;
+                Ok(JournalEntry { arrival, entry })
+            })
+    }
+
+    /// Every stored fork proof, in feed order.
+    pub fn forks(&self) -> Result<Vec<ForkProof>, StoreError> {
+        let mut proofs = Vec::new();
+        for item in self.db.iterator_cf(self.cf(CF_FORKS), IteratorMode::Start) {
+            let (_, value) = item?;
+            proofs.push(
+                ForkProof::decode(&value)
+                    .map_err(|error| StoreError::Corrupt(format!("stored fork proof: {error}")))?,
+            );
+        }
+        Ok(proofs)
+    }
+
+    /// Counts for status output.
+    pub fn stats(&self) -> Result<LogStats, StoreError> {
+        let counters = self.lock_counters();
+        let heads = self.heads()?;
+        Ok(LogStats {
+            entries: heads.iter().map(|(_, head)| head.seq).sum(),
+            feeds: heads.len() as u64,
+            forks: self.count(CF_FORKS)?,
+            pending: counters.pending as u64,
+            rejected: counters.next_rejection,
+        })
+    }
+
+    /// Flushes memtables to SST files. Durability does not depend on it (the WAL is synced on
+    /// every write); it makes a clean shutdown faster to reopen.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        for name in COLUMN_FAMILIES {
+            self.db.flush_cf(self.cf(name))?;
+        }
+        Ok(())
+    }
+
+    /// Whether the entry with this id is stored.
+    pub fn contains(&self, id: &Hash256) -> Result<bool, StoreError> {
+        self.is_stored(id)
+    }
+
+    pub(super) fn is_stored(&self, id: &Hash256) -> Result<bool, StoreError> {
+        Ok(self
+            .db
+            .get_pinned_cf(self.cf(CF_IDS), id.as_bytes())?
+            .is_some())
+    }
+
+    pub(super) fn count(&self, cf: &str) -> Result<u64, StoreError> {
+        let mut count = 0;
+        for item in self.db.iterator_cf(self.cf(cf), IteratorMode::Start) {
+            item?;
+            count += 1;
+        }
+        Ok(count)
+    }
+
+    /// Whether column family `cf` (keyed by entry key) holds anything of `feed`.
+    pub(super) fn feed_has_any(&self, cf: &str, feed: &FeedKey) -> Result<bool, StoreError> {
+        let prefix = feed_prefix(feed);
+        match self.db.prefix_iterator_cf(self.cf(cf), &prefix).next() {
+            Some(item) => Ok(item?.0.starts_with(&prefix)),
+            None => Ok(false),
+        }
+    }
+}

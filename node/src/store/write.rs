@@ -1,0 +1,780 @@
+//! The log's one write path: every entry, whether this node's own, gossiped, submitted or
+//! fetched by backfill, is placed and written by [`Log::stage`] inside a [`Write`], and a
+//! write is committed as one atomic `WriteBatch`. A single entry is a batch of one.
+//!
+//! For each entry, under the write lock and the governance lock:
+//! 1. its placement in its feed ([`place`]): the next entry, a duplicate, a fork rival, or
+//!    ahead of the head (a gap) or on another branch (a broken link);
+//! 2. the namespace's policy: the full decision for the next entry, the part that needs no
+//!    history for one that will wait in `pending`; a refused entry takes nothing, and what
+//!    waits behind it in `pending` is refused with it;
+//! 3. the change, staged in the batch: accepted (entries, ids, journal, and what now chains
+//!    from `pending`), completed (a stored pruned copy gets its body), a fork proof, or held
+//!    in `pending` within its bounds.
+//!
+//! Entries of one batch see each other: the newest accepted entry of each feed is its head for
+//! the next. An entry at or below such an in-batch head (a replay or a rival of an entry not
+//! yet committed), or of a feed with an entry held in `pending` in this batch, needs the
+//! committed state, so the batch is committed first and the entry staged again against it.
+//! So a batch ends in the state its entries reach one by one (property-tested).
+//!
+//! Received entries are written without an fsync of their own (the group commit of [`wal`]
+//! makes them durable within moments); own appends return only once fsynced, and concurrent
+//! own appends share one fsync ([`wal::Durability`]).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::MutexGuard;
+
+use plexus_crypto::{Hash256, Keypair};
+use plexus_protocol::admit::{admit, admit_entries, Admitted, Route};
+use plexus_protocol::feed::place;
+use plexus_protocol::policy::Violation;
+use plexus_protocol::{Draft, Entry, FeedHead, FeedKey, ForkProof, Placement};
+use rocksdb::WriteBatch;
+
+use super::governance::{Governor, Scope};
+use super::pending::{
+    self, PendingMeta, PendingRefusal, MAX_PENDING_PER_AUTHOR, MAX_PENDING_PER_PEER,
+};
+use super::{
+    decode_stored, entry_key, keys, lock_index, Counters, IngestOutcome, Log, PendingEntry,
+    RejectReason, StoreError, CF_ENTRIES, CF_FORKS, CF_HEADS, CF_IDS, CF_JOURNAL, CF_PENDING,
+    MAX_FORK_PROOFS, OWN_AGENT_SOURCE,
+};
+
+/// An admitted entry offered to the log, with its source: the rejection journal's `source`,
+/// whose peer (`gossip:<peer>`, `sync:<peer>`) the entry's `pending` quota counts against.
+#[derive(Debug, Clone)]
+pub struct Offer {
+    pub admitted: Admitted,
+    pub source: String,
+}
+
+/// A write being built: the locks, the staged counters and batch, and what the batch's
+/// entries already did.
+struct Write<'a> {
+    counters: MutexGuard<'a, Counters>,
+    governor: MutexGuard<'a, Governor>,
+    staged: Counters,
+    batch: WriteBatch,
+    /// The newest entry accepted in this batch, per feed: its head for later entries.
+    tips: HashMap<FeedKey, Entry>,
+    /// Entries accepted or held in this batch.
+    in_batch: HashSet<Hash256>,
+    /// Feeds with an entry held in `pending` in this batch: a later entry of the feed waits
+    /// for the batch to be committed.
+    held_feeds: HashSet<FeedKey>,
+    /// Feeds whose next entry the policy refused in this batch, with that entry's id, so what
+    /// follows it is refused too instead of waiting in `pending` for ever.
+    refused_tips: HashMap<FeedKey, (Hash256, Violation)>,
+    /// Entries the policy refused in this batch, so a second copy is refused, not re-judged.
+    refused_ids: HashMap<Hash256, Violation>,
+    /// Refusals to journal once the locks are released: bytes, what, and the source.
+    to_journal: Vec<(Vec<u8>, Refused, String)>,
+}
+
+/// A refusal the write path found.
+enum Refused {
+    Policy(Violation),
+    PendingFull(String),
+}
+
+/// What [`Log::stage`] did with one entry.
+enum Staged {
+    Done(IngestOutcome),
+    Refused(Refused),
+    /// Its placement depends on entries of the uncommitted batch: commit, then stage again.
+    AfterCommit,
+}
+
+impl Log {
+    /// Offers admitted entries (gossip, submit, backfill) to the log and writes them in one
+    /// atomic batch (more only when an entry needs an earlier one committed first). Outcomes
+    /// come back in input order; refusals are in the rejection journal when this returns.
+    pub fn ingest_admitted(
+        &self,
+        offers: Vec<Offer>,
+        now_ms: u64,
+    ) -> Result<Vec<IngestOutcome>, StoreError> {
+        let mut outcomes = Vec::with_capacity(offers.len());
+        let mut write = self.begin()?;
+        for Offer { admitted, source } in offers {
+            let entry = admitted.into_entry();
+            let staged = match self.stage(&mut write, &entry, &source, now_ms)? {
+                Staged::AfterCommit => {
+                    self.commit_write(&mut write)?;
+                    self.stage(&mut write, &entry, &source, now_ms)?
+                }
+                staged => staged,
+            };
+            outcomes.push(match staged {
+                Staged::Done(outcome) => outcome,
+                Staged::Refused(refused) => {
+                    let outcome = refused.outcome();
+                    write.to_journal.push((entry.encode(), refused, source));
+                    outcome
+                }
+                // Committed just before: nothing of the batch is ahead of it any more.
+                Staged::AfterCommit => {
+                    return Err(StoreError::Corrupt(format!(
+                        "entry seq {} of author {} cannot be placed after a commit",
+                        entry.header().seq,
+                        entry.header().author
+                    )))
+                }
+            });
+        }
+        self.commit_write(&mut write)?;
+        let to_journal = std::mem::take(&mut write.to_journal);
+        drop(write);
+        self.journal_refused(to_journal, now_ms)?;
+        Ok(outcomes)
+    }
+
+    /// Offers one entry read from elsewhere (a file, a tool, a test) as history: admitted
+    /// first (a refusal lands in the rejection journal), then written like any other.
+    pub fn ingest(
+        &self,
+        bytes: &[u8],
+        source: &str,
+        now_ms: u64,
+    ) -> Result<IngestOutcome, StoreError> {
+        match admit(bytes, Route::History) {
+            Ok(admitted) => {
+                let offer = Offer {
+                    admitted,
+                    source: source.to_owned(),
+                };
+                self.ingest_admitted(vec![offer], now_ms)?
+                    .pop()
+                    .ok_or_else(|| StoreError::Corrupt("no outcome for one entry".into()))
+            }
+            Err(refusal) => {
+                self.record_rejection(bytes, refusal.reason.into(), refusal.detail, source, now_ms)
+            }
+        }
+    }
+
+    /// Offers decoded entries as history (signatures verified in one batch), in one write:
+    /// what benchmarks and tools that build entries in memory use.
+    pub fn ingest_entries(
+        &self,
+        entries: Vec<Entry>,
+        source: &str,
+        now_ms: u64,
+    ) -> Result<Vec<IngestOutcome>, StoreError> {
+        let encoded: Vec<Vec<u8>> = entries.iter().map(Entry::encode).collect();
+        let mut outcomes: Vec<Option<IngestOutcome>> = vec![None; entries.len()];
+        let mut offers = Vec::with_capacity(entries.len());
+        let mut offered = Vec::with_capacity(entries.len());
+        for (index, answer) in admit_entries(entries).into_iter().enumerate() {
+            match answer {
+                Ok(admitted) => {
+                    offered.push(index);
+                    offers.push(Offer {
+                        admitted,
+                        source: source.to_owned(),
+                    });
+                }
+                Err(refusal) => {
+                    let bytes = encoded.get(index).map_or(&[][..], Vec::as_slice);
+                    let outcome = self.record_rejection(
+                        bytes,
+                        refusal.reason.into(),
+                        refusal.detail,
+                        source,
+                        now_ms,
+                    )?;
+                    if let Some(slot) = outcomes.get_mut(index) {
+                        *slot = Some(outcome);
+                    }
+                }
+            }
+        }
+        for (index, outcome) in offered
+            .into_iter()
+            .zip(self.ingest_admitted(offers, now_ms)?)
+        {
+            if let Some(slot) = outcomes.get_mut(index) {
+                *slot = Some(outcome);
+            }
+        }
+        Ok(outcomes.into_iter().flatten().collect())
+    }
+
+    /// Appends a new entry to `keypair`'s own feed in `namespace`, assigning seq and prev
+    /// atomically, through the same write path as every other entry. Returns the stored entry
+    /// once it is durable (fsynced, sharing the fsync with concurrent appends).
+    pub fn append_own(
+        &self,
+        keypair: &Keypair,
+        namespace: &str,
+        kind: &str,
+        body: Vec<u8>,
+        timestamp_ms: u64,
+    ) -> Result<Entry, StoreError> {
+        plexus_protocol::coord::Body::parse(kind, &body)?;
+        let mut write = self.begin()?;
+        let feed = FeedKey {
+            namespace: namespace.to_owned(),
+            author: keypair.agent_id(),
+        };
+        let head = self.head(&feed)?;
+        let entry = Entry::sign(
+            keypair,
+            Draft {
+                namespace: namespace.to_owned(),
+                seq: head.map_or(1, |head| head.seq + 1),
+                prev: head.map(|head| head.id),
+                timestamp_ms,
+                kind: kind.to_owned(),
+                body,
+            },
+        )?;
+        match self.stage(&mut write, &entry, OWN_AGENT_SOURCE, timestamp_ms)? {
+            Staged::Done(IngestOutcome::Accepted { .. }) => {}
+            // Decided before anything is written: a refused entry never takes a seq. Journalled
+            // like anyone else's refusal, marked as our own agent's.
+            Staged::Refused(Refused::Policy(violation)) => {
+                drop(write);
+                self.record_policy_rejection(
+                    &entry.encode(),
+                    &violation,
+                    OWN_AGENT_SOURCE,
+                    timestamp_ms,
+                )?;
+                return Err(violation.into());
+            }
+            _ => {
+                return Err(StoreError::Corrupt(format!(
+                    "own entry seq {} did not extend its feed",
+                    entry.header().seq
+                )))
+            }
+        }
+        let ticket = self.commit_write(&mut write)?;
+        drop(write);
+        self.wait_durable(ticket)?;
+        Ok(entry)
+    }
+
+    /// Takes the write lock and the governance state (rebuilt first if an earlier write did
+    /// not settle it).
+    fn begin(&self) -> Result<Write<'_>, StoreError> {
+        let counters = self.lock_counters();
+        let governor = self.settled_governor()?;
+        Ok(Write {
+            staged: counters.clone(),
+            counters,
+            governor,
+            batch: WriteBatch::default(),
+            tips: HashMap::new(),
+            in_batch: HashSet::new(),
+            held_feeds: HashSet::new(),
+            refused_tips: HashMap::new(),
+            refused_ids: HashMap::new(),
+            to_journal: Vec::new(),
+        })
+    }
+
+    /// Places one entry and stages what it changes (see the module docs).
+    fn stage(
+        &self,
+        write: &mut Write<'_>,
+        entry: &Entry,
+        source: &str,
+        now_ms: u64,
+    ) -> Result<Staged, StoreError> {
+        let id = entry.id();
+        let header = entry.header();
+        if write.in_batch.contains(&id) {
+            return Ok(Staged::Done(IngestOutcome::Duplicate { id }));
+        }
+        if let Some(violation) = write.refused_ids.get(&id) {
+            return Ok(Staged::Refused(Refused::Policy(violation.clone())));
+        }
+        let feed = FeedKey::of(entry);
+        if let Some((refused_id, violation)) = write.refused_tips.get(&feed) {
+            if header.prev == Some(*refused_id) {
+                let follow = follows_refused(entry, violation);
+                write.refused_tips.insert(feed, (id, follow.clone()));
+                return Ok(Staged::Refused(Refused::Policy(follow)));
+            }
+        }
+        // Placement against entries of this batch that are not in RocksDB yet (a replay or
+        // rival of one accepted in it, or a feed with one held in `pending` in it, which the
+        // lookups of `pending` cannot see): commit first.
+        if write.held_feeds.contains(&feed) {
+            return Ok(Staged::AfterCommit);
+        }
+        let head = match write.tips.get(&feed) {
+            Some(tip) if header.seq <= tip.header().seq => return Ok(Staged::AfterCommit),
+            Some(tip) => Some(FeedHead {
+                seq: tip.header().seq,
+                id: tip.id(),
+            }),
+            None => self.head(&feed)?,
+        };
+        let stored_at_seq = match head {
+            Some(head) if header.seq <= head.seq => {
+                self.entry_at(&feed, header.seq)?.map(|stored| stored.id())
+            }
+            _ => None,
+        };
+        let placement = place(head, stored_at_seq, entry);
+        Ok(match placement {
+            Placement::Next => {
+                if let Err(violation) = write.governor.decide(entry, Scope::Full) {
+                    // What waits for this entry can never chain here now.
+                    let mut purged = Vec::new();
+                    self.purge_successors(write, &feed, entry, &violation, &mut purged)?;
+                    for (waiting, why) in purged {
+                        let refused = (waiting.encode(), Refused::Policy(why), source.to_owned());
+                        write.to_journal.push(refused);
+                    }
+                    write.refused_tips.insert(feed, (id, violation.clone()));
+                    write.refused_ids.insert(id, violation.clone());
+                    return Ok(Staged::Refused(Refused::Policy(violation)));
+                }
+                let mut forks = Vec::new();
+                self.accept_chain(write, entry, &mut forks)?;
+                let released = self.release_pending(write, &feed, entry, &mut forks, source)?;
+                Staged::Done(IngestOutcome::Accepted {
+                    id,
+                    released,
+                    forks,
+                })
+            }
+            Placement::Duplicate => match self.complete_pruned(write, entry)? {
+                Some(completed) => Staged::Done(completed),
+                None => Staged::Done(IngestOutcome::Duplicate { id }),
+            },
+            Placement::Fork { .. } => {
+                let stored = self.entry_at(&feed, header.seq)?.ok_or_else(|| {
+                    StoreError::Corrupt(format!(
+                        "entry seq {} of author {} vanished",
+                        header.seq, feed.author
+                    ))
+                })?;
+                match self.put_fork(write, stored, entry.clone())? {
+                    Some(proof) => Staged::Done(IngestOutcome::Fork {
+                        proof: Box::new(proof),
+                    }),
+                    // A proof for this position is already stored: one is enough.
+                    None => Staged::Done(IngestOutcome::Duplicate { id }),
+                }
+            }
+            // Ahead of the head, or naming a predecessor other than the head (the author
+            // forked at the head's seq, and the other branch's entry is missing: fetching seq
+            // `head.seq` from whoever sent it completes the proof). Held until it chains.
+            Placement::Ahead { missing_from }
+            | Placement::BrokenLink {
+                head: FeedHead {
+                    seq: missing_from, ..
+                },
+            } => {
+                if let Err(violation) = write.governor.decide(entry, Scope::Stateless) {
+                    return Ok(Staged::Refused(Refused::Policy(violation)));
+                }
+                match self.hold(write, entry, missing_from, (source, now_ms))? {
+                    Some(outcome) => {
+                        write.in_batch.insert(id);
+                        write.held_feeds.insert(feed);
+                        Staged::Done(outcome)
+                    }
+                    None => Staged::Refused(Refused::PendingFull(
+                        self.pending_full_detail(write, entry, source),
+                    )),
+                }
+            }
+        })
+    }
+
+    /// Commits the batch built so far (heads included), settles the counters, and starts
+    /// the next batch. Returns the durability ticket of the write.
+    fn commit_write(&self, write: &mut Write<'_>) -> Result<u64, StoreError> {
+        let ticket = self.commit_staged(write)?;
+        write.tips.clear();
+        write.in_batch.clear();
+        write.held_feeds.clear();
+        Ok(ticket)
+    }
+
+    fn commit_staged(&self, write: &mut Write<'_>) -> Result<u64, StoreError> {
+        let mut batch = std::mem::take(&mut write.batch);
+        for (feed, (seq, id)) in write.staged.batch_heads.drain() {
+            batch.put_cf(
+                self.cf(CF_HEADS),
+                keys::feed_prefix(&feed),
+                encode_head(seq, &id),
+            );
+        }
+        // On failure `unsettled` stays set, and the next write rebuilds the state first.
+        let ticket = self.commit(batch)?;
+        write.governor.unsettled = false;
+        let staged = std::mem::take(&mut write.staged);
+        *write.counters = staged.settled();
+        write.staged = write.counters.clone();
+        Ok(ticket)
+    }
+
+    /// Stages an entry that extends its feed: entries, ids, the journal, the feed's head; and
+    /// settles entries waiting in `pending` at the same position (the same entry leaves
+    /// `pending`, a different one becomes a fork proof, collected in `forks`).
+    fn accept_chain(
+        &self,
+        write: &mut Write<'_>,
+        entry: &Entry,
+        forks: &mut Vec<ForkProof>,
+    ) -> Result<(), StoreError> {
+        let feed = FeedKey::of(entry);
+        let seq = entry.header().seq;
+        let key = entry_key(&feed, seq);
+        write.governor.unsettled = true;
+        write
+            .batch
+            .put_cf(self.cf(CF_ENTRIES), &key, entry.encode());
+        write
+            .batch
+            .put_cf(self.cf(CF_IDS), entry.id().as_bytes(), &key);
+        write
+            .staged
+            .batch_heads
+            .insert(feed.clone(), (seq, entry.id()));
+        self.journal_next(write, &key);
+        write.governor.observe(entry);
+        write.in_batch.insert(entry.id());
+        write.tips.insert(feed.clone(), entry.clone());
+        if write.staged.pending == 0 {
+            // Nothing waits anywhere: spare the lookup (one iterator per accepted entry).
+            return Ok(());
+        }
+        for (pending_key, waiting) in self.pending_at(&write.staged, &feed, seq)? {
+            write
+                .staged
+                .delete_pending(&mut write.batch, self.cf(CF_PENDING), &pending_key);
+            if waiting.id() != entry.id() {
+                if let Some(proof) = self.put_fork(write, entry.clone(), waiting)? {
+                    forks.push(proof);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Stages the next journal record, naming the entry by its key (not its id: following the
+    /// journal then takes one lookup, not two).
+    fn journal_next(&self, write: &mut Write<'_>, key: &[u8]) {
+        write.batch.put_cf(
+            self.cf(CF_JOURNAL),
+            keys::counter_key(write.staged.next_arrival),
+            key,
+        );
+        write.staged.next_arrival += 1;
+    }
+
+    /// Moves pending entries that now chain onto `tip` into the batch, repeatedly. An entry
+    /// the policy refuses leaves `pending` for the rejection journal, and the release stops
+    /// there: nothing after it can chain.
+    fn release_pending(
+        &self,
+        write: &mut Write<'_>,
+        feed: &FeedKey,
+        tip: &Entry,
+        forks: &mut Vec<ForkProof>,
+        source: &str,
+    ) -> Result<usize, StoreError> {
+        let mut released = 0;
+        let mut tip = tip.clone();
+        while write.staged.pending > 0 {
+            let next_seq = tip.header().seq + 1;
+            let successor = self
+                .pending_at(&write.staged, feed, next_seq)?
+                .into_iter()
+                .find(|(_, entry)| entry.header().prev == Some(tip.id()));
+            // A pending entry on another branch stays: `accept_chain` turns it into a fork
+            // proof once an entry at its seq is accepted.
+            let Some((pending_key, entry)) = successor else {
+                break;
+            };
+            write
+                .staged
+                .delete_pending(&mut write.batch, self.cf(CF_PENDING), &pending_key);
+            if let Err(violation) = write.governor.decide(&entry, Scope::Full) {
+                let mut purged = Vec::new();
+                self.purge_successors(write, feed, &entry, &violation, &mut purged)?;
+                purged.push((entry, violation));
+                for (waiting, why) in purged {
+                    let refused = (waiting.encode(), Refused::Policy(why), source.to_owned());
+                    write.to_journal.push(refused);
+                }
+                break;
+            }
+            self.accept_chain(write, &entry, forks)?;
+            tip = entry;
+            released += 1;
+        }
+        Ok(released)
+    }
+
+    /// Removes from `pending` every entry that descends from `refused` (which the policy
+    /// refused, so they can never chain on this node), on every branch an equivocating author
+    /// made behind it, adding each to `out`.
+    fn purge_successors(
+        &self,
+        write: &mut Write<'_>,
+        feed: &FeedKey,
+        refused: &Entry,
+        violation: &Violation,
+        out: &mut Vec<(Entry, Violation)>,
+    ) -> Result<(), StoreError> {
+        // Depth first; each pending entry has one parent, so none is visited twice.
+        let mut parents = vec![(refused.header().seq, refused.id())];
+        while let Some((seq, id)) = parents.pop() {
+            if write.staged.pending == 0 {
+                break;
+            }
+            for (key, entry) in self.pending_at(&write.staged, feed, seq + 1)? {
+                if entry.header().prev == Some(id) {
+                    write
+                        .staged
+                        .delete_pending(&mut write.batch, self.cf(CF_PENDING), &key);
+                    parents.push((entry.header().seq, entry.id()));
+                    let why = follows_refused(&entry, violation);
+                    out.push((entry, why));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Entries waiting in `pending` at one position of a feed, with their keys, less those
+    /// the write being built deleted.
+    fn pending_at(
+        &self,
+        counters: &Counters,
+        feed: &FeedKey,
+        seq: u64,
+    ) -> Result<Vec<PendingEntry>, StoreError> {
+        let prefix = entry_key(feed, seq);
+        let mut found = Vec::new();
+        for item in self.db.prefix_iterator_cf(self.cf(CF_PENDING), &prefix) {
+            let (key, value) = item?;
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            if counters.deleted_pending.contains(&key) {
+                continue;
+            }
+            found.push((key, decode_stored(&value)?));
+        }
+        Ok(found)
+    }
+
+    /// Puts an entry whose predecessor is missing into `pending`, within the pending bound and
+    /// the quotas of its author and of the peer it came from (`origin`: source and arrival
+    /// time), after dropping expired entries; when `pending` is full, an entry of a feed the
+    /// node holds evicts the oldest of a feed it does not hold ([`pending`]). `None` when it
+    /// is not held (the reason in `pending_refusal`).
+    fn hold(
+        &self,
+        write: &mut Write<'_>,
+        entry: &Entry,
+        missing_from: u64,
+        (source, now_ms): (&str, u64),
+    ) -> Result<Option<IngestOutcome>, StoreError> {
+        let id = entry.id();
+        let feed = FeedKey::of(entry);
+        let key = keys::pending_key(&feed, entry.header().seq, &id);
+        if self.db.get_pinned_cf(self.cf(CF_PENDING), &key)?.is_some() {
+            return Ok(Some(IngestOutcome::Pending { id, missing_from }));
+        }
+        let meta = PendingMeta {
+            author: feed.author,
+            peer: pending::peer_of_source(source),
+            arrival_ms: now_ms,
+            feed_held: self.head(&feed)?.is_some(),
+        };
+        let staged = &mut write.staged;
+        let index_handle = std::sync::Arc::clone(&staged.pending_index);
+        let index = lock_index(&index_handle);
+        for expired in index.expired(now_ms) {
+            staged.delete_pending(&mut write.batch, self.cf(CF_PENDING), &expired);
+        }
+        let in_batch = |same: &dyn Fn(&PendingMeta) -> bool| {
+            staged
+                .added_pending
+                .iter()
+                .filter(|(_, added)| same(added))
+                .count()
+        };
+        let extra_author = in_batch(&|added| added.author == meta.author);
+        let extra_peer = in_batch(&|added| meta.peer.is_some() && added.peer == meta.peer);
+        let admission = index.admit(
+            &meta,
+            (staged.pending, self.max_pending),
+            (extra_author, extra_peer),
+            |key| staged.deleted_pending.contains(key),
+        );
+        drop(index);
+        match admission {
+            pending::Admission::Hold => {}
+            pending::Admission::HoldEvicting(victim) => {
+                staged.delete_pending(&mut write.batch, self.cf(CF_PENDING), &victim);
+            }
+            pending::Admission::Refuse(refusal) => {
+                staged.pending_refusal = Some(refusal);
+                return Ok(None);
+            }
+        }
+        write
+            .batch
+            .put_cf(self.cf(CF_PENDING), &key, entry.encode());
+        staged.pending += 1;
+        staged.added_pending.push((key.into(), meta));
+        Ok(Some(IngestOutcome::Pending { id, missing_from }))
+    }
+
+    /// The rejection detail for an entry `pending` had no room for.
+    fn pending_full_detail(&self, write: &mut Write<'_>, entry: &Entry, source: &str) -> String {
+        let why = match write
+            .staged
+            .pending_refusal
+            .take()
+            .unwrap_or(PendingRefusal::Full)
+        {
+            PendingRefusal::Full => format!(
+                "{} entries already wait for missing predecessors",
+                self.max_pending
+            ),
+            PendingRefusal::AuthorQuota => format!(
+                "its author already has {MAX_PENDING_PER_AUTHOR} entries waiting for missing \
+                 predecessors"
+            ),
+            PendingRefusal::PeerQuota => format!(
+                "{source} already sent {MAX_PENDING_PER_PEER} entries that wait for missing \
+                 predecessors"
+            ),
+        };
+        format!(
+            "{why}; entry seq {} of author {} was not kept; backfill fetches it again once the \
+             gap is filled",
+            entry.header().seq,
+            entry.header().author
+        )
+    }
+
+    /// Adds the proof that `stored` and `rival` fork a feed, unless one is already stored for
+    /// that position (one proof per position is enough, and keeps the family bounded by the
+    /// log's size).
+    fn put_fork(
+        &self,
+        write: &mut Write<'_>,
+        stored: Entry,
+        rival: Entry,
+    ) -> Result<Option<ForkProof>, StoreError> {
+        let feed = FeedKey::of(&stored);
+        let key = entry_key(&feed, stored.header().seq);
+        if write.staged.forks >= MAX_FORK_PROOFS
+            || self.db.get_pinned_cf(self.cf(CF_FORKS), &key)?.is_some()
+        {
+            return Ok(None);
+        }
+        let proof = ForkProof::new(stored, rival).map_err(|error| {
+            StoreError::Corrupt(format!("fork proof from stored entries failed: {error}"))
+        })?;
+        write.batch.put_cf(self.cf(CF_FORKS), key, proof.encode());
+        write.staged.any_forks = true;
+        write.staged.forks += 1;
+        Ok(Some(proof))
+    }
+
+    /// Replaces the stored, pruned copy of `entry` with `entry`, which carries the body, and
+    /// journals it again, so whatever follows the journal applies it with its body. `None`
+    /// when there is nothing to complete (stored with its body, or `entry` is pruned too).
+    fn complete_pruned(
+        &self,
+        write: &mut Write<'_>,
+        entry: &Entry,
+    ) -> Result<Option<IngestOutcome>, StoreError> {
+        if entry.body().is_none() {
+            return Ok(None);
+        }
+        let id = entry.id();
+        let Some((key, stored)) = self.stored_key_and_entry(&id)? else {
+            return Ok(None);
+        };
+        if stored.body().is_some() {
+            return Ok(None);
+        }
+        write
+            .batch
+            .put_cf(self.cf(CF_ENTRIES), &key, entry.encode());
+        self.journal_next(write, &key);
+        write.in_batch.insert(id);
+        Ok(Some(IngestOutcome::Accepted {
+            id,
+            released: 0,
+            forks: Vec::new(),
+        }))
+    }
+
+    /// Journals the refusals a write found, after its locks are released.
+    fn journal_refused(
+        &self,
+        refused: Vec<(Vec<u8>, Refused, String)>,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        for (bytes, refusal, source) in refused {
+            match refusal {
+                Refused::Policy(violation) => {
+                    self.record_policy_rejection(&bytes, &violation, &source, now_ms)?
+                }
+                Refused::PendingFull(detail) => self.record_rejection(
+                    &bytes,
+                    RejectReason::PendingFull,
+                    detail,
+                    &source,
+                    now_ms,
+                )?,
+            };
+        }
+        Ok(())
+    }
+}
+
+impl Refused {
+    /// The outcome reported for it (the same as the rejection journal's record).
+    fn outcome(&self) -> IngestOutcome {
+        match self {
+            Refused::Policy(violation) => IngestOutcome::Rejected {
+                reason: RejectReason::Policy,
+                detail: violation.message.clone(),
+            },
+            Refused::PendingFull(detail) => IngestOutcome::Rejected {
+                reason: RejectReason::PendingFull,
+                detail: detail.clone(),
+            },
+        }
+    }
+}
+
+/// The refusal of an entry whose predecessor the policy refused.
+fn follows_refused(entry: &Entry, refused: &Violation) -> Violation {
+    let header = entry.header();
+    Violation {
+        message: format!(
+            "entry seq {} of author {} follows an entry the policy refused, so it can never \
+             chain on this node (that entry: {})",
+            header.seq, header.author, refused.message
+        ),
+        ..refused.clone()
+    }
+}
+
+/// A feed head as stored in the `heads` family: seq (big-endian), then the head's id.
+pub(super) fn encode_head(seq: u64, id: &Hash256) -> Vec<u8> {
+    let mut value = seq.to_be_bytes().to_vec();
+    value.extend_from_slice(id.as_bytes());
+    value
+}
