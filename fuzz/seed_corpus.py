@@ -92,6 +92,12 @@ def main():
         if len(data) <= 4096:
             write(corpus, "fork_proof", data)
 
+    for item in load("signatures.json")["single"]:
+        data = bytes.fromhex(item["public_key_hex"] + item["signature_hex"] + item["message_hex"])
+        write(corpus, "signature", data)
+    write(corpus, "key_file", b"plexus-ed25519-secret-key-v1\n" + b"11" * 32 + b"\n")
+    write(corpus, "key_file", b"plexus-ed25519-secret-key-v1\r\n " + b"aB" * 32 + b" \n\n")
+
     for index, kind in enumerate(KINDS):
         body = BODIES.get(kind, {})
         text = json.dumps(body).encode()

@@ -9,7 +9,10 @@
 
 use std::collections::HashMap;
 
-use plexus_crypto::AgentIdCache;
+use plexus_crypto::{
+    verify_batch_parallel, verify_batch_with_fallback, AgentId, AgentIdCache, BatchItem, Keypair,
+    Signature, PUBLIC_KEY_LEN, SIGNATURE_LEN,
+};
 use plexus_protocol::coord::{Body, KINDS};
 use plexus_protocol::export::{classify, ExportHeader, ExportTrailer, ItemKind};
 use plexus_protocol::feed::{place, Placement};
@@ -21,7 +24,7 @@ use plexus_protocol::{cbor, ChainTracker, Entry, FeedHead, FeedKey, ForkProof, M
 pub type Check = fn(&[u8]);
 
 /// Every target, by name: the fuzz targets of `fuzz_targets/` and the corpus test's list.
-pub const TARGETS: [(&str, Check); 8] = [
+pub const TARGETS: [(&str, Check); 10] = [
     ("entry", entry),
     ("cbor", cbor_canonical),
     ("export", export_stream),
@@ -30,6 +33,8 @@ pub const TARGETS: [(&str, Check); 8] = [
     ("coord_body", coord_body),
     ("json_request", json_request),
     ("sync_response", sync_response),
+    ("signature", signature),
+    ("key_file", key_file),
 ];
 
 /// `Entry::decode` and its variants: the cached and the in-place decoders agree with it; an
@@ -277,6 +282,59 @@ pub fn sync_response(data: &[u8]) {
             }
         }
     }
+}
+
+/// Ed25519 keys and signatures (`plexus-crypto`), laid out as 32 bytes of key, 64 of signature,
+/// then the message: the cached key parser agrees with the plain one, an accepted key's hex
+/// form parses back to it, and single, batch (alone and twice over) and parallel verification
+/// give one verdict (docs/PROTOCOL.md §1: one rule on every path).
+pub fn signature(data: &[u8]) {
+    let Some((key, rest)) = data.split_at_checked(PUBLIC_KEY_LEN) else {
+        return;
+    };
+    let Some((signature, message)) = rest.split_at_checked(SIGNATURE_LEN) else {
+        return;
+    };
+    let author = AgentId::from_slice(key);
+    let key_array: [u8; PUBLIC_KEY_LEN] = key.try_into().unwrap_or([0; PUBLIC_KEY_LEN]);
+    assert_eq!(AgentIdCache::new().parse(&key_array), author);
+    let Ok(author) = author else {
+        return;
+    };
+    assert_eq!(author.to_string().parse::<AgentId>().as_ref(), Ok(&author));
+    let Some(signature) = Signature::from_slice(signature) else {
+        panic!("a 64-byte signature was refused");
+    };
+    let item = BatchItem {
+        author: &author,
+        message,
+        signature: &signature,
+    };
+    let single = author.verify(message, &signature);
+    assert_eq!(verify_batch_with_fallback(&[item]).is_ok(), single);
+    assert_eq!(verify_batch_parallel(&[item]).is_ok(), single);
+    let twice = verify_batch_with_fallback(&[item, item]);
+    let expected_bad = if single { vec![] } else { vec![0, 1] };
+    assert_eq!(
+        twice.err().map(|error| error.bad).unwrap_or_default(),
+        expected_bad
+    );
+}
+
+/// Key file text (`Keypair::from_key_file_text`): a file it accepts renders back to text that
+/// parses to the same key.
+pub fn key_file(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(keypair) = Keypair::from_key_file_text(text) else {
+        return;
+    };
+    let again = Keypair::from_key_file_text(&keypair.to_key_file_text());
+    assert_eq!(
+        again.map(|again| again.agent_id()).ok(),
+        Some(keypair.agent_id())
+    );
 }
 
 /// Parses a body of `kind` from `data`: a first byte of 0 means canonical CBOR follows, any
