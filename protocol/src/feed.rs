@@ -218,8 +218,9 @@ impl ChainTracker {
     /// the next entry's link is not judged against it.
     pub fn observe_unverified(&mut self, seq: u64) {
         // Only a bad entry in the expected position takes it: one whose seq was itself damaged
-        // must not move the feed, or every later entry would look out of order.
-        if seq == self.last_seq + 1 {
+        // must not move the feed, or every later entry would look out of order. Checked: a
+        // feed that reached seq u64::MAX has no next position.
+        if self.last_seq.checked_add(1) == Some(seq) {
             self.last_seq = seq;
             self.clear_last_seq_ids();
             self.link_unverifiable = true;

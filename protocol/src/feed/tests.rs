@@ -249,3 +249,39 @@ fn only_the_canonical_form_of_a_fork_proof_is_accepted() {
         Err(ForkProofError::Unordered)
     );
 }
+
+#[test]
+fn a_damaged_entry_after_one_at_the_last_possible_seq_does_not_overflow_the_tracker() {
+    // Anyone can sign an entry at seq u64::MAX in their own feed; a damaged entry of that feed
+    // after it in an export file used to overflow `last_seq + 1` and panic the auditor.
+    let keypair = Keypair::from_seed(&[8; 32]);
+    let last = Entry::sign(
+        &keypair,
+        Draft {
+            namespace: "ns".into(),
+            seq: u64::MAX,
+            prev: Some(sha256_of("before")),
+            timestamp_ms: 1_000,
+            kind: "note".into(),
+            body: b"x".to_vec(),
+        },
+    )
+    .unwrap();
+    let mut tracker = ChainTracker::default();
+    assert_eq!(
+        observe(&mut tracker, &last),
+        ChainEvent::Gap {
+            missing_from: 1,
+            missing_to: u64::MAX - 1
+        }
+    );
+    tracker.observe_unverified(u64::MAX);
+    tracker.observe_unverified(0);
+    tracker.observe_unverified(7);
+    assert_eq!(
+        tracker.last_seq(),
+        u64::MAX,
+        "a damaged entry does not move the feed"
+    );
+    assert_eq!(observe(&mut tracker, &last), ChainEvent::Duplicate);
+}

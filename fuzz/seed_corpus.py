@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""Writes the starting corpus of each fuzz target from the test vectors (tests/vectors/*.json)
+and a few hand-written bodies, so the fuzzer starts from valid inputs it could never forge
+(signed entries, exports, fork proofs). Files are named by the SHA-1 of their content, as
+libFuzzer names its own, so running this again adds nothing twice. scripts/fuzz.sh runs it
+only for a target whose corpus directory is empty; the committed corpora are its output after
+fuzzing and `cargo fuzz cmin`.
+
+Usage: fuzz/seed_corpus.py [CORPUS_DIR]   (default: fuzz/corpus next to this file)
+"""
+
+import hashlib
+import json
+import pathlib
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+VECTORS = ROOT / "tests" / "vectors"
+
+# Coordination kinds and the selector byte the coord_body target reads: kind index << 1,
+# low bit 0 for canonical CBOR, 1 for JSON text (fuzz/src/checks.rs, coord_body).
+KINDS = ["capability", "capability.revoke", "intent", "intent.renew", "intent.release",
+         "task", "constraint", "pattern", "policy", "x-application", "unknown-kind"]
+CLAIM = "ab" * 32
+AGENT = "d04ab232742bb4ab3a1368bd4615e4e6d0224ab71a016baf8520a332c9778737"
+BODIES = {
+    "capability": {"name": "planner", "description": "plans", "version": "1", "url": "a2a://x",
+                   "skills": [{"id": "s", "name": "n", "tags": ["t"]}], "ttlMs": 60000},
+    "capability.revoke": {"reason": "retired"},
+    "intent": {"resource": "repo/plexus", "action": "write", "leaseMs": 5000, "note": "n",
+               "priority": 3},
+    "intent.renew": {"claim": CLAIM, "leaseMs": 5000},
+    "intent.release": {"claim": CLAIM},
+    "task": {"taskId": "t1", "contextId": "c", "status": {"state": "TASK_STATE_WORKING",
+             "message": "m"}, "references": [CLAIM]},
+    "constraint": {"resource": "db/*", "rule": {"type": "rateLimit", "claims": 1,
+                   "windowMs": 10000}, "ttlMs": 10000},
+    "pattern": {"topic": "t", "summary": "s", "data": {"k": [1, 2.5, None, True]},
+                "confidence": 0.5, "references": [CLAIM]},
+    "policy": {"version": 2, "effectiveFrom": 1000, "roles": {"worker": ["intent", "x-*"]},
+               "members": [{"agent": AGENT, "roles": ["worker"]}],
+               "revoked": [{"agent": AGENT, "afterSeq": 3}],
+               "limits": {"maxBodyBytes": 1000, "rate": {"entries": 10, "windowMs": 1000},
+                          "maxLeaseMs": 60000, "maxClaims": 4, "maxTtlMs": 60000,
+                          "clockSkewMs": 30000}, "note": "n"},
+    "x-application": {"any": [1, -2, 1.5, "s", {"nested": None}]},
+}
+
+
+def write(corpus, target, data):
+    directory = corpus / target
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / hashlib.sha1(data).hexdigest()).write_bytes(data)
+
+
+def load(name):
+    return json.loads((VECTORS / name).read_text())
+
+
+def main():
+    corpus = pathlib.Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "fuzz" / "corpus"
+    entries = load("entries.json")
+    envelopes = [bytes.fromhex(v["envelope_hex"]) for v in entries["valid"] + entries["invalid"]]
+    envelopes += [bytes.fromhex(v["envelope_hex"])
+                  for v in load("envelope-errors.json")["envelopes"]]
+    for envelope in envelopes:
+        write(corpus, "entry", envelope)
+    valid = [bytes.fromhex(v["envelope_hex"]) for v in entries["valid"]]
+    write(corpus, "sync_response", b"".join(valid))
+    write(corpus, "sync_response", b"".join(valid + valid[:1]))
+
+    for body in entries["bodies"]:
+        write(corpus, "cbor", bytes.fromhex(body["canonical_hex"]))
+        write(corpus, "json_request", body["json"].encode())
+    floats = load("floats.json")
+    for item in floats["valid"]:
+        write(corpus, "cbor", bytes.fromhex(item["canonical_hex"]))
+        write(corpus, "json_request", item["json"].encode())
+    for item in floats["refused_cbor"]:
+        write(corpus, "cbor", bytes.fromhex(item["cbor_hex"]))
+    for item in floats["refused_json"]:
+        write(corpus, "json_request", item["json"].encode())
+
+    for item in load("exports.json")["files"]:
+        data = bytes.fromhex(item["file_hex"])
+        if len(data) <= 16384:
+            write(corpus, "export", data)
+
+    proofs = load("fork-proofs.json")
+    for item in [proofs["valid"]] + proofs["invalid"]:
+        data = bytes.fromhex(item["proof_hex"])
+        if len(data) <= 4096:
+            write(corpus, "fork_proof", data)
+
+    for item in load("signatures.json")["single"]:
+        data = bytes.fromhex(item["public_key_hex"] + item["signature_hex"] + item["message_hex"])
+        write(corpus, "signature", data)
+    write(corpus, "key_file", b"plexus-ed25519-secret-key-v1\n" + b"11" * 32 + b"\n")
+    write(corpus, "key_file", b"plexus-ed25519-secret-key-v1\r\n " + b"aB" * 32 + b" \n\n")
+
+    for index, kind in enumerate(KINDS):
+        body = BODIES.get(kind, {})
+        text = json.dumps(body).encode()
+        write(corpus, "coord_body", bytes([index << 1 | 1]) + text)
+        write(corpus, "json_request", json.dumps({"kind": kind, "body": body}).encode())
+    write(corpus, "policy_body", b"\x01" + json.dumps(BODIES["policy"]).encode())
+    write(corpus, "policy_body", b"\x01" + json.dumps({"version": 1}).encode())
+
+
+if __name__ == "__main__":
+    main()
