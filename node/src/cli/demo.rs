@@ -34,6 +34,7 @@ use plexus_protocol::coord::{
     Skill, TaskState, TaskStatus, TaskUpdate,
 };
 use plexus_protocol::policy::{Limits, Member, PolicyBody, RateLimit};
+use plexus_protocol::Kind;
 use tokio::sync::broadcast;
 
 use super::ui::{keep_running, Kept, PageServer};
@@ -541,12 +542,12 @@ async fn script(
 async fn govern(agents: &[Agent], timeline: &Timeline) -> anyhow::Result<bool> {
     let planner = &agents[0];
     let worker = [
-        "capability",
-        "intent",
-        "intent.renew",
-        "intent.release",
-        "task",
-        "pattern",
+        Kind::Capability,
+        Kind::Intent,
+        Kind::IntentRenew,
+        Kind::IntentRelease,
+        Kind::Task,
+        Kind::Pattern,
     ];
     let members: Vec<Member> = agents
         .iter()
@@ -561,7 +562,7 @@ async fn govern(agents: &[Agent], timeline: &Timeline) -> anyhow::Result<bool> {
         effective_from: None,
         roles: [(
             "worker".to_owned(),
-            worker.iter().map(|kind| (*kind).to_owned()).collect(),
+            worker.iter().map(|kind| kind.as_str().to_owned()).collect(),
         )]
         .into(),
         members,
@@ -610,7 +611,7 @@ async fn govern(agents: &[Agent], timeline: &Timeline) -> anyhow::Result<bool> {
             seq: 1,
             prev: None,
             timestamp_ms: now_ms(),
-            kind: "intent".into(),
+            kind: Kind::Intent.as_str().into(),
             body: claim.encode()?,
         },
     )?;

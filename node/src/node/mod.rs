@@ -296,7 +296,7 @@ impl Node {
                     "application bodies are published with Node::publish and their x- kind".into(),
                 ))
             }
-            other => other.kind(),
+            other => other.kind().as_str(),
         };
         self.publish(namespace, kind, body.encode()?).await
     }
