@@ -44,7 +44,7 @@ use crate::clock::now_ms;
 use crate::config;
 use crate::coord::Event;
 use crate::net::NetConfig;
-use crate::node::{Node, NodeConfig};
+use crate::node::{Node, NodeConfig, SharedNode};
 use crate::store::{Log, LogOptions, TrustRoots};
 
 const NAMESPACE: &str = "demo";
@@ -58,7 +58,7 @@ const REPO: &str = "repo/plexus";
 struct Agent {
     name: &'static str,
     /// Shared with the web page's server under `--ui`.
-    node: Arc<Node>,
+    node: SharedNode,
 }
 
 struct Timeline {
@@ -152,7 +152,7 @@ async fn script(
     let page = match page_address {
         Some(address) => {
             // The reviewer's node: it also receives, and refuses, the outsider's entry.
-            let node = Arc::clone(&agents[3].node);
+            let node = agents[3].node.clone();
             let page = PageServer::start(node, NAMESPACE, &root.join("reviewer"), address).await?;
             timeline.say("reviewer", format!("serves the web page at {}", page.url));
             Some(page)
@@ -498,7 +498,7 @@ async fn script(
             // Kept for the web page: the script is over, so nothing writes while it exports.
             running.push(agent.node);
         } else {
-            Node::shutdown_shared(agent.node).await?;
+            agent.node.shutdown().await?;
         }
         handles.push((agent.name, path, log, keypair));
     }
@@ -672,7 +672,7 @@ async fn start_agent(
     .await?;
     Ok(Agent {
         name,
-        node: Arc::new(node),
+        node: SharedNode::new(node),
     })
 }
 
