@@ -47,6 +47,13 @@ pub enum ConfigError {
     Missing { path: PathBuf },
     #[error("config file {path} is not valid: {message}")]
     Parse { path: PathBuf, message: String },
+    #[error("config file {path} is not valid: {source}")]
+    TrustRoot {
+        path: PathBuf,
+        // Boxed: the identity and name errors it carries are large, and config errors are
+        // returned on every command's path.
+        source: Box<TrustRootError>,
+    },
     #[error("cannot determine a home directory: set HOME, or pass --data-dir and --config")]
     NoHome,
     #[error("no identity in {dir}: run `plexus init` first, or pass the right --data-dir")]
@@ -81,6 +88,36 @@ pub enum ConfigError {
     Write {
         path: PathBuf,
         source: std::io::Error,
+    },
+}
+
+/// A trust root that cannot be used, from a `--trust-root` flag or the config file's
+/// `[governance.trust_roots]`.
+#[derive(Debug, thiserror::Error)]
+pub enum TrustRootError {
+    #[error(
+        "--trust-root {pair:?} must be NAMESPACE=ADMIN_AGENT_ID, for example team=3f1c...e9 \
+         (the admin's `plexus id`)"
+    )]
+    NotAPair { pair: String },
+    #[error(
+        "governance.trust_roots.{namespace} lists no admins: name at least one agent id, or \
+         remove the namespace to leave it open"
+    )]
+    NoAdmins { namespace: String },
+    #[error("trust root for {namespace:?}: {source}")]
+    BadNamespace {
+        namespace: String,
+        source: plexus_protocol::EntryError,
+    },
+    #[error(
+        "trust root for {namespace}: admin {admin:?} is not an agent id: {source} (use the \
+         admin's `plexus id`)"
+    )]
+    BadAdmin {
+        namespace: String,
+        admin: String,
+        source: IdentityError,
     },
 }
 
@@ -208,10 +245,10 @@ impl Config {
         };
         let trust_roots = match &file.governance {
             Some(governance) => {
-                trust_roots_from_file(&governance.trust_roots).map_err(|message| {
-                    ConfigError::Parse {
+                trust_roots_from_file(&governance.trust_roots).map_err(|source| {
+                    ConfigError::TrustRoot {
                         path: config_path.clone(),
-                        message,
+                        source: Box::new(source),
                     }
                 })?
             }
@@ -241,28 +278,26 @@ impl Config {
 
 /// Parses `NAMESPACE=ADMIN_ID` pairs (from `--trust-root` flags) into trust roots; several
 /// pairs for one namespace give it several admins.
-pub fn parse_trust_root_flags(pairs: &[String]) -> Result<TrustRoots, String> {
+pub fn parse_trust_root_flags(pairs: &[String]) -> Result<TrustRoots, TrustRootError> {
     let mut roots = TrustRoots::new();
     for pair in pairs {
         let Some((namespace, admin)) = pair.split_once('=') else {
-            return Err(format!(
-                "--trust-root {pair:?} must be NAMESPACE=ADMIN_AGENT_ID, for example \
-                 team=3f1c...e9 (the admin's `plexus id`)"
-            ));
+            return Err(TrustRootError::NotAPair { pair: pair.clone() });
         };
         add_trust_root(&mut roots, namespace, admin)?;
     }
     Ok(roots)
 }
 
-fn trust_roots_from_file(section: &BTreeMap<String, Vec<String>>) -> Result<TrustRoots, String> {
+fn trust_roots_from_file(
+    section: &BTreeMap<String, Vec<String>>,
+) -> Result<TrustRoots, TrustRootError> {
     let mut roots = TrustRoots::new();
     for (namespace, admins) in section {
         if admins.is_empty() {
-            return Err(format!(
-                "governance.trust_roots.{namespace} lists no admins: name at least one agent \
-                 id, or remove the namespace to leave it open"
-            ));
+            return Err(TrustRootError::NoAdmins {
+                namespace: namespace.clone(),
+            });
         }
         for admin in admins {
             add_trust_root(&mut roots, namespace, admin)?;
@@ -271,12 +306,25 @@ fn trust_roots_from_file(section: &BTreeMap<String, Vec<String>>) -> Result<Trus
     Ok(roots)
 }
 
-fn add_trust_root(roots: &mut TrustRoots, namespace: &str, admin: &str) -> Result<(), String> {
-    plexus_protocol::entry::check_name("namespace", namespace)
-        .map_err(|error| format!("trust root for {namespace:?}: {error}"))?;
-    let admin: AgentId = admin.trim().parse().map_err(|error| {
-        format!("trust root for {namespace}: admin {admin:?} is not an agent id: {error}")
+fn add_trust_root(
+    roots: &mut TrustRoots,
+    namespace: &str,
+    admin: &str,
+) -> Result<(), TrustRootError> {
+    plexus_protocol::entry::check_name("namespace", namespace).map_err(|source| {
+        TrustRootError::BadNamespace {
+            namespace: namespace.to_owned(),
+            source,
+        }
     })?;
+    let admin: AgentId = admin
+        .trim()
+        .parse()
+        .map_err(|source| TrustRootError::BadAdmin {
+            namespace: namespace.to_owned(),
+            admin: admin.to_owned(),
+            source,
+        })?;
     roots.entry(namespace.to_owned()).or_default().insert(admin);
     Ok(())
 }
@@ -678,5 +726,45 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("plexus init"), "{err}");
+    }
+
+    #[test]
+    fn bad_trust_roots_name_the_flag_or_the_entry_and_say_what_to_write() {
+        let admin = Keypair::generate().agent_id().to_string();
+        let missing_equals = parse_trust_root_flags(&[format!("team{admin}")]).unwrap_err();
+        assert!(matches!(missing_equals, TrustRootError::NotAPair { .. }));
+        assert!(
+            missing_equals
+                .to_string()
+                .contains("must be NAMESPACE=ADMIN_AGENT_ID"),
+            "{missing_equals}"
+        );
+        let bad_admin = parse_trust_root_flags(&["team=abc".to_owned()]).unwrap_err();
+        let text = bad_admin.to_string();
+        assert!(
+            text.contains("trust root for team") && text.contains("\"abc\" is not an agent id"),
+            "{text}"
+        );
+        let bad_namespace = parse_trust_root_flags(&[format!("Team={admin}")]).unwrap_err();
+        assert!(matches!(bad_namespace, TrustRootError::BadNamespace { .. }));
+        let roots =
+            parse_trust_root_flags(&[format!("team={admin}"), format!("ops={admin}")]).unwrap();
+        assert_eq!(roots.len(), 2);
+
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config.toml");
+        std::fs::write(&config, "[governance.trust_roots]\nteam = []\n").unwrap();
+        let overrides = PathOverrides {
+            data_dir: Some(dir.path().join("data")),
+            config: Some(config.clone()),
+        };
+        let error = Config::resolve(&overrides).unwrap_err();
+        let text = error.to_string();
+        assert!(
+            matches!(error, ConfigError::TrustRoot { .. })
+                && text.contains(&config.display().to_string())
+                && text.contains("governance.trust_roots.team lists no admins"),
+            "{text}"
+        );
     }
 }

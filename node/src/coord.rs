@@ -189,7 +189,7 @@ impl Coordinator {
         }
         let Some(applied) = applied else { return };
         if let Some(resource) = resource {
-            if header.kind == "constraint" {
+            if header.kind == plexus_protocol::Kind::Constraint.as_str() {
                 // A constraint on a prefix touches every resource it covers.
                 for live in state.view.live_resources(&header.namespace, now_ms) {
                     if plexus_protocol::coord::view::resource_matches(&resource, &live) {

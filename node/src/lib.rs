@@ -12,11 +12,11 @@
 //! - [`api`]: the local HTTP API served by `plexus run`.
 //! - [`mcp`]: the node as MCP tools, over stdio (`plexus mcp`) and at the API's `/mcp`.
 //! - [`client`]: a small client of the HTTP API, for the CLI and tests.
-//! - [`cli`]: the `plexus` command line.
+//! - `cli`: the `plexus` command line, run by [`run_cli`].
 
 pub mod api;
 pub mod audit;
-pub mod cli;
+pub(crate) mod cli;
 pub mod client;
 pub mod clock;
 pub mod config;
@@ -25,3 +25,6 @@ pub mod mcp;
 pub mod net;
 pub mod node;
 pub mod store;
+
+/// The `plexus` command line (the binary's whole `main`).
+pub use cli::main as run_cli;

@@ -1,5 +1,5 @@
 //! The `plexus` binary: parses the command line and runs the command (see `cli`).
 
 fn main() -> std::process::ExitCode {
-    plexus_node::cli::main()
+    plexus_node::run_cli()
 }

@@ -25,7 +25,8 @@ use std::ops::RangeInclusive;
 
 use plexus_crypto::{verify_batch_parallel, BatchItem};
 
-use crate::coord::{check_body, topic_suffix};
+use crate::coord::check_body;
+use crate::kind::{Kind, OTHER_TOPIC_SUFFIX};
 use crate::{Entry, FeedKey, MAX_ENTRY_LEN};
 
 /// How an input arrived, which decides the route check and whether a pruned body is allowed.
@@ -178,7 +179,8 @@ fn decode_on_route(bytes: &[u8], route: Route<'_>) -> Result<Entry, Refusal> {
     let header = entry.header();
     match route {
         Route::Gossip { namespace, suffix } => {
-            if header.namespace != namespace || topic_suffix(&header.kind) != suffix {
+            let kind_suffix = Kind::parse(&header.kind).map_or(OTHER_TOPIC_SUFFIX, Kind::topic_suffix);
+            if header.namespace != namespace || kind_suffix != suffix {
                 let detail = format!(
                     "entry of namespace {} and kind {} arrived on the topic for \
                      {namespace}/{suffix}",

@@ -324,6 +324,12 @@ impl Entry {
         &self.header
     }
 
+    /// What the header's kind name means to the protocol; decoding checks only the name's
+    /// syntax, so an unknown kind is an error here (and in [`crate::coord::check_body`]).
+    pub fn kind(&self) -> Result<crate::Kind, crate::UnknownKind> {
+        crate::Kind::parse(&self.header.kind)
+    }
+
     /// The author's signature.
     pub fn signature(&self) -> &Signature {
         &self.signature

@@ -9,6 +9,8 @@
 //! - [`admit`]: the stateless checks every received entry passes before it may be stored.
 //! - [`cbor`]: strict canonical CBOR (decode, re-encode, compare) and item framing.
 //! - [`value`]: the canonical form of free-form JSON-like body data.
+//! - [`kind`]: the closed set of entry kinds ([`Kind`]).
+//! - [`body`]: every kind's body type, parsed and checked in one place ([`body::Body`]).
 //! - [`entry`]: the signed entry, its encoding, id and signature input.
 //! - [`feed`]: chains, placement of incoming entries, fork detection and proofs.
 //! - [`coord`]: the coordination kinds and the deterministic view folded from them.
@@ -26,13 +28,16 @@
 )]
 
 pub mod admit;
+pub mod body;
 pub mod cbor;
 pub mod coord;
 pub mod entry;
 pub mod export;
 pub mod feed;
+pub mod kind;
 pub mod policy;
 pub mod value;
 
 pub use entry::{Draft, Entry, EntryError, EntryView, Header, MAX_BODY_LEN, MAX_ENTRY_LEN};
 pub use feed::{ChainEvent, ChainTracker, FeedHead, FeedKey, ForkProof, ForkProofError, Placement};
+pub use kind::{Kind, UnknownKind};

@@ -16,7 +16,7 @@ use plexus_node::client::ApiClient;
 use plexus_node::net::peer_store::PEER_STORE_FILE;
 use plexus_node::net::NetConfig;
 use plexus_node::node::limits::IngressLimits;
-use plexus_node::node::{Node, NodeConfig};
+use plexus_node::node::{Node, NodeConfig, SharedNode};
 use plexus_node::store::{Log, LogOptions, TrustRoots};
 use plexus_protocol::value::json_text_to_canonical;
 use plexus_protocol::{Entry, FeedHead, FeedKey};
@@ -32,7 +32,7 @@ pub const NAMESPACE: &str = "cluster";
 /// A node of the test cluster with its data directory, and its HTTP API once started.
 #[derive(Debug)]
 pub struct TestNode {
-    pub node: Arc<Node>,
+    pub node: SharedNode,
     pub keypair: Keypair,
     pub dir: tempfile::TempDir,
     api: Option<ApiServer>,
@@ -61,7 +61,7 @@ impl TestNode {
         let token = format!("test-token-{}", self.keypair.agent_id().short());
         let (stop, stopped) = watch::channel(false);
         let state = ApiState {
-            node: Arc::clone(&self.node),
+            node: self.node.clone(),
             token: token.clone().into(),
             namespace: NAMESPACE.into(),
             shutdown: stopped.clone(),
@@ -129,7 +129,7 @@ pub async fn stop(mut test_node: TestNode) -> StoppedNode {
     let TestNode {
         node, keypair, dir, ..
     } = test_node;
-    Node::shutdown_shared(node)
+    node.shutdown()
         .await
         .unwrap_or_else(|error| panic!("stop: {error}"));
     StoppedNode { keypair, dir }
@@ -175,7 +175,7 @@ async fn start_in(dir: tempfile::TempDir, mut net: NetConfig, spec: NodeSpec) ->
     .await
     .unwrap_or_else(|error| panic!("start node: {error}"));
     TestNode {
-        node: Arc::new(node),
+        node: SharedNode::new(node),
         keypair,
         dir,
         api: None,
@@ -295,7 +295,9 @@ pub async fn shutdown(nodes: Vec<TestNode>) {
             let _ = api.stop.send(true);
             let _ = api.task.await;
         }
-        Node::shutdown_shared(test_node.node)
+        test_node
+            .node
+            .shutdown()
             .await
             .unwrap_or_else(|error| panic!("shutdown: {error}"));
     }

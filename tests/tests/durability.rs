@@ -3,11 +3,9 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 
 use plexus_crypto::Keypair;
 use plexus_node::audit::{verify_data_dir, Verdict, VerifyOptions};
-use plexus_node::node::Node;
 use plexus_node::store::Log;
 use plexus_protocol::FeedKey;
 use plexus_tests::cluster::{publish_note, spawn_node, test_net_config, TestNode};
@@ -76,14 +74,21 @@ async fn a_shared_node_shuts_down_once_its_last_other_handle_is_dropped() {
     let test_node = spawn_node(test_net_config()).await;
     let entry = publish_note(&test_node, 1).await;
     let TestNode { node, dir, .. } = test_node;
-    let handle = Arc::clone(&node);
-    let mut shutdown = std::pin::pin!(Node::shutdown_shared(node));
-    // Its first look finds `handle` held: it must wait, not fail.
+    let handle = node.clone();
+    let late_handle = node.clone();
+    let mut shutdown = std::pin::pin!(node.shutdown());
+    // Its first look finds the handles held: it must wait, not fail.
     assert!(
         futures::poll!(shutdown.as_mut()).is_pending(),
         "shutdown did not wait for the handle"
     );
     drop(handle);
+    assert!(
+        futures::poll!(shutdown.as_mut()).is_pending(),
+        "shutdown did not wait for the last handle"
+    );
+    // A second shutdown only lets go of its handle; the first then stops the node.
+    late_handle.shutdown().await.unwrap();
     shutdown.await.unwrap();
     let log = Log::open(dir.path()).unwrap();
     assert!(log.contains(&entry.id()).unwrap());

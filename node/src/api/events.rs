@@ -16,7 +16,7 @@ use axum::http::StatusCode;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::stream::{self, Stream};
-use plexus_protocol::coord::KINDS;
+use plexus_protocol::Kind;
 use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::watch;
@@ -100,7 +100,7 @@ pub(super) async fn events(
                 "unknown event type or entry kind {unknown:?}: use an event type ({}), an \
                  entry kind ({}), or an application kind starting with `x-`",
                 EVENT_TYPES.join(", "),
-                KINDS.join(", ")
+                Kind::NAMED.map(Kind::as_str).join(", ")
             ),
         )
         .with_field("kind"));
@@ -129,7 +129,7 @@ const EVENT_TYPES: &[&str] = &[
 ];
 
 fn is_known_kind(kind: &str) -> bool {
-    EVENT_TYPES.contains(&kind) || plexus_protocol::coord::Body::check_kind(kind).is_ok()
+    EVENT_TYPES.contains(&kind) || Kind::parse(kind).is_ok()
 }
 
 fn event_stream(

@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use plexus_protocol::coord::Body;
 use plexus_protocol::policy::{PolicyBook, PolicyRecord};
+use plexus_protocol::Kind;
 use serde_json::{json, Value};
 
 use super::routes::{entry_json, namespace, parse_json, with_body_prefix, NamespaceQuery};
@@ -67,7 +68,8 @@ pub(super) async fn post_policy(
             ),
         ));
     }
-    let body = Body::from_json("policy", parse_json(&body)?).map_err(with_body_prefix)?;
+    let body =
+        Body::from_json(Kind::Policy.as_str(), parse_json(&body)?).map_err(with_body_prefix)?;
     let entry = state.node.publish_body(&namespace, &body).await?;
     Ok((
         StatusCode::CREATED,

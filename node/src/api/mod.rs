@@ -15,7 +15,7 @@
 //! request writes nothing. Publishing routes (every `POST`) take an `Idempotency-Key` header
 //! ([`idempotency`]): a retry of the same request returns the first answer.
 
-pub mod a2a;
+pub(crate) mod a2a;
 mod events;
 mod governance;
 mod idempotency;
@@ -37,7 +37,7 @@ use plexus_protocol::{EntryError, MAX_BODY_LEN};
 use serde_json::json;
 use tokio::sync::watch;
 
-use crate::node::{Node, NodeError};
+use crate::node::{NodeError, SharedNode};
 
 /// Largest request body: an entry body is at most 64,000 bytes of canonical CBOR, and its JSON
 /// form can be about twice that.
@@ -89,7 +89,7 @@ pub const OPENAPI: &str = include_str!("openapi.json");
 /// Shared state of the API handlers.
 #[derive(Debug, Clone)]
 pub struct ApiState {
-    pub node: Arc<Node>,
+    pub node: SharedNode,
     pub token: Arc<str>,
     /// The namespace used when a request names none.
     pub namespace: Arc<str>,

@@ -13,7 +13,7 @@ use plexus_protocol::coord::view::{CardQuery, ClaimStanding};
 use plexus_protocol::coord::{parse_entry_id, Body, IntentRelease, IntentRenew, TaskState};
 use plexus_protocol::entry::check_name;
 use plexus_protocol::value::ValueError;
-use plexus_protocol::Entry;
+use plexus_protocol::{Entry, Kind};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -147,7 +147,7 @@ pub(super) async fn post_capability(
     query: Result<Query<NamespaceQuery>, QueryRejection>,
     body: Bytes,
 ) -> Reply {
-    publish_kind(&state, query, "capability", &body).await
+    publish_kind(&state, query, Kind::Capability, &body).await
 }
 
 pub(super) async fn post_capability_revoke(
@@ -160,7 +160,7 @@ pub(super) async fn post_capability_revoke(
     } else {
         body
     };
-    publish_kind(&state, query, "capability.revoke", &body).await
+    publish_kind(&state, query, Kind::CapabilityRevoke, &body).await
 }
 
 pub(super) async fn post_constraint(
@@ -168,7 +168,7 @@ pub(super) async fn post_constraint(
     query: Result<Query<NamespaceQuery>, QueryRejection>,
     body: Bytes,
 ) -> Reply {
-    publish_kind(&state, query, "constraint", &body).await
+    publish_kind(&state, query, Kind::Constraint, &body).await
 }
 
 pub(super) async fn post_pattern(
@@ -176,7 +176,7 @@ pub(super) async fn post_pattern(
     query: Result<Query<NamespaceQuery>, QueryRejection>,
     body: Bytes,
 ) -> Reply {
-    publish_kind(&state, query, "pattern", &body).await
+    publish_kind(&state, query, Kind::Pattern, &body).await
 }
 
 pub(super) async fn post_entry(
@@ -194,21 +194,20 @@ pub(super) async fn post_entry(
         )
         .with_field("kind")
     })?;
-    match request.kind.as_str() {
-        "intent" | "intent.renew" | "intent.release" | "task" | "policy" => {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "use_specific_route",
-                format!(
-                    "publish {} through its own route (/v1/claims, /v1/tasks or /v1/policy), \
-                     which checks the claim's owner, the task's transition or the trust root \
-                     first",
-                    request.kind
-                ),
-            )
-            .with_field("kind"))
-        }
-        _ => {}
+    if let Ok(Kind::Intent | Kind::IntentRenew | Kind::IntentRelease | Kind::Task | Kind::Policy) =
+        Kind::parse(&request.kind)
+    {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "use_specific_route",
+            format!(
+                "publish {} through its own route (/v1/claims, /v1/tasks or /v1/policy), \
+                 which checks the claim's owner, the task's transition or the trust root \
+                 first",
+                request.kind
+            ),
+        )
+        .with_field("kind"));
     }
     let body = Body::from_json(&request.kind, request.body).map_err(with_body_prefix)?;
     let entry = state
@@ -240,7 +239,7 @@ pub(super) async fn post_claim(
     body: Bytes,
 ) -> Reply {
     let namespace = namespace(&state, query?.0.namespace)?;
-    let Body::Intent(intent) = Body::from_json("intent", parse_json(&body)?)? else {
+    let Body::Intent(intent) = Body::from_json(Kind::Intent.as_str(), parse_json(&body)?)? else {
         unreachable_kind()?
     };
     let (entry, claim) = state.node.claim(&namespace, intent).await?;
@@ -283,7 +282,7 @@ pub(super) async fn post_renew(
     };
     // Check the body before looking the claim up, so a bad lease is a 422 either way.
     Body::from_json(
-        "intent.renew",
+        Kind::IntentRenew.as_str(),
         serde_json::to_value(&renew).unwrap_or_default(),
     )?;
     refuse_if_released(&state, &namespace, &id, "renewed")?;
@@ -343,7 +342,7 @@ pub(super) async fn post_task(
     body: Bytes,
 ) -> Reply {
     let namespace = namespace(&state, query?.0.namespace)?;
-    let Body::Task(update) = Body::from_json("task", parse_json(&body)?)? else {
+    let Body::Task(update) = Body::from_json(Kind::Task.as_str(), parse_json(&body)?)? else {
         unreachable_kind()?
     };
     let task_id = update.task_id.clone();
@@ -588,11 +587,11 @@ fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
 async fn publish_kind(
     state: &ApiState,
     query: Result<Query<NamespaceQuery>, QueryRejection>,
-    kind: &str,
+    kind: Kind,
     body: &[u8],
 ) -> Reply {
     let namespace = namespace(state, query?.0.namespace)?;
-    let body = Body::from_json(kind, parse_json(body)?)?;
+    let body = Body::from_json(kind.as_str(), parse_json(body)?)?;
     let entry = state.node.publish_body(&namespace, &body).await?;
     created(json!({ "entry": entry_json(&entry) }))
 }

@@ -168,9 +168,7 @@ impl Learner {
             return;
         }
         if let Ok(entry) = Entry::decode(bytes) {
-            if entry.header().kind == plexus_protocol::policy::POLICY_KIND
-                && entry.verify_signature()
-            {
+            if entry.kind() == Ok(plexus_protocol::Kind::Policy) && entry.verify_signature() {
                 self.governor.learn_policy(&entry);
             }
         }

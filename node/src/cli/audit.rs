@@ -38,8 +38,7 @@ pub fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
             .as_deref()
             .map(audit::read_trusted_keys)
             .transpose()?,
-        trust_roots: crate::config::parse_trust_root_flags(&args.trust_root)
-            .map_err(anyhow::Error::msg)?,
+        trust_roots: crate::config::parse_trust_root_flags(&args.trust_root)?,
     };
     let metadata = std::fs::metadata(&args.target).map_err(|error| {
         anyhow::anyhow!(

@@ -34,6 +34,7 @@ use plexus_protocol::coord::{
     Skill, TaskState, TaskStatus, TaskUpdate,
 };
 use plexus_protocol::policy::{Limits, Member, PolicyBody, RateLimit};
+use plexus_protocol::Kind;
 use tokio::sync::broadcast;
 
 use super::ui::{keep_running, Kept, PageServer};
@@ -43,7 +44,7 @@ use crate::clock::now_ms;
 use crate::config;
 use crate::coord::Event;
 use crate::net::NetConfig;
-use crate::node::{Node, NodeConfig};
+use crate::node::{Node, NodeConfig, SharedNode};
 use crate::store::{Log, LogOptions, TrustRoots};
 
 const NAMESPACE: &str = "demo";
@@ -57,7 +58,7 @@ const REPO: &str = "repo/plexus";
 struct Agent {
     name: &'static str,
     /// Shared with the web page's server under `--ui`.
-    node: Arc<Node>,
+    node: SharedNode,
 }
 
 struct Timeline {
@@ -151,7 +152,7 @@ async fn script(
     let page = match page_address {
         Some(address) => {
             // The reviewer's node: it also receives, and refuses, the outsider's entry.
-            let node = Arc::clone(&agents[3].node);
+            let node = agents[3].node.clone();
             let page = PageServer::start(node, NAMESPACE, &root.join("reviewer"), address).await?;
             timeline.say("reviewer", format!("serves the web page at {}", page.url));
             Some(page)
@@ -497,7 +498,7 @@ async fn script(
             // Kept for the web page: the script is over, so nothing writes while it exports.
             running.push(agent.node);
         } else {
-            Node::shutdown_shared(agent.node).await?;
+            agent.node.shutdown().await?;
         }
         handles.push((agent.name, path, log, keypair));
     }
@@ -541,12 +542,12 @@ async fn script(
 async fn govern(agents: &[Agent], timeline: &Timeline) -> anyhow::Result<bool> {
     let planner = &agents[0];
     let worker = [
-        "capability",
-        "intent",
-        "intent.renew",
-        "intent.release",
-        "task",
-        "pattern",
+        Kind::Capability,
+        Kind::Intent,
+        Kind::IntentRenew,
+        Kind::IntentRelease,
+        Kind::Task,
+        Kind::Pattern,
     ];
     let members: Vec<Member> = agents
         .iter()
@@ -561,7 +562,7 @@ async fn govern(agents: &[Agent], timeline: &Timeline) -> anyhow::Result<bool> {
         effective_from: None,
         roles: [(
             "worker".to_owned(),
-            worker.iter().map(|kind| (*kind).to_owned()).collect(),
+            worker.iter().map(|kind| kind.as_str().to_owned()).collect(),
         )]
         .into(),
         members,
@@ -610,7 +611,7 @@ async fn govern(agents: &[Agent], timeline: &Timeline) -> anyhow::Result<bool> {
             seq: 1,
             prev: None,
             timestamp_ms: now_ms(),
-            kind: "intent".into(),
+            kind: Kind::Intent.as_str().into(),
             body: claim.encode()?,
         },
     )?;
@@ -671,7 +672,7 @@ async fn start_agent(
     .await?;
     Ok(Agent {
         name,
-        node: Arc::new(node),
+        node: SharedNode::new(node),
     })
 }
 

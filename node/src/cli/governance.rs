@@ -15,6 +15,7 @@ use clap::{Args, Subcommand};
 use plexus_crypto::AgentId;
 use plexus_protocol::coord::Body;
 use plexus_protocol::policy::{Member, PolicyBody, RateLimit, Revocation};
+use plexus_protocol::Kind;
 use serde_json::Value;
 
 use super::coord::{path, print_or, text, Common};
@@ -366,7 +367,7 @@ pub fn propose(base: Option<PolicyBody>, edits: &Edits) -> anyhow::Result<Policy
     }
     // The same checks every node will run on the signed entry.
     let json = serde_json::to_value(&policy)?;
-    Body::from_json("policy", json).map_err(|error| anyhow::anyhow!("{error}"))?;
+    Body::from_json(Kind::Policy.as_str(), json).map_err(|error| anyhow::anyhow!("{error}"))?;
     Ok(policy)
 }
 

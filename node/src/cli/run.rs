@@ -19,7 +19,7 @@ use crate::net::peer_store::PEER_STORE_FILE;
 use crate::net::peers::{DegreeTarget, DEFAULT_PEERS_HIGH, DEFAULT_PEERS_LOW};
 use crate::net::{NetConfig, DEFAULT_MAX_CONNECTIONS};
 use crate::node::limits::IngressLimits;
-use crate::node::{Node, NodeConfig, NodeStatus};
+use crate::node::{Node, NodeConfig, NodeStatus, SharedNode};
 use crate::store::{Log, LogOptions, TrustRoots};
 
 /// Default address of the HTTP API.
@@ -73,7 +73,7 @@ async fn serve(
     api_listen: SocketAddr,
 ) -> anyhow::Result<()> {
     let agent = keypair.agent_id();
-    let node = Arc::new(Node::start(keypair, log, node_config).await?);
+    let node = SharedNode::new(Node::start(keypair, log, node_config).await?);
     let listener = tokio::net::TcpListener::bind(api_listen)
         .await
         .with_context(|| format!("cannot bind the HTTP API to {api_listen}: is another node running there? pick another --api-listen"))?;
@@ -88,7 +88,7 @@ async fn serve(
     info!(%agent, %api_addr, "node running");
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let state = ApiState {
-        node: Arc::clone(&node),
+        node: node.clone(),
         token: token.into(),
         namespace: config.namespace.clone().into(),
         shutdown: stopped,
@@ -103,7 +103,7 @@ async fn serve(
     let _ = std::fs::remove_file(&addr_file);
     served.context("the HTTP API failed")?;
     println!("shutting down");
-    Node::shutdown_shared(node).await?;
+    node.shutdown().await?;
     println!("stopped; the log is flushed");
     Ok(())
 }
@@ -221,7 +221,7 @@ pub fn trust_roots(config: &Config, flags: &[String]) -> anyhow::Result<TrustRoo
     if flags.is_empty() {
         return Ok(config.trust_roots.clone());
     }
-    config::parse_trust_root_flags(flags).map_err(anyhow::Error::msg)
+    Ok(config::parse_trust_root_flags(flags)?)
 }
 
 /// The connection limit from the flag (or `PLEXUS_MAX_CONNECTIONS`), else the config file,

@@ -8,7 +8,6 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
 use std::process::{ExitCode, Stdio};
-use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
@@ -17,7 +16,7 @@ use tokio::sync::watch;
 use crate::api::{self, ApiState};
 use crate::client::ApiClient;
 use crate::config::Config;
-use crate::node::Node;
+use crate::node::SharedNode;
 
 #[derive(Debug, Args)]
 pub struct UiArgs {
@@ -98,7 +97,7 @@ pub struct PageServer {
 impl PageServer {
     /// Serves `node`'s API on `listen`, with a token kept in `data_dir` (created if missing).
     pub async fn start(
-        node: Arc<Node>,
+        node: SharedNode,
         namespace: &str,
         data_dir: &Path,
         listen: SocketAddr,
@@ -148,7 +147,7 @@ impl PageServer {
 #[derive(Debug)]
 pub struct Kept {
     pub page: PageServer,
-    pub nodes: Vec<Arc<Node>>,
+    pub nodes: Vec<SharedNode>,
 }
 
 /// Serves the page until Ctrl-C, then stops the server and every node.
@@ -162,7 +161,7 @@ pub async fn keep_running(kept: Kept) -> anyhow::Result<()> {
         .context("cannot wait for Ctrl-C")?;
     kept.page.stop().await;
     for node in kept.nodes {
-        Node::shutdown_shared(node).await?;
+        node.shutdown().await?;
     }
     println!("stopped");
     Ok(())

@@ -56,7 +56,7 @@ pub const KAD_PROTOCOL: &str = "/plexus/kad/1.0.0";
 /// The node's libp2p behaviour. (Not `Debug`: several libp2p behaviours are not.)
 #[allow(missing_debug_implementations)]
 #[derive(NetworkBehaviour)]
-pub struct Behaviour {
+pub(crate) struct Behaviour {
     /// First, so that a blocked peer's connection is refused before the limits count it.
     pub blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
     pub limits: ConnectionGuard,
@@ -81,7 +81,7 @@ pub enum BuildError {
 }
 
 /// The libp2p key pair for an agent key pair: the same Ed25519 secret.
-pub fn libp2p_keypair(keypair: &Keypair) -> Result<libp2p::identity::Keypair, BuildError> {
+pub(crate) fn libp2p_keypair(keypair: &Keypair) -> Result<libp2p::identity::Keypair, BuildError> {
     let mut seed = keypair.secret_seed();
     libp2p::identity::Keypair::ed25519_from_bytes(&mut seed[..])
         .map_err(|error| BuildError::Key(error.to_string()))
@@ -92,12 +92,15 @@ pub fn libp2p_keypair(keypair: &Keypair) -> Result<libp2p::identity::Keypair, Bu
 /// the signed header) a copy relayed with its body stripped took the id first, and the real
 /// copy was then dropped as a duplicate everywhere. Every honest copy of an entry has the same
 /// canonical bytes, so deduplication across relays still works.
-pub fn message_id(message: &gossipsub::Message) -> gossipsub::MessageId {
+pub(crate) fn message_id(message: &gossipsub::Message) -> gossipsub::MessageId {
     gossipsub::MessageId::new(sha256(&message.data).as_bytes())
 }
 
 /// Builds the swarm for `keypair` with `config`.
-pub fn build_swarm(keypair: &Keypair, config: &NetConfig) -> Result<Swarm<Behaviour>, BuildError> {
+pub(crate) fn build_swarm(
+    keypair: &Keypair,
+    config: &NetConfig,
+) -> Result<Swarm<Behaviour>, BuildError> {
     let identity = libp2p_keypair(keypair)?;
     let mdns_enabled = config.mdns;
     let heartbeat = config.heartbeat;

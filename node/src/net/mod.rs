@@ -18,12 +18,12 @@
 
 pub mod behaviour;
 pub mod limits;
-pub mod peer_manager;
+pub(crate) mod peer_manager;
 pub mod peer_store;
 pub mod peers;
 pub mod pong;
 pub mod sync;
-pub mod task;
+pub(crate) mod task;
 pub mod topics;
 
 use std::collections::HashSet;
@@ -188,7 +188,7 @@ pub enum Command {
     Publish {
         topic: IdentTopic,
         data: Vec<u8>,
-        reply: oneshot::Sender<Result<(), String>>,
+        reply: oneshot::Sender<Result<(), NetError>>,
     },
     /// Follow a namespace: subscribe to its topics and include it in heads exchanges; refused
     /// past [`MAX_FOLLOWED_NAMESPACES`].
@@ -215,7 +215,7 @@ pub enum Command {
     /// Dial an address.
     Dial {
         addr: Multiaddr,
-        reply: oneshot::Sender<Result<(), String>>,
+        reply: oneshot::Sender<Result<(), NetError>>,
     },
     /// Disconnect from a peer and refuse its connections until unblocked.
     Block {
@@ -336,8 +336,25 @@ pub struct PeerStatus {
 pub enum NetError {
     #[error("the network task has stopped")]
     Stopped,
-    #[error("{0}")]
-    Failed(String),
+    /// Gossipsub refused a message (too large for the transmit limit, or no way to send it).
+    #[error("gossipsub cannot publish the message: {0}")]
+    Publish(#[source] libp2p::gossipsub::PublishError),
+    /// A dial the node was asked to make could not start.
+    #[error("cannot dial {addr}: {source}")]
+    Dial {
+        addr: Multiaddr,
+        // Boxed (as below): libp2p's errors are large, and `NetError` travels in every reply.
+        source: Box<libp2p::swarm::DialError>,
+    },
+    /// A listen address the node was configured with cannot be used.
+    #[error(
+        "cannot listen on {addr}: {source}: give --listen a free TCP address \
+         (/ip4/0.0.0.0/tcp/PORT) or QUIC one (/ip4/0.0.0.0/udp/PORT/quic-v1)"
+    )]
+    Listen {
+        addr: Multiaddr,
+        source: Box<libp2p::TransportError<std::io::Error>>,
+    },
     /// Following one more namespace would pass [`MAX_FOLLOWED_NAMESPACES`].
     #[error(
         "cannot follow namespace {namespace:?}: this node already follows {limit} namespaces, \
@@ -379,10 +396,7 @@ impl NetworkHandle {
     pub async fn publish(&self, topic: IdentTopic, data: Vec<u8>) -> Result<(), NetError> {
         let (reply, answer) = oneshot::channel();
         self.send(Command::Publish { topic, data, reply }).await?;
-        answer
-            .await
-            .map_err(|_| NetError::Stopped)?
-            .map_err(NetError::Failed)
+        answer.await.map_err(|_| NetError::Stopped)?
     }
 
     /// Follows a namespace (at once if this handle's node already does).
@@ -411,10 +425,7 @@ impl NetworkHandle {
     pub async fn dial(&self, addr: Multiaddr) -> Result<(), NetError> {
         let (reply, answer) = oneshot::channel();
         self.send(Command::Dial { addr, reply }).await?;
-        answer
-            .await
-            .map_err(|_| NetError::Stopped)?
-            .map_err(NetError::Failed)
+        answer.await.map_err(|_| NetError::Stopped)?
     }
 
     /// Disconnects from a peer and refuses it until [`NetworkHandle::unblock`].

@@ -176,19 +176,29 @@ impl SyncRequest {
     }
 }
 
+/// Why a peer's `Range` request is refused; the text goes back to the peer in
+/// `SyncResponse::Refused`.
+#[derive(Debug, thiserror::Error)]
+pub enum RangeError {
+    #[error("{0}")]
+    Namespace(#[source] plexus_protocol::EntryError),
+    #[error("author: {0}")]
+    Author(#[source] plexus_crypto::IdentityError),
+    #[error("bad range {from_seq}..={to_seq}: seqs start at 1 and must ascend")]
+    Seqs { from_seq: u64, to_seq: u64 },
+}
+
 /// Checks a `Range` request from a peer; the error says what is wrong.
 pub fn validate_range(
     namespace: &str,
     author: &[u8],
     from_seq: u64,
     to_seq: u64,
-) -> Result<ValidRange, String> {
-    check_name("namespace", namespace).map_err(|error| error.to_string())?;
-    let author = AgentId::from_slice(author).map_err(|error| format!("author: {error}"))?;
+) -> Result<ValidRange, RangeError> {
+    check_name("namespace", namespace).map_err(RangeError::Namespace)?;
+    let author = AgentId::from_slice(author).map_err(RangeError::Author)?;
     if from_seq == 0 || to_seq < from_seq {
-        return Err(format!(
-            "bad range {from_seq}..={to_seq}: seqs start at 1 and must ascend"
-        ));
+        return Err(RangeError::Seqs { from_seq, to_seq });
     }
     Ok(ValidRange {
         feed: FeedKey {
@@ -481,12 +491,20 @@ mod tests {
         let author = Keypair::from_seed(&[1; 32]).agent_id();
         let range = validate_range("ns", author.as_bytes(), 1, 1_000_000).unwrap();
         assert_eq!(range.to_seq, MAX_RANGE);
-        assert!(validate_range("NS", author.as_bytes(), 1, 2).is_err());
+        assert!(matches!(
+            validate_range("NS", author.as_bytes(), 1, 2),
+            Err(RangeError::Namespace(_))
+        ));
         assert!(validate_range("ns", &[0; 5], 1, 2)
             .unwrap_err()
-            .contains("author"));
+            .to_string()
+            .starts_with("author: "));
+        let backwards = validate_range("ns", author.as_bytes(), 5, 2).unwrap_err();
+        assert_eq!(
+            backwards.to_string(),
+            "bad range 5..=2: seqs start at 1 and must ascend"
+        );
         assert!(validate_range("ns", author.as_bytes(), 0, 2).is_err());
-        assert!(validate_range("ns", author.as_bytes(), 5, 2).is_err());
     }
 
     #[test]

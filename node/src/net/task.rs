@@ -129,11 +129,14 @@ impl SwarmTask {
         events: mpsc::Sender<NetEvent>,
         config: NetConfig,
         namespaces: Vec<String>,
-    ) -> Result<SwarmTask, String> {
+    ) -> Result<SwarmTask, NetError> {
         for addr in &config.listen {
             swarm
                 .listen_on(addr.clone())
-                .map_err(|error| format!("cannot listen on {addr}: {error}"))?;
+                .map_err(|source| NetError::Listen {
+                    addr: addr.clone(),
+                    source: Box::new(source),
+                })?;
         }
         for addr in &config.external {
             swarm.add_external_address(addr.clone());
@@ -218,7 +221,7 @@ impl SwarmTask {
                     // Nobody to send to yet, or we already sent it: backfill covers both.
                     Err(gossipsub::PublishError::NoPeersSubscribedToTopic)
                     | Err(gossipsub::PublishError::Duplicate) => Ok(()),
-                    Err(error) => Err(error.to_string()),
+                    Err(error) => Err(NetError::Publish(error)),
                 };
                 let _ = reply.send(result);
             }
@@ -249,7 +252,11 @@ impl SwarmTask {
                         .kad
                         .add_address(&peer, addr.clone());
                 }
-                let _ = reply.send(self.swarm.dial(addr).map_err(|error| error.to_string()));
+                let dialed = self.swarm.dial(addr.clone());
+                let _ = reply.send(dialed.map_err(|source| NetError::Dial {
+                    addr,
+                    source: Box::new(source),
+                }));
             }
             Command::Block { peer, reply } => {
                 // An explicit block lasts until an explicit unblock.

@@ -12,20 +12,19 @@
 //! most 100 topic subscriptions, which with [`known_kinds`] allows seven namespaces per node.
 
 use libp2p::gossipsub::IdentTopic;
-use plexus_protocol::coord::KINDS;
+use plexus_protocol::kind::OTHER_TOPIC_SUFFIX;
+use plexus_protocol::Kind;
 
 /// Version segment of every topic; bumped with incompatible entry formats.
 pub const TOPIC_VERSION: &str = "1";
 
-use plexus_protocol::coord::{GOVERNANCE_KINDS, OTHER_KINDS_TOPIC};
-
-/// Every kind with a topic of its own: the coordination kinds and the governance kinds.
+/// Every kind with a topic of its own: the kinds with names of their own ([`Kind::NAMED`]).
 pub fn known_kinds() -> impl Iterator<Item = &'static str> {
-    KINDS.into_iter().chain(GOVERNANCE_KINDS)
+    Kind::NAMED.into_iter().map(Kind::topic_suffix)
 }
 
 /// Suffix of the topic for kinds without a topic of their own (see [`known_kinds`]).
-pub const OTHER_KINDS: &str = OTHER_KINDS_TOPIC;
+pub const OTHER_KINDS: &str = OTHER_TOPIC_SUFFIX;
 
 /// Suffix of the fork-proof topic.
 pub const FORK_PROOFS: &str = "fork-proof";
@@ -61,9 +60,10 @@ pub fn namespace_topics(namespace: &str) -> Vec<IdentTopic> {
         .collect()
 }
 
-/// The topic suffix for an entry kind.
-pub fn kind_suffix(kind: &str) -> &str {
-    plexus_protocol::coord::topic_suffix(kind)
+/// The topic suffix for an entry kind named `kind` ([`Kind::topic_suffix`]; an unknown kind,
+/// which no node stores, would travel on the shared topic).
+pub fn kind_suffix(kind: &str) -> &'static str {
+    Kind::parse(kind).map_or(OTHER_KINDS, Kind::topic_suffix)
 }
 
 /// Parses a topic name; `None` for anything that is not a Plexus topic.

@@ -15,6 +15,9 @@ mod bounds_tests;
 mod ingest;
 pub mod limits;
 mod serve;
+mod shared;
+#[cfg(test)]
+mod start_tests;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,6 +38,8 @@ use crate::net::behaviour::{build_swarm, BuildError};
 use crate::net::task::SwarmTask;
 use crate::net::{self, topics, NetConfig, NetError, NetStatus, NetworkHandle};
 use crate::store::{IngestOutcome, Log, LogStats, StoreError};
+
+pub use shared::{SharedNode, RELEASE_TIMEOUT};
 
 /// How a node runs.
 #[derive(Debug, Clone)]
@@ -64,8 +69,28 @@ pub enum NodeError {
     Net(#[from] NetError),
     #[error("{0}")]
     Invalid(String),
-    #[error("cannot start the node: {0}")]
-    Start(String),
+    /// A thread the node runs on could not be started.
+    #[error("cannot start the node's {thread} thread: {source}")]
+    Thread {
+        thread: &'static str,
+        source: std::io::Error,
+    },
+    /// Blocking work handed to tokio's pool panicked or was cancelled.
+    #[error("the node's {task} task failed: {source}")]
+    Task {
+        task: &'static str,
+        source: tokio::task::JoinError,
+    },
+    /// An entry this node just stored is not in its coordination view. The entry is
+    /// published (stored, and gossiped or left to backfill); only the answer is missing.
+    #[error(
+        "{what} {id} is stored but missing from the coordination view: this is a bug, please \
+         report it; read the claim again with GET /v1/claims/{id}"
+    )]
+    MissingFromView {
+        what: &'static str,
+        id: plexus_crypto::Hash256,
+    },
     /// A body its kind does not allow (the field and the problem are named).
     #[error(transparent)]
     Body(#[from] BodyError),
@@ -149,13 +174,6 @@ pub struct Node {
 /// `notBefore`): the delay with which a waiting agent learns that an expired lease is its.
 pub const LEASE_TICK: std::time::Duration = std::time::Duration::from_millis(200);
 
-/// How long [`Node::shutdown_shared`] waits for other handles to the node to be dropped: far
-/// longer than a task needs to end once its work is done.
-pub const RELEASE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// How often [`Node::shutdown_shared`] looks again.
-const RELEASE_POLL: std::time::Duration = std::time::Duration::from_millis(2);
-
 /// What `plexus status` shows.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NodeStatus {
@@ -222,8 +240,7 @@ impl Node {
             event_tx,
             config.net.clone(),
             config.namespaces.clone(),
-        )
-        .map_err(NodeError::Start)?;
+        )?;
         let (serve_tx, serve_rx) = mpsc::channel(net::sync::SERVE_QUEUE);
         let held_bytes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let task = task.with_sync_server(serve_tx, Arc::clone(&held_bytes));
@@ -239,8 +256,9 @@ impl Node {
         let server = std::thread::Builder::new()
             .name("plexus-sync-server".into())
             .spawn(move || server.run())
-            .map_err(|error| {
-                NodeError::Start(format!("cannot start the sync server thread: {error}"))
+            .map_err(|source| NodeError::Thread {
+                thread: "sync server",
+                source,
             })?;
         let pipeline = Arc::new(ingest::Pipeline {
             log: Arc::clone(&log),
@@ -255,8 +273,9 @@ impl Node {
         let worker = std::thread::Builder::new()
             .name("plexus-ingest".into())
             .spawn(move || worker.run())
-            .map_err(|error| {
-                NodeError::Start(format!("cannot start the ingest thread: {error}"))
+            .map_err(|source| NodeError::Thread {
+                thread: "ingest",
+                source,
             })?;
         let (coord_stop, coord_stopped) = tokio::sync::oneshot::channel();
         let coord_task = tokio::spawn(drive_coordinator(
@@ -294,7 +313,7 @@ impl Node {
                     "application bodies are published with Node::publish and their x- kind".into(),
                 ))
             }
-            other => other.kind(),
+            other => other.kind().as_str(),
         };
         self.publish(namespace, kind, body.encode()?).await
     }
@@ -314,7 +333,10 @@ impl Node {
                 &entry.id(),
                 now_ms().max(entry.header().timestamp_ms),
             )
-            .ok_or_else(|| NodeError::Start("the new claim is missing from the view".into()))?;
+            .ok_or_else(|| NodeError::MissingFromView {
+                what: "the new claim",
+                id: entry.id(),
+            })?;
         Ok((entry, standing))
     }
 
@@ -332,7 +354,10 @@ impl Node {
             .coord
             .view()
             .claim(namespace, &claim, now_ms().max(entry.header().timestamp_ms))
-            .ok_or_else(|| NodeError::Start("the renewed claim is missing from the view".into()))?;
+            .ok_or_else(|| NodeError::MissingFromView {
+                what: "the renewed claim",
+                id: claim,
+            })?;
         Ok((entry, standing))
     }
 
@@ -405,7 +430,10 @@ impl Node {
             log.append_own(&keypair, &namespace_owned, &kind_owned, body, now_ms())
         })
         .await
-        .map_err(|error| NodeError::Start(format!("publish task failed: {error}")))??;
+        .map_err(|source| NodeError::Task {
+            task: "publish",
+            source,
+        })??;
         // On the wire first (the write is synced already), then into the view. From here on
         // the entry is published: a gossip failure (a full send queue, the network stopping)
         // is logged and counted, never reported as a failed publish, or the agent would retry
@@ -457,7 +485,10 @@ impl Node {
             (outcome, bytes)
         })
         .await
-        .map_err(|error| NodeError::Start(format!("submit task failed: {error}")))?;
+        .map_err(|source| NodeError::Task {
+            task: "submit",
+            source,
+        })?;
         let outcome = outcome?;
         match &outcome {
             IngestOutcome::Accepted { forks, .. } => {
@@ -548,7 +579,10 @@ impl Node {
             },
         )
         .await
-        .map_err(|error| NodeError::Start(format!("status task failed: {error}")))??;
+        .map_err(|source| NodeError::Task {
+            task: "status",
+            source,
+        })??;
         let feed_status = |feed: &FeedKey, head: Option<&FeedHead>| FeedStatus {
             namespace: feed.namespace.clone(),
             author: feed.author.to_string(),
@@ -584,29 +618,6 @@ impl Node {
         })
     }
 
-    /// [`Node::shutdown`] for a node that was shared, once every other handle is dropped.
-    /// A server may report its work done a moment before its tasks drop the handles they hold
-    /// (axum's `serve` signals a connection closed just before the connection's task ends), so
-    /// this waits for them, up to [`RELEASE_TIMEOUT`].
-    pub async fn shutdown_shared(mut node: Arc<Node>) -> Result<(), NodeError> {
-        let deadline = tokio::time::Instant::now() + RELEASE_TIMEOUT;
-        loop {
-            node = match Arc::try_unwrap(node) {
-                Ok(node) => return node.shutdown().await,
-                // The count is read after the failed unwrap: a handle dropped in between shows
-                // as no other handle, and the next look takes the node.
-                Err(shared)
-                    if tokio::time::Instant::now() >= deadline
-                        && Arc::strong_count(&shared) > 1 =>
-                {
-                    return Err(NodeError::StillShared(Arc::strong_count(&shared) - 1))
-                }
-                Err(shared) => shared,
-            };
-            tokio::time::sleep(RELEASE_POLL).await;
-        }
-    }
-
     /// Stops the network task and the ingest worker, and flushes the log.
     pub async fn shutdown(mut self) -> Result<(), NodeError> {
         if let Some(stop) = self.coord_stop.take() {
@@ -628,7 +639,10 @@ impl Node {
         let log = Arc::clone(&self.log);
         tokio::task::spawn_blocking(move || log.flush())
             .await
-            .map_err(|error| NodeError::Start(format!("flush task failed: {error}")))??;
+            .map_err(|source| NodeError::Task {
+                task: "flush",
+                source,
+            })??;
         Ok(())
     }
 }

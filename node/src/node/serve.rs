@@ -90,9 +90,11 @@ pub(crate) fn answer(
                     .map(serde_bytes::ByteBuf::from)
                     .collect(),
             },
-            Err(reason) => {
-                debug!(%peer, %reason, "refused a range request");
-                SyncResponse::Refused { reason }
+            Err(error) => {
+                debug!(%peer, %error, "refused a range request");
+                SyncResponse::Refused {
+                    reason: error.to_string(),
+                }
             }
         },
     };

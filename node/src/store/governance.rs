@@ -10,8 +10,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use plexus_crypto::AgentId;
 use plexus_protocol::coord::Body;
-use plexus_protocol::policy::{Allowed, FeedState, PolicyBook, Violation, POLICY_KIND};
-use plexus_protocol::{Entry, FeedKey};
+use plexus_protocol::policy::{Allowed, FeedState, PolicyBook, Violation};
+use plexus_protocol::{Entry, FeedKey, Kind};
 
 /// The admins of each governed namespace, from the node's configuration. A namespace not
 /// listed is open.
@@ -110,7 +110,7 @@ impl Governor {
             return;
         };
         if let Some(Body::Policy(policy)) = body {
-            if header.kind == POLICY_KIND && book.is_admin(&header.author) {
+            if entry.kind() == Ok(Kind::Policy) && book.is_admin(&header.author) {
                 // The body was checked on the way in; a stored policy that fails now (a newer
                 // build with stricter limits) is skipped rather than wedging the node.
                 if let Err(error) = book.learn(entry, policy) {
@@ -129,12 +129,8 @@ impl Governor {
 /// The body, parsed, for the kinds whose bodies the rules read (lease and TTL caps, claims,
 /// policy); `None` for the others, which spares parsing every application entry twice.
 fn parsed_body(entry: &Entry) -> Option<Body> {
-    let kind = entry.header().kind.as_str();
-    if !matches!(
-        kind,
-        "intent" | "intent.renew" | "intent.release" | "capability" | "constraint" | POLICY_KIND
-    ) {
+    if !entry.kind().is_ok_and(Kind::is_read_by_policy) {
         return None;
     }
-    Body::parse(kind, entry.body()?).ok()
+    Body::parse(&entry.header().kind, entry.body()?).ok()
 }

@@ -44,7 +44,7 @@ use serde::Serialize;
 
 mod space;
 
-use super::bodies::{
+use crate::body::{
     parse_entry_id, Body, Capability, Constraint, ConstraintRule, Intent, Pattern, Skill,
     TaskState, TaskUpdate,
 };
@@ -278,7 +278,10 @@ impl View {
     /// no-op.
     pub fn apply(&mut self, entry: &Entry) -> Option<Touched> {
         let header = entry.header();
-        if header.kind.starts_with(super::APPLICATION_KIND_PREFIX) {
+        if header
+            .kind
+            .starts_with(crate::kind::APPLICATION_KIND_PREFIX)
+        {
             // Never interpreted: spare parsing the body.
             return None;
         }
@@ -287,7 +290,7 @@ impl View {
         let author = header.author;
         let timestamp_ms = header.timestamp_ms;
         let meta = (id, author, timestamp_ms);
-        let kind = body.kind();
+        let kind = body.kind().as_str();
         let space = self.spaces.entry(header.namespace.clone()).or_default();
         let mut resource = None;
         let mut task_id = None;

@@ -74,7 +74,7 @@ impl World {
     }
 
     fn policy(&mut self, at: u64, body: serde_json::Value) -> Entry {
-        let offered = self.offer(ADMIN, POLICY_KIND, at, body);
+        let offered = self.offer(ADMIN, Kind::Policy.as_str(), at, body);
         offered.verdict.unwrap();
         offered.entry
     }
@@ -132,10 +132,10 @@ fn only_members_post_and_only_the_kinds_their_roles_allow() {
     // Only admins publish policy, and `*` never covers it.
     let forged = base_policy(&world, 9, &[1, 2]);
     assert_eq!(
-        world.offer(1, POLICY_KIND, 2_200, forged).rule(),
+        world.offer(1, Kind::Policy.as_str(), 2_200, forged).rule(),
         Some(Rule::NotAdmin)
     );
-    assert!(!kind_matches("*", POLICY_KIND));
+    assert!(!kind_matches("*", Kind::Policy.as_str()));
     assert!(kind_matches("*", "task"));
 }
 
@@ -156,7 +156,9 @@ fn the_policy_in_force_is_chosen_by_the_entry_timestamp() {
     let mut retro = base_policy(&world, 3, &[1]);
     retro["effectiveFrom"] = json!(10);
     assert_eq!(
-        world.offer(ADMIN, POLICY_KIND, 6_000, retro).rule(),
+        world
+            .offer(ADMIN, Kind::Policy.as_str(), 6_000, retro)
+            .rule(),
         Some(Rule::Retroactive)
     );
 }
@@ -164,12 +166,23 @@ fn the_policy_in_force_is_chosen_by_the_entry_timestamp() {
 #[test]
 fn two_policies_of_one_version_resolve_to_the_smaller_entry_id_everywhere() {
     let world = World::new(3);
-    let a = world.sign(ADMIN, POLICY_KIND, 1_000, base_policy(&world, 1, &[1]));
-    let b = world.sign(ADMIN, POLICY_KIND, 1_001, base_policy(&world, 1, &[2]));
-    let body = |entry: &Entry| match Body::parse(POLICY_KIND, entry.body().unwrap()).unwrap() {
-        Body::Policy(policy) => policy,
-        _ => unreachable!(),
-    };
+    let a = world.sign(
+        ADMIN,
+        Kind::Policy.as_str(),
+        1_000,
+        base_policy(&world, 1, &[1]),
+    );
+    let b = world.sign(
+        ADMIN,
+        Kind::Policy.as_str(),
+        1_001,
+        base_policy(&world, 1, &[2]),
+    );
+    let body =
+        |entry: &Entry| match Body::parse(Kind::Policy.as_str(), entry.body().unwrap()).unwrap() {
+            Body::Policy(policy) => policy,
+            _ => unreachable!(),
+        };
     let mut one = PolicyBook::new(NS, world.book.admins().clone());
     one.learn(&a, &body(&a)).unwrap();
     one.learn(&b, &body(&b)).unwrap();
@@ -347,10 +360,11 @@ fn malformed_policies_are_refused_with_the_field() {
         ),
     ];
     for (body, field) in cases {
-        let error = Body::from_json(POLICY_KIND, body.clone()).unwrap_err();
+        let error = Body::from_json(Kind::Policy.as_str(), body.clone()).unwrap_err();
         assert_eq!(error.field(), Some(field), "{body}: {error}");
     }
-    let error = Body::from_json(POLICY_KIND, json!({"version": 1, "admins": []})).unwrap_err();
+    let error =
+        Body::from_json(Kind::Policy.as_str(), json!({"version": 1, "admins": []})).unwrap_err();
     assert_eq!(error.field(), Some("admins"), "{error}");
 }
 

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use plexus_crypto::Hash256;
 
 use super::{order_key, resource_matches, Space, Stamped};
-use crate::coord::bodies::{Constraint, ConstraintRule, Intent};
+use crate::body::{Constraint, ConstraintRule, Intent};
 
 /// What live constraints say about one resource.
 pub(super) struct Rules {
