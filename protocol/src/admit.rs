@@ -179,7 +179,8 @@ fn decode_on_route(bytes: &[u8], route: Route<'_>) -> Result<Entry, Refusal> {
     let header = entry.header();
     match route {
         Route::Gossip { namespace, suffix } => {
-            let kind_suffix = Kind::parse(&header.kind).map_or(OTHER_TOPIC_SUFFIX, Kind::topic_suffix);
+            let kind_suffix =
+                Kind::parse(&header.kind).map_or(OTHER_TOPIC_SUFFIX, Kind::topic_suffix);
             if header.namespace != namespace || kind_suffix != suffix {
                 let detail = format!(
                     "entry of namespace {} and kind {} arrived on the topic for \
