@@ -2,19 +2,82 @@
 # Fault experiments (docs/reliability.md), repeated for figures. Not part of the test command,
 # which runs a few rounds of each; this runs many.
 #
+#   scripts/faults.sh [powercut] [ROUNDS]   power cuts (default; 50 rounds)
+#   scripts/faults.sh net [ROUNDS]          network faults between namespaces (20 rounds)
+#
 # power cuts: `tests/tests/powercut.rs` with PLEXUS_POWERCUT_ROUNDS rounds (default 50) of each
 # mode: a writer appends to a log on plexus-lazyfs (a FUSE file system that forgets everything not
 # fsynced when its process dies) and the power is cut at a random moment; every round checks
 # that every acknowledged own append survived, that the log opens, that feeds have no holes and
 # that `audit verify` passes, and prints "cut after N acknowledged, M survived, K lost".
+# Needs root and /dev/fuse.
 #
-# Needs root and /dev/fuse. Cleans up every mount and process it started, even when interrupted.
+# network faults: `tests/tests/netfaults.rs` with PLEXUS_NETFAULTS_ROUNDS rounds of each
+# scenario (a lease contended across a partition, a one-way cut, a policy signed during a
+# partition, a node restarted during a partition, 15% packet loss, a 256 kbit/s cap), each
+# round in fresh network namespaces with fresh `plexus` processes; prints the convergence times
+# (min / median / max) per scenario. Needs root, iproute2 and nftables.
+#
+# Cleans up every mount, namespace and process it started, even when interrupted.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+experiment=powercut
+case "${1:-}" in
+  powercut|net) experiment="$1"; shift ;;
+esac
+if [ -n "${1:-}" ]; then
+  case "$1" in
+    *[!0-9]*) echo "faults: ROUNDS must be a whole number, not '$1' (usage: scripts/faults.sh [powercut|net] [ROUNDS])" >&2; exit 2 ;;
+  esac
+fi
+
+if [ "$experiment" = net ]; then
+  scripts/setup.sh --tests
+  source scripts/env.sh
+  rounds="${1:-${PLEXUS_NETFAULTS_ROUNDS:-20}}"
+  cleanup_net() {
+    # Namespaces a killed run may have left (tests/src/netns.rs names them all pxnf<pid>x<n>...):
+    # the processes inside them first, then the namespaces with their links.
+    for ns in $(ip netns list | awk '{print $1}' | grep '^pxnf' || true); do
+      ip netns pids "$ns" | xargs -r kill -KILL 2>/dev/null || true
+      ip netns del "$ns" 2>/dev/null || true
+    done
+  }
+  trap cleanup_net EXIT INT TERM
+  echo "building the network-fault test..." >&2
+  cargo build --locked --quiet -p plexus-node --bin plexus
+  cargo build --locked --quiet -p plexus-tests --tests
+  log=$(mktemp)
+  set +e
+  PLEXUS_NETFAULTS_ROUNDS="$rounds" PLEXUS_BIN="$CARGO_TARGET_DIR/debug/plexus" \
+    cargo nextest run --locked -p plexus-tests --test netfaults --no-capture --test-threads 1 \
+    2>&1 | tee "$log" | grep -E '^netfaults .*round|SKIPPED|PASS|FAIL|panicked'
+  codes=("${PIPESTATUS[@]}")
+  set -e
+  status=${codes[0]}
+  python3 - "$log" <<'PY'
+import re, sys
+times = {}
+for line in open(sys.argv[1]):
+    m = re.match(r"netfaults (\w+) round \d+/\d+: .*converged in (\d+) ms", line)
+    if m:
+        times.setdefault(m.group(1), []).append(int(m.group(2)))
+print()
+print("| scenario | rounds | convergence after the heal or the last write, ms (min / median / max) |")
+print("|---|---|---|")
+for scenario, data in sorted(times.items()):
+    data.sort()
+    print(f"| {scenario} | {len(data)} | {data[0]} / {data[len(data)//2]} / {data[-1]} |")
+PY
+  rm -f "$log"
+  exit "$status"
+fi
+
 scripts/setup.sh
 source scripts/env.sh
 
-rounds="${PLEXUS_POWERCUT_ROUNDS:-50}"
+rounds="${1:-${PLEXUS_POWERCUT_ROUNDS:-50}}"
 
 cleanup() {
   # Mounts a killed run may have left behind, then their processes.

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building Plexus needs, idempotently: the C toolchain and libclang that
-# rocksdb's bindgen uses. `--tests` adds cargo-nextest (the test runner), `--bench` also GNU
+# rocksdb's bindgen uses. `--tests` adds cargo-nextest (the test runner) and iproute2 and
+# nftables (the network-fault tests), `--bench` also GNU
 # time (peak memory in benchmarks). The demo asks for neither, so a first run does not wait
 # for cargo-nextest to compile. Safe to run again: what is installed is skipped.
 set -euo pipefail
@@ -9,8 +10,10 @@ tests=false
 packages=(clang libclang-dev)
 for argument in "$@"; do
   case "$argument" in
-    --tests) tests=true ;;
-    --bench) tests=true; packages+=(time) ;;
+    # The network-fault tests (tests/tests/netfaults.rs) make namespaces, nftables rules and
+    # tc qdiscs.
+    --tests) tests=true; packages+=(iproute2 nftables) ;;
+    --bench) tests=true; packages+=(time iproute2 nftables) ;;
     *) echo "setup: unknown option $argument (use --tests or --bench)" >&2; exit 2 ;;
   esac
 done

@@ -6,4 +6,6 @@
 pub mod cluster;
 pub mod fixtures;
 pub mod hostile;
+pub mod netnode;
+pub mod netns;
 pub mod vectors;
