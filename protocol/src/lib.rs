@@ -13,6 +13,8 @@
 //! - [`coord`]: the coordination kinds and the deterministic view folded from them.
 //! - [`policy`]: governed namespaces: policy entries and the pure accept/reject decision.
 //! - [`export`]: the self-contained audit export file's header and signed trailer.
+//! - [`reconcile`]: range-based set reconciliation of feed heads (fingerprints, splits, the
+//!   initiator's state machine).
 
 #![cfg_attr(
     not(test),
@@ -30,6 +32,7 @@ pub mod entry;
 pub mod export;
 pub mod feed;
 pub mod policy;
+pub mod reconcile;
 pub mod value;
 
 pub use entry::{Draft, Entry, EntryError, EntryView, Header, MAX_BODY_LEN, MAX_ENTRY_LEN};
