@@ -39,6 +39,7 @@
 
 mod completion;
 mod governance;
+mod heads_range;
 mod keys;
 mod pending;
 mod snapshot;
@@ -61,6 +62,7 @@ use rocksdb::{
 };
 
 pub use governance::{Governor, Scope, TrustRoots};
+pub use heads_range::NamespaceHeads;
 pub use keys::{entry_key, feed_prefix, split_entry_key};
 pub use pending::{PendingRefusal, MAX_PENDING_PER_AUTHOR, MAX_PENDING_PER_PEER, PENDING_TTL_MS};
 pub use snapshot::LogSnapshot;
