@@ -387,3 +387,87 @@ fn float_vectors_are_canonical_and_refusals_are_named() {
         assert!(canonical_to_json(&cbor).is_err(), "{}", vector["note"]);
     }
 }
+
+/// §8.2.1: each case's fingerprints follow the stated formula, the answer follows the split
+/// rule, and the implementation produces exactly the stated bytes.
+#[test]
+fn reconcile_vectors_give_the_stated_fingerprints_and_answers() {
+    use plexus_protocol::reconcile::Item;
+    use plexus_tests::vectors::reconcile::{case, generate, wire_request, wire_response};
+
+    let vectors = load_file("reconcile.json", generate());
+    let parse = |list: &Value| -> Vec<Item> {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|item| Item {
+                key: bytes(item, "key").try_into().unwrap(),
+                seq: item["seq"].as_u64().unwrap(),
+                id: bytes(item, "id").try_into().unwrap(),
+            })
+            .collect()
+    };
+    // The formula, written out: SHA-256(tag || key || seq (BE) || id ... || count (BE)).
+    let fingerprint = |items: &[Item]| {
+        let mut data = b"plexus/reconcile/1".to_vec();
+        for item in items {
+            data.extend_from_slice(&item.key);
+            data.extend_from_slice(&item.seq.to_be_bytes());
+            data.extend_from_slice(&item.id);
+        }
+        data.extend_from_slice(&(items.len() as u64).to_be_bytes());
+        hex(&sha256(&data).0)
+    };
+    assert_eq!(vectors["empty_fingerprint"], fingerprint(&[]));
+    for vector in vectors["cases"].as_array().unwrap() {
+        let note = vector["note"].as_str().unwrap();
+        let ours = parse(&vector["requester_items"]);
+        let theirs = parse(&vector["responder_items"]);
+        let range = &vector["request"]["ranges"][0];
+        assert_eq!(range["lower"], hex(&[0; 32]), "{note}");
+        assert!(range["upper"].is_null(), "{note}");
+        assert_eq!(range["fingerprint"], fingerprint(&ours), "{note}");
+        let answer = &vector["answers"][0];
+        if fingerprint(&ours) == fingerprint(&theirs) {
+            assert_eq!(answer, "Equal", "{note}");
+        } else if theirs.len() <= 16 {
+            assert_eq!(
+                answer["Items"].as_array().unwrap().len(),
+                theirs.len(),
+                "{note}"
+            );
+        } else {
+            // Part i holds items floor(i*n/16) ..= floor((i+1)*n/16) - 1.
+            let parts = answer["Split"].as_array().unwrap();
+            assert_eq!(parts.len(), 16, "{note}");
+            let count = theirs.len();
+            for (index, part) in parts.iter().enumerate() {
+                let held = &theirs[index * count / 16..(index + 1) * count / 16];
+                assert_eq!(
+                    part["fingerprint"],
+                    fingerprint(held),
+                    "{note}: part {index}"
+                );
+                let upper = theirs
+                    .get((index + 1) * count / 16)
+                    .map(|item| hex(&item.key));
+                assert_eq!(
+                    part["upper"],
+                    serde_json::json!(upper),
+                    "{note}: part {index}"
+                );
+            }
+        }
+        let (request, response) = case(&ours, &theirs);
+        assert_eq!(
+            vector["request_cbor"],
+            hex(&wire_request(request)),
+            "{note}"
+        );
+        assert_eq!(
+            vector["response_cbor"],
+            hex(&wire_response(response)),
+            "{note}"
+        );
+    }
+}
