@@ -16,6 +16,8 @@
 //! - [`coord`]: the coordination kinds and the deterministic view folded from them.
 //! - [`policy`]: governed namespaces: policy entries and the pure accept/reject decision.
 //! - [`export`]: the self-contained audit export file's header and signed trailer.
+//! - [`reconcile`]: range-based set reconciliation of feed heads (fingerprints, splits, the
+//!   initiator's state machine).
 
 #![cfg_attr(
     not(test),
@@ -36,6 +38,7 @@ pub mod export;
 pub mod feed;
 pub mod kind;
 pub mod policy;
+pub mod reconcile;
 pub mod value;
 
 pub use entry::{Draft, Entry, EntryError, EntryView, Header, MAX_BODY_LEN, MAX_ENTRY_LEN};

@@ -1,7 +1,9 @@
 //! A hostile peer for tests: a libp2p swarm of its own that speaks Plexus's gossip topics and
 //! `/plexus/sync/1` protocol and misbehaves on purpose (floods of fork proofs from fresh keys,
-//! orphans that fill `pending`, sync request floods). It never validates, stores or answers
-//! anything: sync requests sent to it are left unanswered, as a peer that went silent would.
+//! orphans that fill `pending`, sync request floods, fake feed heads announced in
+//! reconciliation). It never validates or stores anything, and answers nothing but
+//! reconciliation rounds (once told to announce heads): other sync requests sent to it are left
+//! unanswered, as a peer that went silent would.
 //!
 //! The swarm runs in its own task; [`HostilePeer`] drives it over a bounded command channel,
 //! each command answered on a `oneshot`, like the node's own swarm task.
@@ -16,13 +18,17 @@ use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{noise, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm, SwarmBuilder};
 use plexus_crypto::Keypair;
 use plexus_node::net::behaviour::gossipsub_config;
+use plexus_node::net::reconcile::{decode_request, encode_answers};
 use plexus_node::net::sync::{
     SyncRequest, SyncResponse, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, SYNC_PROTOCOL,
 };
 use plexus_node::net::topics;
+use plexus_protocol::reconcile::{answer, Item};
 use plexus_protocol::value::json_text_to_canonical;
 use plexus_protocol::{Draft, Entry, ForkProof};
 use tokio::sync::{mpsc, oneshot};
+
+use crate::vectors::reconcile::VecStore;
 
 /// Commands waiting for the hostile swarm's task.
 const COMMAND_QUEUE: usize = 64;
@@ -68,6 +74,12 @@ enum HostileCommand {
         topic: IdentTopic,
         messages: Vec<Vec<u8>>,
         reply: oneshot::Sender<usize>,
+    },
+    /// From now on, answers reconciliation rounds as a peer holding `heads` (sorted by key)
+    /// would; their feeds' entries are never served.
+    Announce {
+        heads: Vec<Item>,
+        reply: oneshot::Sender<()>,
     },
     /// Sends every request to `peer` at once; replies once each is answered or failed.
     Requests {
@@ -132,6 +144,15 @@ impl HostilePeer {
         .await;
         done.await
             .unwrap_or_else(|_| panic!("the hostile peer stopped"))
+    }
+
+    /// Claims `heads` in every reconciliation round a node asks of this peer (and serves
+    /// none of their entries): a peer announcing many fake feeds.
+    pub async fn announce(&self, mut heads: Vec<Item>) {
+        heads.sort();
+        let (reply, done) = oneshot::channel();
+        self.send(HostileCommand::Announce { heads, reply }).await;
+        let _ = done.await;
     }
 
     async fn send(&self, command: HostileCommand) {
@@ -258,6 +279,7 @@ async fn run(mut swarm: Swarm<HostileBehaviour>, mut commands: mpsc::Receiver<Ho
     let mut bursts: Vec<Burst> = Vec::new();
     let mut floods: VecDeque<Flood> = VecDeque::new();
     let mut retry = tokio::time::interval(FLOOD_RETRY);
+    let mut announced = VecStore(Vec::new());
     loop {
         while let Some(flood) = floods.front_mut() {
             if !flood.push(&mut swarm) {
@@ -279,6 +301,10 @@ async fn run(mut swarm: Swarm<HostileBehaviour>, mut commands: mpsc::Receiver<Ho
                 Some(HostileCommand::Flood { topic, messages, reply }) => {
                     floods.push_back(Flood { topic, left: messages.into(), sent: 0, reply });
                 }
+                Some(HostileCommand::Announce { heads, reply }) => {
+                    announced = VecStore(heads);
+                    let _ = reply.send(());
+                }
                 Some(HostileCommand::Requests { peer, requests, reply }) => {
                     let outstanding = requests
                         .into_iter()
@@ -288,6 +314,9 @@ async fn run(mut swarm: Swarm<HostileBehaviour>, mut commands: mpsc::Receiver<Ho
                 }
             },
             event = swarm.select_next_some() => {
+                let Some(event) = answer_reconcile(&mut swarm, event, &mut announced) else {
+                    continue;
+                };
                 handle_event(event, &mut bursts);
                 // Joined once the node's subscription is known here.
                 let subscribed: Vec<gossipsub::TopicHash> = swarm
@@ -306,6 +335,44 @@ async fn run(mut swarm: Swarm<HostileBehaviour>, mut commands: mpsc::Receiver<Ho
                 bursts = finish_bursts(bursts);
             }
         }
+    }
+}
+
+/// Answers a reconciliation round from the announced heads (while there are any); hands
+/// back every other event.
+fn answer_reconcile(
+    swarm: &mut Swarm<HostileBehaviour>,
+    event: SwarmEvent<HostileBehaviourEvent>,
+    announced: &mut VecStore,
+) -> Option<SwarmEvent<HostileBehaviourEvent>> {
+    if announced.0.is_empty() {
+        return Some(event);
+    }
+    match event {
+        SwarmEvent::Behaviour(HostileBehaviourEvent::Sync(request_response::Event::Message {
+            message:
+                request_response::Message::Request {
+                    request: SyncRequest::Reconcile { namespace, ranges },
+                    channel,
+                    ..
+                },
+            ..
+        })) => {
+            let answers = decode_request(&namespace, &ranges)
+                .unwrap_or_default()
+                .iter()
+                .map(|query| match answer(announced, query) {
+                    Ok(answer) => answer,
+                    Err(never) => match never {},
+                })
+                .collect::<Vec<_>>();
+            let response = SyncResponse::Reconciled {
+                answers: encode_answers(&answers),
+            };
+            let _ = swarm.behaviour_mut().sync.send_response(channel, response);
+            None
+        }
+        other => Some(other),
     }
 }
 

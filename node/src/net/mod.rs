@@ -22,6 +22,7 @@ pub(crate) mod peer_manager;
 pub mod peer_store;
 pub mod peers;
 pub mod pong;
+pub mod reconcile;
 pub mod sync;
 pub(crate) mod task;
 pub mod topics;
@@ -210,6 +211,13 @@ pub enum Command {
         peer: PeerId,
         range: Box<RangeRequest>,
     },
+    /// Send one round of a reconciliation session to a peer (from the node's reconciler);
+    /// `first` marks a session's first round.
+    Reconcile {
+        peer: PeerId,
+        request: SyncRequest,
+        first: bool,
+    },
     /// Run an anti-entropy round with every connected peer now.
     SyncNow,
     /// Dial an address.
@@ -293,6 +301,10 @@ pub struct NetStatus {
     #[serde(default)]
     pub sync_response_bytes_held: usize,
     pub entries_fetched: u64,
+    /// What reconciling feed heads with peers cost since the node started (see
+    /// [`reconcile::ReconcileCost`]).
+    #[serde(default)]
+    pub reconcile: reconcile::ReconcileCost,
     #[serde(default)]
     pub connections: ConnectionStatus,
 }

@@ -3,9 +3,11 @@
 //! Gossip is not a history source: a node that was offline or cut off misses messages for good.
 //! So peers compare feed heads and fetch what they lack:
 //!
-//! 1. On every new connection, and every `backfill_interval`, a node sends
-//!    `Heads { namespaces }` for the namespaces it follows. The peer answers with its head
-//!    (seq and id) of every feed in those namespaces, at most [`MAX_HEADS`].
+//! 1. On every new connection, and every `backfill_interval`, a node reconciles the feed heads
+//!    of each namespace it follows with the peer's (`Reconcile` rounds, driven by the node's
+//!    reconciler, `node/reconcile.rs`, over [`plexus_protocol::reconcile`]); every feed head the
+//!    peer lists in a range that differs goes to [`plan`]. The older `Heads { namespaces }`
+//!    exchange (at most [`MAX_HEADS`] heads) is still served for peers that predate it.
 //! 2. For each feed where the peer is ahead, the node requests `Range { from, to }` in batches
 //!    of at most [`MAX_RANGE`] entries, at most [`MAX_IN_FLIGHT_PER_PEER`] requests per peer at
 //!    a time. Where the peer has a *different* entry at a seq the node already holds, it fetches
@@ -32,6 +34,8 @@ use plexus_protocol::entry::check_name;
 use plexus_protocol::{FeedHead, FeedKey, MAX_ENTRY_LEN};
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
+
+use super::reconcile::{WireAnswer, WireRangeQuery};
 
 /// Protocol name of the sync request-response protocol.
 pub const SYNC_PROTOCOL: &str = "/plexus/sync/1";
@@ -99,6 +103,12 @@ pub enum SyncRequest {
         from_seq: u64,
         to_seq: u64,
     },
+    /// One round of range-based reconciliation of a namespace's feed heads: "here are my
+    /// fingerprints of these ranges" (see [`super::reconcile`]).
+    Reconcile {
+        namespace: String,
+        ranges: Vec<WireRangeQuery>,
+    },
 }
 
 /// A sync response.
@@ -110,6 +120,10 @@ pub enum SyncResponse {
     /// Envelopes in ascending seq, starting at the requested `from_seq`.
     Entries {
         entries: Vec<ByteBuf>,
+    },
+    /// One answer per range of a `Reconcile` request, in order.
+    Reconciled {
+        answers: Vec<WireAnswer>,
     },
     /// The request was malformed or could not be served.
     Refused {
@@ -159,6 +173,14 @@ impl SyncResponse {
                 .map(|head| head.namespace.len() + head.author.len() + head.id.len() + 16)
                 .sum(),
             SyncResponse::Entries { entries } => entries.iter().map(|entry| entry.len() + 8).sum(),
+            SyncResponse::Reconciled { answers } => answers
+                .iter()
+                .map(|answer| match answer {
+                    WireAnswer::Equal => 8,
+                    WireAnswer::Items { items } => items.len() * 96,
+                    WireAnswer::Split { parts } => parts.len() * 96,
+                })
+                .sum(),
             SyncResponse::Refused { reason } => reason.len(),
         }
     }

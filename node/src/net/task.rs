@@ -17,6 +17,7 @@ use tracing::{debug, info, warn};
 
 use super::behaviour::{topic_score_params, Behaviour, BehaviourEvent};
 use super::peer_manager::{PeerManager, PEER_HEARTBEAT};
+use super::reconcile::{ReconcileCost, ReconcileEvent};
 use super::sync::{
     SyncRequest, SyncResponse, MAX_IN_FLIGHT_PER_PEER, MAX_QUEUED_PER_PEER,
     MAX_RESPONSE_BYTES_IN_FLIGHT, MAX_RESPONSE_BYTES_PER_PEER, MAX_SERVED_PER_PEER,
@@ -31,6 +32,8 @@ use super::{
 enum Outstanding {
     Heads,
     Range(Box<RangeRequest>),
+    /// A round of a reconciliation session, with its CBOR-encoded size.
+    Reconcile,
 }
 
 /// Per-peer sync bookkeeping.
@@ -42,6 +45,9 @@ struct PeerSync {
     /// never overlap (an overlapping one is dropped), so one ordered lookup tells whether a
     /// new range overlaps any: O(log n) per fetch instead of a walk of the queue.
     fetching: HashMap<FeedKey, BTreeMap<u64, u64>>,
+    /// A reconciliation round held back while the fetch queue is too full for what its answer
+    /// may add (see `reconciling.rs`).
+    deferred_reconcile: Option<SyncRequest>,
 }
 
 impl PeerSync {
@@ -107,6 +113,9 @@ pub struct SwarmTask {
     /// Keeps the degree between the watermarks and rejoins when alone.
     peer_manager: PeerManager,
     serving: Serving,
+    /// The node's reconciler (`node/reconcile.rs`); without one, anti-entropy asks `Heads`.
+    reconciler: Option<mpsc::Sender<ReconcileEvent>>,
+    reconcile_cost: ReconcileCost,
 }
 
 /// Most peers held in a temporary block at once; past it, the block ending first is lifted
@@ -167,6 +176,8 @@ impl SwarmTask {
             temporary_blocks: HashMap::new(),
             peer_manager,
             serving: Serving::default(),
+            reconciler: None,
+            reconcile_cost: ReconcileCost::default(),
         };
         for namespace in namespaces {
             if let Err(error) = task.follow(namespace) {
@@ -244,6 +255,11 @@ impl SwarmTask {
                 response,
             } => self.respond(request_id, channel, response),
             Command::Fetch { peer, range } => self.queue_fetch(peer, range),
+            Command::Reconcile {
+                peer,
+                request,
+                first,
+            } => self.send_reconcile(peer, request, first),
             Command::SyncNow => self.handle_anti_entropy(),
             Command::Dial { addr, reply } => {
                 if let Some(peer) = peer_of(&addr) {
@@ -309,7 +325,7 @@ impl SwarmTask {
                     self.peer_manager
                         .on_connected(peer_id, endpoint.get_remote_address().clone());
                     // Anti-entropy on every new peer: whatever we missed, fetch it now.
-                    self.request_heads(peer_id);
+                    self.start_sync(peer_id);
                 }
             }
             SwarmEvent::ConnectionClosed {
@@ -319,6 +335,7 @@ impl SwarmTask {
             } => {
                 debug!(%peer_id, "disconnected");
                 self.peers.remove(&peer_id);
+                self.forget_reconcile(peer_id);
                 let gone: Vec<InboundRequestId> = self
                     .serving
                     .requests
@@ -445,6 +462,9 @@ impl SwarmTask {
                     return;
                 };
                 self.finish_request(peer, &outstanding);
+                if matches!(outstanding, Outstanding::Reconcile) {
+                    return self.on_reconcile_answer(peer, Some(response));
+                }
                 let event = match (outstanding, response) {
                     (Outstanding::Heads, SyncResponse::Heads { heads }) => {
                         Some(NetEvent::Heads { peer, heads })
@@ -479,6 +499,9 @@ impl SwarmTask {
                 if let Some((_, outstanding)) = self.outstanding.remove(&request_id) {
                     debug!(%peer, %error, "sync request failed");
                     self.finish_request(peer, &outstanding);
+                    if matches!(outstanding, Outstanding::Reconcile) {
+                        self.on_reconcile_answer(peer, None);
+                    }
                 }
             }
         }
@@ -638,7 +661,7 @@ impl SwarmTask {
         self.lift_expired_blocks();
         let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
         for peer in peers {
-            self.request_heads(peer);
+            self.start_sync(peer);
         }
     }
 
@@ -723,6 +746,7 @@ impl SwarmTask {
             }
         }
         self.pump(peer);
+        self.send_deferred_reconcile(peer);
     }
 
     fn status(&self) -> NetStatus {
@@ -760,10 +784,13 @@ impl SwarmTask {
             sync_requests_refused: self.serving.refused,
             sync_response_bytes_held: self.serving.bytes.load(Ordering::Relaxed),
             entries_fetched: self.entries_fetched,
+            reconcile: self.reconcile_cost,
             connections: self.swarm.behaviour().limits.status(),
         }
     }
 }
+
+mod reconciling;
 
 /// The peer id at the end of a multiaddr (`.../p2p/<id>`), if any.
 pub(super) fn peer_of(addr: &Multiaddr) -> Option<PeerId> {

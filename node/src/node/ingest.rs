@@ -708,33 +708,7 @@ impl Pipeline {
         if malformed > 0 {
             warn!(%peer, malformed, "peer sent malformed feed heads");
         }
-        let mut lookup_error = None;
-        let ranges = sync::plan(
-            &theirs,
-            |feed| {
-                self.log.head(feed).unwrap_or_else(|error| {
-                    lookup_error = Some(error);
-                    None
-                })
-            },
-            |feed, seq| {
-                self.log
-                    .entry_at(feed, seq)
-                    .ok()
-                    .flatten()
-                    .map(|entry: Entry| entry.id())
-            },
-        );
-        if let Some(error) = lookup_error {
-            return Err(error);
-        }
-        for range in ranges {
-            let _ = self.net.blocking_send(Command::Fetch {
-                peer,
-                range: Box::new(range),
-            });
-        }
-        Ok(())
+        super::reconcile::fetch_what_differs(&self.log, &self.net, peer, &theirs)
     }
 }
 

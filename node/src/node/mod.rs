@@ -14,6 +14,7 @@
 mod bounds_tests;
 mod ingest;
 pub mod limits;
+mod reconcile;
 mod serve;
 mod shared;
 #[cfg(test)]
@@ -168,6 +169,8 @@ pub struct Node {
     worker: Option<std::thread::JoinHandle<()>>,
     /// The sync server thread (`serve.rs`), joined at shutdown so it lets go of the log.
     server: Option<std::thread::JoinHandle<()>>,
+    /// The reconciler thread (`reconcile.rs`), joined at shutdown so it lets go of the log.
+    reconciler: Option<std::thread::JoinHandle<()>>,
 }
 
 /// How often leases are re-evaluated for changes that come with time alone (expiry,
@@ -244,6 +247,8 @@ impl Node {
         let (serve_tx, serve_rx) = mpsc::channel(net::sync::SERVE_QUEUE);
         let held_bytes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let task = task.with_sync_server(serve_tx, Arc::clone(&held_bytes));
+        let (reconcile_tx, reconcile_rx) = mpsc::channel(net::reconcile::RECONCILER_QUEUE);
+        let task = task.with_reconciler(reconcile_tx);
         let net = NetworkHandle::new(command_tx, peer_id);
         let task = tokio::spawn(task.run());
         let server = serve::SyncServer {
@@ -258,6 +263,20 @@ impl Node {
             .spawn(move || server.run())
             .map_err(|source| NodeError::Thread {
                 thread: "sync server",
+                source,
+            })?;
+        let reconciler = reconcile::Reconciler {
+            log: Arc::clone(&log),
+            net: net.clone(),
+            events: reconcile_rx,
+            sessions: Default::default(),
+        };
+        // It stops once the swarm task drops the event queue.
+        let reconciler = std::thread::Builder::new()
+            .name("plexus-reconciler".into())
+            .spawn(move || reconciler.run())
+            .map_err(|source| NodeError::Thread {
+                thread: "reconciler",
                 source,
             })?;
         let pipeline = Arc::new(ingest::Pipeline {
@@ -296,6 +315,7 @@ impl Node {
             coord_stop: Some(coord_stop),
             worker: Some(worker),
             server: Some(server),
+            reconciler: Some(reconciler),
         })
     }
 
@@ -635,6 +655,9 @@ impl Node {
         }
         if let Some(server) = self.server.take() {
             let _ = tokio::task::spawn_blocking(move || server.join()).await;
+        }
+        if let Some(reconciler) = self.reconciler.take() {
+            let _ = tokio::task::spawn_blocking(move || reconciler.join()).await;
         }
         let log = Arc::clone(&self.log);
         tokio::task::spawn_blocking(move || log.flush())

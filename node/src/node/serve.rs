@@ -1,4 +1,5 @@
-//! The sync server: answers peers' `/plexus/sync/1` requests (heads and ranges) on a thread
+//! The sync server: answers peers' `/plexus/sync/1` requests (reconciliation rounds, heads
+//! and ranges) on a thread
 //! and a bounded queue of its own, so gossip never waits behind serving history, and a peer
 //! flooding requests only fills its own share (the swarm task refuses past
 //! [`crate::net::sync::MAX_SERVED_PER_PEER`] requests and the response byte budgets).
@@ -72,6 +73,9 @@ pub(crate) fn answer(
 ) -> Result<(), StoreError> {
     let response = match request {
         SyncRequest::Heads { namespaces } => serve_heads(log, &namespaces)?,
+        SyncRequest::Reconcile { namespace, ranges } => {
+            super::reconcile::serve(log, &namespace, &ranges)?
+        }
         SyncRequest::Range {
             namespace,
             author,

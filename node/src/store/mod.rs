@@ -39,6 +39,7 @@
 
 mod completion;
 mod governance;
+mod heads_range;
 mod keys;
 mod open;
 mod pending;
@@ -60,6 +61,7 @@ use plexus_protocol::{Entry, EntryError, FeedHead, FeedKey, ForkProof};
 use rocksdb::{Direction, IteratorMode, WriteBatch, WriteOptions, DB};
 
 pub use governance::{Governor, Scope, TrustRoots};
+pub use heads_range::NamespaceHeads;
 pub use keys::{entry_key, feed_prefix, split_entry_key};
 pub use pending::{PendingRefusal, MAX_PENDING_PER_AUTHOR, MAX_PENDING_PER_PEER, PENDING_TTL_MS};
 pub use rejections::Rejection;

@@ -1,0 +1,166 @@
+//! Anti-entropy by range-based reconciliation of feed heads, between real nodes on 127.0.0.1:
+//! two nodes already in sync pay one small round per session, whatever they hold, and a peer
+//! announcing 100,000 fake feeds gets bounded work out of the node.
+//! Feeds are written straight into the logs (one entry each, signed by its own key), not
+//! gossiped, so the tests measure sync alone.
+
+use std::time::Duration;
+
+use plexus_crypto::{sha256, Keypair};
+use plexus_node::net::sync::MAX_QUEUED_PER_PEER;
+use plexus_protocol::reconcile::Item;
+use plexus_protocol::Entry;
+use plexus_tests::cluster::{
+    address, connect, publish_note, shutdown, spawn, spawn_node, test_net_config, wait_for,
+    TestNode, NAMESPACE,
+};
+use plexus_tests::fixtures::signed_chain;
+use plexus_tests::hostile::{note_topic, HostilePeer};
+use rayon::prelude::*;
+
+/// Feeds of one entry each, by authors whose seeds start at `first_seed`.
+fn one_entry_feeds(count: usize, first_seed: u64) -> Vec<Entry> {
+    (0..count as u64)
+        .into_par_iter()
+        .map(|index| {
+            let mut seed = [0u8; 32];
+            seed[..8].copy_from_slice(&(first_seed + index).to_be_bytes());
+            seed[8] = 0x5e;
+            let author = Keypair::from_seed(&seed);
+            signed_chain(&author, NAMESPACE, 1).remove(0)
+        })
+        .collect()
+}
+
+/// Writes `entries` into the node's log directly (as if it had held them for long).
+async fn store_directly(node: &TestNode, entries: Vec<Entry>) {
+    let log = std::sync::Arc::clone(node.node.log());
+    tokio::task::spawn_blocking(move || {
+        for chunk in entries.chunks(10_000) {
+            log.ingest_verified_batch(chunk.to_vec(), "test", 1_767_225_700_000)
+                .unwrap_or_else(|error| panic!("storing fixture feeds: {error}"));
+        }
+    })
+    .await
+    .unwrap_or_else(|error| panic!("storing task: {error}"));
+}
+
+fn feed_count(node: &TestNode) -> u64 {
+    node.node
+        .log()
+        .stats()
+        .unwrap_or_else(|error| panic!("stats: {error}"))
+        .feeds
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_in_sync_pay_one_small_round_per_session() {
+    const FEEDS: usize = 20_000;
+    let first = spawn_node(test_net_config()).await;
+    let second = spawn_node(test_net_config()).await;
+    let feeds = one_entry_feeds(FEEDS, 1_000_000);
+    store_directly(&first, feeds.clone()).await;
+    store_directly(&second, feeds).await;
+    connect(&first, &second).await;
+    // Sessions start on connecting and every anti-entropy interval (2 s here): wait for a few.
+    let status = wait_for(
+        "three finished reconciliation sessions",
+        Duration::from_secs(60),
+        &[],
+        || async { first.node.net().status().await.unwrap() },
+        |status| status.reconcile.sessions >= 3,
+    )
+    .await;
+    let cost = status.reconcile;
+    // Equal sets: one range asked, `Equal` answered. A request is the namespace, two 32-byte
+    // bounds (one null) and a 32-byte fingerprint with CBOR framing (~130 bytes), the answer
+    // ~30 bytes. The heads list this replaces was ~120 bytes per feed: 2.4 MB here.
+    assert!(
+        cost.messages <= 2 * cost.sessions,
+        "{} messages for {} sessions",
+        cost.messages,
+        cost.sessions
+    );
+    assert!(
+        cost.bytes <= 256 * cost.sessions,
+        "{} bytes for {} sessions",
+        cost.bytes,
+        cost.sessions
+    );
+    assert_eq!(
+        status.entries_fetched, 0,
+        "nothing to fetch between equal logs"
+    );
+    shutdown(vec![first, second]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_announcing_100_000_fake_feeds_costs_bounded_work() {
+    let nodes = spawn(2).await;
+    let (target, honest) = (&nodes[0], &nodes[1]);
+    connect(honest, target).await;
+    // Valid author keys (so every one names a feed the node could fetch), each claiming a
+    // million entries; the hostile peer serves none of them.
+    let fake: Vec<Item> = (0..100_000u64)
+        .into_par_iter()
+        .map(|index| {
+            let mut seed = [0xfa; 32];
+            seed[..8].copy_from_slice(&index.to_be_bytes());
+            Item {
+                key: *Keypair::from_seed(&seed).agent_id().as_bytes(),
+                seq: 1_000_000,
+                id: sha256(&seed).0,
+            }
+        })
+        .collect();
+    let hostile = HostilePeer::start();
+    hostile.announce(fake).await;
+    hostile
+        .join(address(target).await, note_topic(NAMESPACE))
+        .await;
+    // The node reconciles with it and queues fetches of the fake feeds, up to its bound.
+    let status = wait_for(
+        "the node to queue fetches of the announced feeds",
+        Duration::from_secs(60),
+        &[],
+        || async { target.node.net().status().await.unwrap() },
+        |status| status.sync_ranges_queued > 0,
+    )
+    .await;
+    assert!(status.sync_ranges_queued <= MAX_QUEUED_PER_PEER);
+    // While the attack runs, honest entries still arrive and the bounds hold.
+    for n in 1..=5 {
+        let entry = publish_note(honest, n).await;
+        wait_for(
+            "an honest entry on the attacked node",
+            Duration::from_secs(60),
+            &[target],
+            || async { target.node.log().contains(&entry.id()).unwrap_or(false) },
+            |held| *held,
+        )
+        .await;
+        let status = target.node.net().status().await.unwrap();
+        assert!(
+            status.sync_ranges_queued <= MAX_QUEUED_PER_PEER,
+            "{} ranges queued",
+            status.sync_ranges_queued
+        );
+    }
+    // Rounds are held back while the fetch queue lacks room for what an answer can name, and
+    // the attacker never serves the fetches that would free it: the session stops after the
+    // few rounds that reach its first listed ranges (a walk of all 100,000 feeds would take
+    // about 800 messages).
+    let status = target.node.net().status().await.unwrap();
+    eprintln!(
+        "fake-feed announcer: {} reconcile messages, {} bytes, {} ranges queued",
+        status.reconcile.messages, status.reconcile.bytes, status.sync_ranges_queued
+    );
+    assert!(
+        status.reconcile.messages < 64,
+        "{} reconciliation messages: the session was not held back by the fetch queue",
+        status.reconcile.messages
+    );
+    // Nothing of the fake feeds was stored: only the honest peer's feed is held.
+    assert_eq!(feed_count(target), 1);
+    shutdown(nodes).await;
+}
