@@ -13,11 +13,12 @@ use plexus_crypto::{
     verify_batch_parallel, verify_batch_with_fallback, AgentId, AgentIdCache, BatchItem, Keypair,
     Signature, PUBLIC_KEY_LEN, SIGNATURE_LEN,
 };
-use plexus_protocol::coord::{Body, KINDS};
+use plexus_protocol::coord::Body;
 use plexus_protocol::export::{classify, ExportHeader, ExportTrailer, ItemKind};
 use plexus_protocol::feed::{place, Placement};
-use plexus_protocol::policy::{Policy, POLICY_KIND};
+use plexus_protocol::policy::Policy;
 use plexus_protocol::value::{self, MAX_VALUE_DEPTH};
+use plexus_protocol::Kind;
 use plexus_protocol::{cbor, ChainTracker, Entry, FeedHead, FeedKey, ForkProof, MAX_ENTRY_LEN};
 
 /// One target's checks over one input; a failed property panics.
@@ -178,7 +179,7 @@ pub fn fork_proof(data: &[u8]) {
 /// body compiles into the policy the decision uses, and re-encodes to bytes that parse back to
 /// the same body.
 pub fn policy_body(data: &[u8]) {
-    let Some(body) = parse_body(POLICY_KIND, data) else {
+    let Some(body) = parse_body(Kind::Policy.as_str(), data) else {
         return;
     };
     let Body::Policy(policy) = &body else {
@@ -197,10 +198,10 @@ pub fn coord_body(data: &[u8]) {
     let Some((selector, rest)) = data.split_first() else {
         return;
     };
-    let kinds: Vec<&str> = KINDS
+    let kinds: Vec<&str> = Kind::NAMED
         .iter()
-        .copied()
-        .chain([POLICY_KIND, "x-application", "unknown-kind"])
+        .map(|kind| kind.as_str())
+        .chain(["x-application", "unknown-kind"])
         .collect();
     let kind = kinds
         .get(usize::from(*selector >> 1) % kinds.len())

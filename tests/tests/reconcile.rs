@@ -37,7 +37,7 @@ async fn store_directly(node: &TestNode, entries: Vec<Entry>) {
     let log = std::sync::Arc::clone(node.node.log());
     tokio::task::spawn_blocking(move || {
         for chunk in entries.chunks(10_000) {
-            log.ingest_verified_batch(chunk.to_vec(), "test", 1_767_225_700_000)
+            log.ingest_entries(chunk.to_vec(), "test", 1_767_225_700_000)
                 .unwrap_or_else(|error| panic!("storing fixture feeds: {error}"));
         }
     })

@@ -47,7 +47,7 @@ use libp2p::gossipsub::{MessageAcceptance, MessageId};
 use libp2p::PeerId;
 use plexus_protocol::admit::{admit, admit_batch, Admitted, Refusal, Route};
 use plexus_protocol::coord::check_clock_skew;
-use plexus_protocol::{Entry, FeedKey, ForkProof};
+use plexus_protocol::{FeedKey, ForkProof};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
 
@@ -117,7 +117,7 @@ enum Checked {
     Gossip(Vec<CheckedMessage>),
     Entries {
         peer: PeerId,
-        range: RangeRequest,
+        range: Box<RangeRequest>,
         items: Vec<(Vec<u8>, Result<Admitted, Refusal>)>,
     },
 }
@@ -137,7 +137,7 @@ enum GossipStep {
     ForkProof {
         namespace: String,
     },
-    Entry(Result<Admitted, Refusal>),
+    Entry(Box<Result<Admitted, Refusal>>),
 }
 
 impl Worker {
@@ -271,7 +271,11 @@ impl Pipeline {
                 };
                 let answers = admit_batch(entries.iter().map(|bytes| (bytes.as_slice(), route)));
                 let items = entries.into_iter().zip(answers).collect();
-                Checked::Entries { peer, range, items }
+                Checked::Entries {
+                    peer,
+                    range: Box::new(range),
+                    items,
+                }
             }
             // Never built: other events are handled in order by `handle_other`.
             Unit::Other(_) => Checked::Gossip(Vec::new()),
@@ -321,12 +325,12 @@ impl Pipeline {
                 peer: message.peer,
                 data: message.data,
                 step: step.unwrap_or_else(|| {
-                    GossipStep::Entry(admitted.next().unwrap_or_else(|| {
+                    GossipStep::Entry(Box::new(admitted.next().unwrap_or_else(|| {
                         Err(Refusal {
                             reason: plexus_protocol::admit::RefusalReason::Malformed,
                             detail: "not admitted".into(),
                         })
-                    }))
+                    })))
                 }),
             })
             .collect()
@@ -336,7 +340,7 @@ impl Pipeline {
     fn settle(&self, checked: Checked) -> Result<(), StoreError> {
         match checked {
             Checked::Gossip(messages) => self.settle_gossip(messages),
-            Checked::Entries { peer, range, items } => self.settle_entries(peer, range, items),
+            Checked::Entries { peer, range, items } => self.settle_entries(peer, *range, items),
         }
     }
 
@@ -369,15 +373,15 @@ impl Pipeline {
                     }
                     acceptance
                 }
-                GossipStep::Entry(Err(refusal)) => {
-                    self.record_refusal(&message.data, &refusal, &source, now)?;
-                    if refusal.reason.is_invalid_data() {
-                        self.strike(message.peer);
+                GossipStep::Entry(answer) => match *answer {
+                    Err(refusal) => {
+                        self.record_refusal(&message.data, &refusal, &source, now)?;
+                        if refusal.reason.is_invalid_data() {
+                            self.strike(message.peer);
+                        }
+                        MessageAcceptance::Reject
                     }
-                    MessageAcceptance::Reject
-                }
-                GossipStep::Entry(Ok(admitted)) => {
-                    match self.live_checks(
+                    Ok(admitted) => match self.live_checks(
                         &admitted,
                         &message.data,
                         &source,
@@ -393,8 +397,8 @@ impl Pipeline {
                             // Set from the write's outcome below.
                             MessageAcceptance::Ignore
                         }
-                    }
-                }
+                    },
+                },
             };
             verdicts.push(GossipVerdict {
                 message_id: message.message_id,

@@ -2,7 +2,7 @@
 
 use plexus_crypto::{Hash256, Keypair};
 use plexus_protocol::value::json_text_to_canonical;
-use plexus_protocol::Draft;
+use plexus_protocol::{Draft, Entry};
 use tokio::sync::watch;
 
 use super::*;
@@ -111,16 +111,17 @@ fn pipeline(log: &Arc<Log>) -> (Arc<Pipeline>, mpsc::Receiver<Command>) {
     (pipeline, commands_rx)
 }
 
-/// What a log holds, as a user would compare two nodes: heads, counts, the journal's entries
-/// (in arrival order) and the rejection journal's reasons (in order).
-fn stored_state(
-    log: &Log,
-) -> (
+/// Heads, counts, journaled entry ids and rejection reasons of a log.
+type StoredState = (
     Vec<(FeedKey, plexus_protocol::FeedHead)>,
     crate::store::LogStats,
     Vec<Hash256>,
     Vec<String>,
-) {
+);
+
+/// What a log holds, as a user would compare two nodes: heads, counts, the journal's entries
+/// (in arrival order) and the rejection journal's reasons (in order).
+fn stored_state(log: &Log) -> StoredState {
     let journal = log
         .journal(0)
         .map(|item| item.unwrap().entry.id())
