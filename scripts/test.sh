@@ -10,6 +10,11 @@ cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== tests (cargo nextest)"
+# Tests that run the `plexus` binary as a separate process (the network-fault scenarios) take
+# it from PLEXUS_BIN: built here, once, with the same feature set as the rest of this script's
+# builds, rather than by a cargo call inside a test, which would compile under a test timeout.
+cargo build --locked --quiet -p plexus-node --bin plexus
+export PLEXUS_BIN="$CARGO_TARGET_DIR/debug/plexus"
 cargo nextest run --workspace --locked --no-fail-fast --profile ci
 
 # ---- The web page (web/): its bundle and its browser tests ---------------------------------
