@@ -25,7 +25,8 @@
 #
 # Environment: SCALE_PEERS_LOW / SCALE_PEERS_HIGH (default: the node's defaults, lowered to
 # N-1 when N is small), SCALE_IDLE_SECS, SCALE_ENTRIES, SCALE_TIMEOUT (seconds per phase,
-# default 120), SCALE_DIR (default: a temporary directory, removed at the end).
+# default 120), SCALE_DIR (default: a temporary directory, removed at the end), PLEXUS_BIN (a
+# built `plexus` to run instead of building one).
 # Everything started here is stopped on exit, even on Ctrl-C (trap).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,9 +38,13 @@ if ! [[ "$nodes" =~ ^[0-9]+$ ]] || [ "$nodes" -lt 8 ]; then
   exit 2
 fi
 
-echo "building plexus..." >&2
-cargo build --locked --quiet -p plexus-node --bin plexus
-plexus="$CARGO_TARGET_DIR/debug/plexus"
+if [ -n "${PLEXUS_BIN:-}" ]; then
+  plexus="$PLEXUS_BIN"
+else
+  echo "building plexus..." >&2
+  cargo build --locked --quiet -p plexus-node --bin plexus
+  plexus="$CARGO_TARGET_DIR/debug/plexus"
+fi
 
 work="${SCALE_DIR:-}"
 made_work=0

@@ -174,9 +174,18 @@ def publish(nodes, count, tag):
         publisher = random.choice(nodes)
         reply = publisher.request("POST", f"/v1/entries?namespace={NAMESPACE}",
                                   {"kind": "x-note", "body": {"run": tag, "n": n}})
-        ids.append(reply["entry"]["id"])
+        ids.append(reply["entry"]["entry_id"])
         time.sleep(0.1)
     return ids
+
+
+def slope(xs, ys):
+    n = len(xs)
+    mean_x, mean_y = sum(xs) / n, sum(ys) / n
+    spread = sum((x - mean_x) ** 2 for x in xs)
+    if spread == 0:
+        return None
+    return round(sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys)) / spread, 3)
 
 
 def held(node, ids):
@@ -238,6 +247,9 @@ def main():
             "idle_loopback_bytes_per_sec_per_node":
                 round(idle_bytes_per_sec / NODES) if idle_bytes_per_sec is not None else None,
             "peers_min_max_after_idle": [min(counts), max(counts)],
+            # What one more connection costs in resident memory: the least-squares slope of
+            # RSS over peer count across the nodes (None when every node has as many peers).
+            "rss_mib_per_peer": slope(counts, rss),
         })
 
         log(f"publishing {ENTRIES} entries")

@@ -382,3 +382,51 @@ fn an_admin_governs_a_namespace_with_the_policy_commands() {
         "{verify}"
     );
 }
+
+#[test]
+fn a_node_killed_soon_after_joining_rejoins_from_its_peer_store() {
+    let root = tempfile::tempdir().unwrap();
+    let hub = start(root.path(), "hub", None);
+    let mut joiner = start(root.path(), "joiner", Some(&hub.p2p_addr));
+    // The joiner remembers the hub within moments of connecting, long before the peer store's
+    // periodic rewrite (every 30 s): a crash seconds after joining must not strand it.
+    let store = joiner.data_dir.join("peers.json");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !store.exists() {
+        // Each look asks the node for its status (a CLI round trip), which paces the loop.
+        let peers = status(&joiner)["network"]["peers"].clone();
+        assert!(
+            Instant::now() < deadline,
+            "the joiner wrote no peer store within 20 s of starting; its peers: {peers:#}"
+        );
+    }
+    // Killed (no clean shutdown, so no save at exit), it misses the hub's next entry.
+    joiner.child.kill().unwrap();
+    joiner.child.wait().unwrap();
+    ok(
+        &hub.data_dir,
+        &hub.config,
+        &[
+            "publish",
+            "--kind",
+            "x-note",
+            "--body",
+            r#"{"while": "down"}"#,
+        ],
+    );
+    // Restarted with no bootstrap address and no mDNS: only its peer store knows the hub.
+    let joiner = launch(&joiner.data_dir, &joiner.config, "joiner", None);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let feeds = status(&joiner)["feeds"].clone();
+        if feeds == status(&hub)["feeds"] {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the restarted joiner did not rejoin and catch up: {feeds:#}"
+        );
+    }
+    stop(joiner);
+    stop(hub);
+}

@@ -14,8 +14,9 @@
 //! - a Kademlia bootstrap every [`KAD_BOOTSTRAP_INTERVAL`] keeps the routing table fresh (the
 //!   library's own timer is off: it warns on a node that knows no peer yet, such as the first
 //!   node of a network);
-//! - the peer store is rewritten every [`PEER_STORE_INTERVAL`] when the neighbourhood changed,
-//!   and at shutdown.
+//! - the peer store is written at the first heartbeat that finds a neighbour (a node killed
+//!   seconds after joining still knows where the network is when it restarts), then rewritten
+//!   every [`PEER_STORE_INTERVAL`] when the neighbourhood changed, and at shutdown.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -180,7 +181,8 @@ impl PeerManager {
             self.next_kad_bootstrap = now + KAD_BOOTSTRAP_INTERVAL;
             let _ = swarm.behaviour_mut().kad.bootstrap();
         }
-        if now >= self.next_store_write {
+        // Nothing stored yet this run: write as soon as there is a neighbour to remember.
+        if self.last_stored.is_empty() || now >= self.next_store_write {
             self.next_store_write = now + PEER_STORE_INTERVAL;
             if let Some((path, peers)) = self.store_snapshot(swarm, dialed) {
                 tokio::task::spawn_blocking(move || {
