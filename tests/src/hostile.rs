@@ -81,6 +81,8 @@ enum HostileCommand {
         heads: Vec<Item>,
         reply: oneshot::Sender<()>,
     },
+    /// Replies with how many gossip messages this peer has received so far.
+    Received { reply: oneshot::Sender<u64> },
     /// Sends every request to `peer` at once; replies once each is answered or failed.
     Requests {
         peer: PeerId,
@@ -129,6 +131,14 @@ impl HostilePeer {
             reply,
         })
         .await;
+        done.await
+            .unwrap_or_else(|_| panic!("the hostile peer stopped"))
+    }
+
+    /// How many gossip messages this peer has received (what the node forwarded to it).
+    pub async fn received(&self) -> u64 {
+        let (reply, done) = oneshot::channel();
+        self.send(HostileCommand::Received { reply }).await;
         done.await
             .unwrap_or_else(|_| panic!("the hostile peer stopped"))
     }
@@ -280,6 +290,7 @@ async fn run(mut swarm: Swarm<HostileBehaviour>, mut commands: mpsc::Receiver<Ho
     let mut floods: VecDeque<Flood> = VecDeque::new();
     let mut retry = tokio::time::interval(FLOOD_RETRY);
     let mut announced = VecStore(Vec::new());
+    let mut received: u64 = 0;
     loop {
         while let Some(flood) = floods.front_mut() {
             if !flood.push(&mut swarm) {
@@ -301,6 +312,9 @@ async fn run(mut swarm: Swarm<HostileBehaviour>, mut commands: mpsc::Receiver<Ho
                 Some(HostileCommand::Flood { topic, messages, reply }) => {
                     floods.push_back(Flood { topic, left: messages.into(), sent: 0, reply });
                 }
+                Some(HostileCommand::Received { reply }) => {
+                    let _ = reply.send(received);
+                }
                 Some(HostileCommand::Announce { heads, reply }) => {
                     announced = VecStore(heads);
                     let _ = reply.send(());
@@ -317,6 +331,12 @@ async fn run(mut swarm: Swarm<HostileBehaviour>, mut commands: mpsc::Receiver<Ho
                 let Some(event) = answer_reconcile(&mut swarm, event, &mut announced) else {
                     continue;
                 };
+                if let SwarmEvent::Behaviour(HostileBehaviourEvent::Gossipsub(
+                    gossipsub::Event::Message { .. },
+                )) = &event
+                {
+                    received += 1;
+                }
                 handle_event(event, &mut bursts);
                 // Joined once the node's subscription is known here.
                 let subscribed: Vec<gossipsub::TopicHash> = swarm

@@ -286,17 +286,23 @@ impl Drop for EventFollower {
 pub fn wait_until<T>(
     what: &str,
     timeout: Duration,
-    mut probe: impl FnMut() -> Option<T>,
+    probe: impl FnMut() -> Option<T>,
 ) -> (T, Duration) {
+    poll_until(timeout, probe)
+        .unwrap_or_else(|| panic!("timed out after {timeout:?} waiting for {what}"))
+}
+
+/// Waits until `probe` returns `Some`, re-checking every [`POLL_INTERVAL`], for at most
+/// `timeout`. Returns the value and how long it took, or `None` at the timeout.
+fn poll_until<T>(timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> Option<(T, Duration)> {
     let start = Instant::now();
     loop {
         if let Some(value) = probe() {
-            return (value, start.elapsed());
+            return Some((value, start.elapsed()));
         }
-        assert!(
-            start.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}"
-        );
+        if start.elapsed() >= timeout {
+            return None;
+        }
         std::thread::sleep(POLL_INTERVAL);
     }
 }
@@ -304,21 +310,21 @@ pub fn wait_until<T>(
 /// Waits until every node answers with the same feed heads, `feeds` of them; returns the time
 /// it took.
 pub fn wait_same_heads(lab: &Lab, nodes: &[&NetNode], feeds: usize, timeout: Duration) -> Duration {
-    let start = Instant::now();
-    loop {
-        let all: Vec<_> = nodes.iter().map(|node| node.heads(lab)).collect();
-        let same = all
+    let mut last_seen = Vec::new();
+    let reached = poll_until(timeout, || {
+        last_seen = nodes.iter().map(|node| node.heads(lab)).collect();
+        let same = last_seen
             .iter()
             .all(|heads| heads.as_ref().is_some_and(|heads| heads.len() == feeds))
-            && all.windows(2).all(|pair| pair[0] == pair[1]);
-        if same {
-            return start.elapsed();
-        }
-        assert!(
-            start.elapsed() < timeout,
-            "nodes did not reach the same {feeds} feed heads within {timeout:?}; last seen: {all:#?}"
-        );
-        std::thread::sleep(POLL_INTERVAL);
+            && last_seen.windows(2).all(|pair| pair[0] == pair[1]);
+        same.then_some(())
+    });
+    match reached {
+        Some(((), took)) => took,
+        None => panic!(
+            "nodes did not reach the same {feeds} feed heads within {timeout:?}; last seen: \
+             {last_seen:#?}"
+        ),
     }
 }
 

@@ -84,6 +84,18 @@ async fn a_forwarding_node_validates_stores_and_forwards_gossip() {
     assert_eq!(heads(bob), heads(alice));
     assert_eq!(heads(carol), heads(alice));
     assert_eq!(bob.node.log().rejections().unwrap().len(), 0);
+    // Bob reports how long what he forwarded waited in him (receipt to verdict).
+    let forwarded = bob
+        .node
+        .net()
+        .status()
+        .await
+        .unwrap()
+        .gossip_forward_latency;
+    assert!(
+        (1..=5).contains(&forwarded.count) && forwarded.p50_us <= forwarded.p99_us,
+        "{forwarded:?}"
+    );
     shutdown(nodes).await;
 }
 

@@ -208,6 +208,21 @@ pub(super) async fn metrics(State(state): State<ApiState>) -> Reply {
          plexus_gossip_publish_failures_total {}",
         state.node.gossip_failures()
     );
+    let forward = net.gossip_forward_latency;
+    let _ = writeln!(
+        out,
+        "# HELP plexus_gossip_forward_latency_seconds From receipt to forward of accepted \
+         gossip (admission, signature check, write), since the node started.\n\
+         # TYPE plexus_gossip_forward_latency_seconds summary\n\
+         plexus_gossip_forward_latency_seconds{{quantile=\"0.5\"}} {}\n\
+         plexus_gossip_forward_latency_seconds{{quantile=\"0.99\"}} {}\n\
+         plexus_gossip_forward_latency_seconds_sum {}\n\
+         plexus_gossip_forward_latency_seconds_count {}",
+        forward.p50_us as f64 / 1e6,
+        forward.p99_us as f64 / 1e6,
+        forward.sum_us as f64 / 1e6,
+        forward.count
+    );
     out.push_str(
         "# HELP plexus_policy_version Version of the policy in force, per governed namespace \
          (0: none yet).\n# TYPE plexus_policy_version gauge\n",

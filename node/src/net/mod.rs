@@ -17,6 +17,7 @@
 //! [`Command::Validate`], and gossipsub forwards what was accepted.
 
 pub mod behaviour;
+pub(crate) mod latency;
 pub mod limits;
 pub(crate) mod peer_manager;
 pub mod peer_store;
@@ -30,7 +31,7 @@ pub mod topics;
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use libp2p::gossipsub::{IdentTopic, MessageAcceptance, MessageId};
 use libp2p::request_response::{InboundRequestId, ResponseChannel};
@@ -39,6 +40,7 @@ use plexus_crypto::AgentId;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
+pub use latency::LatencySummary;
 pub use sync::{RangeRequest, SyncRequest, SyncResponse, WireHead};
 
 /// Commands waiting for the swarm task. Commands are small and handled in microseconds; the
@@ -249,6 +251,8 @@ pub struct GossipVerdict {
     pub message_id: MessageId,
     pub peer: PeerId,
     pub acceptance: MessageAcceptance,
+    /// When the swarm task received the message (from [`NetEvent::Gossip`]).
+    pub received: Instant,
 }
 
 /// What the swarm task hands to the ingest worker.
@@ -260,6 +264,9 @@ pub enum NetEvent {
         peer: PeerId,
         topic: String,
         data: Vec<u8>,
+        /// When the swarm task received it: the verdict carries it back, so the node can
+        /// report how long accepted gossip waits before it is forwarded.
+        received: Instant,
     },
     /// A peer's sync request, handed to the node's sync server (never queued behind gossip),
     /// which answers with [`Command::Respond`].
@@ -292,6 +299,9 @@ pub struct NetStatus {
     pub sync_ranges_queued: usize,
     pub gossip_received: u64,
     pub gossip_dropped_queue_full: u64,
+    /// From receipt to forward of accepted gossip (admission, signature check and write).
+    #[serde(default)]
+    pub gossip_forward_latency: LatencySummary,
     /// Peers' sync requests refused as busy: over their share ([`sync::MAX_SERVED_PER_PEER`],
     /// [`sync::MAX_RESPONSE_BYTES_PER_PEER`]) or the node's ([`sync::SERVE_QUEUE`],
     /// [`sync::MAX_RESPONSE_BYTES_IN_FLIGHT`]).

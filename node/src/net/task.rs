@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use super::behaviour::{topic_score_params, Behaviour, BehaviourEvent};
+use super::latency::LatencyHistogram;
 use super::peer_manager::{PeerManager, PEER_HEARTBEAT};
 use super::reconcile::{ReconcileCost, ReconcileEvent};
 use super::sync::{SyncRequest, SyncResponse, MAX_IN_FLIGHT_PER_PEER, MAX_QUEUED_PER_PEER};
@@ -79,6 +80,7 @@ pub struct SwarmTask {
     listen_addrs: Vec<Multiaddr>,
     gossip_received: u64,
     gossip_dropped: u64,
+    forward_latency: LatencyHistogram,
     /// Connected peers whose first connection we dialled (as many as connected peers).
     dialed: HashSet<PeerId>,
     entries_fetched: u64,
@@ -146,6 +148,7 @@ impl SwarmTask {
             listen_addrs: Vec::new(),
             gossip_received: 0,
             gossip_dropped: 0,
+            forward_latency: LatencyHistogram::default(),
             dialed: HashSet::new(),
             entries_fetched: 0,
             temporary_blocks: HashMap::new(),
@@ -217,6 +220,9 @@ impl SwarmTask {
             Command::Validate(verdicts) => {
                 let gossipsub = &mut self.swarm.behaviour_mut().gossipsub;
                 for verdict in verdicts {
+                    if matches!(verdict.acceptance, MessageAcceptance::Accept) {
+                        self.forward_latency.record(verdict.received.elapsed());
+                    }
                     gossipsub.report_message_validation_result(
                         &verdict.message_id,
                         &verdict.peer,
@@ -397,6 +403,7 @@ impl SwarmTask {
             peer,
             topic,
             data: message.data,
+            received: Instant::now(),
         };
         if self.events.try_send(event).is_err() {
             // The worker is behind: do not forward, do not penalise; sync will catch up.
@@ -640,6 +647,7 @@ impl SwarmTask {
             sync_ranges_queued: self.peers.values().map(|sync| sync.queue.len()).sum(),
             gossip_received: self.gossip_received,
             gossip_dropped_queue_full: self.gossip_dropped,
+            gossip_forward_latency: self.forward_latency.summary(),
             sync_requests_refused: self.serving.refused,
             sync_response_bytes_held: self.serving.bytes.load(Ordering::Relaxed),
             entries_fetched: self.entries_fetched,

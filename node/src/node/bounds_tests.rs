@@ -47,6 +47,7 @@ fn fork_gossip(peer: PeerId, proof: &ForkProof) -> NetEvent {
         peer,
         topic: topics::fork_topic(NAMESPACE).hash().into_string(),
         data,
+        received: std::time::Instant::now(),
     }
 }
 
@@ -301,6 +302,7 @@ fn a_gap_is_fetched_even_when_pending_has_no_room() {
             .hash()
             .into_string(),
         data,
+        received: std::time::Instant::now(),
     };
     let (_, commands) = run_worker(&log, vec![event]);
     let fetched: Vec<(u64, u64)> = commands

@@ -99,6 +99,7 @@ struct GossipMessage {
     peer: PeerId,
     topic: String,
     data: Vec<u8>,
+    received: Instant,
 }
 
 /// A unit of the worker's work, in queue order.
@@ -126,6 +127,7 @@ enum Checked {
 struct CheckedMessage {
     message_id: MessageId,
     peer: PeerId,
+    received: Instant,
     data: Vec<u8>,
     step: GossipStep,
 }
@@ -192,12 +194,14 @@ impl Worker {
                     peer,
                     topic,
                     data,
+                    received,
                 } => {
                     let message = GossipMessage {
                         message_id,
                         peer,
                         topic,
                         data,
+                        received,
                     };
                     match units.last_mut() {
                         Some(Unit::Gossip(batch)) => batch.push(message),
@@ -323,6 +327,7 @@ impl Pipeline {
             .map(|(message, step)| CheckedMessage {
                 message_id: message.message_id,
                 peer: message.peer,
+                received: message.received,
                 data: message.data,
                 step: step.unwrap_or_else(|| {
                     GossipStep::Entry(Box::new(admitted.next().unwrap_or_else(|| {
@@ -404,6 +409,7 @@ impl Pipeline {
                 message_id: message.message_id,
                 peer: message.peer,
                 acceptance,
+                received: message.received,
             });
         }
         let outcomes = self.log.ingest_admitted(offers, now)?;

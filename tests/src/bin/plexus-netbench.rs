@@ -287,6 +287,27 @@ impl PlexusSide {
             .map(|latency| (latency, publishing)))
     }
 
+    /// The median over the nodes that forwarded anything of their own receipt-to-forward
+    /// p50 and p99, in milliseconds: the time a message waits in one node on one hop.
+    async fn forward_latency(&self) -> anyhow::Result<(f64, f64)> {
+        let mut p50s = Vec::new();
+        let mut p99s = Vec::new();
+        for node in &self.nodes {
+            let latency = node.node.net().status().await?.gossip_forward_latency;
+            if latency.count > 0 {
+                p50s.push(latency.p50_us);
+                p99s.push(latency.p99_us);
+            }
+        }
+        let median = |mut values: Vec<u64>| {
+            values.sort_unstable();
+            values
+                .get(values.len() / 2)
+                .map_or(0.0, |&us| us as f64 / 1000.0)
+        };
+        Ok((median(p50s), median(p99s)))
+    }
+
     /// The mean number of mesh peers per node on the benchmark's topic.
     async fn mean_mesh_size(&self) -> anyhow::Result<f64> {
         let topic = topics::entry_topic(NAMESPACE, KIND).to_string();
@@ -867,6 +888,7 @@ fn propagation(nodes: usize, messages: u64, rounds: u64, only: Option<&str>) -> 
             plain.mean_mesh_size().await?,
             stacked.mean_mesh_size().await?,
         ];
+        let (forward_p50_ms, forward_p99_ms) = plexus.forward_latency().await?;
         plain.stop().await;
         stacked.stop().await;
         plexus.stop().await;
@@ -890,6 +912,8 @@ fn propagation(nodes: usize, messages: u64, rounds: u64, only: Option<&str>) -> 
                 after_publish.percentile(0.99) / theirs.percentile(0.99),
             "p50_ratio_to_stack": ours.percentile(0.50) / theirs_stacked.percentile(0.50),
             "p99_ratio_to_stack": ours.percentile(0.99) / theirs_stacked.percentile(0.99),
+            "receipt_to_forward_p50_ms": forward_p50_ms,
+            "receipt_to_forward_p99_ms": forward_p99_ms,
         });
         println!("{report}");
         anyhow::Ok(())

@@ -215,6 +215,7 @@ fn one_stream_through_gossip_sync_and_the_api_ends_the_same() {
                 peer,
                 topic: topics::entry_topic("ns", &kind).hash().into_string(),
                 data: bytes.clone(),
+                received: std::time::Instant::now(),
             })
             .unwrap();
     }
