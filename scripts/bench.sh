@@ -27,7 +27,11 @@
 # BENCH_MESSAGES (default 300 per round: the p99 of 900 messages per side is their
 # ninth-slowest, less at the mercy of one stall of a shared machine than the third-slowest of
 # 300), BENCH_CLAIM_NODES (default 10), BENCH_CLAIMS (default 100), BENCH_PUBLISH_ENTRIES
-# (default 2000), BENCH_DIR (default $HOME/.cache/plexus-bench: generated files are reused).
+# (default 2000), BENCH_MCP_CALLS (default 200), BENCH_DIR (default
+# $HOME/.cache/plexus-bench: generated files are reused).
+#
+# agents (issue 16), the last table: the claim round trip through MCP against the same calls
+# over HTTP, and the Python client's publish throughput against raw httpx (see the end).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --bench
@@ -314,3 +318,17 @@ print(f"|{'-' * (width + 2)}|-------|")
 for name, value in rows:
     print(f"| {name:<{width}} | {value} |")
 PY
+
+# Agents (issue 16): clients/python/bench/agents.py on one loopback node. The claim round trip
+# through MCP (the official `mcp` SDK calling the `claim` tool, over stdio to `plexus mcp` and
+# over Streamable HTTP), until the holder decision is in the tool's answer, against the same
+# two API calls over HTTP (httpx); and publish throughput of the Python client (1 and 8
+# threads, 8 asyncio tasks) against raw httpx posting the same entries the same way. Each pair
+# alternates BENCH_ROUNDS rounds in one run (BENCH_MCP_CALLS claims per path per round, default
+# 200; BENCH_PUBLISH_ENTRIES publishes per side per round). The SDK is Python because that is
+# what hosts and agent frameworks use, and one venv serves the client benchmark too.
+source scripts/python-venv.sh
+echo "agents: MCP claim round trip and Python client publish..." >&2
+echo
+"$PLEXUS_VENV/bin/python" clients/python/bench/agents.py --plexus "$plexus" \
+  --calls "${BENCH_MCP_CALLS:-200}" --entries "$publish_entries" --rounds "$rounds"

@@ -48,21 +48,11 @@ PLEXUS_BIN="$CARGO_TARGET_DIR/debug/plexus" node web/tests/browser.mjs
 # A venv outside the tree, created once and brought to the pinned versions on every run.
 echo "== python client"
 cargo build -p plexus-node --locked
-PLEXUS_VENV="${PLEXUS_VENV:-${HOME:-/root}/.cache/plexus-venv}"
-if [ ! -x "$PLEXUS_VENV/bin/python" ]; then
-  python3 -m venv "$PLEXUS_VENV" || {
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
-    python3 -m venv "$PLEXUS_VENV"
-  }
-fi
-"$PLEXUS_VENV/bin/pip" install --quiet --disable-pip-version-check \
-  -r clients/python/requirements-test.txt
-"$PLEXUS_VENV/bin/pip" install --quiet --disable-pip-version-check --no-build-isolation \
-  --no-deps -e clients/python
+source scripts/python-venv.sh
 (
   cd clients/python
-  "$PLEXUS_VENV/bin/ruff" check src tests examples
-  "$PLEXUS_VENV/bin/ruff" format --check src tests examples
+  "$PLEXUS_VENV/bin/ruff" check src tests examples bench
+  "$PLEXUS_VENV/bin/ruff" format --check src tests examples bench
   "$PLEXUS_VENV/bin/mypy"
   # pytest exits 5 when it collected no test: that is a failure here, never a pass.
   status=0

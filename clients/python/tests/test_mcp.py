@@ -4,16 +4,27 @@ two agents coordinate through one MCP client each, over stdio, and once over Str
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 from mcp import Client as McpClient
-from mcp import StdioServerParameters
+from mcp import MCPError, StdioServerParameters
+from mcp.client.session import IncomingMessage
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
-from mcp_types import TextContent
+from mcp.shared.subscriptions import ResourceUpdated
+from mcp_types import (
+    ReadResourceResult,
+    ResourceUpdatedNotification,
+    TextContent,
+    TextResourceContents,
+)
 
 from conftest import WAIT_TIMEOUT_S, Node, plexus_binary
 
@@ -38,10 +49,41 @@ EXPECTED_TOOLS = {
 }
 
 
-def over_stdio(node: Node) -> McpClient:
-    """An MCP client that launches `plexus mcp` on the node's data directory, as a host does."""
+LEASES = "plexus://board/leases"
+TASKS = "plexus://board/tasks"
+
+
+def over_stdio(node: Node, updates: asyncio.Queue[str] | None = None) -> McpClient:
+    """An MCP client that launches `plexus mcp` on the node's data directory, as a host does;
+    with `updates`, the URIs of the `notifications/resources/updated` it receives go there."""
     server = StdioServerParameters(command=str(plexus_binary()), args=["mcp"], env=node.env())
-    return McpClient(server, mode="legacy", read_timeout_seconds=120)
+
+    async def on_message(message: IncomingMessage) -> None:
+        if updates is not None and isinstance(message, ResourceUpdatedNotification):
+            updates.put_nowait(str(message.params.uri))
+
+    return McpClient(server, mode="legacy", read_timeout_seconds=120, message_handler=on_message)
+
+
+@asynccontextmanager
+async def over_http(node: Node, mode: str) -> AsyncIterator[McpClient]:
+    """An MCP client of the node's Streamable HTTP endpoint, with its token."""
+    headers = {"Authorization": f"Bearer {node.token}"}
+    async with (
+        create_mcp_http_client(headers=headers) as http,
+        McpClient(
+            streamable_http_client(f"{node.api_url}/mcp", http_client=http), mode=mode
+        ) as client,
+    ):
+        yield client
+
+
+async def next_update(updates: asyncio.Queue[str], what: str) -> str:
+    """The next resource-updated notification's URI, or fails naming `what`."""
+    try:
+        return await asyncio.wait_for(updates.get(), WAIT_TIMEOUT_S)
+    except TimeoutError:
+        raise AssertionError(f"timed out waiting for {what}") from None
 
 
 async def call(client: McpClient, tool: str, arguments: dict[str, Any]) -> Any:
@@ -58,6 +100,13 @@ async def refusal(client: McpClient, tool: str, arguments: dict[str, Any]) -> st
 
 def text_of(content: list[Any]) -> str:
     return " ".join(block.text for block in content if isinstance(block, TextContent))
+
+
+def resource_json(read: ReadResourceResult) -> Any:
+    """The JSON of a board view, as `resources/read` gave it."""
+    texts = [item.text for item in read.contents if isinstance(item, TextResourceContents)]
+    assert len(texts) == 1, f"expected one text content, got {read.contents}"
+    return json.loads(texts[0])
 
 
 async def until(
@@ -152,13 +201,67 @@ async def test_a_task_goes_submitted_working_completed_and_a_refusal_is_a_tool_e
         assert (await call(worker, "whoami", {}))["agent_id"] == bob.agent_id
 
 
+# `resources/subscribe` is how hosts on protocol versions up to 2025-11-25 subscribe; the SDK
+# marks it deprecated in favour of 2026-07-28's `subscriptions/listen`.
+@pytest.mark.filterwarnings("ignore::mcp.MCPDeprecationWarning")
+async def test_a_subscribed_client_hears_of_a_claim_made_on_the_other_node(
+    pair: tuple[Node, Node],
+) -> None:
+    alice, bob = pair
+    updates: asyncio.Queue[str] = asyncio.Queue()
+    async with over_stdio(alice) as claimer, over_stdio(bob, updates) as watcher:
+        await watcher.subscribe_resource(LEASES)
+        await watcher.subscribe_resource(TASKS)
+        held = await call(claimer, "claim", {"resource": "deploy/prod", "lease_ms": 60_000})
+        assert held["you_hold_it"] is True
+
+        # Re-read on each notification, as a host does, until the claim shows.
+        while True:
+            assert await next_update(updates, "the leases notification") == LEASES
+            read = await watcher.read_resource(LEASES)
+            leases = resource_json(read)["leases"]
+            holders = [
+                holder["author"]
+                for lease in leases
+                if lease["resource"] == "deploy/prod"
+                for holder in lease["holders"]
+            ]
+            if holders == [alice.agent_id]:
+                break
+
+        await watcher.unsubscribe_resource(LEASES)
+        # A task change flushes whatever leases notification was already under way: the server
+        # sends in the order its node's events come.
+        await call(claimer, "update_task", {"task_id": "T-8", "state": "TASK_STATE_SUBMITTED"})
+        while await next_update(updates, "the first tasks notification") != TASKS:
+            pass
+        await call(claimer, "release_claim", {"claim_id": held["claim_id"]})
+        await until(
+            watcher,
+            "list_leases",
+            {"resource": "deploy/prod"},
+            "bob's node to see the release",
+            lambda answer: answer["leases"] == [] or answer["leases"][0]["holders"] == [],
+        )
+        # Bob's node saw the release before this task change, so a leases notification, were
+        # one sent, would arrive before the tasks one.
+        await call(claimer, "update_task", {"task_id": "T-9", "state": "TASK_STATE_SUBMITTED"})
+        assert await next_update(updates, "the second tasks notification") == TASKS
+
+        missing = await refusal_of_subscribe(watcher, "plexus://board/secrets")
+        assert "plexus://board/leases" in missing
+
+
+async def refusal_of_subscribe(client: McpClient, uri: str) -> str:
+    try:
+        await client.subscribe_resource(uri)
+    except MCPError as error:
+        return str(error)
+    raise AssertionError(f"subscribing to {uri} should have been refused")
+
+
 async def test_tools_over_streamable_http_behind_the_token(node: Node) -> None:
-    url = f"{node.api_url}/mcp"
-    headers = {"Authorization": f"Bearer {node.token}"}
-    async with (
-        create_mcp_http_client(headers=headers) as http,
-        McpClient(streamable_http_client(url, http_client=http), mode="legacy") as client,
-    ):
+    async with over_http(node, "legacy") as client:
         listed = await client.list_tools()
         assert {tool.name for tool in listed.tools} >= EXPECTED_TOOLS
         claimed = await call(client, "claim", {"resource": "printer", "lease_ms": 5_000})
@@ -174,8 +277,25 @@ async def test_tools_over_streamable_http_behind_the_token(node: Node) -> None:
             "plexus://board/agents",
         }
     async with create_mcp_http_client() as anonymous:
-        answer = await anonymous.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "ping"})
+        answer = await anonymous.post(
+            f"{node.api_url}/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "ping"}
+        )
         assert answer.status_code == 401
+
+
+async def test_a_listen_over_streamable_http_hears_of_a_task_change(node: Node) -> None:
+    # The endpoint is sessionless, so it takes 2026-07-28's subscriptions/listen: one request
+    # whose answer streams the notifications.
+    async with (
+        over_http(node, "2026-07-28") as client,
+        client.listen(resource_subscriptions=[TASKS, "plexus://board/secrets"]) as listening,
+    ):
+        assert listening.honored.resource_subscriptions == [TASKS]
+        await call(client, "update_task", {"task_id": "T-3", "state": "TASK_STATE_SUBMITTED"})
+        event = await asyncio.wait_for(anext(listening), WAIT_TIMEOUT_S)
+        assert event == ResourceUpdated(uri=TASKS)
+        read = await client.read_resource(TASKS)
+        assert [task["task_id"] for task in resource_json(read)["tasks"]] == ["T-3"]
 
 
 def test_plexus_mcp_without_a_running_node_exits_with_a_clear_error(tmp_path: Path) -> None:

@@ -105,9 +105,11 @@ impl Refusal {
 #[derive(Debug)]
 pub enum Events {
     Http(EventStream),
-    /// The coordinator's events, until the API shuts down.
+    /// The coordinator's events of the API's default namespace (as `GET /v1/events` sends
+    /// them), until the API shuts down.
     InProcess {
         receiver: crate::coord::EventReceiver,
+        namespace: std::sync::Arc<str>,
         shutdown: watch::Receiver<bool>,
     },
 }
@@ -135,7 +137,11 @@ impl Events {
                     }
                     Ok(None) | Err(_) => NextEvent::Ended,
                 },
-                Events::InProcess { receiver, shutdown } => loop {
+                Events::InProcess {
+                    receiver,
+                    namespace,
+                    shutdown,
+                } => loop {
                     if *shutdown.borrow() {
                         return NextEvent::Ended;
                     }
@@ -144,12 +150,16 @@ impl Events {
                         _ = shutdown.changed() => return NextEvent::Ended,
                     };
                     match received {
-                        Ok(event) => {
+                        Ok(event) if *event.namespace == **namespace => {
                             let data = serde_json::to_value(&*event).unwrap_or(Value::Null);
                             return NextEvent::Event(event.event_type.to_owned(), data);
                         }
-                        // Callers re-read state after a wait, so a missed event loses nothing.
-                        Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                        Ok(_) => continue,
+                        // As over SSE: whoever follows changes learns that some were missed.
+                        Err(broadcast::error::RecvError::Lagged(missed)) => {
+                            let data = serde_json::json!({ "missed": missed });
+                            return NextEvent::Event("lagged".to_owned(), data);
+                        }
                         Err(broadcast::error::RecvError::Closed) => return NextEvent::Ended,
                     }
                 },
@@ -233,6 +243,7 @@ impl Backend {
             }
             Backend::InProcess { state, .. } => Ok(Events::InProcess {
                 receiver: state.node.coord().subscribe(),
+                namespace: std::sync::Arc::clone(&state.namespace),
                 shutdown: state.shutdown.clone(),
             }),
         }

@@ -7,12 +7,14 @@
 //! and field, and for policy refusals the rule, policy version and retry delay: the model reads
 //! why and can act on it, and the server never fails the call at the protocol level for it.
 //!
-//! The board views (leases, tasks, agents) are also MCP resources. Waiting is bounded: a tool
-//! that waits (`wait_for_claim`, `recent_events`) gives up after its timeout and says so.
+//! The board views (leases, tasks, agents) are also MCP resources, with change notifications
+//! for subscribed clients (see [`resources`]). Waiting is bounded: a tool that waits
+//! (`wait_for_claim`, `recent_events`) gives up after its timeout and says so.
 
 pub mod backend;
 mod events;
 mod params;
+mod resources;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,9 +24,10 @@ use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{
     CallToolResult, ContentBlock, Implementation, ListResourcesResult, PaginatedRequestParams,
     ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Resource,
-    ResourceContents, ServerCapabilities, ServerConfig,
+    ResourceContents, ServerCapabilities, ServerConfig, SubscribeRequestParams, SubscriptionFilter,
+    UnsubscribeRequestParams,
 };
-use rmcp::service::RequestContext;
+use rmcp::service::{RequestContext, SubscriptionContext};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{tool, tool_handler, tool_router, ErrorData, RoleServer, ServerHandler, ServiceExt};
@@ -33,6 +36,7 @@ use serde_json::{json, Value};
 use backend::{encode_query, encode_segment, Backend, CallError, NextEvent};
 use events::EventBuffer;
 use params::*;
+use resources::{BoardView, SessionSubscriptions, SubscribeError, MAX_OPEN_LISTENS};
 
 use crate::api::{ApiState, MAX_REQUEST_BYTES};
 use crate::client::ApiClient;
@@ -47,41 +51,43 @@ pub const MAX_EVENTS_PER_CALL: usize = 100;
 const DEFAULT_LEASE_MS: u64 = 60_000;
 const DEFAULT_CARD_TTL_MS: u64 = 3_600_000;
 
-/// The board views served as resources: (URI, name, description, API route).
-const BOARD_RESOURCES: [(&str, &str, &str, &str); 3] = [
-    (
-        "plexus://board/leases",
-        "leases",
-        "Who holds which resource and who waits, in this node's namespace",
-        "/v1/leases",
-    ),
-    (
-        "plexus://board/tasks",
-        "tasks",
-        "Every task with its state and history",
-        "/v1/tasks",
-    ),
-    (
-        "plexus://board/agents",
-        "agents",
-        "The live capability cards of the namespace's agents",
-        "/v1/agents",
-    ),
-];
-
 /// The MCP server: the tools, over one [`Backend`].
 #[derive(Debug, Clone)]
 pub struct PlexusMcp {
     backend: Backend,
+    shared: Arc<SharedByNode>,
+    /// This session's `resources/subscribe` subscriptions.
+    subscriptions: Arc<SessionSubscriptions>,
+}
+
+/// What every session of one node shares.
+#[derive(Debug)]
+pub struct SharedByNode {
+    /// The node's change events for `recent_events`.
     events: Arc<EventBuffer>,
+    /// Permits for open `subscriptions/listen` requests.
+    open_listens: Arc<tokio::sync::Semaphore>,
+}
+
+impl Default for SharedByNode {
+    fn default() -> SharedByNode {
+        SharedByNode {
+            events: Arc::default(),
+            open_listens: Arc::new(tokio::sync::Semaphore::new(MAX_OPEN_LISTENS)),
+        }
+    }
 }
 
 #[tool_router]
 impl PlexusMcp {
-    /// A server whose tools call `backend`; `events` buffers the node's change events for
-    /// `recent_events` (shared by every session of one node).
-    pub fn new(backend: Backend, events: Arc<EventBuffer>) -> PlexusMcp {
-        PlexusMcp { backend, events }
+    /// A server (one per session) whose tools call `backend`, with what the node's sessions
+    /// share.
+    pub fn new(backend: Backend, shared: Arc<SharedByNode>) -> PlexusMcp {
+        PlexusMcp {
+            backend,
+            shared,
+            subscriptions: Arc::default(),
+        }
     }
 
     #[tool(
@@ -386,13 +392,14 @@ impl PlexusMcp {
         &self,
         Parameters(recent): Parameters<RecentEvents>,
     ) -> Result<CallToolResult, ErrorData> {
-        if let Err(error) = self.events.start(&self.backend).await {
+        if let Err(error) = self.shared.events.start(&self.backend).await {
             return refused(error);
         }
         let wait = Duration::from_secs(recent.wait_seconds.unwrap_or(0)).min(MAX_EVENTS_WAIT);
         let limit = recent.limit.unwrap_or(20).clamp(1, MAX_EVENTS_PER_CALL);
         let kinds = recent.kinds.unwrap_or_default();
         let events = self
+            .shared
             .events
             .select(&kinds, recent.after_id, limit, wait)
             .await;
@@ -407,6 +414,7 @@ impl ServerHandler for PlexusMcp {
             ServerCapabilities::builder()
                 .enable_tools()
                 .enable_resources()
+                .enable_resources_subscribe()
                 .build(),
         )
         .with_server_info(Implementation::from_build_env())
@@ -426,11 +434,11 @@ impl ServerHandler for PlexusMcp {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
-        let resources = BOARD_RESOURCES
-            .iter()
-            .map(|(uri, name, description, _)| {
-                Resource::new(*uri, *name)
-                    .with_description(*description)
+        let resources = BoardView::ALL
+            .into_iter()
+            .map(|view| {
+                Resource::new(view.uri(), view.name())
+                    .with_description(view.description())
                     .with_mime_type("application/json")
             })
             .collect();
@@ -442,19 +450,106 @@ impl ServerHandler for PlexusMcp {
         request: ReadResourceRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
-        let Some((uri, _, _, route)) = BOARD_RESOURCES.iter().find(|(uri, ..)| *uri == request.uri)
-        else {
-            return Err(ErrorData::resource_not_found(
-                format!("no resource {}: see resources/list", request.uri),
-                None,
-            ));
-        };
+        let view = board_view(&request.uri)?;
         let answer = self
             .backend
-            .call("GET", route, None)
+            .call("GET", view.route(), None)
             .await
             .map_err(|error| ErrorData::internal_error(error.to_string(), None))?;
-        Ok(ReadResourceResult::new(vec![ResourceContents::text(answer.to_string(), *uri)]).into())
+        let contents = ResourceContents::text(answer.to_string(), view.uri());
+        Ok(ReadResourceResult::new(vec![contents]).into())
+    }
+
+    // `resources/subscribe` is how hosts on protocol versions up to 2025-11-25 subscribe
+    // (most of them today); `subscriptions/listen` below is the 2026-07-28 way.
+    #[allow(deprecated)]
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let view = board_view(&request.uri)?;
+        if matches!(self.backend, Backend::InProcess { .. }) {
+            return Err(subscribe_refused(SubscribeError::Sessionless));
+        }
+        self.subscriptions
+            .subscribe(view, &self.backend, context.peer)
+            .await
+            .map_err(subscribe_refused)
+    }
+
+    #[allow(deprecated)]
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.subscriptions
+            .unsubscribe(board_view(&request.uri)?)
+            .await;
+        Ok(())
+    }
+
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        // The board views named, each once: other URIs are not ours to notify.
+        let views: std::collections::BTreeSet<BoardView> = requested
+            .resource_subscriptions
+            .iter()
+            .flatten()
+            .filter_map(|uri| BoardView::from_uri(uri))
+            .collect();
+        let mut accepted = SubscriptionFilter::new();
+        accepted.resource_subscriptions = Some(
+            views
+                .into_iter()
+                .map(|view| view.uri().to_owned())
+                .collect(),
+        );
+        Some(accepted)
+    }
+
+    async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
+        let views = context
+            .accepted()
+            .resource_subscriptions
+            .iter()
+            .flatten()
+            .filter_map(|uri| BoardView::from_uri(uri))
+            .collect();
+        let sink = context.sink().clone();
+        resources::listen(
+            views,
+            &self.backend,
+            sink,
+            context.cancelled(),
+            &self.shared.open_listens,
+        )
+        .await
+        .map_err(subscribe_refused)
+    }
+}
+
+fn board_view(uri: &str) -> Result<BoardView, ErrorData> {
+    BoardView::from_uri(uri).ok_or_else(|| {
+        ErrorData::resource_not_found(
+            SubscribeError::UnknownResource(uri.to_owned()).to_string(),
+            None,
+        )
+    })
+}
+
+fn subscribe_refused(error: SubscribeError) -> ErrorData {
+    match error {
+        SubscribeError::UnknownResource(_) => {
+            ErrorData::resource_not_found(error.to_string(), None)
+        }
+        SubscribeError::Sessionless | SubscribeError::TooManyListens => {
+            ErrorData::invalid_request(error.to_string(), None)
+        }
+        SubscribeError::Events(_) => ErrorData::internal_error(error.to_string(), None),
     }
 }
 
@@ -565,13 +660,13 @@ pub fn http_service(
         router: routes,
         state,
     };
-    let events = Arc::new(EventBuffer::default());
+    let shared = Arc::new(SharedByNode::default());
     let config = StreamableHttpServerConfig::default()
         .with_legacy_session_mode(false)
         .with_json_response(true)
         .with_max_request_body_bytes(MAX_REQUEST_BYTES);
     StreamableHttpService::new(
-        move || Ok(PlexusMcp::new(backend.clone(), Arc::clone(&events))),
+        move || Ok(PlexusMcp::new(backend.clone(), Arc::clone(&shared))),
         LocalSessionManager::default().into(),
         config,
     )
@@ -580,7 +675,7 @@ pub fn http_service(
 /// `plexus mcp`: serves the tools over stdio to the host that started this process, talking
 /// to the node running on the same data directory.
 pub async fn serve_stdio(client: ApiClient) -> Result<(), McpError> {
-    let server = PlexusMcp::new(Backend::Http(client), Arc::new(EventBuffer::default()));
+    let server = PlexusMcp::new(Backend::Http(client), Arc::new(SharedByNode::default()));
     let running = server
         .serve(rmcp::transport::stdio())
         .await
