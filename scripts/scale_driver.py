@@ -115,10 +115,12 @@ class Node:
             fields = stat.read().rsplit(")", 1)[1].split()
         return int(fields[11]) + int(fields[12])
 
-    def rss_kib(self):
+    def rss_kib(self, field="VmRSS"):
+        """Resident memory in KiB: VmRSS (all of it, the binary's shared code pages included)
+        or RssAnon (the node's own heap and stacks)."""
         with open(f"/proc/{self.process.pid}/status") as status:
             for line in status:
-                if line.startswith("VmRSS"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1])
         return 0
 
@@ -235,6 +237,7 @@ def main():
         cpu = [100.0 * (node.cpu_ticks() - before) / TICKS / idle_secs
                for node, before in zip(nodes, ticks)]
         rss = [node.rss_kib() / 1024 for node in nodes]
+        rss_anon = [node.rss_kib("RssAnon") / 1024 for node in nodes]
         idle_bytes_per_sec = ((loopback_bytes() - bytes_before) / idle_secs
                               if bytes_before is not None else None)
         counts = peer_counts(nodes)
@@ -244,12 +247,15 @@ def main():
             "idle_cpu_pct_all_nodes": round(sum(cpu), 1),
             "rss_mib_per_node_median": round(percentile(rss, 0.5), 1),
             "rss_mib_per_node_max": round(max(rss), 1),
+            # RSS less the binary's code pages, which every node shares with the others.
+            "rss_anon_mib_per_node_median": round(percentile(rss_anon, 0.5), 1),
+            "rss_anon_mib_per_node_max": round(max(rss_anon), 1),
             "idle_loopback_bytes_per_sec_per_node":
                 round(idle_bytes_per_sec / NODES) if idle_bytes_per_sec is not None else None,
             "peers_min_max_after_idle": [min(counts), max(counts)],
-            # What one more connection costs in resident memory: the least-squares slope of
-            # RSS over peer count across the nodes (None when every node has as many peers).
-            "rss_mib_per_peer": slope(counts, rss),
+            # What one more connection costs in private memory: the least-squares slope of
+            # RssAnon over peer count across the nodes (None when all have as many peers).
+            "rss_mib_per_peer": slope(counts, rss_anon),
         })
 
         log(f"publishing {ENTRIES} entries")
