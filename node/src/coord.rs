@@ -25,7 +25,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::store::{Log, StoreError};
 use plexus_crypto::{AgentId, Hash256};
-use plexus_protocol::coord::{ClaimStanding, ClaimView, LeaseView, View};
+use plexus_protocol::coord::{
+    is_late, Arrival, ClaimStanding, ClaimView, LeaseView, Reception, View,
+};
 use plexus_protocol::Entry;
 use serde::Serialize;
 
@@ -60,6 +62,9 @@ pub struct Event {
 #[derive(Debug)]
 pub struct Coordinator {
     agent: AgentId,
+    /// The node's clock-skew window outside governed namespaces, which decides whether a
+    /// claim received as history is late (`docs/PROTOCOL.md` §9.4).
+    clock_skew_ms: u64,
     state: Mutex<State>,
     events: Arc<ring::EventRing>,
 }
@@ -93,9 +98,17 @@ impl Coordinator {
         let events = Arc::new(ring::EventRing::new());
         Coordinator {
             agent,
+            clock_skew_ms: plexus_protocol::coord::DEFAULT_CLOCK_SKEW_MS,
             state: Mutex::new(State::default()),
             events,
         }
+    }
+
+    /// The same coordinator with the node's clock-skew window (the default is
+    /// [`plexus_protocol::coord::DEFAULT_CLOCK_SKEW_MS`]).
+    pub fn with_clock_skew_ms(mut self, clock_skew_ms: u64) -> Coordinator {
+        self.clock_skew_ms = clock_skew_ms;
+        self
     }
 
     /// The view, locked for reading. Hold it briefly: ingest waits for it.
@@ -121,6 +134,9 @@ impl Coordinator {
                 let item = item?;
                 state.next_arrival = item.arrival + 1;
                 count += 1;
+                if let Some(reception) = item.reception {
+                    self.mark_if_late(&mut state, log, &item.entry, reception);
+                }
                 self.apply(&mut state, &item.entry, now_ms, &mut touched);
             }
             applied += count as u64;
@@ -128,6 +144,21 @@ impl Coordinator {
             if count < SYNC_CHUNK {
                 return Ok(applied);
             }
+        }
+    }
+
+    /// Marks a claim this node received late in the view, before it is applied, so the
+    /// events it causes already carry the mark.
+    fn mark_if_late(&self, state: &mut State, log: &Log, entry: &Entry, reception: Reception) {
+        let header = entry.header();
+        let is_claim = plexus_protocol::Kind::parse(&header.kind).is_ok_and(|kind| kind.is_claim());
+        if reception.arrival != Arrival::History || !is_claim {
+            // Spare the window's lookup: nothing else can be late.
+            return;
+        }
+        let (window_ms, _) = log.clock_skew_for(entry, self.clock_skew_ms);
+        if is_late(&header.kind, header.timestamp_ms, reception, window_ms) {
+            state.view.mark_late(&header.namespace, entry.id());
         }
     }
 
@@ -427,5 +458,99 @@ mod tests {
             fresh.view().tasks(NAMESPACE, later),
             coord.view().tasks(NAMESPACE, later)
         );
+    }
+
+    /// A claim by `author` dated `timestamp_ms`, signed but not stored.
+    fn signed_claim(author: &Keypair, timestamp_ms: u64) -> Entry {
+        let body = r#"{"resource": "printer", "action": "print", "leaseMs": 3600000}"#;
+        Entry::sign(
+            author,
+            plexus_protocol::Draft {
+                namespace: NAMESPACE.into(),
+                seq: 1,
+                prev: None,
+                timestamp_ms,
+                kind: "intent".into(),
+                body: json_text_to_canonical(body).unwrap(),
+            },
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_claim_backfilled_beyond_the_window_is_flagged_late_and_still_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::open(dir.path()).unwrap();
+        let me = Keypair::from_seed(&[1; 32]);
+        let (cheater, partitioned) = (Keypair::from_seed(&[2; 32]), Keypair::from_seed(&[3; 32]));
+        let coord = Coordinator::new(me.agent_id());
+        let mut events = coord.subscribe();
+        let mine = append(
+            &log,
+            &me,
+            "intent",
+            r#"{"resource": "printer", "action": "print", "leaseMs": 3600000}"#,
+            0,
+        );
+        coord.sync(&log, NOW_MS).unwrap();
+        // Both arrive by backfill a minute after `mine`: one dated ten minutes back, one made
+        // twenty seconds before it arrived (within the 30 s window, as after a short partition).
+        let received_ms = NOW_MS + 60_000;
+        let backdated = signed_claim(&cheater, NOW_MS - 600_000);
+        let timely = signed_claim(&partitioned, received_ms - 20_000);
+        for entry in [&backdated, &timely] {
+            let outcome = log
+                .ingest(&entry.encode(), "sync:peer", received_ms)
+                .unwrap();
+            assert!(matches!(
+                outcome,
+                crate::store::IngestOutcome::Accepted { .. }
+            ));
+        }
+        coord.sync(&log, received_ms).unwrap();
+        let lease = coord.view().lease(NAMESPACE, "printer", received_ms);
+        let standings: Vec<(String, bool)> = lease
+            .holders
+            .iter()
+            .chain(&lease.waiting)
+            .map(|claim| (claim.claim_id.clone(), claim.late))
+            .collect();
+        assert_eq!(
+            standings,
+            [
+                (backdated.id().to_string(), true),
+                (mine.id().to_string(), false),
+                (timely.id().to_string(), false),
+            ],
+            "the back-dated claim still sorts first, flagged; the others are not late"
+        );
+        let lost: Vec<String> = drain(&mut events)
+            .into_iter()
+            .filter(|event| event.contains("\"claim.lost\""))
+            .collect();
+        assert_eq!(lost.len(), 1, "{lost:?}");
+        let lost: serde_json::Value = serde_json::from_str(&lost[0]).unwrap();
+        assert_eq!(lost["data"]["holders"][0]["late"], true);
+        // The journal says how each arrived, so a fresh coordinator flags the same claims.
+        let receptions: Vec<Option<Arrival>> = log
+            .journal(0)
+            .map(|item| item.unwrap().reception.map(|r| r.arrival))
+            .collect();
+        assert_eq!(
+            receptions,
+            [
+                Some(Arrival::Own),
+                Some(Arrival::History),
+                Some(Arrival::History)
+            ]
+        );
+        let fresh = Coordinator::new(me.agent_id());
+        fresh.sync(&log, received_ms).unwrap();
+        assert_eq!(fresh.view().lease(NAMESPACE, "printer", received_ms), lease);
+        // A node with a wider window (`--clock-skew-ms`) does not flag it.
+        let lenient = Coordinator::new(me.agent_id()).with_clock_skew_ms(3_600_000);
+        lenient.sync(&log, received_ms).unwrap();
+        let lease = lenient.view().lease(NAMESPACE, "printer", received_ms);
+        assert!(!lease.holders[0].late);
     }
 }

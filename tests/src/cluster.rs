@@ -99,6 +99,8 @@ pub struct NodeSpec {
     pub trust_roots: TrustRoots,
     /// Gossip ingress limits; the defaults when `None`.
     pub ingress: Option<IngressLimits>,
+    /// The clock-skew window (`--clock-skew-ms`); the default when `None`.
+    pub clock_skew_ms: Option<u64>,
 }
 
 /// Starts a node with a fresh identity and data directory.
@@ -168,7 +170,9 @@ async fn start_in(dir: tempfile::TempDir, mut net: NetConfig, spec: NodeSpec) ->
             net,
             namespaces: vec![NAMESPACE.to_owned()],
             quarantine_forkers: true,
-            clock_skew_ms: plexus_protocol::coord::DEFAULT_CLOCK_SKEW_MS,
+            clock_skew_ms: spec
+                .clock_skew_ms
+                .unwrap_or(plexus_protocol::coord::DEFAULT_CLOCK_SKEW_MS),
             ingress: spec.ingress.unwrap_or_default(),
         },
     )

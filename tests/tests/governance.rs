@@ -39,6 +39,7 @@ async fn node(admin: &Keypair, keypair: Option<Keypair>, governed: bool) -> Test
                 TrustRoots::new()
             },
             ingress: None,
+            clock_skew_ms: None,
         },
     )
     .await

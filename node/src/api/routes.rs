@@ -471,6 +471,10 @@ pub(super) async fn log(
                 if wanted {
                     let mut value = entry_json(&item.entry);
                     value["arrival"] = json!(item.arrival);
+                    if let Some(reception) = item.reception {
+                        value["received_via"] = json!(reception.arrival.as_str());
+                        value["received_ms"] = json!(reception.received_ms);
+                    }
                     value["body"] = item
                         .entry
                         .body()

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use clap::Args;
-use plexus_protocol::coord::View;
+use plexus_protocol::coord::{is_late, Reception, View};
 use plexus_protocol::{cbor, export, Entry};
 use serde_json::Value;
 
@@ -32,6 +32,10 @@ pub struct ReplayArgs {
     /// Print the reconstructed state as JSON
     #[arg(long)]
     pub json: bool,
+    /// The clock-skew window the node ran with (its `--clock-skew-ms`), for marking the claims
+    /// it received late (replaying a data directory; used in every namespace)
+    #[arg(long, value_name = "MS", default_value_t = plexus_protocol::coord::DEFAULT_CLOCK_SKEW_MS)]
+    pub clock_skew_ms: u64,
 }
 
 /// `plexus audit replay`: who held which lease, which cards were live and which state each
@@ -55,28 +59,40 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    let mut view = View::new();
-    let mut entries = 0u64;
-    let mut first_ms: Option<u64> = None;
-    let mut apply = |entry: Entry| {
-        entries += 1;
-        let timestamp = entry.header().timestamp_ms;
-        first_ms = Some(first_ms.map_or(timestamp, |first| first.min(timestamp)));
-        view.apply(&entry);
-    };
+    let mut replayed = Replayed::default();
+    let mut late_claims = Vec::new();
     if is_dir {
+        // The journal, not the feeds: it also says how and when the node received each entry,
+        // which marks the claims it received late (§9.4). A completed entry is journaled
+        // twice; applying it again changes nothing.
         let log = Log::open_read_only(&args.target)?;
-        for item in log.raw_entries() {
-            let (_, bytes) = item?;
-            apply(Entry::decode(&bytes).context("the log holds an undecodable entry")?);
+        for item in log.journal(0) {
+            let item = item.context("the log's journal cannot be read")?;
+            let entry = &item.entry;
+            if let Some(reception) = item.reception {
+                let header = entry.header();
+                let (window_ms, _) = log.clock_skew_for(entry, args.clock_skew_ms);
+                if is_late(&header.kind, header.timestamp_ms, reception, window_ms) {
+                    replayed.view.mark_late(&header.namespace, entry.id());
+                    late_claims.push((entry.clone(), reception));
+                }
+            }
+            replayed.apply(entry);
         }
+        replayed.entries = log.stats()?.entries;
     } else {
         for item in export_items(&args.target)? {
             if export::classify(&item) == export::ItemKind::Entry {
-                apply(Entry::decode(&item).context("the export holds an undecodable entry")?);
+                replayed
+                    .apply(&Entry::decode(&item).context("the export holds an undecodable entry")?);
             }
         }
     }
+    let Replayed {
+        view,
+        entries,
+        first_ms,
+    } = replayed;
     if let Some(first) = first_ms.filter(|first| at < *first) {
         eprintln!(
             "note: {} is before the log's first entry ({}), so nothing had happened yet",
@@ -88,6 +104,12 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&snapshot)?);
         return Ok(ExitCode::SUCCESS);
+    }
+    if !is_dir {
+        eprintln!(
+            "note: an export holds no reception times, so claims a node received late are \
+             marked only when replaying its data directory"
+        );
     }
     println!(
         "state at {} ({at}) from {entries} entries of {}",
@@ -120,9 +142,10 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
                 .iter()
                 .map(|c| {
                     format!(
-                        "{} (claim {})",
+                        "{} (claim {}{})",
                         &c.author[..12.min(c.author.len())],
-                        &c.claim_id[..12.min(c.claim_id.len())]
+                        &c.claim_id[..12.min(c.claim_id.len())],
+                        if c.late { ", LATE" } else { "" }
                     )
                 })
                 .collect();
@@ -145,6 +168,7 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
                 );
             }
         }
+        print_late_claims(namespace, &late_claims, at);
         println!("  tasks ({}):", space.tasks.len());
         for task in &space.tasks {
             println!(
@@ -157,6 +181,58 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         println!("  constraints in force: {}", space.constraints.len());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The view folded so far, with how many entries went in and the earliest timestamp.
+#[derive(Default)]
+struct Replayed {
+    view: View,
+    entries: u64,
+    first_ms: Option<u64>,
+}
+
+impl Replayed {
+    fn apply(&mut self, entry: &Entry) {
+        self.entries += 1;
+        let timestamp = entry.header().timestamp_ms;
+        self.first_ms = Some(
+            self.first_ms
+                .map_or(timestamp, |first| first.min(timestamp)),
+        );
+        self.view.apply(entry);
+    }
+}
+
+/// Prints the claims of `namespace` (made up to `at`) that the node received late.
+fn print_late_claims(namespace: &str, late_claims: &[(Entry, Reception)], at: u64) {
+    let late: Vec<&(Entry, Reception)> = late_claims
+        .iter()
+        .filter(|(entry, _)| {
+            entry.header().namespace == namespace && entry.header().timestamp_ms <= at
+        })
+        .collect();
+    if late.is_empty() {
+        return;
+    }
+    println!(
+        "  received late ({}): made more than the clock-skew window before this node fetched \
+         them by backfill, across a long partition or back-dated (PROTOCOL.md §9.4):",
+        late.len()
+    );
+    for (entry, reception) in late {
+        let header = entry.header();
+        let id = entry.id().to_string();
+        let author = header.author.to_string();
+        println!(
+            "    LATE {} {} by {}: dated {}, received {} ({} s later)",
+            header.kind,
+            &id[..12],
+            &author[..12],
+            format_time(header.timestamp_ms),
+            format_time(reception.received_ms),
+            reception.received_ms.saturating_sub(header.timestamp_ms) / 1000
+        );
+    }
 }
 
 fn export_items(path: &Path) -> anyhow::Result<Vec<Vec<u8>>> {

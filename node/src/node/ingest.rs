@@ -46,7 +46,7 @@ use std::time::Instant;
 use libp2p::gossipsub::{MessageAcceptance, MessageId};
 use libp2p::PeerId;
 use plexus_protocol::admit::{admit, admit_batch, Admitted, Refusal, Route};
-use plexus_protocol::coord::check_clock_skew;
+use plexus_protocol::coord::{check_clock_skew, Arrival};
 use plexus_protocol::{FeedKey, ForkProof};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
@@ -242,6 +242,7 @@ impl Pipeline {
         let offer = Offer {
             admitted,
             source: source.to_owned(),
+            arrival: Arrival::Live,
         };
         let outcome = self
             .log
@@ -398,7 +399,11 @@ impl Pipeline {
                             let header = admitted.entry().header();
                             let feed = FeedKey::of(admitted.entry());
                             offered.push((verdicts.len(), message.peer, feed, header.seq));
-                            offers.push(Offer { admitted, source });
+                            offers.push(Offer {
+                                admitted,
+                                source,
+                                arrival: Arrival::Live,
+                            });
                             // Set from the write's outcome below.
                             MessageAcceptance::Ignore
                         }
@@ -534,6 +539,7 @@ impl Pipeline {
                 Ok(admitted) => offers.push(Offer {
                     admitted,
                     source: source.clone(),
+                    arrival: Arrival::History,
                 }),
                 Err(refusal) => {
                     self.record_refusal(&bytes, &refusal, &source, now)?;

@@ -232,7 +232,8 @@ impl Node {
             gossip_failures: AtomicU64::new(0),
         });
         let ingress = Arc::new(Mutex::new(limits::Ingress::new(config.ingress)));
-        let coord = Arc::new(Coordinator::new(keypair.agent_id()));
+        let coord =
+            Arc::new(Coordinator::new(keypair.agent_id()).with_clock_skew_ms(config.clock_skew_ms));
         let (command_tx, command_rx) = mpsc::channel(net::COMMAND_QUEUE);
         let (event_tx, event_rx) = mpsc::channel(net::EVENT_QUEUE);
         let swarm = build_swarm(&keypair, &config.net)?;

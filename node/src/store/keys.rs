@@ -6,6 +6,7 @@
 //! also the order of an audit export.
 
 use plexus_crypto::{AgentId, Hash256, PUBLIC_KEY_LEN};
+use plexus_protocol::coord::{Arrival, Reception};
 use plexus_protocol::FeedKey;
 
 /// The prefix shared by every key of one feed.
@@ -68,6 +69,45 @@ pub fn counter_key(counter: u64) -> [u8; 8] {
     counter.to_be_bytes()
 }
 
+/// A journal record's value: the entry's `entries` key, then how it arrived (one byte,
+/// [`Arrival::code`]) and when (the receiving clock, Unix ms, 8 bytes big-endian).
+pub fn journal_value(entry_key: &[u8], reception: Reception) -> Vec<u8> {
+    let mut value = Vec::with_capacity(entry_key.len() + 9);
+    value.extend_from_slice(entry_key);
+    value.push(reception.arrival.code());
+    value.extend_from_slice(&reception.received_ms.to_be_bytes());
+    value
+}
+
+/// What a journal record's value names: an entry id (records written before they held keys),
+/// or an entry key with its reception (`None` in records written before receptions were
+/// recorded). `None` for a value of neither form.
+pub fn split_journal_value(value: &[u8]) -> Option<JournalTarget<'_>> {
+    if value.len() == plexus_crypto::HASH_LEN {
+        return Some(JournalTarget::Id(Hash256::from_slice(value)?));
+    }
+    let key_len = 1 + usize::from(*value.first()?) + PUBLIC_KEY_LEN + 8;
+    let key = value.get(..key_len)?;
+    let reception = match value.get(key_len..)? {
+        [] => None,
+        [code, time @ ..] => Some(Reception {
+            arrival: Arrival::from_code(*code)?,
+            received_ms: u64::from_be_bytes(time.try_into().ok()?),
+        }),
+    };
+    Some(JournalTarget::Key { key, reception })
+}
+
+/// What a journal record names (see [`split_journal_value`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JournalTarget<'a> {
+    Id(Hash256),
+    Key {
+        key: &'a [u8],
+        reception: Option<Reception>,
+    },
+}
+
 /// Reads a big-endian counter key.
 pub fn split_counter_key(key: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(key.try_into().ok()?))
@@ -96,5 +136,43 @@ mod tests {
             author,
         };
         assert!(entry_key(&feed, u64::MAX) < entry_key(&other, 1));
+    }
+
+    #[test]
+    fn journal_values_of_every_generation_are_read() {
+        let author = Keypair::from_seed(&[1; 32]).agent_id();
+        let feed = FeedKey {
+            namespace: "ns".into(),
+            author,
+        };
+        let key = entry_key(&feed, 7);
+        let reception = Reception {
+            arrival: Arrival::History,
+            received_ms: 1_767_225_600_000,
+        };
+        let current = journal_value(&key, reception);
+        assert_eq!(
+            split_journal_value(&current),
+            Some(JournalTarget::Key {
+                key: &key,
+                reception: Some(reception)
+            })
+        );
+        assert_eq!(
+            split_journal_value(&key),
+            Some(JournalTarget::Key {
+                key: &key,
+                reception: None
+            })
+        );
+        let id = Hash256([9; 32]);
+        assert_eq!(
+            split_journal_value(id.as_bytes()),
+            Some(JournalTarget::Id(id))
+        );
+        let mut unknown_arrival = current.clone();
+        unknown_arrival[key.len()] = 7;
+        assert_eq!(split_journal_value(&unknown_arrival), None);
+        assert_eq!(split_journal_value(&current[..current.len() - 1]), None);
     }
 }

@@ -7,7 +7,7 @@
 //! | `entries`  | feed prefix, seq (BE)                | the entry envelope                 |
 //! | `ids`      | entry id                             | the entry's `entries` key          |
 //! | `heads`    | feed prefix                          | head seq (BE), head id             |
-//! | `journal`  | arrival counter (BE)                 | the entry's `entries` key (logs written before this: its id); a pruned entry completed with its body is journaled again |
+//! | `journal`  | arrival counter (BE)                 | the entry's `entries` key, its arrival (1 byte: 0 own, 1 live, 2 history) and the receive time (Unix ms, BE); older logs: the key alone, or the entry id; a pruned entry completed with its body is journaled again |
 //! | `forks`    | feed prefix, seq (one proof per seq) | encoded fork proof                 |
 //! | `pending`  | feed prefix, seq, entry id           | envelope waiting for a predecessor |
 //! | `rejected` | rejection counter (BE), a ring       | encoded [`Rejection`]              |
@@ -55,7 +55,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use plexus_crypto::Hash256;
-use plexus_protocol::coord::BodyError;
+use plexus_protocol::coord::{BodyError, Reception};
 use plexus_protocol::policy::Violation;
 use plexus_protocol::{Entry, EntryError, FeedHead, FeedKey, ForkProof};
 use rocksdb::{Direction, IteratorMode, WriteBatch, WriteOptions, DB};
@@ -217,6 +217,9 @@ pub type RawEntry = (Box<[u8]>, Box<[u8]>);
 pub struct JournalEntry {
     pub arrival: u64,
     pub entry: Entry,
+    /// How and when this node received it (`None` in records of logs written before
+    /// receptions were recorded).
+    pub reception: Option<Reception>,
 }
 
 /// Counts for status displays.

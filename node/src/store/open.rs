@@ -136,6 +136,7 @@ impl Log {
                 author: feed.author,
                 peer: None,
                 arrival_ms: now_ms,
+                arrival: plexus_protocol::coord::Arrival::History,
                 feed_held: self.head(&feed)?.is_some(),
             };
             index.insert(key, meta);

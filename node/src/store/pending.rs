@@ -13,6 +13,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use plexus_crypto::AgentId;
+use plexus_protocol::coord::{Arrival, Reception};
 
 use super::MAX_PENDING;
 
@@ -63,8 +64,21 @@ pub(super) struct PendingMeta {
     /// a restart.
     pub peer: Option<String>,
     pub arrival_ms: u64,
+    /// How it arrived (live or history), for the journal record once it leaves `pending`
+    /// (history after a restart, when the index no longer knows).
+    pub arrival: Arrival,
     /// Whether the node held entries of its feed when it arrived.
     pub feed_held: bool,
+}
+
+impl PendingMeta {
+    /// How and when the entry arrived.
+    pub fn reception(&self) -> Reception {
+        Reception {
+            arrival: self.arrival,
+            received_ms: self.arrival_ms,
+        }
+    }
 }
 
 /// The index: every key of `pending`, ordered by arrival, with counts per author and peer.
@@ -89,6 +103,11 @@ pub(super) fn peer_of_source(source: &str) -> Option<String> {
 impl PendingIndex {
     pub fn len(&self) -> usize {
         self.entries.len()
+    }
+
+    /// How and when the entry held under `key` arrived.
+    pub fn reception(&self, key: &[u8]) -> Option<Reception> {
+        self.entries.get(key).map(|(_, meta)| meta.reception())
     }
 
     /// Whether one more entry like `meta` may be held while `pending` counts `occupied`
@@ -202,6 +221,7 @@ mod tests {
             author,
             peer: Some(peer.to_owned()),
             arrival_ms,
+            arrival: Arrival::Live,
             feed_held,
         }
     }

@@ -116,23 +116,29 @@ impl Log {
                 let (key, value) = item?;
                 let arrival = keys::split_counter_key(&key)
                     .ok_or_else(|| StoreError::Corrupt("unreadable journal key".into()))?;
-                let entry = if value.len() == plexus_crypto::HASH_LEN {
+                let target = keys::split_journal_value(&value)
+                    .ok_or_else(|| StoreError::Corrupt("unreadable journal value".into()))?;
+                let (entry, reception) = match target {
                     // Written before journal records held the entry's key: look the id up.
-                    let id = Hash256::from_slice(&value)
-                        .ok_or_else(|| StoreError::Corrupt("unreadable journal value".into()))?;
-                    self.entry_by_id(&id)?
-                } else {
-                    self.db
-                        .get_pinned_cf(self.cf(CF_ENTRIES), &value)?
-                        .map(|bytes| decode_stored(&bytes))
-                        .transpose()?
+                    keys::JournalTarget::Id(id) => (self.entry_by_id(&id)?, None),
+                    keys::JournalTarget::Key { key, reception } => (
+                        self.db
+                            .get_pinned_cf(self.cf(CF_ENTRIES), key)?
+                            .map(|bytes| decode_stored(&bytes))
+                            .transpose()?,
+                        reception,
+                    ),
                 };
                 let entry = entry.ok_or_else(|| {
                     StoreError::Corrupt(format!(
                         "journal record {arrival} names an entry that is not stored"
                     ))
                 })?;
-                Ok(JournalEntry { arrival, entry })
+                Ok(JournalEntry {
+                    arrival,
+                    entry,
+                    reception,
+                })
             })
     }
 

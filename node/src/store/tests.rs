@@ -724,3 +724,62 @@ proptest::proptest! {
         proptest::prop_assert_eq!(state(&batched), state(&single));
     }
 }
+
+#[test]
+fn the_journal_keeps_how_and_when_each_entry_first_arrived() {
+    use plexus_protocol::admit::admit_entries;
+    use plexus_protocol::coord::{Arrival, Reception};
+
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path()).unwrap();
+    let me = Keypair::generate();
+    log.append_own(&me, "ns", "x-note", text_body("mine"), 50)
+        .unwrap();
+    let chain = foreign_chain(&Keypair::generate(), 2);
+    let offer = |entry: &Entry, arrival| Offer {
+        admitted: admit_entries(vec![entry.clone()]).pop().unwrap().unwrap(),
+        source: "gossip:peer".into(),
+        arrival,
+    };
+    // Seq 2 arrives live first and waits for seq 1, which backfill brings later: each keeps
+    // its own arrival, and seq 2 the time it was first received, not the time it chained.
+    let outcomes = log
+        .ingest_admitted(vec![offer(&chain[1], Arrival::Live)], 1_000)
+        .unwrap();
+    assert!(matches!(outcomes[0], IngestOutcome::Pending { .. }));
+    log.ingest_admitted(vec![offer(&chain[0], Arrival::History)], 2_000)
+        .unwrap();
+    let receptions: Vec<(u64, Option<Reception>)> = log
+        .journal(0)
+        .map(|item| {
+            let item = item.unwrap();
+            (item.entry.header().seq, item.reception)
+        })
+        .collect();
+    let reception = |arrival, received_ms| {
+        Some(Reception {
+            arrival,
+            received_ms,
+        })
+    };
+    assert_eq!(
+        receptions,
+        [
+            (1, reception(Arrival::Own, 50)),
+            (1, reception(Arrival::History, 2_000)),
+            (2, reception(Arrival::Live, 1_000)),
+        ]
+    );
+    // They survive a reopen.
+    drop(log);
+    let log = Log::open(dir.path()).unwrap();
+    let again: Vec<Option<Reception>> =
+        log.journal(0).map(|item| item.unwrap().reception).collect();
+    assert_eq!(
+        again,
+        receptions
+            .iter()
+            .map(|(_, reception)| *reception)
+            .collect::<Vec<_>>()
+    );
+}

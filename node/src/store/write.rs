@@ -27,6 +27,7 @@ use std::sync::MutexGuard;
 
 use plexus_crypto::{Hash256, Keypair};
 use plexus_protocol::admit::{admit, admit_entries, Admitted, Route};
+use plexus_protocol::coord::{Arrival, Reception};
 use plexus_protocol::feed::place;
 use plexus_protocol::policy::Violation;
 use plexus_protocol::{Draft, Entry, FeedHead, FeedKey, ForkProof, Placement};
@@ -48,6 +49,8 @@ use super::{
 pub struct Offer {
     pub admitted: Admitted,
     pub source: String,
+    /// How it arrived (live or history), recorded in the journal with the time it is stored.
+    pub arrival: Arrival,
 }
 
 /// A write being built: the locks, the staged counters and batch, and what the batch's
@@ -98,12 +101,21 @@ impl Log {
     ) -> Result<Vec<IngestOutcome>, StoreError> {
         let mut outcomes = Vec::with_capacity(offers.len());
         let mut write = self.begin()?;
-        for Offer { admitted, source } in offers {
+        for Offer {
+            admitted,
+            source,
+            arrival,
+        } in offers
+        {
             let entry = admitted.into_entry();
-            let staged = match self.stage(&mut write, &entry, &source, now_ms)? {
+            let reception = Reception {
+                arrival,
+                received_ms: now_ms,
+            };
+            let staged = match self.stage(&mut write, &entry, &source, reception)? {
                 Staged::AfterCommit => {
                     self.commit_write(&mut write)?;
-                    self.stage(&mut write, &entry, &source, now_ms)?
+                    self.stage(&mut write, &entry, &source, reception)?
                 }
                 staged => staged,
             };
@@ -144,6 +156,7 @@ impl Log {
                 let offer = Offer {
                     admitted,
                     source: source.to_owned(),
+                    arrival: Arrival::History,
                 };
                 self.ingest_admitted(vec![offer], now_ms)?
                     .pop()
@@ -174,6 +187,7 @@ impl Log {
                     offers.push(Offer {
                         admitted,
                         source: source.to_owned(),
+                        arrival: Arrival::History,
                     });
                 }
                 Err(refusal) => {
@@ -231,7 +245,11 @@ impl Log {
                 body,
             },
         )?;
-        match self.stage(&mut write, &entry, OWN_AGENT_SOURCE, timestamp_ms)? {
+        let reception = Reception {
+            arrival: Arrival::Own,
+            received_ms: timestamp_ms,
+        };
+        match self.stage(&mut write, &entry, OWN_AGENT_SOURCE, reception)? {
             Staged::Done(IngestOutcome::Accepted { .. }) => {}
             // Decided before anything is written: a refused entry never takes a seq. Journalled
             // like anyone else's refusal, marked as our own agent's.
@@ -283,7 +301,7 @@ impl Log {
         write: &mut Write<'_>,
         entry: &Entry,
         source: &str,
-        now_ms: u64,
+        reception: Reception,
     ) -> Result<Staged, StoreError> {
         let id = entry.id();
         let header = entry.header();
@@ -337,7 +355,7 @@ impl Log {
                     return Ok(Staged::Refused(Refused::Policy(violation)));
                 }
                 let mut forks = Vec::new();
-                self.accept_chain(write, entry, &mut forks)?;
+                self.accept_chain(write, entry, reception, &mut forks)?;
                 let released = self.release_pending(write, &feed, entry, &mut forks, source)?;
                 Staged::Done(IngestOutcome::Accepted {
                     id,
@@ -345,7 +363,7 @@ impl Log {
                     forks,
                 })
             }
-            Placement::Duplicate => match self.complete_pruned(write, entry)? {
+            Placement::Duplicate => match self.complete_pruned(write, entry, reception)? {
                 Some(completed) => Staged::Done(completed),
                 None => Staged::Done(IngestOutcome::Duplicate { id }),
             },
@@ -376,7 +394,7 @@ impl Log {
                 if let Err(violation) = write.governor.decide(entry, Scope::Stateless) {
                     return Ok(Staged::Refused(Refused::Policy(violation)));
                 }
-                match self.hold(write, entry, missing_from, (source, now_ms))? {
+                match self.hold(write, entry, missing_from, (source, reception))? {
                     Some(outcome) => {
                         write.in_batch.insert(id);
                         write.held_feeds.insert(feed);
@@ -418,13 +436,15 @@ impl Log {
         Ok(ticket)
     }
 
-    /// Stages an entry that extends its feed: entries, ids, the journal, the feed's head; and
-    /// settles entries waiting in `pending` at the same position (the same entry leaves
-    /// `pending`, a different one becomes a fork proof, collected in `forks`).
+    /// Stages an entry that extends its feed: entries, ids, the journal (with how and when
+    /// the entry arrived), the feed's head; and settles entries waiting in `pending` at the
+    /// same position (the same entry leaves `pending`, a different one becomes a fork proof,
+    /// collected in `forks`).
     fn accept_chain(
         &self,
         write: &mut Write<'_>,
         entry: &Entry,
+        reception: Reception,
         forks: &mut Vec<ForkProof>,
     ) -> Result<(), StoreError> {
         let feed = FeedKey::of(entry);
@@ -441,7 +461,7 @@ impl Log {
             .staged
             .batch_heads
             .insert(feed.clone(), (seq, entry.id()));
-        self.journal_next(write, &key);
+        self.journal_next(write, &key, reception);
         write.governor.observe(entry);
         write.in_batch.insert(entry.id());
         write.tips.insert(feed.clone(), entry.clone());
@@ -463,12 +483,13 @@ impl Log {
     }
 
     /// Stages the next journal record, naming the entry by its key (not its id: following the
-    /// journal then takes one lookup, not two).
-    fn journal_next(&self, write: &mut Write<'_>, key: &[u8]) {
+    /// journal then takes one lookup, not two), and how and when it arrived (what decides
+    /// whether a claim is late, `docs/PROTOCOL.md` §9.4).
+    fn journal_next(&self, write: &mut Write<'_>, key: &[u8], reception: Reception) {
         write.batch.put_cf(
             self.cf(CF_JOURNAL),
             keys::counter_key(write.staged.next_arrival),
-            key,
+            keys::journal_value(key, reception),
         );
         write.staged.next_arrival += 1;
     }
@@ -497,6 +518,7 @@ impl Log {
             let Some((pending_key, entry)) = successor else {
                 break;
             };
+            let reception = self.pending_reception(write, &pending_key);
             write
                 .staged
                 .delete_pending(&mut write.batch, self.cf(CF_PENDING), &pending_key);
@@ -510,11 +532,28 @@ impl Log {
                 }
                 break;
             }
-            self.accept_chain(write, &entry, forks)?;
+            self.accept_chain(write, &entry, reception, forks)?;
             tip = entry;
             released += 1;
         }
         Ok(released)
+    }
+
+    /// How and when the entry held in `pending` under `key` arrived: from this write's
+    /// additions, else from the index (history at the log's opening when neither knows).
+    fn pending_reception(&self, write: &Write<'_>, key: &[u8]) -> Reception {
+        let added = write
+            .staged
+            .added_pending
+            .iter()
+            .find(|(added, _)| &added[..] == key)
+            .map(|(_, meta)| meta.reception());
+        added
+            .or_else(|| lock_index(&write.staged.pending_index).reception(key))
+            .unwrap_or(Reception {
+                arrival: Arrival::History,
+                received_ms: crate::clock::now_ms(),
+            })
     }
 
     /// Removes from `pending` every entry that descends from `refused` (which the policy
@@ -581,8 +620,9 @@ impl Log {
         write: &mut Write<'_>,
         entry: &Entry,
         missing_from: u64,
-        (source, now_ms): (&str, u64),
+        (source, reception): (&str, Reception),
     ) -> Result<Option<IngestOutcome>, StoreError> {
+        let now_ms = reception.received_ms;
         let id = entry.id();
         let feed = FeedKey::of(entry);
         let key = keys::pending_key(&feed, entry.header().seq, &id);
@@ -593,6 +633,7 @@ impl Log {
             author: feed.author,
             peer: pending::peer_of_source(source),
             arrival_ms: now_ms,
+            arrival: reception.arrival,
             feed_held: self.head(&feed)?.is_some(),
         };
         let staged = &mut write.staged;
@@ -696,6 +737,7 @@ impl Log {
         &self,
         write: &mut Write<'_>,
         entry: &Entry,
+        reception: Reception,
     ) -> Result<Option<IngestOutcome>, StoreError> {
         if entry.body().is_none() {
             return Ok(None);
@@ -710,7 +752,7 @@ impl Log {
         write
             .batch
             .put_cf(self.cf(CF_ENTRIES), &key, entry.encode());
-        self.journal_next(write, &key);
+        self.journal_next(write, &key, reception);
         write.in_batch.insert(id);
         Ok(Some(IngestOutcome::Accepted {
             id,

@@ -23,6 +23,7 @@
 //! deterministic, so every node accepts or refuses the same entries. The fold in [`view`]
 //! never refuses an entry; it only decides what the entries mean at a given time.
 
+pub mod late;
 pub mod view;
 
 #[cfg(test)]
@@ -37,6 +38,7 @@ pub use crate::body::{
     Intent, IntentRelease, IntentRenew, Pattern, Skill, TaskState, TaskStatus, TaskUpdate,
     MAX_LEASE_MS, MAX_TTL_MS,
 };
+pub use late::{is_late, Arrival, Reception};
 pub use view::{
     CardView, ClaimStanding, ClaimView, ConstraintView, LeaseView, PatternView, Snapshot,
     TaskHistoryItem, TaskView, View,

@@ -170,6 +170,56 @@ fn a_release_by_another_agent_changes_nothing() {
 }
 
 #[test]
+fn a_late_mark_flags_the_claim_but_never_changes_the_lease_order() {
+    let mut agents = Agents::new(3);
+    let honest = claim(&mut agents, 0, "printer", 1_000, 60_000);
+    // Back-dated before the honest claim and received late: it still sorts first, so every
+    // node holding both agrees on the holder; this node flags it.
+    let backdated = claim(&mut agents, 1, "printer", 500, 60_000);
+    let entries = [honest.clone(), backdated.clone()];
+    let unmarked = view_of(&entries);
+    let mut marked = view_of(&entries);
+    marked.mark_late(NS, backdated.id());
+    let lease = marked.lease(NS, "printer", 2_000);
+    assert_eq!(lease.holders[0].claim_id, backdated.id().to_string());
+    assert!(lease.holders[0].late);
+    assert!(!lease.waiting[0].late, "the honest claim is not late");
+    assert_eq!(marked.digest(2_000), unmarked.digest(2_000));
+    let json = serde_json::to_value(&lease).unwrap();
+    assert_eq!(json["holders"][0]["late"], true);
+    assert!(json["waiting"][0].get("late").is_none(), "{json}");
+
+    // Marking before the entry is applied gives the same view.
+    let mut early_mark = View::new();
+    early_mark.mark_late(NS, backdated.id());
+    for entry in &entries {
+        early_mark.apply(entry);
+    }
+    assert_eq!(early_mark.lease(NS, "printer", 2_000), lease);
+
+    // A late renewal by the claim's author flags the claim it renews; one by another author
+    // renews nothing, so its mark does not show on the claim.
+    let renewal = agents.publish(
+        0,
+        "intent.renew",
+        1_500,
+        json!({"claim": honest.id().to_string(), "leaseMs": 60_000}),
+    );
+    let foreign = agents.publish(
+        2,
+        "intent.renew",
+        1_600,
+        json!({"claim": honest.id().to_string(), "leaseMs": 60_000}),
+    );
+    let mut view = view_of(&[honest.clone(), foreign.clone()]);
+    view.mark_late(NS, foreign.id());
+    assert!(!view.claim(NS, &honest.id(), 2_000).unwrap().late);
+    view.apply(&renewal);
+    view.mark_late(NS, renewal.id());
+    assert!(view.claim(NS, &honest.id(), 2_000).unwrap().late);
+}
+
+#[test]
 fn equal_timestamps_go_to_the_higher_priority_then_the_smaller_id() {
     let mut agents = Agents::new(3);
     let low = claim(&mut agents, 0, "r", 100, 60_000);

@@ -121,6 +121,11 @@ pub struct ClaimView {
     pub expires_ms: u64,
     #[serde(flatten)]
     pub standing: ClaimStanding,
+    /// Whether this node received the claim, or a renewal or release of it by its author, as
+    /// history long after its timestamp (`docs/PROTOCOL.md` §9.4): a per-node annotation that
+    /// never changes the lease order. Serialised only when true.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub late: bool,
 }
 
 /// One resource's lease.
@@ -243,6 +248,8 @@ struct Space {
     tasks: BTreeMap<String, BTreeMap<TaskKey, Stamped<TaskUpdate>>>,
     constraints: BTreeMap<Hash256, Stamped<Constraint>>,
     patterns: BTreeMap<Hash256, Stamped<Pattern>>,
+    /// Claims, renewals and releases this node received late ([`View::mark_late`]).
+    late: BTreeSet<Hash256>,
 }
 
 /// A card, or `None` for a revocation.
@@ -365,6 +372,18 @@ impl View {
         })
     }
 
+    /// Marks the entry `id` of `namespace` as received late by this node (a claim, renewal
+    /// or release, `docs/PROTOCOL.md` §9.4). The mark only shows in [`ClaimView::late`]; the
+    /// lease order ignores it, so views that hold the same entries still agree on every
+    /// holder. Marking before or after the entry is applied gives the same view.
+    pub fn mark_late(&mut self, namespace: &str, id: Hash256) {
+        self.spaces
+            .entry(namespace.to_owned())
+            .or_default()
+            .late
+            .insert(id);
+    }
+
     /// How many entries were filed (re-applied duplicates included).
     pub fn interpreted(&self) -> u64 {
         self.interpreted
@@ -430,12 +449,17 @@ impl View {
         let mut contenders = Vec::new();
         for (claim, expires_ms) in live {
             if space.rate_limited(claim, &rules.rate_limits) {
-                lease
-                    .excluded
-                    .push(claim_view(claim, expires_ms, ClaimStanding::RateLimited));
+                lease.excluded.push(claim_view(
+                    space,
+                    claim,
+                    expires_ms,
+                    ClaimStanding::RateLimited,
+                ));
             } else if let Some(until_ms) = rules.not_before.filter(|at| now_ms < *at) {
                 let standing = ClaimStanding::Blocked { until_ms };
-                lease.excluded.push(claim_view(claim, expires_ms, standing));
+                lease
+                    .excluded
+                    .push(claim_view(space, claim, expires_ms, standing));
             } else {
                 contenders.push((claim, expires_ms));
             }
@@ -445,11 +469,13 @@ impl View {
             if index < max_holders {
                 lease
                     .holders
-                    .push(claim_view(claim, expires_ms, ClaimStanding::Holding));
+                    .push(claim_view(space, claim, expires_ms, ClaimStanding::Holding));
             } else {
                 let position = index - max_holders + 1;
                 let standing = ClaimStanding::Waiting { position };
-                lease.waiting.push(claim_view(claim, expires_ms, standing));
+                lease
+                    .waiting
+                    .push(claim_view(space, claim, expires_ms, standing));
             }
         }
         lease
@@ -495,10 +521,15 @@ impl View {
         }
         let (expires_ms, ended) = space.claim_end(claim, now_ms);
         if let Some(released_ms) = ended {
-            return Some(claim_view(claim, released_ms, ClaimStanding::Released));
+            return Some(claim_view(
+                space,
+                claim,
+                released_ms,
+                ClaimStanding::Released,
+            ));
         }
         if now_ms >= expires_ms {
-            return Some(claim_view(claim, expires_ms, ClaimStanding::Expired));
+            return Some(claim_view(space, claim, expires_ms, ClaimStanding::Expired));
         }
         let lease = self.lease(namespace, &claim.value.resource, now_ms);
         let id = claim_id.to_string();
@@ -690,10 +721,20 @@ impl View {
         }
     }
 
-    /// SHA-256 of the snapshot's JSON: equal for equal views.
+    /// SHA-256 of the snapshot's JSON without this node's late marks: equal for views of
+    /// the same entries, whenever each node received them.
     pub fn digest(&self, now_ms: u64) -> Hash256 {
+        let mut snapshot = self.snapshot(now_ms);
+        for space in snapshot.namespaces.values_mut() {
+            for lease in &mut space.leases {
+                let claims = lease.holders.iter_mut().chain(&mut lease.waiting);
+                for claim in claims.chain(&mut lease.excluded) {
+                    claim.late = false;
+                }
+            }
+        }
         // Serialising plain data into a Vec cannot fail.
-        sha256(&serde_json::to_vec(&self.snapshot(now_ms)).unwrap_or_default())
+        sha256(&serde_json::to_vec(&snapshot).unwrap_or_default())
     }
 }
 
@@ -754,8 +795,14 @@ fn order_key(claim: &Stamped<Intent>) -> OrderKey {
     )
 }
 
-fn claim_view(claim: &Stamped<Intent>, expires_ms: u64, standing: ClaimStanding) -> ClaimView {
+fn claim_view(
+    space: &Space,
+    claim: &Stamped<Intent>,
+    expires_ms: u64,
+    standing: ClaimStanding,
+) -> ClaimView {
     ClaimView {
+        late: space.claim_is_late(claim),
         claim_id: claim.id.to_string(),
         author: claim.author.to_string(),
         resource: claim.value.resource.clone(),

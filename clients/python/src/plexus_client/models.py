@@ -230,6 +230,10 @@ class Claim(Answer):
     standing: Standing
     position: int | None = None
     until_ms: int | None = None
+    late: bool = False
+    """This node received the claim (or its author's renewal or release of it) by backfill
+    more than the clock-skew window after its timestamp: made across a long partition, or
+    back-dated (docs/PROTOCOL.md §9.4). It still counts in the lease order."""
 
 
 class Claimed(Answer):

@@ -132,6 +132,27 @@ impl Space {
             .filter(move |claim| claim.timestamp_ms <= now_ms)
     }
 
+    /// Whether this node received the claim, or a renewal or release of it by its author,
+    /// late ([`super::View::mark_late`]). Others' renewals and releases do not touch the claim,
+    /// so their marks do not show on it.
+    pub(super) fn claim_is_late(&self, claim: &Stamped<Intent>) -> bool {
+        if self.late.is_empty() {
+            return false;
+        }
+        let late_by_owner = |id: &Hash256, author: plexus_crypto::AgentId| {
+            author == claim.author && self.late.contains(id)
+        };
+        self.late.contains(&claim.id)
+            || self
+                .renewals
+                .get(&claim.id)
+                .is_some_and(|renewals| renewals.values().any(|r| late_by_owner(&r.id, r.author)))
+            || self
+                .releases
+                .get(&claim.id)
+                .is_some_and(|releases| releases.values().any(|r| late_by_owner(&r.id, r.author)))
+    }
+
     /// When the claim's lease ends given renewals up to `now_ms`, and when it was released.
     pub(super) fn claim_end(&self, claim: &Stamped<Intent>, now_ms: u64) -> (u64, Option<u64>) {
         let mut expires_ms = claim.timestamp_ms.saturating_add(claim.value.lease_ms);
