@@ -12,6 +12,7 @@ use plexus_protocol::{Draft, Entry};
 use serde_json::{json, Value};
 
 pub mod floats;
+pub mod ranges;
 pub mod reconcile;
 pub mod signatures;
 
