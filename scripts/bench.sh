@@ -19,6 +19,10 @@
 #   profiler: see docs/benchmarks.md.)
 # - backfill: a fresh node catching up BENCH_BACKFILL_ENTRIES entries from one peer, ROUNDS
 #   times (median), with the CPU time per entry (both nodes share the process).
+# - sync at scale (issue 13): a fresh node converging with a peer holding BENCH_SYNC_FEEDS
+#   feeds of one entry each (default 100000), ROUNDS times (median): time, reconciliation
+#   messages and bytes (both nodes' sessions), fetch requests and entry bytes; then, the two in
+#   sync, the median time and the wire cost of one reconciliation session.
 # - memory: resident memory of a `plexus run` node on an empty log and on a log filled with
 #   BENCH_ENTRIES entries, after startup and after a `plexus status` call, and its peak.
 #
@@ -27,8 +31,8 @@
 # BENCH_MESSAGES (default 300 per round: the p99 of 900 messages per side is their
 # ninth-slowest, less at the mercy of one stall of a shared machine than the third-slowest of
 # 300), BENCH_CLAIM_NODES (default 10), BENCH_CLAIMS (default 100), BENCH_PUBLISH_ENTRIES
-# (default 2000), BENCH_MCP_CALLS (default 200), BENCH_DIR (default
-# $HOME/.cache/plexus-bench: generated files are reused).
+# (default 2000), BENCH_MCP_CALLS (default 200), BENCH_SYNC_FEEDS (default 100000), BENCH_DIR
+# (default $HOME/.cache/plexus-bench: generated files are reused).
 #
 # agents (issue 16), the last table: the claim round trip through MCP against the same calls
 # over HTTP, and the Python client's publish throughput against raw httpx (see the end).
@@ -134,6 +138,14 @@ for round in $(seq 1 "$rounds"); do
   echo "backfill round $round: $out" >&2
 done
 backfill_rate=$(median "${backfill_rates[@]}")
+
+sync_feeds="${BENCH_SYNC_FEEDS:-100000}"
+sync_runs=()
+for round in $(seq 1 "$rounds"); do
+  out=$("$bench" sync-feeds --feeds "$sync_feeds" 2>/dev/null)
+  sync_runs+=("$out")
+  echo "sync round $round: $out" >&2
+done
 backfill_cpu_median=$(median "${backfill_cpu[@]}")
 
 # Resident memory (KiB) of `plexus run` on data directory $1: prints "rss_started rss_after_status
@@ -240,6 +252,34 @@ rows = [
 ]
 width = max(len(name) for name, _ in rows)
 print(f"| {'network metric':<{width}} | value |")
+print(f"|{'-' * (width + 2)}|-------|")
+for name, value in rows:
+    print(f"| {name:<{width}} | {value} |")
+PY
+
+# Sync at scale: the run with the median convergence time, and the medians of the in-sync rows.
+python3 - "$rounds" "${sync_runs[@]}" <<'PY'
+import json, statistics, sys
+rounds = sys.argv[1]
+runs = [json.loads(text) for text in sys.argv[2:]]
+middle = sorted(runs, key=lambda run: run["converge_seconds"])[len(runs) // 2]
+feeds = middle["feeds"]
+each = " / ".join("%.1f" % run["converge_seconds"] for run in runs)
+rows = [
+    (f"fresh node converging with a peer holding {feeds:,} feeds (median of {rounds})",
+     f"{middle['converge_seconds']:.1f} s (rounds {each})"),
+    ("  reconciliation messages / bytes, both nodes",
+     f"{middle['reconcile_messages']:,} / {middle['reconcile_bytes'] / 1e6:.2f} MB"),
+    ("  fetch requests / entry bytes fetched",
+     f"{middle['fetch_requests']:,} / {middle['fetched_bytes'] / 1e6:.1f} MB"),
+    (f"two nodes in sync, {feeds:,} feeds: one session (median of {rounds} runs' medians)",
+     f"{statistics.median(run['in_sync_session_ms'] for run in runs):.2f} ms, "
+     f"{statistics.median(run['in_sync_messages_per_session'] for run in runs):.1f} messages, "
+     f"{statistics.median(run['in_sync_bytes_per_session'] for run in runs):.0f} bytes"),
+]
+width = max(len(name) for name, _ in rows)
+print()
+print(f"| {'sync metric':<{width}} | value |")
 print(f"|{'-' * (width + 2)}|-------|")
 for name, value in rows:
     print(f"| {name:<{width}} | {value} |")

@@ -12,9 +12,11 @@
 //! responder answers (see [`answer`]):
 //! - `Equal` when its fingerprint is the same;
 //! - `Items`, its items in the range, when it holds at most [`MAX_LEAF_ITEMS`] there;
-//! - otherwise `Split`: its items cut into [`SPLIT_FACTOR`] parts of (nearly) equal count, each
-//!   part given by its upper bound (the key of the next part's first item; the last part ends
-//!   where the range ends) and the responder's fingerprint of it.
+//! - otherwise `Split`: its items cut into `min(SPLIT_FACTOR, ceil(n / MAX_LEAF_ITEMS))` parts
+//!   of (nearly) equal count (so a range of at most 256 items splits into parts the next round
+//!   lists, instead of 16 parts of one or two items each asked on their own), each part given
+//!   by its upper bound (the key of the next part's first item; the last part ends where the
+//!   range ends) and the responder's fingerprint of it.
 //!
 //! The initiator ([`Session`]) compares each part of a split with its own fingerprint there and
 //! asks again for the parts that differ; the items answers it keeps ([`Leaf`]) name every feed
@@ -246,8 +248,8 @@ pub fn fingerprint<S: ItemStore>(store: &mut S, range: &KeyRange) -> Result<Fing
 }
 
 /// The responder's answer to one range: `Equal`, its items (at most [`MAX_LEAF_ITEMS`]), or
-/// [`SPLIT_FACTOR`] parts. Part `i` of `n` items holds items `i*n/16 .. (i+1)*n/16` (integer
-/// division), so each part holds at least one item. Reads the range at most twice, holding at
+/// `k = min(SPLIT_FACTOR, ceil(n / MAX_LEAF_ITEMS))` parts. Part `i` of `n` items holds items
+/// `i*n/k .. (i+1)*n/k` (integer division), so each part holds at least one item. Reads the range at most twice, holding at
 /// most [`MAX_LEAF_ITEMS`] + 1 items.
 pub fn answer<S: ItemStore>(store: &mut S, query: &RangeQuery) -> Result<RangeAnswer, S::Error> {
     let mut builder = FingerprintBuilder::default();
@@ -266,7 +268,10 @@ pub fn answer<S: ItemStore>(store: &mut S, query: &RangeQuery) -> Result<RangeAn
     if count <= MAX_LEAF_ITEMS as u64 {
         return Ok(RangeAnswer::Items(first_items));
     }
-    let factor = SPLIT_FACTOR as u64;
+    // Enough parts that each holds at most MAX_LEAF_ITEMS where that takes 16 or fewer.
+    let factor = count
+        .div_ceil(MAX_LEAF_ITEMS as u64)
+        .min(SPLIT_FACTOR as u64);
     // The index of the first item of part `part`.
     let start_of = |part: u64| part * count / factor;
     let mut parts = Vec::with_capacity(SPLIT_FACTOR);

@@ -41,6 +41,22 @@ pub fn signed_chain(author: &Keypair, namespace: &str, count: u64) -> Vec<Entry>
     entries
 }
 
+/// Feeds of one entry each in `namespace`, by `count` authors whose seeds hold `first_seed`
+/// onwards (big-endian, then `0x5e`), signed on every core.
+pub fn one_entry_feeds(namespace: &str, count: usize, first_seed: u64) -> Vec<Entry> {
+    use rayon::prelude::*;
+    (0..count as u64)
+        .into_par_iter()
+        .map(|index| {
+            let mut seed = [0u8; 32];
+            seed[..8].copy_from_slice(&(first_seed + index).to_be_bytes());
+            seed[8] = 0x5e;
+            let author = Keypair::from_seed(&seed);
+            signed_chain(&author, namespace, 1).remove(0)
+        })
+        .collect()
+}
+
 /// A log holding `entries_each` entries from each of `authors` authors (namespace "audit").
 pub fn populated_log(authors: usize, entries_each: u64) -> LogFixture {
     let dir = tempfile::tempdir().unwrap_or_else(|error| panic!("tempdir: {error}"));

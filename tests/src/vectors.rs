@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 
 pub mod floats;
 pub mod late;
+pub mod ranges;
 pub mod reconcile;
 pub mod signatures;
 

@@ -41,7 +41,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
 pub use latency::LatencySummary;
-pub use sync::{RangeRequest, SyncRequest, SyncResponse, WireHead};
+pub use sync::{FetchedRange, RangeRequest, SyncRequest, SyncResponse, WireHead};
 
 /// Commands waiting for the swarm task. Commands are small and handled in microseconds; the
 /// bound only matters if the task is stuck, and then callers wait rather than pile up memory.
@@ -213,6 +213,12 @@ pub enum Command {
         peer: PeerId,
         range: Box<RangeRequest>,
     },
+    /// Fetch several ranges from a peer: all are queued before any is sent, so they go out
+    /// together in `Ranges` requests rather than the first ones alone.
+    FetchMany {
+        peer: PeerId,
+        ranges: Vec<RangeRequest>,
+    },
     /// Send one round of a reconciliation session to a peer (from the node's reconciler);
     /// `first` marks a session's first round.
     Reconcile {
@@ -278,11 +284,11 @@ pub enum NetEvent {
     },
     /// A peer's heads, in answer to our `Heads` request.
     Heads { peer: PeerId, heads: Vec<WireHead> },
-    /// Entries in answer to our `Range` request.
+    /// Entries in answer to our `Range` or `Ranges` request: each range answered, with its
+    /// envelopes.
     Entries {
         peer: PeerId,
-        range: RangeRequest,
-        entries: Vec<Vec<u8>>,
+        answered: Vec<FetchedRange>,
     },
 }
 
@@ -315,6 +321,9 @@ pub struct NetStatus {
     /// [`reconcile::ReconcileCost`]).
     #[serde(default)]
     pub reconcile: reconcile::ReconcileCost,
+    /// What fetching entries (`Range`, `Ranges`) cost since the node started.
+    #[serde(default)]
+    pub fetch: sync::FetchCost,
     #[serde(default)]
     pub connections: ConnectionStatus,
 }

@@ -29,6 +29,8 @@
 //!
 //! Out-of-order gossip (entry N+1 before N) triggers the same targeted range fetch.
 
+use std::collections::{HashSet, VecDeque};
+
 use plexus_crypto::{AgentId, Hash256};
 use plexus_protocol::entry::check_name;
 use plexus_protocol::{FeedHead, FeedKey, MAX_ENTRY_LEN};
@@ -47,11 +49,20 @@ pub const MAX_RANGE: u64 = 512;
 /// Most bytes of entries a responder puts in one response (at least one entry is always sent).
 pub const RESPONSE_BYTE_BUDGET: usize = 4 << 20;
 
-/// Largest sync response accepted by the codec: the budget plus one maximal entry and framing.
-pub const MAX_RESPONSE_BYTES: u64 = (RESPONSE_BYTE_BUDGET + MAX_ENTRY_LEN + 64 * 1024) as u64;
+/// Largest sync response accepted by the codec: the budget plus one maximal entry and the
+/// CBOR framing of the entries (a few bytes each: a `Ranges` answer of small entries may hold
+/// some 20,000 of them, hence the 256 KiB).
+pub const MAX_RESPONSE_BYTES: u64 = (RESPONSE_BYTE_BUDGET + MAX_ENTRY_LEN + 256 * 1024) as u64;
 
-/// Largest sync request: a list of namespaces or one range.
+/// Largest sync request: a list of namespaces, one range, or [`MAX_RANGES_PER_FETCH`] ranges
+/// (about 80 bytes each at most).
 pub const MAX_REQUEST_BYTES: u64 = 16 * 1024;
+
+/// Most ranges in one `Ranges` request. A fresh node backfilling many short feeds (one entry
+/// each, say) would otherwise pay one round trip per feed; 128 ranges fill a request to about
+/// 10 KiB, under [`MAX_REQUEST_BYTES`], and with [`MAX_IN_FLIGHT_PER_PEER`] requests in flight
+/// keep 512 feeds on their way, what one reconciliation round can name.
+pub const MAX_RANGES_PER_FETCH: usize = 128;
 
 /// Most feed heads in one `Heads` response (about 120 bytes each on the wire).
 pub const MAX_HEADS: usize = 10_000;
@@ -109,6 +120,20 @@ pub enum SyncRequest {
         namespace: String,
         ranges: Vec<WireRangeQuery>,
     },
+    /// "Send me these ranges of these feeds of one namespace": up to
+    /// [`MAX_RANGES_PER_FETCH`] `Range` requests in one, answered by `RangeEntries`.
+    Ranges {
+        namespace: String,
+        ranges: Vec<WireRange>,
+    },
+}
+
+/// One range of a `Ranges` request: entries `from_seq..=to_seq` of the feed of `author`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireRange {
+    pub author: ByteBuf,
+    pub from_seq: u64,
+    pub to_seq: u64,
 }
 
 /// A sync response.
@@ -124,6 +149,12 @@ pub enum SyncResponse {
     /// One answer per range of a `Reconcile` request, in order.
     Reconciled {
         answers: Vec<WireAnswer>,
+    },
+    /// The answer to `Ranges`: for each range answered, in request order, its envelopes in
+    /// ascending seq from its `from_seq`. Lists stop at the response byte budget: the ranges
+    /// after the last list were not answered (`Log::entries_ranges`, docs/PROTOCOL.md §8.2).
+    RangeEntries {
+        ranges: Vec<Vec<ByteBuf>>,
     },
     /// The request was malformed or could not be served.
     Refused {
@@ -155,6 +186,21 @@ pub struct RangeRequest {
     pub lookahead: u64,
 }
 
+/// What fetching entries from peers cost this node since it started: `Range` and `Ranges`
+/// requests sent, and the bytes of the envelopes that came back.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchCost {
+    pub requests: u64,
+    pub bytes: u64,
+}
+
+/// A range a peer answered, with the envelopes it sent for it (not yet checked).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchedRange {
+    pub range: RangeRequest,
+    pub entries: Vec<Vec<u8>>,
+}
+
 /// A validated `Range` request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ValidRange {
@@ -181,6 +227,9 @@ impl SyncResponse {
                     WireAnswer::Split { parts } => parts.len() * 96,
                 })
                 .sum(),
+            SyncResponse::RangeEntries { ranges } => {
+                ranges.iter().flatten().map(|entry| entry.len() + 8).sum()
+            }
             SyncResponse::Refused { reason } => reason.len(),
         }
     }
@@ -196,6 +245,25 @@ impl SyncRequest {
             to_seq: range.to_seq,
         }
     }
+
+    /// Builds the `Ranges` request for planned ranges of one namespace (the first range's; the
+    /// caller batches ranges of one namespace only, see [`take_batch`]).
+    pub fn ranges(ranges: &[RangeRequest]) -> SyncRequest {
+        SyncRequest::Ranges {
+            namespace: ranges
+                .first()
+                .map(|range| range.feed.namespace.clone())
+                .unwrap_or_default(),
+            ranges: ranges
+                .iter()
+                .map(|range| WireRange {
+                    author: ByteBuf::from(range.feed.author.as_bytes().to_vec()),
+                    from_seq: range.from_seq,
+                    to_seq: range.to_seq,
+                })
+                .collect(),
+        }
+    }
 }
 
 /// Why a peer's `Range` request is refused; the text goes back to the peer in
@@ -208,6 +276,20 @@ pub enum RangeError {
     Author(#[source] plexus_crypto::IdentityError),
     #[error("bad range {from_seq}..={to_seq}: seqs start at 1 and must ascend")]
     Seqs { from_seq: u64, to_seq: u64 },
+}
+
+/// Why a peer's `Ranges` request is refused; the text goes back to the peer in
+/// `SyncResponse::Refused`, after `bad ranges request: `.
+#[derive(Debug, thiserror::Error)]
+pub enum RangesError {
+    #[error("{count} ranges; a request names 1 to {MAX_RANGES_PER_FETCH}")]
+    Count { count: usize },
+    #[error("range {index}: {source}")]
+    Range {
+        index: usize,
+        #[source]
+        source: RangeError,
+    },
 }
 
 /// Checks a `Range` request from a peer; the error says what is wrong.
@@ -230,6 +312,50 @@ pub fn validate_range(
         from_seq,
         to_seq: to_seq.min(from_seq.saturating_add(MAX_RANGE - 1)),
     })
+}
+
+/// Checks a `Ranges` request from a peer: 1 to [`MAX_RANGES_PER_FETCH`] ranges, each valid
+/// as a `Range` request (and capped the same way); the error names the first bad range.
+pub fn validate_ranges(
+    namespace: &str,
+    ranges: &[WireRange],
+) -> Result<Vec<ValidRange>, RangesError> {
+    if ranges.is_empty() || ranges.len() > MAX_RANGES_PER_FETCH {
+        return Err(RangesError::Count {
+            count: ranges.len(),
+        });
+    }
+    ranges
+        .iter()
+        .enumerate()
+        .map(|(index, range)| {
+            validate_range(namespace, &range.author, range.from_seq, range.to_seq)
+                .map_err(|source| RangesError::Range { index, source })
+        })
+        .collect()
+}
+
+/// Takes the ranges of the next `Ranges` request from the front of a peer's queue: ranges of
+/// the first one's namespace, at most one per feed (the ranges of a feed's pipeline window go
+/// in separate requests, so the peer keeps sending one while this node writes another), at
+/// most [`MAX_RANGES_PER_FETCH`]; it stops at the first range that does not fit, so ranges
+/// keep their queue order.
+pub fn take_batch(queue: &mut VecDeque<RangeRequest>) -> Vec<RangeRequest> {
+    let mut batch: Vec<RangeRequest> = Vec::new();
+    let mut authors = HashSet::new();
+    while let Some(next) = queue.front() {
+        let fits = batch.len() < MAX_RANGES_PER_FETCH
+            && batch
+                .first()
+                .is_none_or(|first| first.feed.namespace == next.feed.namespace)
+            && !authors.contains(&next.feed.author);
+        if !fits {
+            break;
+        }
+        authors.insert(next.feed.author);
+        batch.extend(queue.pop_front());
+    }
+    batch
 }
 
 /// Decodes a peer's head list, dropping malformed items (they are reported by count).
@@ -527,6 +653,85 @@ mod tests {
             "bad range 5..=2: seqs start at 1 and must ascend"
         );
         assert!(validate_range("ns", author.as_bytes(), 0, 2).is_err());
+    }
+
+    #[test]
+    fn a_batch_takes_one_namespace_and_one_range_per_feed_in_queue_order() {
+        let range = |seed: u8, namespace: &str, from_seq: u64| RangeRequest {
+            feed: FeedKey {
+                namespace: namespace.into(),
+                ..feed(seed)
+            },
+            from_seq,
+            to_seq: from_seq,
+            target_seq: from_seq,
+            lookahead: 0,
+        };
+        let mut queue: VecDeque<RangeRequest> = [
+            range(1, "ns", 1),
+            range(2, "ns", 1),
+            // A second range of feed 1 (its window's next): the batch stops before it.
+            range(1, "ns", 2),
+            range(3, "ns", 1),
+        ]
+        .into();
+        assert_eq!(
+            take_batch(&mut queue),
+            vec![range(1, "ns", 1), range(2, "ns", 1)]
+        );
+        assert_eq!(
+            take_batch(&mut queue),
+            vec![range(1, "ns", 2), range(3, "ns", 1)]
+        );
+        assert!(take_batch(&mut queue).is_empty());
+        // Another namespace ends a batch; a long queue is cut at the limit.
+        let mut queue: VecDeque<RangeRequest> = (0..200u8)
+            .map(|seed| range(seed, "ns", 1))
+            .chain([range(1, "other", 1)])
+            .collect();
+        assert_eq!(take_batch(&mut queue).len(), MAX_RANGES_PER_FETCH);
+        assert_eq!(take_batch(&mut queue).len(), 200 - MAX_RANGES_PER_FETCH);
+        assert_eq!(take_batch(&mut queue), vec![range(1, "other", 1)]);
+    }
+
+    #[test]
+    fn ranges_requests_are_validated_naming_the_first_bad_range() {
+        let author = Keypair::from_seed(&[1; 32]).agent_id();
+        let wire = |from_seq, to_seq| WireRange {
+            author: ByteBuf::from(author.as_bytes().to_vec()),
+            from_seq,
+            to_seq,
+        };
+        let valid = validate_ranges("ns", &[wire(1, 3), wire(5, u64::MAX)]).unwrap();
+        assert_eq!(
+            valid[1].to_seq,
+            5 + MAX_RANGE - 1,
+            "capped as a Range request is"
+        );
+        assert_eq!(
+            validate_ranges("ns", &[]).unwrap_err().to_string(),
+            format!("0 ranges; a request names 1 to {MAX_RANGES_PER_FETCH}")
+        );
+        let too_many = vec![wire(1, 1); MAX_RANGES_PER_FETCH + 1];
+        assert!(matches!(
+            validate_ranges("ns", &too_many),
+            Err(RangesError::Count { .. })
+        ));
+        assert_eq!(
+            validate_ranges("ns", &[wire(1, 3), wire(4, 2), wire(0, 1)])
+                .unwrap_err()
+                .to_string(),
+            "range 1: bad range 4..=2: seqs start at 1 and must ascend"
+        );
+        let short_author = WireRange {
+            author: ByteBuf::from(vec![7; 31]),
+            from_seq: 1,
+            to_seq: 1,
+        };
+        assert!(validate_ranges("ns", &[short_author])
+            .unwrap_err()
+            .to_string()
+            .starts_with("range 0: author: "));
     }
 
     #[test]

@@ -19,7 +19,10 @@ use super::behaviour::{topic_score_params, Behaviour, BehaviourEvent};
 use super::latency::LatencyHistogram;
 use super::peer_manager::{PeerManager, PEER_HEARTBEAT};
 use super::reconcile::{ReconcileCost, ReconcileEvent};
-use super::sync::{SyncRequest, SyncResponse, MAX_IN_FLIGHT_PER_PEER, MAX_QUEUED_PER_PEER};
+use super::sync::{
+    self, FetchCost, FetchedRange, SyncRequest, SyncResponse, MAX_IN_FLIGHT_PER_PEER,
+    MAX_QUEUED_PER_PEER,
+};
 use super::{
     agent_id_of, topics, Command, NetConfig, NetError, NetEvent, NetStatus, PeerStatus,
     RangeRequest, MAX_FOLLOWED_NAMESPACES,
@@ -30,6 +33,8 @@ use super::{
 enum Outstanding {
     Heads,
     Range(Box<RangeRequest>),
+    /// Ranges of several feeds asked in one `Ranges` request.
+    Ranges(Vec<RangeRequest>),
     /// A round of a reconciliation session, with its CBOR-encoded size.
     Reconcile,
 }
@@ -46,6 +51,9 @@ struct PeerSync {
     /// A reconciliation round held back while the fetch queue is too full for what its answer
     /// may add (see `reconciling.rs`).
     deferred_reconcile: Option<SyncRequest>,
+    /// The peer failed a `Ranges` request (an older node cannot decode one): for the rest of
+    /// the connection its ranges are asked one `Range` request each (see `fetching.rs`).
+    single_ranges: bool,
 }
 
 impl PeerSync {
@@ -93,6 +101,7 @@ pub struct SwarmTask {
     /// The node's reconciler (`node/reconcile.rs`); without one, anti-entropy asks `Heads`.
     reconciler: Option<mpsc::Sender<ReconcileEvent>>,
     reconcile_cost: ReconcileCost,
+    fetch_cost: FetchCost,
 }
 
 /// Most peers held in a temporary block at once; past it, the block ending first is lifted
@@ -156,6 +165,7 @@ impl SwarmTask {
             serving: Serving::default(),
             reconciler: None,
             reconcile_cost: ReconcileCost::default(),
+            fetch_cost: FetchCost::default(),
         };
         for namespace in namespaces {
             if let Err(error) = task.follow(namespace) {
@@ -236,6 +246,12 @@ impl SwarmTask {
                 response,
             } => self.respond(request_id, channel, response),
             Command::Fetch { peer, range } => self.queue_fetch(peer, range),
+            Command::FetchMany { peer, ranges } => {
+                for range in ranges {
+                    self.enqueue_fetch(peer, range);
+                }
+                self.pump(peer);
+            }
             Command::Reconcile {
                 peer,
                 request,
@@ -453,11 +469,21 @@ impl SwarmTask {
                     }
                     (Outstanding::Range(range), SyncResponse::Entries { entries }) => {
                         self.entries_fetched += entries.len() as u64;
+                        self.fetch_cost.bytes +=
+                            entries.iter().map(|entry| entry.len() as u64).sum::<u64>();
                         Some(NetEvent::Entries {
                             peer,
-                            range: *range,
-                            entries: entries.into_iter().map(|bytes| bytes.into_vec()).collect(),
+                            answered: vec![FetchedRange {
+                                range: *range,
+                                entries: entries
+                                    .into_iter()
+                                    .map(|bytes| bytes.into_vec())
+                                    .collect(),
+                            }],
                         })
+                    }
+                    (Outstanding::Ranges(ranges), SyncResponse::RangeEntries { ranges: lists }) => {
+                        self.on_range_entries(peer, ranges, lists)
                     }
                     (_, SyncResponse::Refused { reason }) => {
                         warn!(%peer, %reason, "peer refused a sync request");
@@ -481,8 +507,10 @@ impl SwarmTask {
                 if let Some((_, outstanding)) = self.outstanding.remove(&request_id) {
                     debug!(%peer, %error, "sync request failed");
                     self.finish_request(peer, &outstanding);
-                    if matches!(outstanding, Outstanding::Reconcile) {
-                        self.on_reconcile_answer(peer, None);
+                    match outstanding {
+                        Outstanding::Reconcile => self.on_reconcile_answer(peer, None),
+                        Outstanding::Ranges(ranges) => self.on_ranges_failed(peer, ranges),
+                        Outstanding::Heads | Outstanding::Range(_) => {}
                     }
                 }
             }
@@ -567,6 +595,12 @@ impl SwarmTask {
     }
 
     fn queue_fetch(&mut self, peer: PeerId, range: Box<RangeRequest>) {
+        self.enqueue_fetch(peer, *range);
+        self.pump(peer);
+    }
+
+    /// Queues a range to fetch from `peer` without sending anything yet.
+    fn enqueue_fetch(&mut self, peer: PeerId, range: RangeRequest) {
         let sync = self.peers.entry(peer).or_default();
         // Already queued or on its way (an anti-entropy round planning what a pipelined window
         // is fetching): asking again would only fetch the same entries twice.
@@ -577,11 +611,11 @@ impl SwarmTask {
             .entry(range.feed.clone())
             .or_default()
             .insert(range.from_seq, range.to_seq);
-        sync.queue.push_back(*range);
-        self.pump(peer);
+        sync.queue.push_back(range);
     }
 
-    /// Sends queued range requests to `peer` while it has free in-flight slots.
+    /// Sends queued range requests to `peer` while it has free in-flight slots: several
+    /// ranges in one `Ranges` request where it can (see [`sync::take_batch`]).
     fn pump(&mut self, peer: PeerId) {
         loop {
             let Some(sync) = self.peers.get_mut(&peer) else {
@@ -590,25 +624,36 @@ impl SwarmTask {
             if sync.in_flight >= MAX_IN_FLIGHT_PER_PEER {
                 return;
             }
-            let Some(range) = sync.queue.pop_front() else {
-                return;
+            let mut batch = if sync.single_ranges {
+                sync.queue.pop_front().into_iter().collect()
+            } else {
+                sync::take_batch(&mut sync.queue)
+            };
+            let (request, outstanding) = match batch.len() {
+                0 => return,
+                1 => match batch.pop() {
+                    Some(range) => (
+                        SyncRequest::range(&range),
+                        Outstanding::Range(Box::new(range)),
+                    ),
+                    None => return,
+                },
+                _ => (SyncRequest::ranges(&batch), Outstanding::Ranges(batch)),
             };
             sync.in_flight += 1;
-            let id = self
-                .swarm
-                .behaviour_mut()
-                .sync
-                .send_request(&peer, SyncRequest::range(&range));
-            self.outstanding
-                .insert(id, (peer, Outstanding::Range(Box::new(range))));
+            self.fetch_cost.requests += 1;
+            let id = self.swarm.behaviour_mut().sync.send_request(&peer, request);
+            self.outstanding.insert(id, (peer, outstanding));
         }
     }
 
     fn finish_request(&mut self, peer: PeerId, outstanding: &Outstanding) {
         if let Some(sync) = self.peers.get_mut(&peer) {
             sync.in_flight = sync.in_flight.saturating_sub(1);
-            if let Outstanding::Range(range) = outstanding {
-                sync.forget(range);
+            match outstanding {
+                Outstanding::Range(range) => sync.forget(range),
+                Outstanding::Ranges(ranges) => ranges.iter().for_each(|range| sync.forget(range)),
+                Outstanding::Heads | Outstanding::Reconcile => {}
             }
         }
         self.pump(peer);
@@ -652,11 +697,13 @@ impl SwarmTask {
             sync_response_bytes_held: self.serving.bytes.load(Ordering::Relaxed),
             entries_fetched: self.entries_fetched,
             reconcile: self.reconcile_cost,
+            fetch: self.fetch_cost,
             connections: self.swarm.behaviour().limits.status(),
         }
     }
 }
 
+mod fetching;
 mod reconciling;
 mod serving;
 

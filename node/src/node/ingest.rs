@@ -54,7 +54,7 @@ use tracing::{debug, warn};
 use super::limits::{Admission, Ingress};
 use super::Shared;
 use crate::clock::now_ms;
-use crate::net::sync::{self, RangeRequest, WireHead, MAX_RANGE};
+use crate::net::sync::{self, FetchedRange, RangeRequest, WireHead, MAX_RANGE};
 use crate::net::topics::{self, TopicKind};
 use crate::net::{Command, GossipVerdict, NetEvent, NetworkHandle};
 use crate::store::{IngestOutcome, Log, Offer, RejectReason, StoreError};
@@ -107,8 +107,7 @@ enum Unit {
     Gossip(Vec<GossipMessage>),
     Entries {
         peer: PeerId,
-        range: RangeRequest,
-        entries: Vec<Vec<u8>>,
+        answered: Vec<FetchedRange>,
     },
     Other(NetEvent),
 }
@@ -118,9 +117,22 @@ enum Checked {
     Gossip(Vec<CheckedMessage>),
     Entries {
         peer: PeerId,
-        range: Box<RangeRequest>,
-        items: Vec<(Vec<u8>, Result<Admitted, Refusal>)>,
+        ranges: Vec<CheckedRange>,
     },
+}
+
+/// One range of a sync response after step 1: each envelope with its admission.
+struct CheckedRange {
+    range: RangeRequest,
+    items: Vec<(Vec<u8>, Result<Admitted, Refusal>)>,
+}
+
+/// What one range of a sync response achieved: the highest seq offered, and whether any of
+/// it was stored or held pending.
+#[derive(Debug, Clone, Copy, Default)]
+struct RangeProgress {
+    fetched_to: Option<u64>,
+    moved: bool,
 }
 
 /// A gossip message after step 1.
@@ -208,15 +220,9 @@ impl Worker {
                         _ => units.push(Unit::Gossip(vec![message])),
                     }
                 }
-                NetEvent::Entries {
-                    peer,
-                    range,
-                    entries,
-                } => units.push(Unit::Entries {
-                    peer,
-                    range,
-                    entries,
-                }),
+                NetEvent::Entries { peer, answered } => {
+                    units.push(Unit::Entries { peer, answered })
+                }
                 other => units.push(Unit::Other(other)),
             }
             if taken < MAX_DRAIN {
@@ -264,23 +270,31 @@ impl Pipeline {
     fn check(&self, unit: Unit) -> Checked {
         match unit {
             Unit::Gossip(messages) => Checked::Gossip(self.check_gossip(messages)),
-            Unit::Entries {
-                peer,
-                range,
-                entries,
-            } => {
-                let seqs = range.from_seq..=range.to_seq;
-                let route = Route::Sync {
-                    feed: &range.feed,
-                    seqs: &seqs,
-                };
-                let answers = admit_batch(entries.iter().map(|bytes| (bytes.as_slice(), route)));
-                let items = entries.into_iter().zip(answers).collect();
-                Checked::Entries {
-                    peer,
-                    range: Box::new(range),
-                    items,
-                }
+            Unit::Entries { peer, answered } => {
+                // Every range's entries in one signature batch, each on its own route.
+                let seqs: Vec<_> = answered
+                    .iter()
+                    .map(|fetched| fetched.range.from_seq..=fetched.range.to_seq)
+                    .collect();
+                let inputs = answered.iter().zip(&seqs).flat_map(|(fetched, seqs)| {
+                    let route = Route::Sync {
+                        feed: &fetched.range.feed,
+                        seqs,
+                    };
+                    fetched
+                        .entries
+                        .iter()
+                        .map(move |bytes| (bytes.as_slice(), route))
+                });
+                let mut answers = admit_batch(inputs).into_iter();
+                let ranges = answered
+                    .into_iter()
+                    .map(|fetched| CheckedRange {
+                        items: fetched.entries.into_iter().zip(answers.by_ref()).collect(),
+                        range: fetched.range,
+                    })
+                    .collect();
+                Checked::Entries { peer, ranges }
             }
             // Never built: other events are handled in order by `handle_other`.
             Unit::Other(_) => Checked::Gossip(Vec::new()),
@@ -346,7 +360,7 @@ impl Pipeline {
     fn settle(&self, checked: Checked) -> Result<(), StoreError> {
         match checked {
             Checked::Gossip(messages) => self.settle_gossip(messages),
-            Checked::Entries { peer, range, items } => self.settle_entries(peer, *range, items),
+            Checked::Entries { peer, ranges } => self.settle_entries(peer, ranges),
         }
     }
 
@@ -523,63 +537,90 @@ impl Pipeline {
         Ok(())
     }
 
-    /// Steps 2-4 for a sync response: records what admission refused, writes the rest, and
-    /// asks for the next range of the feed.
+    /// Steps 2-4 for a sync response: records what admission refused, writes the rest of
+    /// every range in one batch, and asks for the next range of each feed.
     fn settle_entries(
         &self,
         peer: PeerId,
-        range: RangeRequest,
-        items: Vec<(Vec<u8>, Result<Admitted, Refusal>)>,
+        mut ranges: Vec<CheckedRange>,
     ) -> Result<(), StoreError> {
         let now = now_ms();
         let source = format!("sync:{peer}");
-        let mut offers = Vec::with_capacity(items.len());
-        for (bytes, answer) in items {
-            match answer {
-                Ok(admitted) => offers.push(Offer {
-                    admitted,
-                    source: source.clone(),
-                    arrival: Arrival::History,
-                }),
-                Err(refusal) => {
-                    self.record_refusal(&bytes, &refusal, &source, now)?;
+        let mut offers = Vec::new();
+        // For each offer, the index of its range in `ranges`.
+        let mut offer_ranges = Vec::new();
+        for (index, checked) in ranges.iter_mut().enumerate() {
+            let quarantined = self.shared.is_quarantined(&checked.range.feed);
+            for (bytes, answer) in checked.items.drain(..) {
+                match answer {
+                    Ok(_) if quarantined => {}
+                    Ok(admitted) => {
+                        offers.push(Offer {
+                            admitted,
+                            source: source.clone(),
+                            arrival: Arrival::History,
+                        });
+                        offer_ranges.push(index);
+                    }
+                    Err(refusal) => {
+                        self.record_refusal(&bytes, &refusal, &source, now)?;
+                    }
                 }
             }
         }
-        if self.shared.is_quarantined(&range.feed) {
-            return Ok(());
+        // Per range: the highest seq offered, and whether anything was stored or held.
+        let mut progress = vec![RangeProgress::default(); ranges.len()];
+        for (offer, index) in offers.iter().zip(&offer_ranges) {
+            if let Some(slot) = progress.get_mut(*index) {
+                let seq = offer.admitted.entry().header().seq;
+                slot.fetched_to = Some(slot.fetched_to.map_or(seq, |to: u64| to.max(seq)));
+            }
         }
-        let fetched_to = offers
-            .iter()
-            .map(|offer| offer.admitted.entry().header().seq)
-            .max();
-        let (mut progressed, mut held) = (false, false);
-        for outcome in self.log.ingest_admitted(offers, now)? {
-            match outcome {
+        let mut changed = false;
+        for (outcome, index) in self
+            .log
+            .ingest_admitted(offers, now)?
+            .into_iter()
+            .zip(&offer_ranges)
+        {
+            let moved = match outcome {
                 IngestOutcome::Accepted { forks, .. } => {
-                    progressed = true;
+                    changed = true;
                     for proof in &forks {
                         self.on_fork(proof);
                     }
+                    true
                 }
                 // Out of order within a pipelined window: its predecessors are on their way.
-                IngestOutcome::Pending { .. } => held = true,
-                IngestOutcome::Fork { proof } => self.on_fork(&proof),
-                _ => {}
+                IngestOutcome::Pending { .. } => true,
+                IngestOutcome::Fork { proof } => {
+                    self.on_fork(&proof);
+                    false
+                }
+                _ => false,
+            };
+            if let Some(slot) = progress.get_mut(*index) {
+                slot.moved |= moved;
             }
         }
-        if progressed {
+        if changed {
             self.shared.changed();
         }
-        if progressed || held {
-            let head_seq = self.log.head(&range.feed)?.map_or(0, |head| head.seq);
-            let next = sync::next_range(&range, fetched_to);
-            if let Some(next) = next.filter(|_| head_seq < range.target_seq) {
-                let _ = self.net.blocking_send(Command::Fetch {
-                    peer,
-                    range: Box::new(next),
-                });
+        let mut next_ranges = Vec::new();
+        for (checked, progress) in ranges.iter().zip(progress) {
+            if !progress.moved {
+                continue;
             }
+            let range = &checked.range;
+            let head_seq = self.log.head(&range.feed)?.map_or(0, |head| head.seq);
+            let next = sync::next_range(range, progress.fetched_to);
+            next_ranges.extend(next.filter(|_| head_seq < range.target_seq));
+        }
+        if !next_ranges.is_empty() {
+            let _ = self.net.blocking_send(Command::FetchMany {
+                peer,
+                ranges: next_ranges,
+            });
         }
         Ok(())
     }

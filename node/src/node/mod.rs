@@ -40,6 +40,7 @@ use crate::net::task::SwarmTask;
 use crate::net::{self, topics, NetConfig, NetError, NetStatus, NetworkHandle};
 use crate::store::{IngestOutcome, Log, LogStats, StoreError};
 
+pub use serve::answer_ranges;
 pub use shared::{SharedNode, RELEASE_TIMEOUT};
 
 /// How a node runs.

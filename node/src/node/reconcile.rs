@@ -234,11 +234,8 @@ pub(crate) fn fetch_what_differs(
     if let Some(error) = lookup_error {
         return Err(error);
     }
-    for range in ranges {
-        let _ = net.blocking_send(Command::Fetch {
-            peer,
-            range: Box::new(range),
-        });
+    if !ranges.is_empty() {
+        let _ = net.blocking_send(Command::FetchMany { peer, ranges });
     }
     Ok(())
 }

@@ -101,6 +101,7 @@ pub(crate) fn answer(
                 }
             }
         },
+        SyncRequest::Ranges { namespace, ranges } => answer_ranges(log, &namespace, &ranges)?,
     };
     let _ = net.blocking_send(Command::Respond {
         request_id,
@@ -108,6 +109,36 @@ pub(crate) fn answer(
         response,
     });
     Ok(())
+}
+
+/// Answers a `Ranges` request (docs/PROTOCOL.md §8.2.2): each range's entries in request
+/// order, within one response's byte budget (the ranges past it are left for the peer to ask
+/// again), or a refusal naming the first bad range.
+pub fn answer_ranges(
+    log: &Log,
+    namespace: &str,
+    ranges: &[sync::WireRange],
+) -> Result<SyncResponse, StoreError> {
+    let ranges = match sync::validate_ranges(namespace, ranges) {
+        Ok(ranges) => ranges,
+        Err(error) => {
+            return Ok(SyncResponse::Refused {
+                reason: format!("bad ranges request: {error}"),
+            })
+        }
+    };
+    let lists = log.entries_ranges(
+        ranges
+            .iter()
+            .map(|range| (&range.feed, range.from_seq, range.to_seq)),
+        RESPONSE_BYTE_BUDGET,
+    )?;
+    Ok(SyncResponse::RangeEntries {
+        ranges: lists
+            .into_iter()
+            .map(|list| list.into_iter().map(serde_bytes::ByteBuf::from).collect())
+            .collect(),
+    })
 }
 
 fn serve_heads(log: &Log, namespaces: &[String]) -> Result<SyncResponse, StoreError> {

@@ -10,6 +10,13 @@ use super::{
     RawEntry, StoreError, CF_ENTRIES, CF_FORKS, CF_HEADS, CF_IDS, CF_JOURNAL, COLUMN_FAMILIES,
 };
 
+/// What a response being read may still take: bytes, and whether it holds nothing yet (its
+/// first entry goes in whatever its size).
+struct BudgetLeft {
+    bytes: usize,
+    empty: bool,
+}
+
 impl Log {
     /// Stored envelopes `from_seq..=to_seq` of a feed, stopping once `byte_budget` is reached
     /// (at least one entry is returned when the first exists).
@@ -20,10 +27,50 @@ impl Log {
         to_seq: u64,
         byte_budget: usize,
     ) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut budget = BudgetLeft {
+            bytes: byte_budget,
+            empty: true,
+        };
+        Ok(self.read_range(feed, from_seq, to_seq, &mut budget)?.0)
+    }
+
+    /// Stored envelopes of several ranges, for a `Ranges` answer (docs/PROTOCOL.md §8.2): for
+    /// each range in order, its entries `from_seq..=to_seq` in ascending seq. An entry goes in
+    /// while the lengths of all the entries taken stay within `byte_budget` (the first entry
+    /// taken always goes in); at the first that would pass it, its range's list ends there and
+    /// no later range is read, so fewer lists than ranges come back.
+    pub fn entries_ranges<'a>(
+        &self,
+        ranges: impl IntoIterator<Item = (&'a FeedKey, u64, u64)>,
+        byte_budget: usize,
+    ) -> Result<Vec<Vec<Vec<u8>>>, StoreError> {
+        let mut budget = BudgetLeft {
+            bytes: byte_budget,
+            empty: true,
+        };
+        let mut lists = Vec::new();
+        for (feed, from_seq, to_seq) in ranges {
+            let (entries, cut) = self.read_range(feed, from_seq, to_seq, &mut budget)?;
+            lists.push(entries);
+            if cut {
+                break;
+            }
+        }
+        Ok(lists)
+    }
+
+    /// One range's entries within what is left of a response's budget; also says whether the
+    /// budget cut it short.
+    fn read_range(
+        &self,
+        feed: &FeedKey,
+        from_seq: u64,
+        to_seq: u64,
+        budget: &mut BudgetLeft,
+    ) -> Result<(Vec<Vec<u8>>, bool), StoreError> {
         let prefix = feed_prefix(feed);
         let start = entry_key(feed, from_seq);
         let mut out = Vec::new();
-        let mut bytes = 0usize;
         for item in self.db.iterator_cf(
             self.cf(CF_ENTRIES),
             IteratorMode::From(&start, Direction::Forward),
@@ -35,13 +82,17 @@ impl Log {
             let Some(seq) = keys::seq_after_prefix(&key, prefix.len()) else {
                 break;
             };
-            if seq > to_seq || (!out.is_empty() && bytes + value.len() > byte_budget) {
+            if seq > to_seq {
                 break;
             }
-            bytes += value.len();
+            if !budget.empty && value.len() > budget.bytes {
+                return Ok((out, true));
+            }
+            budget.bytes = budget.bytes.saturating_sub(value.len());
+            budget.empty = false;
             out.push(value.into_vec());
         }
-        Ok(out)
+        Ok((out, false))
     }
 
     /// Every stored fork proof with its key (the entry key of the forked position), in key

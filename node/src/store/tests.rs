@@ -783,3 +783,50 @@ fn the_journal_keeps_how_and_when_each_entry_first_arrived() {
             .collect::<Vec<_>>()
     );
 }
+
+#[test]
+fn ranges_are_read_in_order_until_the_response_budget_then_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path()).unwrap();
+    let (first, second) = (Keypair::generate(), Keypair::generate());
+    let first_chain = foreign_chain(&first, 4);
+    let second_chain = foreign_chain(&second, 2);
+    log.ingest_entries(first_chain.clone(), "test", 0).unwrap();
+    log.ingest_entries(second_chain.clone(), "test", 0).unwrap();
+    let (first_feed, second_feed, unknown) =
+        (feed(&first), feed(&second), feed(&Keypair::generate()));
+    let encoded = |entries: &[Entry]| entries.iter().map(Entry::encode).collect::<Vec<_>>();
+    let ranges = [
+        (&unknown, 1, 5),
+        (&first_feed, 2, 3),
+        (&second_feed, 1, 9),
+        (&first_feed, 4, 4),
+    ];
+    // Enough room: every range answered, a feed not held as an empty list.
+    let lists = log.entries_ranges(ranges, usize::MAX).unwrap();
+    assert_eq!(
+        lists,
+        vec![
+            Vec::new(),
+            encoded(&first_chain[1..3]),
+            encoded(&second_chain),
+            encoded(&first_chain[3..]),
+        ]
+    );
+    // Room for three entries: the third range is cut after its first and the fourth is not
+    // answered at all.
+    let sizes: Vec<usize> = lists.iter().flatten().map(Vec::len).collect();
+    let budget = sizes[0] + sizes[1] + sizes[2];
+    let lists = log.entries_ranges(ranges, budget).unwrap();
+    assert_eq!(
+        lists,
+        vec![
+            Vec::new(),
+            encoded(&first_chain[1..3]),
+            encoded(&second_chain[..1]),
+        ]
+    );
+    // A budget smaller than any entry still answers with the first entry found.
+    let lists = log.entries_ranges(ranges, 1).unwrap();
+    assert_eq!(lists, vec![Vec::new(), encoded(&first_chain[1..2])]);
+}

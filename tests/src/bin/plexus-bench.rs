@@ -14,6 +14,10 @@
 //!   the backfill path (`Log::ingest_entries`: batch verification, then the one write path; 1,000 per batch) into a log where the
 //!   namespace is open and into one where it is governed (a member with a role, a body cap and
 //!   a rate limit every entry is checked against), alternating R rounds: the cost of policy.
+//! - `sync-feeds --feeds N --sessions S` fills one node's log with N feeds of one entry each,
+//!   times a fresh node converging with it (reconciliation and fetching), with the messages
+//!   and bytes both nodes exchanged; then, the two in sync, times S reconciliation sessions
+//!   (median) and what each costs on the wire.
 
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
@@ -47,6 +51,14 @@ enum Benchmark {
         #[arg(long)]
         entries: u64,
     },
+    /// Time a fresh node converging with a peer holding N one-entry feeds, then S sessions
+    /// between the two in sync
+    SyncFeeds {
+        #[arg(long)]
+        feeds: usize,
+        #[arg(long, default_value_t = 20)]
+        sessions: u64,
+    },
     /// Time storing N entries into an open and a governed namespace, alternating R rounds
     GovernedIngest {
         #[arg(long)]
@@ -66,7 +78,86 @@ fn main() -> anyhow::Result<()> {
         Benchmark::RawVerify { file } => raw_verify(&file),
         Benchmark::Backfill { entries } => backfill(entries),
         Benchmark::GovernedIngest { entries, rounds } => governed_ingest(entries, rounds),
+        Benchmark::SyncFeeds { feeds, sessions } => sync_feeds(feeds, sessions),
     }
+}
+
+fn sync_feeds(feeds: usize, sessions: u64) -> anyhow::Result<()> {
+    use plexus_tests::cluster::{connect, shutdown, spawn_node, test_net_config, NAMESPACE};
+    use plexus_tests::fixtures::one_entry_feeds;
+    use std::time::Duration;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let holder = spawn_node(test_net_config()).await;
+        for chunk in one_entry_feeds(NAMESPACE, feeds, 3_000_000).chunks(10_000) {
+            holder
+                .node
+                .log()
+                .ingest_entries(chunk.to_vec(), "bench", 0)?;
+        }
+        let fresh = spawn_node(test_net_config()).await;
+        let started = Instant::now();
+        connect(&fresh, &holder).await;
+        // Counting feeds reads every head: only once as many entries as feeds came in.
+        while fresh.node.net().status().await?.entries_fetched < feeds as u64
+            || fresh.node.log().heads()?.len() < feeds
+        {
+            anyhow::ensure!(
+                started.elapsed() < Duration::from_secs(600),
+                "no convergence in 10 minutes"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let converge_seconds = started.elapsed().as_secs_f64();
+        let (fresh_status, holder_status) = (
+            fresh.node.net().status().await?,
+            holder.node.net().status().await?,
+        );
+        let reconcile_messages = fresh_status.reconcile.messages + holder_status.reconcile.messages;
+        let reconcile_bytes = fresh_status.reconcile.bytes + holder_status.reconcile.bytes;
+        // In sync: one session at a time, started by hand, timed until its answer is in.
+        let mut times = Vec::new();
+        let before = fresh.node.net().status().await?.reconcile;
+        for _ in 0..sessions {
+            let start = fresh.node.net().status().await?.reconcile;
+            let begun = Instant::now();
+            fresh.node.net().sync_now().await?;
+            loop {
+                let now = fresh.node.net().status().await?.reconcile;
+                if now.sessions > start.sessions
+                    && now.messages >= start.messages + 2 * (now.sessions - start.sessions)
+                {
+                    break;
+                }
+                anyhow::ensure!(
+                    begun.elapsed() < Duration::from_secs(60),
+                    "a session did not end"
+                );
+                tokio::time::sleep(Duration::from_micros(200)).await;
+            }
+            times.push(begun.elapsed().as_secs_f64() * 1e3);
+        }
+        let after = fresh.node.net().status().await?.reconcile;
+        times.sort_by(f64::total_cmp);
+        let median_ms = times.get(times.len() / 2).copied().unwrap_or(0.0);
+        let in_sync_sessions = (after.sessions - before.sessions).max(1);
+        println!(
+            "{{\"feeds\": {feeds}, \"converge_seconds\": {converge_seconds:.2}, \
+             \"reconcile_messages\": {reconcile_messages}, \"reconcile_bytes\": {reconcile_bytes}, \
+             \"fetch_requests\": {}, \"fetched_bytes\": {}, \
+             \"in_sync_sessions\": {in_sync_sessions}, \"in_sync_session_ms\": {median_ms:.2}, \
+             \"in_sync_messages_per_session\": {:.1}, \"in_sync_bytes_per_session\": {:.0}}}",
+            fresh_status.fetch.requests,
+            fresh_status.fetch.bytes,
+            (after.messages - before.messages) as f64 / in_sync_sessions as f64,
+            (after.bytes - before.bytes) as f64 / in_sync_sessions as f64,
+        );
+        shutdown(vec![fresh, holder]).await;
+        anyhow::Ok(())
+    })
 }
 
 fn gen_export(entries: u64, authors: u64, out: PathBuf) -> anyhow::Result<()> {

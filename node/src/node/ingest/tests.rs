@@ -65,8 +65,7 @@ fn pipelined_sync_responses_are_verified_before_anything_is_written() {
         events_tx
             .try_send(NetEvent::Entries {
                 peer,
-                range,
-                entries,
+                answered: vec![FetchedRange { range, entries }],
             })
             .unwrap();
     }
@@ -247,8 +246,10 @@ fn one_stream_through_gossip_sync_and_the_api_ends_the_same() {
         events_tx
             .try_send(NetEvent::Entries {
                 peer,
-                range,
-                entries: vec![bytes.clone()],
+                answered: vec![FetchedRange {
+                    range,
+                    entries: vec![bytes.clone()],
+                }],
             })
             .unwrap();
     }
