@@ -241,6 +241,10 @@ fn agent_id(node: &LocalNode) -> String {
     answer["agent_id"].as_str().unwrap_or_default().to_owned()
 }
 
+/// One request to the agent's node: method, path and JSON body in, the JSON answer out (`None`
+/// when the node refused it or did not answer).
+type ApiCall<'a> = dyn Fn(&str, String, Option<Value>) -> Option<Value> + 'a;
+
 /// One agent, driving its node through the HTTP API.
 struct Agent {
     index: usize,
@@ -396,11 +400,7 @@ impl Agent {
         }
     }
 
-    fn release(
-        &self,
-        call: &dyn Fn(&str, String, Option<Value>) -> Option<Value>,
-        claim_id: &str,
-    ) -> Lease {
+    fn release(&self, call: &ApiCall<'_>, claim_id: &str) -> Lease {
         // A failed release (the node restarting) leaves the lease to expire on its own.
         let _ = call("POST", format!("/v1/claims/{claim_id}/release"), None);
         Lease::Idle

@@ -95,7 +95,7 @@ fn a_full_disk_refuses_publishes_clearly_and_loses_nothing_acknowledged() {
     let client = node.client();
 
     // An agent publishes without pause, recording every answer.
-    let answers: Arc<Mutex<Vec<Result<String, (u16, String)>>>> = Arc::default();
+    let answers: Arc<Mutex<Vec<PublishAnswer>>> = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
     let publisher = {
         let (runtime, client, answers, stop) = (
@@ -241,12 +241,15 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-/// Publishes note `index` (a few hundred bytes); `Ok(entry id)` or `Err((status, message))`.
+/// A publish's answer: `Ok(entry id)` or `Err((HTTP status, error message))`.
+type PublishAnswer = Result<String, (u16, String)>;
+
+/// Publishes note `index` (a few hundred bytes).
 fn publish_note(
     runtime: &tokio::runtime::Runtime,
     client: &ApiClient,
     index: u64,
-) -> Result<String, (u16, String)> {
+) -> PublishAnswer {
     let body = json!({"kind": "x-note", "body": {"index": index, "text": "n".repeat(300)}});
     let bytes = serde_json::to_vec(&body).unwrap();
     let response = runtime
