@@ -4,6 +4,7 @@
 #
 #   scripts/faults.sh [powercut] [ROUNDS]   power cuts (default; 50 rounds)
 #   scripts/faults.sh net [ROUNDS]          network faults between namespaces (20 rounds)
+#   scripts/faults.sh soak [SECONDS]        soak: 8 nodes, restarts, leases (600 s)
 #
 # power cuts: `tests/tests/powercut.rs` with PLEXUS_POWERCUT_ROUNDS rounds (default 50) of each
 # mode: a writer appends to a log on plexus-lazyfs (a FUSE file system that forgets everything not
@@ -18,18 +19,44 @@
 # round in fresh network namespaces with fresh `plexus` processes; prints the convergence times
 # (min / median / max) per scenario. Needs root, iproute2 and nftables.
 #
+# soak: `tests/tests/soak.rs` with PLEXUS_SOAK_SECONDS (default 600), PLEXUS_SOAK_NODES (8) and
+# PLEXUS_SOAK_RESTART_SECONDS (60): `plexus run` processes on loopback, one agent each claiming,
+# renewing and releasing shared resources and updating tasks every 500 ms, one node killed
+# (SIGKILL) and restarted every minute; prints RSS, open files and disk (worst slope after
+# warm-up) and the lease and export checks as `soak | ...` lines. Needs no root.
+#
 # Cleans up every mount, namespace and process it started, even when interrupted.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 experiment=powercut
 case "${1:-}" in
-  powercut|net) experiment="$1"; shift ;;
+  powercut|net|soak) experiment="$1"; shift ;;
 esac
 if [ -n "${1:-}" ]; then
   case "$1" in
-    *[!0-9]*) echo "faults: ROUNDS must be a whole number, not '$1' (usage: scripts/faults.sh [powercut|net] [ROUNDS])" >&2; exit 2 ;;
+    *[!0-9]*) echo "faults: ROUNDS (SECONDS for soak) must be a whole number, not '$1' (usage: scripts/faults.sh [powercut|net] [ROUNDS] or scripts/faults.sh soak [SECONDS])" >&2; exit 2 ;;
   esac
+fi
+
+if [ "$experiment" = soak ]; then
+  scripts/setup.sh --tests
+  source scripts/env.sh
+  seconds="${1:-${PLEXUS_SOAK_SECONDS:-600}}"
+  echo "building the soak..." >&2
+  cargo build --locked --quiet -p plexus-node --bin plexus
+  cargo build --locked --quiet -p plexus-tests --tests
+  # The nodes run under `setpriv --pdeathsig KILL`, so they end with the test however it ends;
+  # their data directories are in a temporary directory the test removes.
+  set +e
+  PLEXUS_SOAK_SECONDS="$seconds" PLEXUS_SOAK_NODES="${PLEXUS_SOAK_NODES:-8}" \
+    PLEXUS_SOAK_RESTART_SECONDS="${PLEXUS_SOAK_RESTART_SECONDS:-60}" \
+    PLEXUS_BIN="$CARGO_TARGET_DIR/debug/plexus" \
+    cargo nextest run --locked -p plexus-tests --test soak --no-capture \
+    --profile soak 2>&1 | grep -E '^soak |SKIPPED|PASS|FAIL|panicked'
+  status=${PIPESTATUS[0]}
+  set -e
+  exit "$status"
 fi
 
 if [ "$experiment" = net ]; then

@@ -6,6 +6,8 @@
 pub mod cluster;
 pub mod fixtures;
 pub mod hostile;
+pub mod localnode;
 pub mod netnode;
 pub mod netns;
+pub mod soak;
 pub mod vectors;

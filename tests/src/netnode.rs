@@ -329,7 +329,7 @@ pub fn wait_same_heads(lab: &Lab, nodes: &[&NetNode], feeds: usize, timeout: Dur
 }
 
 /// The lines a child prints on `stdout`, read by a thread of their own.
-fn line_channel(stdout: Option<std::process::ChildStdout>) -> Receiver<String> {
+pub(crate) fn line_channel(stdout: Option<std::process::ChildStdout>) -> Receiver<String> {
     let (sender, receiver) = mpsc::channel();
     if let Some(stdout) = stdout {
         std::thread::spawn(move || {
@@ -343,7 +343,8 @@ fn line_channel(stdout: Option<std::process::ChildStdout>) -> Receiver<String> {
     receiver
 }
 
-fn describe(output: &Output) -> String {
+/// A command's stdout and stderr, for failure messages.
+pub fn describe(output: &Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),

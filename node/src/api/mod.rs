@@ -11,8 +11,8 @@
 //! Errors are JSON, `{"error": {"code", "message", "field"}}`, with 400 for unreadable JSON or
 //! query strings, 401 without the token, 404 for unknown claims and tasks, 409 when the current
 //! state forbids the request (an illegal task transition, someone else's claim), 413 for an
-//! oversized body and 422 for a body its kind does not allow (the field is named). A refused
-//! request writes nothing. Publishing routes (every `POST`) take an `Idempotency-Key` header
+//! oversized body, 422 for a body its kind does not allow (the field is named) and 507 when the
+//! disk holding the log is full. A refused request writes nothing. Publishing routes (every `POST`) take an `Idempotency-Key` header
 //! ([`idempotency`]): a retry of the same request returns the first answer.
 
 pub(crate) mod a2a;
@@ -272,6 +272,11 @@ impl From<NodeError> for ApiError {
             NodeError::Store(crate::store::StoreError::Body(error)) => error.into(),
             NodeError::Store(crate::store::StoreError::Entry(error)) => entry_error(&error),
             NodeError::Store(crate::store::StoreError::Policy(violation)) => violation.into(),
+            NodeError::Store(error @ crate::store::StoreError::DiskFull(_)) => ApiError::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "disk_full",
+                error.to_string(),
+            ),
             other => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",

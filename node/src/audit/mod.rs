@@ -6,9 +6,11 @@
 //!   verification, then a sequential chain check with one small tracker per feed.
 //! - `check` is its parallel stage: the checker thread, strict decoding in place and batch
 //!   signature verification.
+//! - `damage` lists the entries a damaged data directory cannot read back, for the verifier.
 //! - [`report`] holds the findings and renders them for people and machines.
 
 mod check;
+mod damage;
 pub mod export;
 pub mod policy;
 pub mod report;

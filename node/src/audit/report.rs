@@ -44,6 +44,9 @@ pub enum FindingKind {
     BadTrailer,
     /// Bytes after the trailer.
     TrailingData,
+    /// Part of a data directory's log that its storage cannot read back (a checksum or format
+    /// check of RocksDB failed); data directories only.
+    DamagedStorage,
     /// An entry of a governed namespace that its policy forbids (or a policy entry not signed
     /// by the trust root), found by re-deriving the decision.
     PolicyViolation,
@@ -118,6 +121,14 @@ impl Report {
         self.findings_total += audit.violations;
         let room = MAX_FINDINGS.saturating_sub(self.findings.len());
         self.findings.extend(audit.findings.into_iter().take(room));
+        self.verdict = Verdict::Failed;
+    }
+
+    /// Adds findings of storage damage; any fails the audit.
+    pub fn add_damage(&mut self, findings: Vec<Finding>) {
+        self.findings_total += findings.len() as u64;
+        let room = MAX_FINDINGS.saturating_sub(self.findings.len());
+        self.findings.extend(findings.into_iter().take(room));
         self.verdict = Verdict::Failed;
     }
 

@@ -308,10 +308,19 @@ pub fn verify_data_dir(
     let log = Log::open_read_only(data_dir)?;
     let snapshot = log.snapshot();
     let mut auditor = Auditor::new(data_dir.display().to_string(), options);
+    let mut damage = None;
     with_pipeline(|pipeline| {
         let mut batch = pipeline.empty_batch();
         for envelope in super::export::export_order(&snapshot) {
-            let envelope = envelope?;
+            let envelope = match envelope {
+                Ok(envelope) => envelope,
+                // RocksDB cannot read on past a damaged block: locate the damage below.
+                Err(error @ StoreError::Damaged(_)) => {
+                    damage = Some(error);
+                    break;
+                }
+                Err(error) => return Err(error.into()),
+            };
             auditor.bytes += envelope.len() as u64;
             batch.push(None, &envelope);
             if batch.items.len() == BATCH_ITEMS || batch.bytes.len() >= BATCH_BYTES {
@@ -326,6 +335,10 @@ pub fn verify_data_dir(
         Ok::<(), VerifyError>(())
     })?;
     let mut report = auditor.finish(false);
+    if let Some(error) = damage {
+        report.add_damage(super::damage::locate_damage(&log, &error));
+        return Ok(report);
+    }
     if !options.trust_roots.is_empty() {
         let audit = super::policy::audit_data_dir(&log, &options.trust_roots)?;
         report.add_policy_audit(options.trust_roots.keys().cloned().collect(), audit);

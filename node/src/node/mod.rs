@@ -235,6 +235,16 @@ impl Node {
         let ingress = Arc::new(Mutex::new(limits::Ingress::new(config.ingress)));
         let coord =
             Arc::new(Coordinator::new(keypair.agent_id()).with_clock_skew_ms(config.clock_skew_ms));
+        // Fold the whole log into the view before anything starts: this reads every stored
+        // entry once (checksums on), so a damaged log stops the start with the damaged file
+        // named, instead of a node that runs with a view stuck before the damage.
+        let (coord_for_load, log_for_load) = (Arc::clone(&coord), Arc::clone(&log));
+        tokio::task::spawn_blocking(move || coord_for_load.sync(&log_for_load, now_ms()))
+            .await
+            .map_err(|source| NodeError::Task {
+                task: "load the coordination view",
+                source,
+            })??;
         let (command_tx, command_rx) = mpsc::channel(net::COMMAND_QUEUE);
         let (event_tx, event_rx) = mpsc::channel(net::EVENT_QUEUE);
         let swarm = build_swarm(&keypair, &config.net)?;

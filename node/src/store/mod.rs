@@ -127,7 +127,33 @@ pub enum StoreError {
         source: rocksdb::Error,
     },
     #[error("RocksDB operation on the log failed: {0}; check free disk space and the data directory's permissions")]
-    Rocks(#[from] rocksdb::Error),
+    Rocks(rocksdb::Error),
+    /// A checksum or format check of RocksDB failed: a file of the log holds other bytes than
+    /// were written. RocksDB's message names the file and the offset of the damaged block.
+    #[error(
+        "the log is damaged: {0}; nothing damaged is served. Run `plexus audit verify` on the \
+         data directory to see which feeds and entries are affected, then restore the data \
+         directory from a backup (entries of other agents also come back from peers into a \
+         fresh log, this agent's own feed only from a backup or a peer's export)"
+    )]
+    Damaged(rocksdb::Error),
+    /// The file system holding the log has no room left; nothing of the refused write was
+    /// stored. RocksDB's message names the file it was writing.
+    #[error(
+        "the disk is full: {0}; nothing was written. Free space on that file system, then \
+         restart the node (`plexus run`): every acknowledged entry is kept"
+    )]
+    DiskFull(rocksdb::Error),
+    /// The data directory cannot be written (a read-only file system or permissions).
+    #[error(
+        "cannot write to the data directory {dir}: {source}; a node keeps its log there, so \
+         remount it read-write or fix its permissions, or pass another --data-dir (`plexus \
+         audit verify {dir}` and `plexus audit export` read it as it is)"
+    )]
+    ReadOnly {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
     #[error("file I/O on {path} failed: {source}")]
     Io {
         path: PathBuf,
@@ -143,6 +169,20 @@ pub enum StoreError {
     /// The namespace's policy refuses the entry; the message names the rule and what to do.
     #[error(transparent)]
     Policy(#[from] Violation),
+}
+
+impl From<rocksdb::Error> for StoreError {
+    /// Sorts RocksDB's errors by what the user must do: damage (checksums, format) and a full
+    /// disk get messages of their own.
+    fn from(error: rocksdb::Error) -> StoreError {
+        match error.kind() {
+            rocksdb::ErrorKind::Corruption => StoreError::Damaged(error),
+            rocksdb::ErrorKind::IOError if error.as_ref().contains("No space left on device") => {
+                StoreError::DiskFull(error)
+            }
+            _ => StoreError::Rocks(error),
+        }
+    }
 }
 
 /// What happened to an entry offered to the log.

@@ -26,12 +26,13 @@ impl Log {
 
     /// Like [`Log::open`], with explicit options.
     pub fn open_with(data_dir: &Path, options_in: LogOptions) -> Result<Log, StoreError> {
-        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::Io {
-            path: data_dir.to_path_buf(),
-            source,
-        })?;
+        std::fs::create_dir_all(data_dir)
+            .map_err(|source| io_error(data_dir, data_dir.to_path_buf(), source))?;
         let lock_file = lock_data_dir(data_dir)?;
         let mut options = Options::default();
+        // RocksDB's defaults, stated because the log relies on them: a block whose checksum
+        // does not match is refused (`verify_checksums` is on in every read), never served.
+        options.set_paranoid_checks(true);
         options.create_if_missing(true);
         options.create_missing_column_families(true);
         options.set_compression_type(rocksdb::DBCompressionType::Lz4);
@@ -164,10 +165,7 @@ impl Drop for Log {
 /// processes will show.
 fn lock_data_dir(data_dir: &Path) -> Result<File, StoreError> {
     let path = data_dir.join(LOCK_FILE);
-    let io_error = |source| StoreError::Io {
-        path: path.clone(),
-        source,
-    };
+    let io_error = |source| io_error(data_dir, path.clone(), source);
     let mut file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -194,4 +192,20 @@ fn lock_data_dir(data_dir: &Path) -> Result<File, StoreError> {
     file.set_len(0).map_err(io_error)?;
     writeln!(file, "{}", std::process::id()).map_err(io_error)?;
     Ok(file)
+}
+
+/// An I/O error on `path` in `data_dir`; one that says the directory cannot be written (a
+/// read-only file system, or permissions) names the directory and what to do.
+fn io_error(data_dir: &Path, path: std::path::PathBuf, source: std::io::Error) -> StoreError {
+    if matches!(
+        source.kind(),
+        std::io::ErrorKind::ReadOnlyFilesystem | std::io::ErrorKind::PermissionDenied
+    ) {
+        StoreError::ReadOnly {
+            dir: data_dir.to_path_buf(),
+            source,
+        }
+    } else {
+        StoreError::Io { path, source }
+    }
 }
