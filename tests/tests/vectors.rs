@@ -5,13 +5,22 @@
 use std::collections::HashSet;
 use std::path::PathBuf;
 
+use libp2p::futures::executor::block_on;
+use libp2p::futures::io::Cursor;
+use libp2p::request_response::{cbor::codec::Codec, Codec as _};
+use libp2p::StreamProtocol;
 use plexus_crypto::{sha256, verify_batch_with_fallback, AgentId, BatchItem, Keypair, Signature};
 use plexus_node::audit::{verify_file, VerifyOptions};
+use plexus_node::net::reconcile::{decode_answers, decode_request, encode_answers, encode_request};
+use plexus_node::net::sync::{SyncRequest, SyncResponse, SYNC_PROTOCOL};
+use plexus_node::node::answer_ranges;
+use plexus_protocol::reconcile::{answer, fingerprint_of, Item, KeyRange, Session};
 use plexus_protocol::value::{canonical_to_json, json_text_to_canonical, json_to_canonical};
 use plexus_protocol::{Entry, ForkProof};
 use plexus_tests::vectors::audit::{
     generate_envelope_errors, generate_exports, generate_fork_proofs,
 };
+use plexus_tests::vectors::reconcile::{to_fetch, wire_request, wire_response, VecStore};
 use plexus_tests::vectors::{self, generate, hex, unhex};
 use serde_json::Value;
 
@@ -385,5 +394,223 @@ fn float_vectors_are_canonical_and_refusals_are_named() {
         let cbor = bytes(vector, "cbor_hex");
         assert_eq!(vector["refused"], true, "{}", vector["note"]);
         assert!(canonical_to_json(&cbor).is_err(), "{}", vector["note"]);
+    }
+}
+
+#[test]
+fn late_claim_vectors_give_the_stated_flag() {
+    let document = load_file("late-claims.json", vectors::late::generate());
+    let cases = document["vectors"].as_array().unwrap();
+    assert!(cases.iter().any(|vector| vector["late"] == true));
+    assert!(cases.iter().any(|vector| vector["late"] == false));
+    for vector in cases {
+        let entry = Entry::decode(&bytes(vector, "envelope_hex")).unwrap();
+        let header = entry.header();
+        assert_eq!(header.kind, vector["kind"], "{}", vector["note"]);
+        assert_eq!(
+            header.timestamp_ms, vector["timestamp_ms"],
+            "{}",
+            vector["note"]
+        );
+        let reception = plexus_protocol::coord::Reception {
+            arrival: vectors::late::arrival_named(vector["arrival"].as_str().unwrap()).unwrap(),
+            received_ms: vector["received_ms"].as_u64().unwrap(),
+        };
+        let window_ms = vector["window_ms"].as_u64().unwrap();
+        assert_eq!(
+            plexus_protocol::coord::is_late(
+                &header.kind,
+                header.timestamp_ms,
+                reception,
+                window_ms
+            ),
+            vector["late"],
+            "{}",
+            vector["note"]
+        );
+    }
+}
+
+/// A sync request from the bytes the codec reads off the wire.
+fn read_sync_request(wire: &[u8]) -> SyncRequest {
+    let mut codec = Codec::<SyncRequest, SyncResponse>::default();
+    let protocol = StreamProtocol::new(SYNC_PROTOCOL);
+    block_on(codec.read_request(&protocol, &mut Cursor::new(wire.to_vec()))).unwrap()
+}
+
+/// A sync response from the bytes the codec reads off the wire.
+fn read_sync_response(wire: &[u8]) -> SyncResponse {
+    let mut codec = Codec::<SyncRequest, SyncResponse>::default();
+    let protocol = StreamProtocol::new(SYNC_PROTOCOL);
+    block_on(codec.read_response(&protocol, &mut Cursor::new(wire.to_vec()))).unwrap()
+}
+
+fn key_of(value: &Value) -> [u8; 32] {
+    unhex(value.as_str().unwrap()).unwrap().try_into().unwrap()
+}
+
+fn parse_items(value: &Value) -> Vec<Item> {
+    value
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| Item {
+            key: key_of(&item["key"]),
+            seq: item["seq"].as_u64().unwrap(),
+            id: key_of(&item["id"]),
+        })
+        .collect()
+}
+
+/// The fingerprint as §8.2.1 defines it, written out: SHA-256 of the tag, each item's key,
+/// seq (u64 big-endian) and id, and the count (u64 big-endian).
+fn fingerprint_by_the_text(items: &[Item]) -> String {
+    let mut input = b"plexus/reconcile/1".to_vec();
+    for item in items {
+        input.extend_from_slice(&item.key);
+        input.extend_from_slice(&item.seq.to_be_bytes());
+        input.extend_from_slice(&item.id);
+    }
+    input.extend_from_slice(&(items.len() as u64).to_be_bytes());
+    hex(&sha256(&input).0)
+}
+
+#[test]
+fn reconcile_vectors_fingerprints_answers_and_a_whole_exchange() {
+    let vectors = load_file("reconcile.json", vectors::reconcile::generate());
+    assert_eq!(vectors["empty_fingerprint"], fingerprint_by_the_text(&[]));
+    let namespace = vectors["namespace"].as_str().unwrap();
+
+    // Fingerprints of given ranges of the forty items of the cases.
+    let forty = parse_items(&vectors["cases"][2]["responder_items"]);
+    assert_eq!(forty.len(), 40);
+    for vector in vectors["fingerprints"].as_array().unwrap() {
+        let note = vector["note"].as_str().unwrap();
+        let range = KeyRange {
+            lower: key_of(&vector["lower"]),
+            upper: (!vector["upper"].is_null()).then(|| key_of(&vector["upper"])),
+        };
+        let held: Vec<Item> = forty
+            .iter()
+            .filter(|item| range.contains(&item.key))
+            .copied()
+            .collect();
+        assert_eq!(
+            held.len() as u64,
+            vector["count"].as_u64().unwrap(),
+            "{note}"
+        );
+        assert_eq!(
+            vector["fingerprint"],
+            fingerprint_by_the_text(&held),
+            "{note}"
+        );
+        assert_eq!(
+            hex(&fingerprint_of(&held).0),
+            vector["fingerprint"],
+            "{note}"
+        );
+    }
+
+    // One round each: the request read off the wire, answered from the responder's items,
+    // gives the stated response bytes.
+    for case in vectors["cases"].as_array().unwrap() {
+        let note = case["note"].as_str().unwrap();
+        let ours = parse_items(&case["requester_items"]);
+        let theirs = parse_items(&case["responder_items"]);
+        let SyncRequest::Reconcile {
+            namespace: asked,
+            ranges,
+        } = read_sync_request(&bytes(case, "request_cbor"))
+        else {
+            panic!("{note}: not a Reconcile request");
+        };
+        assert_eq!(asked, namespace, "{note}");
+        let queries = decode_request(&asked, &ranges).unwrap();
+        assert_eq!(queries.len(), 1, "{note}");
+        assert_eq!(
+            hex(&queries[0].fingerprint.0),
+            fingerprint_by_the_text(&ours),
+            "{note}"
+        );
+        let mut responder = VecStore(theirs);
+        let answers: Vec<_> = queries
+            .iter()
+            .map(|query| answer(&mut responder, query).unwrap())
+            .collect();
+        let response = SyncResponse::Reconciled {
+            answers: encode_answers(&answers),
+        };
+        assert_eq!(
+            hex(&wire_response(response)),
+            case["response_cbor"],
+            "{note}"
+        );
+    }
+
+    // The whole exchange, replayed by a requester: it sends the stated requests, takes the
+    // stated answers, stops when they are done and fetches the stated feeds.
+    let exchange = &vectors["exchange"];
+    let ours = parse_items(&exchange["requester_items"]);
+    let mut requester = VecStore(ours.clone());
+    let mut session = Session::new();
+    let mut leaves = Vec::new();
+    let rounds = exchange["rounds"].as_array().unwrap();
+    assert!(rounds.len() >= 2, "the exchange splits at least once");
+    for (index, round) in rounds.iter().enumerate() {
+        let queries = session.next_request(&mut requester).unwrap().unwrap();
+        assert_eq!(
+            hex(&wire_request(encode_request(namespace, &queries))),
+            round["request_cbor"],
+            "round {index}"
+        );
+        let SyncResponse::Reconciled { answers } =
+            read_sync_response(&bytes(round, "response_cbor"))
+        else {
+            panic!("round {index}: not a Reconciled response");
+        };
+        let outcome = session
+            .handle_answers(decode_answers(answers).unwrap(), &mut requester)
+            .unwrap();
+        leaves.extend(outcome.leaves);
+    }
+    assert!(session.next_request(&mut requester).unwrap().is_none());
+    assert!(session.is_done());
+    let fetched = to_fetch(&ours, &leaves);
+    assert_eq!(fetched, parse_items(&exchange["to_fetch"]));
+    // The three missing feeds, the one behind and the one with another entry at its head.
+    assert_eq!(fetched.len(), 5);
+}
+
+#[test]
+fn ranges_vectors_are_answered_as_stated() {
+    let vectors = load_file("ranges.json", vectors::ranges::generate());
+    let held: Vec<Entry> = vectors["held"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| Entry::decode(&bytes(entry, "envelope_hex")).unwrap())
+        .collect();
+    let (_dir, log) = vectors::ranges::log_holding(held);
+    let cases = vectors["cases"].as_array().unwrap();
+    assert!(cases.len() >= 5);
+    for case in cases {
+        let note = case["note"].as_str().unwrap();
+        let SyncRequest::Ranges { namespace, ranges } =
+            read_sync_request(&bytes(case, "request_cbor"))
+        else {
+            panic!("{note}: not a Ranges request");
+        };
+        let response = answer_ranges(&log, &namespace, &ranges).unwrap();
+        assert_eq!(
+            hex(&wire_response(response.clone())),
+            case["response_cbor"],
+            "{note}"
+        );
+        assert_eq!(
+            read_sync_response(&bytes(case, "response_cbor")),
+            response,
+            "{note}"
+        );
     }
 }
