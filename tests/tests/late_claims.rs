@@ -206,7 +206,7 @@ async fn a_backdated_claim_is_refused_live_and_flagged_late_wherever_backfill_br
     let relay_node = nodes.pop().unwrap();
     let honest_node = stop(nodes.pop().unwrap()).await;
     shutdown(vec![relay_node, cheater_node]).await;
-    let at = now_ms().to_string();
+    let at = format!("{}ms", now_ms());
     let output = Command::new(plexus_binary())
         .arg("audit")
         .arg("replay")
