@@ -280,7 +280,7 @@ async fn an_honest_claim_across_a_long_partition_still_wins_and_is_flagged_only_
     heal(&nodes[..2], &nodes[2..]).await;
     connect(&nodes[2], &nodes[1]).await;
     let answers = wait_for(
-        "the honest early claim to hold everywhere",
+        "the honest early claim to hold, and the later one to wait, everywhere",
         CONVERGE,
         &refs,
         || async {
@@ -291,10 +291,13 @@ async fn an_honest_claim_across_a_long_partition_still_wins_and_is_flagged_only_
             }
             leases
         },
+        // Every node must also have heard of the later claim, which then waits: the early
+        // claimant's node may hold its own claim before the later one reaches it.
         |leases| {
-            leases
-                .iter()
-                .all(|lease| lease["holders"][0]["claim_id"] == early_id.as_str())
+            leases.iter().all(|lease| {
+                lease["holders"][0]["claim_id"] == early_id.as_str()
+                    && lease["waiting"][0]["claim_id"] == later_id.as_str()
+            })
         },
     )
     .await;
