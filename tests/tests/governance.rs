@@ -668,3 +668,35 @@ async fn every_limit_has_an_accept_and_a_reject_path_at_the_members_node() {
     drop((admin_api, api));
     shutdown(vec![admin, member]).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_node_signs_no_policy_version_that_would_leave_no_room_to_move_on() {
+    let admin_key = Keypair::generate();
+    let mut admin = node(&admin_key, Some(admin_key.clone()), true).await;
+    let admin_api = admin.api().await;
+    publish_policy(&admin_api, &[&admin], policy(1, &[], json!({}))).await;
+    let head_before = head(&admin, &admin_key);
+    // Every way in (the CLI, MCP, the Python client) posts here: a version at the end of the
+    // number range is refused before anything is signed, naming the field and the ceiling.
+    for version in [u64::MAX, 1_002] {
+        let (status, answer) =
+            post_raw(&admin_api, "/v1/policy", &policy(version, &[], json!({}))).await;
+        assert_eq!(status, 422, "v{version}: {answer}");
+        assert_eq!(answer["error"]["code"], "version_too_far", "{answer}");
+        assert_eq!(answer["error"]["field"], "version", "{answer}");
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .is_some_and(|message| message.contains("at most v1001")),
+            "{answer}"
+        );
+    }
+    assert_eq!(
+        head(&admin, &admin_key),
+        head_before,
+        "a refused policy took a seq"
+    );
+    // The largest step allowed is signed and takes force.
+    publish_policy(&admin_api, &[&admin], policy(1_001, &[], json!({}))).await;
+    shutdown(vec![admin]).await;
+}

@@ -70,12 +70,42 @@ pub(super) async fn post_policy(
     }
     let body =
         Body::from_json(Kind::Policy.as_str(), parse_json(&body)?).map_err(with_body_prefix)?;
+    if let Body::Policy(policy) = &body {
+        let newest = policy_book(&state, &namespace)
+            .await?
+            .and_then(|book| book.latest().map(|record| record.version))
+            .unwrap_or(0);
+        check_version_step(policy.version, newest)?;
+    }
     let entry = state.node.publish_body(&namespace, &body).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({ "entry": entry_json(&entry) })),
     )
         .into_response())
+}
+
+/// How far past the newest known version this node signs a policy (PROTOCOL §10.1): a version
+/// near 2^64 would leave the namespace no room to move on.
+const MAX_VERSION_STEP: u64 = 1000;
+
+/// Refuses to sign a policy `version` more than [`MAX_VERSION_STEP`] past `newest`, the highest
+/// version this node knows for the namespace (0 if none).
+fn check_version_step(version: u64, newest: u64) -> Result<(), ApiError> {
+    let ceiling = newest.saturating_add(MAX_VERSION_STEP);
+    if version <= ceiling {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "version_too_far",
+        format!(
+            "policy v{version} skips too far ahead (at most v{ceiling}, {MAX_VERSION_STEP} past \
+             v{newest}, the newest version this node knows): later versions must stay \
+             possible, so use the next version"
+        ),
+    )
+    .with_field("version"))
 }
 
 /// `GET /v1/members`: the members of the policy in force, their roles, and revocations.
