@@ -8,7 +8,10 @@
 //!
 //! Two consumers use this module:
 //! - the node's log decides where an incoming entry goes relative to its stored head
-//!   ([`place`]);
+//!   ([`place`]) and what to do with it ([`decide`] and the decisions after it, in
+//!   `feed/decide.rs`: duplicate, next, completion, fork rival, held in `pending` within its
+//!   bounds, or refused behind an entry the policy refused), reading state and applying the
+//!   answer but deciding nothing itself;
 //! - the auditor streams entries in export order through one [`ChainTracker`] per feed, which
 //!   keeps O(1) state per feed: the last seq and the ids seen at it (more than one only when
 //!   forked). Memory therefore grows with the number of feeds, never with their length. The
@@ -22,6 +25,13 @@ use plexus_crypto::{AgentId, Hash256};
 
 use crate::cbor::{self, CborError};
 use crate::entry::{Entry, EntryError};
+
+mod decide;
+
+pub use decide::{
+    completes, decide, hold, keep_fork_proof, refusal_of_successor, BatchState, Decision,
+    FeedLookup, HoldDecision, PendingLimits, PendingLoad, PendingRefusal,
+};
 
 /// Identifies a feed: the namespace and the author.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

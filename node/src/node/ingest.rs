@@ -47,14 +47,14 @@ use libp2p::gossipsub::{MessageAcceptance, MessageId};
 use libp2p::PeerId;
 use plexus_protocol::admit::{admit, admit_batch, Admitted, Refusal, Route};
 use plexus_protocol::coord::{check_clock_skew, Arrival};
-use plexus_protocol::{FeedKey, ForkProof};
-use tokio::sync::{mpsc, oneshot};
+use plexus_protocol::FeedKey;
+use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use super::limits::{Admission, Ingress};
 use super::Shared;
 use crate::clock::now_ms;
-use crate::net::sync::{self, FetchedRange, RangeRequest, WireHead, MAX_RANGE};
+use crate::net::sync::{FetchedRange, RangeRequest, MAX_RANGE};
 use crate::net::topics::{self, TopicKind};
 use crate::net::{Command, GossipVerdict, NetEvent, NetworkHandle};
 use crate::store::{IngestOutcome, Log, Offer, RejectReason, StoreError};
@@ -62,9 +62,6 @@ use crate::store::{IngestOutcome, Log, Offer, RejectReason, StoreError};
 /// How long a peer that kept sending invalid data stays blocked: long enough to stop a
 /// flood, short enough that a peer restarted with a fixed build comes back on its own.
 const BLOCK_DURATION: std::time::Duration = std::time::Duration::from_secs(10 * 60);
-
-/// Largest fork proof accepted from gossip: two body-less envelopes and framing.
-const MAX_FORK_PROOF_LEN: usize = 2 * 1024;
 
 /// Most events the worker takes from its queue per wake-up: a burst becomes a few batches
 /// (one signature batch and one write each), while a sync response or heads answer queued
@@ -537,94 +534,6 @@ impl Pipeline {
         Ok(())
     }
 
-    /// Steps 2-4 for a sync response: records what admission refused, writes the rest of
-    /// every range in one batch, and asks for the next range of each feed.
-    fn settle_entries(
-        &self,
-        peer: PeerId,
-        mut ranges: Vec<CheckedRange>,
-    ) -> Result<(), StoreError> {
-        let now = now_ms();
-        let source = format!("sync:{peer}");
-        let mut offers = Vec::new();
-        // For each offer, the index of its range in `ranges`.
-        let mut offer_ranges = Vec::new();
-        for (index, checked) in ranges.iter_mut().enumerate() {
-            let quarantined = self.shared.is_quarantined(&checked.range.feed);
-            for (bytes, answer) in checked.items.drain(..) {
-                match answer {
-                    Ok(_) if quarantined => {}
-                    Ok(admitted) => {
-                        offers.push(Offer {
-                            admitted,
-                            source: source.clone(),
-                            arrival: Arrival::History,
-                        });
-                        offer_ranges.push(index);
-                    }
-                    Err(refusal) => {
-                        self.record_refusal(&bytes, &refusal, &source, now)?;
-                    }
-                }
-            }
-        }
-        // Per range: the highest seq offered, and whether anything was stored or held.
-        let mut progress = vec![RangeProgress::default(); ranges.len()];
-        for (offer, index) in offers.iter().zip(&offer_ranges) {
-            if let Some(slot) = progress.get_mut(*index) {
-                let seq = offer.admitted.entry().header().seq;
-                slot.fetched_to = Some(slot.fetched_to.map_or(seq, |to: u64| to.max(seq)));
-            }
-        }
-        let mut changed = false;
-        for (outcome, index) in self
-            .log
-            .ingest_admitted(offers, now)?
-            .into_iter()
-            .zip(&offer_ranges)
-        {
-            let moved = match outcome {
-                IngestOutcome::Accepted { forks, .. } => {
-                    changed = true;
-                    for proof in &forks {
-                        self.on_fork(proof);
-                    }
-                    true
-                }
-                // Out of order within a pipelined window: its predecessors are on their way.
-                IngestOutcome::Pending { .. } => true,
-                IngestOutcome::Fork { proof } => {
-                    self.on_fork(&proof);
-                    false
-                }
-                _ => false,
-            };
-            if let Some(slot) = progress.get_mut(*index) {
-                slot.moved |= moved;
-            }
-        }
-        if changed {
-            self.shared.changed();
-        }
-        let mut next_ranges = Vec::new();
-        for (checked, progress) in ranges.iter().zip(progress) {
-            if !progress.moved {
-                continue;
-            }
-            let range = &checked.range;
-            let head_seq = self.log.head(&range.feed)?.map_or(0, |head| head.seq);
-            let next = sync::next_range(range, progress.fetched_to);
-            next_ranges.extend(next.filter(|_| head_seq < range.target_seq));
-        }
-        if !next_ranges.is_empty() {
-            let _ = self.net.blocking_send(Command::FetchMany {
-                peer,
-                ranges: next_ranges,
-            });
-        }
-        Ok(())
-    }
-
     /// Events that are not batches: heads answers, and sync requests when no sync server is
     /// attached (the node always attaches one).
     fn handle_other(&self, event: NetEvent) -> Result<(), StoreError> {
@@ -686,87 +595,6 @@ impl Pipeline {
             range: Box::new(range),
         });
     }
-
-    /// A fork proof from gossip: within the peer's allowance, checked, and kept (quarantining
-    /// its author and forwarding it) only when it is about a feed this node holds
-    /// ([`Log::store_fork_proof`]); anything else is ignored without penalty, since an honest
-    /// peer holding that feed forwards it rightly.
-    fn handle_fork_proof(
-        &self,
-        peer: PeerId,
-        namespace: &str,
-        data: &[u8],
-        source: &str,
-    ) -> Result<MessageAcceptance, StoreError> {
-        if lock_ingress(&self.ingress).admit_fork_proof(peer, Instant::now()) != Admission::Pass {
-            self.log
-                .count_rejection(RejectReason::Throttled, "fork-proof");
-            return Ok(MessageAcceptance::Ignore);
-        }
-        let now = now_ms();
-        if data.len() > MAX_FORK_PROOF_LEN {
-            let detail = format!(
-                "fork proof of {} bytes, over {MAX_FORK_PROOF_LEN}",
-                data.len()
-            );
-            self.log
-                .record_rejection(data, RejectReason::Malformed, detail, source, now)?;
-            return Ok(MessageAcceptance::Reject);
-        }
-        let proof = match ForkProof::decode(data) {
-            Ok(proof) if proof.feed().namespace == namespace => proof,
-            Ok(_) => {
-                let detail = "fork proof about another namespace".to_owned();
-                self.log
-                    .record_rejection(data, RejectReason::WrongTopic, detail, source, now)?;
-                return Ok(MessageAcceptance::Reject);
-            }
-            Err(error) => {
-                self.log.record_rejection(
-                    data,
-                    RejectReason::Malformed,
-                    format!("invalid fork proof: {error}"),
-                    source,
-                    now,
-                )?;
-                return Ok(MessageAcceptance::Reject);
-            }
-        };
-        if self.log.store_fork_proof(&proof)? {
-            self.quarantine(&proof);
-            self.shared.changed();
-            Ok(MessageAcceptance::Accept)
-        } else {
-            Ok(MessageAcceptance::Ignore)
-        }
-    }
-
-    /// A fork found here: quarantine the author and tell every honest node.
-    fn on_fork(&self, proof: &ForkProof) {
-        warn!(author = %proof.feed().author, seq = proof.seq(), "fork detected");
-        self.quarantine(proof);
-        self.shared.changed();
-        let (reply, _) = oneshot::channel();
-        let _ = self.net.blocking_send(Command::Publish {
-            topic: topics::fork_topic(&proof.feed().namespace),
-            data: proof.encode(),
-            reply,
-        });
-    }
-
-    fn quarantine(&self, proof: &ForkProof) {
-        if self.shared.quarantine_forkers {
-            self.shared.quarantine(proof.feed());
-        }
-    }
-
-    fn handle_heads(&self, peer: PeerId, heads: &[WireHead]) -> Result<(), StoreError> {
-        let (theirs, malformed) = sync::decode_heads(heads);
-        if malformed > 0 {
-            warn!(%peer, malformed, "peer sent malformed feed heads");
-        }
-        super::reconcile::fetch_what_differs(&self.log, &self.net, peer, &theirs)
-    }
 }
 
 /// The gossip verdict for an entry's outcome: accepted entries are forwarded; what any honest
@@ -805,5 +633,7 @@ fn lock_ingress(ingress: &Mutex<Ingress>) -> MutexGuard<'_, Ingress> {
     ingress.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+mod forks;
+mod history;
 #[cfg(test)]
 mod tests;

@@ -14,6 +14,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use plexus_crypto::AgentId;
 use plexus_protocol::coord::{Arrival, Reception};
+pub use plexus_protocol::feed::PendingRefusal;
+use plexus_protocol::feed::{self, HoldDecision, PendingLimits, PendingLoad};
 
 use super::MAX_PENDING;
 
@@ -36,25 +38,9 @@ pub const PENDING_TTL_MS: u64 = 10 * 60 * 1000;
 /// Most expired entries dropped per hold, so that one write's work stays bounded.
 const MAX_EXPIRED_PER_HOLD: usize = 64;
 
-/// Why an orphan was not held.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PendingRefusal {
-    /// `pending` is full of entries that may not be evicted for this one.
-    Full,
-    /// Its author already has [`MAX_PENDING_PER_AUTHOR`] entries waiting.
-    AuthorQuota,
-    /// The peer it came from already has [`MAX_PENDING_PER_PEER`] entries waiting.
-    PeerQuota,
-}
-
-/// What the index says about holding one more entry.
-#[derive(Debug, PartialEq, Eq)]
-pub(super) enum Admission {
-    Hold,
-    /// Hold it after deleting this key (the oldest entry of a feed the node does not hold).
-    HoldEvicting(Box<[u8]>),
-    Refuse(PendingRefusal),
-}
+/// What the index says about holding one more entry: hold it, hold it after deleting the
+/// given key (the oldest entry of a feed the node does not hold), or refuse it.
+pub(super) type Admission = HoldDecision<Box<[u8]>>;
 
 /// One entry of `pending`, as the index knows it.
 #[derive(Debug, Clone)]
@@ -111,9 +97,9 @@ impl PendingIndex {
     }
 
     /// Whether one more entry like `meta` may be held while `pending` counts `occupied`
-    /// entries (`capacity` at most), and what must go for it. `extra_author` and `extra_peer`
-    /// are the entries of this author and peer already held by the write being built.
-    /// `is_deleted` says which keys that write already deletes.
+    /// entries (`capacity` at most), and what must go for it, as [`feed::hold`] decides.
+    /// `extra_author` and `extra_peer` are the entries of this author and peer already held
+    /// by the write being built. `is_deleted` says which keys that write already deletes.
     pub fn admit(
         &self,
         meta: &PendingMeta,
@@ -121,25 +107,23 @@ impl PendingIndex {
         (extra_author, extra_peer): (usize, usize),
         is_deleted: impl Fn(&[u8]) -> bool,
     ) -> Admission {
-        let author_count = self.per_author.get(&meta.author).copied().unwrap_or(0);
-        if author_count + extra_author >= MAX_PENDING_PER_AUTHOR {
-            return Admission::Refuse(PendingRefusal::AuthorQuota);
-        }
-        if let Some(peer) = &meta.peer {
-            if self.per_peer.get(peer).copied().unwrap_or(0) + extra_peer >= MAX_PENDING_PER_PEER {
-                return Admission::Refuse(PendingRefusal::PeerQuota);
-            }
-        }
-        if occupied < capacity {
-            return Admission::Hold;
-        }
-        if !meta.feed_held {
-            return Admission::Refuse(PendingRefusal::Full);
-        }
-        match self.unheld.values().find(|key| !is_deleted(key)) {
-            Some(victim) => Admission::HoldEvicting(victim.clone()),
-            None => Admission::Refuse(PendingRefusal::Full),
-        }
+        let load = PendingLoad {
+            occupied,
+            by_author: self.per_author.get(&meta.author).copied().unwrap_or(0) + extra_author,
+            by_peer: meta
+                .peer
+                .as_ref()
+                .map(|peer| self.per_peer.get(peer).copied().unwrap_or(0) + extra_peer),
+            feed_held: meta.feed_held,
+        };
+        let limits = PendingLimits {
+            capacity,
+            per_author: MAX_PENDING_PER_AUTHOR,
+            per_peer: MAX_PENDING_PER_PEER,
+        };
+        feed::hold(&load, &limits, || {
+            self.unheld.values().find(|key| !is_deleted(key)).cloned()
+        })
     }
 
     /// Keys of entries that arrived [`PENDING_TTL_MS`] or more before `now_ms`, oldest

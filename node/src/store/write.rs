@@ -2,9 +2,12 @@
 //! fetched by backfill, is placed and written by [`Log::stage`] inside a [`Write`], and a
 //! write is committed as one atomic `WriteBatch`. A single entry is a batch of one.
 //!
-//! For each entry, under the write lock and the governance lock:
-//! 1. its placement in its feed ([`place`]): the next entry, a duplicate, a fork rival, or
-//!    ahead of the head (a gap) or on another branch (a broken link);
+//! For each entry, under the write lock and the governance lock, the store reads state and
+//! `protocol::feed` decides (pure functions; the store applies the answers):
+//! 1. what to do with it ([`decide`], from what this write did and the feed's head): a
+//!    duplicate, a refusal following one of this write, the next entry, a stored entry (which
+//!    may complete a pruned copy, [`completes`]), a fork rival ([`keep_fork_proof`]), or one
+//!    to hold in `pending` (`feed::hold`, within the quotas);
 //! 2. the namespace's policy: the full decision for the next entry, the part that needs no
 //!    history for one that will wait in `pending`; a refused entry takes nothing, and what
 //!    waits behind it in `pending` is refused with it;
@@ -28,19 +31,17 @@ use std::sync::MutexGuard;
 use plexus_crypto::{Hash256, Keypair};
 use plexus_protocol::admit::{admit, admit_entries, Admitted, Route};
 use plexus_protocol::coord::{Arrival, Reception};
-use plexus_protocol::feed::place;
+use plexus_protocol::feed::{
+    completes, decide, keep_fork_proof, refusal_of_successor, BatchState, Decision, FeedLookup,
+};
 use plexus_protocol::policy::Violation;
-use plexus_protocol::{Draft, Entry, FeedHead, FeedKey, ForkProof, Placement};
+use plexus_protocol::{Draft, Entry, FeedHead, FeedKey, ForkProof};
 use rocksdb::WriteBatch;
 
 use super::governance::{Governor, Scope};
-use super::pending::{
-    self, PendingMeta, PendingRefusal, MAX_PENDING_PER_AUTHOR, MAX_PENDING_PER_PEER,
-};
 use super::{
-    decode_stored, entry_key, keys, lock_index, Counters, IngestOutcome, Log, PendingEntry,
-    RejectReason, StoreError, CF_ENTRIES, CF_FORKS, CF_HEADS, CF_IDS, CF_JOURNAL, CF_PENDING,
-    MAX_FORK_PROOFS, OWN_AGENT_SOURCE,
+    entry_key, keys, Counters, IngestOutcome, Log, RejectReason, StoreError, CF_ENTRIES, CF_FORKS,
+    CF_HEADS, CF_IDS, CF_JOURNAL, CF_PENDING, MAX_FORK_PROOFS, OWN_AGENT_SOURCE,
 };
 
 /// An admitted entry offered to the log, with its source: the rejection journal's `source`,
@@ -61,7 +62,7 @@ struct Write<'a> {
     staged: Counters,
     batch: WriteBatch,
     /// The newest entry accepted in this batch, per feed: its head for later entries.
-    tips: HashMap<FeedKey, Entry>,
+    tips: HashMap<FeedKey, FeedHead>,
     /// Entries accepted or held in this batch.
     in_batch: HashSet<Hash256>,
     /// Feeds with an entry held in `pending` in this batch: a later entry of the feed waits
@@ -74,6 +75,24 @@ struct Write<'a> {
     refused_ids: HashMap<Hash256, Violation>,
     /// Refusals to journal once the locks are released: bytes, what, and the source.
     to_journal: Vec<(Vec<u8>, Refused, String)>,
+}
+
+/// A feed's committed state, as [`decide`] reads it.
+struct StoredFeed<'a> {
+    log: &'a Log,
+    feed: &'a FeedKey,
+}
+
+impl FeedLookup for StoredFeed<'_> {
+    type Error = StoreError;
+
+    fn stored_head(&mut self) -> Result<Option<FeedHead>, StoreError> {
+        self.log.head(self.feed)
+    }
+
+    fn stored_id_at(&mut self, seq: u64) -> Result<Option<Hash256>, StoreError> {
+        Ok(self.log.entry_at(self.feed, seq)?.map(|stored| stored.id()))
+    }
 }
 
 /// A refusal the write path found.
@@ -304,44 +323,44 @@ impl Log {
         reception: Reception,
     ) -> Result<Staged, StoreError> {
         let id = entry.id();
-        let header = entry.header();
-        if write.in_batch.contains(&id) {
-            return Ok(Staged::Done(IngestOutcome::Duplicate { id }));
-        }
-        if let Some(violation) = write.refused_ids.get(&id) {
-            return Ok(Staged::Refused(Refused::Policy(violation.clone())));
-        }
         let feed = FeedKey::of(entry);
-        if let Some((refused_id, violation)) = write.refused_tips.get(&feed) {
-            if header.prev == Some(*refused_id) {
-                let follow = follows_refused(entry, violation);
+        // What this write did is read here; what to do is decided by `protocol::feed`.
+        let batch = BatchState {
+            entry_written: write.in_batch.contains(&id),
+            entry_refused: write.refused_ids.contains_key(&id),
+            prev_refused: write
+                .refused_tips
+                .get(&feed)
+                .is_some_and(|(refused_id, _)| entry.header().prev == Some(*refused_id)),
+            feed_held: write.held_feeds.contains(&feed),
+            feed_tip: write.tips.get(&feed).copied(),
+        };
+        let mut stored = StoredFeed {
+            log: self,
+            feed: &feed,
+        };
+        Ok(match decide(&batch, entry, &mut stored)? {
+            Decision::Duplicate => Staged::Done(IngestOutcome::Duplicate { id }),
+            Decision::RefusedAgain => match write.refused_ids.get(&id) {
+                Some(violation) => Staged::Refused(Refused::Policy(violation.clone())),
+                None => {
+                    return Err(StoreError::Corrupt(
+                        "a refusal of this write vanished".into(),
+                    ))
+                }
+            },
+            Decision::FollowsRefused => {
+                let Some((_, violation)) = write.refused_tips.get(&feed) else {
+                    return Err(StoreError::Corrupt(
+                        "a refusal of this write vanished".into(),
+                    ));
+                };
+                let follow = refusal_of_successor(entry, violation);
                 write.refused_tips.insert(feed, (id, follow.clone()));
-                return Ok(Staged::Refused(Refused::Policy(follow)));
+                Staged::Refused(Refused::Policy(follow))
             }
-        }
-        // Placement against entries of this batch that are not in RocksDB yet (a replay or
-        // rival of one accepted in it, or a feed with one held in `pending` in it, which the
-        // lookups of `pending` cannot see): commit first.
-        if write.held_feeds.contains(&feed) {
-            return Ok(Staged::AfterCommit);
-        }
-        let head = match write.tips.get(&feed) {
-            Some(tip) if header.seq <= tip.header().seq => return Ok(Staged::AfterCommit),
-            Some(tip) => Some(FeedHead {
-                seq: tip.header().seq,
-                id: tip.id(),
-            }),
-            None => self.head(&feed)?,
-        };
-        let stored_at_seq = match head {
-            Some(head) if header.seq <= head.seq => {
-                self.entry_at(&feed, header.seq)?.map(|stored| stored.id())
-            }
-            _ => None,
-        };
-        let placement = place(head, stored_at_seq, entry);
-        Ok(match placement {
-            Placement::Next => {
+            Decision::AfterCommit => Staged::AfterCommit,
+            Decision::Next => {
                 if let Err(violation) = write.governor.decide(entry, Scope::Full) {
                     // What waits for this entry can never chain here now.
                     let mut purged = Vec::new();
@@ -363,15 +382,16 @@ impl Log {
                     forks,
                 })
             }
-            Placement::Duplicate => match self.complete_pruned(write, entry, reception)? {
+            Decision::Stored => match self.complete_pruned(write, entry, reception)? {
                 Some(completed) => Staged::Done(completed),
                 None => Staged::Done(IngestOutcome::Duplicate { id }),
             },
-            Placement::Fork { .. } => {
-                let stored = self.entry_at(&feed, header.seq)?.ok_or_else(|| {
+            Decision::Rival { .. } => {
+                let seq = entry.header().seq;
+                let stored = self.entry_at(&feed, seq)?.ok_or_else(|| {
                     StoreError::Corrupt(format!(
                         "entry seq {} of author {} vanished",
-                        header.seq, feed.author
+                        seq, feed.author
                     ))
                 })?;
                 match self.put_fork(write, stored, entry.clone())? {
@@ -384,13 +404,8 @@ impl Log {
             }
             // Ahead of the head, or naming a predecessor other than the head (the author
             // forked at the head's seq, and the other branch's entry is missing: fetching seq
-            // `head.seq` from whoever sent it completes the proof). Held until it chains.
-            Placement::Ahead { missing_from }
-            | Placement::BrokenLink {
-                head: FeedHead {
-                    seq: missing_from, ..
-                },
-            } => {
+            // `missing_from` from whoever sent it completes the proof). Held until it chains.
+            Decision::Hold { missing_from } => {
                 if let Err(violation) = write.governor.decide(entry, Scope::Stateless) {
                     return Ok(Staged::Refused(Refused::Policy(violation)));
                 }
@@ -464,7 +479,13 @@ impl Log {
         self.journal_next(write, &key, reception);
         write.governor.observe(entry);
         write.in_batch.insert(entry.id());
-        write.tips.insert(feed.clone(), entry.clone());
+        write.tips.insert(
+            feed.clone(),
+            FeedHead {
+                seq,
+                id: entry.id(),
+            },
+        );
         if write.staged.pending == 0 {
             // Nothing waits anywhere: spare the lookup (one iterator per accepted entry).
             return Ok(());
@@ -494,217 +515,6 @@ impl Log {
         write.staged.next_arrival += 1;
     }
 
-    /// Moves pending entries that now chain onto `tip` into the batch, repeatedly. An entry
-    /// the policy refuses leaves `pending` for the rejection journal, and the release stops
-    /// there: nothing after it can chain.
-    fn release_pending(
-        &self,
-        write: &mut Write<'_>,
-        feed: &FeedKey,
-        tip: &Entry,
-        forks: &mut Vec<ForkProof>,
-        source: &str,
-    ) -> Result<usize, StoreError> {
-        let mut released = 0;
-        let mut tip = tip.clone();
-        while write.staged.pending > 0 {
-            let next_seq = tip.header().seq + 1;
-            let successor = self
-                .pending_at(&write.staged, feed, next_seq)?
-                .into_iter()
-                .find(|(_, entry)| entry.header().prev == Some(tip.id()));
-            // A pending entry on another branch stays: `accept_chain` turns it into a fork
-            // proof once an entry at its seq is accepted.
-            let Some((pending_key, entry)) = successor else {
-                break;
-            };
-            let reception = self.pending_reception(write, &pending_key);
-            write
-                .staged
-                .delete_pending(&mut write.batch, self.cf(CF_PENDING), &pending_key);
-            if let Err(violation) = write.governor.decide(&entry, Scope::Full) {
-                let mut purged = Vec::new();
-                self.purge_successors(write, feed, &entry, &violation, &mut purged)?;
-                purged.push((entry, violation));
-                for (waiting, why) in purged {
-                    let refused = (waiting.encode(), Refused::Policy(why), source.to_owned());
-                    write.to_journal.push(refused);
-                }
-                break;
-            }
-            self.accept_chain(write, &entry, reception, forks)?;
-            tip = entry;
-            released += 1;
-        }
-        Ok(released)
-    }
-
-    /// How and when the entry held in `pending` under `key` arrived: from this write's
-    /// additions, else from the index (history at the log's opening when neither knows).
-    fn pending_reception(&self, write: &Write<'_>, key: &[u8]) -> Reception {
-        let added = write
-            .staged
-            .added_pending
-            .iter()
-            .find(|(added, _)| &added[..] == key)
-            .map(|(_, meta)| meta.reception());
-        added
-            .or_else(|| lock_index(&write.staged.pending_index).reception(key))
-            .unwrap_or(Reception {
-                arrival: Arrival::History,
-                received_ms: crate::clock::now_ms(),
-            })
-    }
-
-    /// Removes from `pending` every entry that descends from `refused` (which the policy
-    /// refused, so they can never chain on this node), on every branch an equivocating author
-    /// made behind it, adding each to `out`.
-    fn purge_successors(
-        &self,
-        write: &mut Write<'_>,
-        feed: &FeedKey,
-        refused: &Entry,
-        violation: &Violation,
-        out: &mut Vec<(Entry, Violation)>,
-    ) -> Result<(), StoreError> {
-        // Depth first; each pending entry has one parent, so none is visited twice.
-        let mut parents = vec![(refused.header().seq, refused.id())];
-        while let Some((seq, id)) = parents.pop() {
-            if write.staged.pending == 0 {
-                break;
-            }
-            for (key, entry) in self.pending_at(&write.staged, feed, seq + 1)? {
-                if entry.header().prev == Some(id) {
-                    write
-                        .staged
-                        .delete_pending(&mut write.batch, self.cf(CF_PENDING), &key);
-                    parents.push((entry.header().seq, entry.id()));
-                    let why = follows_refused(&entry, violation);
-                    out.push((entry, why));
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Entries waiting in `pending` at one position of a feed, with their keys, less those
-    /// the write being built deleted.
-    fn pending_at(
-        &self,
-        counters: &Counters,
-        feed: &FeedKey,
-        seq: u64,
-    ) -> Result<Vec<PendingEntry>, StoreError> {
-        let prefix = entry_key(feed, seq);
-        let mut found = Vec::new();
-        for item in self.db.prefix_iterator_cf(self.cf(CF_PENDING), &prefix) {
-            let (key, value) = item?;
-            if !key.starts_with(&prefix) {
-                break;
-            }
-            if counters.deleted_pending.contains(&key) {
-                continue;
-            }
-            found.push((key, decode_stored(&value)?));
-        }
-        Ok(found)
-    }
-
-    /// Puts an entry whose predecessor is missing into `pending`, within the pending bound and
-    /// the quotas of its author and of the peer it came from (`origin`: source and arrival
-    /// time), after dropping expired entries; when `pending` is full, an entry of a feed the
-    /// node holds evicts the oldest of a feed it does not hold ([`pending`]). `None` when it
-    /// is not held (the reason in `pending_refusal`).
-    fn hold(
-        &self,
-        write: &mut Write<'_>,
-        entry: &Entry,
-        missing_from: u64,
-        (source, reception): (&str, Reception),
-    ) -> Result<Option<IngestOutcome>, StoreError> {
-        let now_ms = reception.received_ms;
-        let id = entry.id();
-        let feed = FeedKey::of(entry);
-        let key = keys::pending_key(&feed, entry.header().seq, &id);
-        if self.db.get_pinned_cf(self.cf(CF_PENDING), &key)?.is_some() {
-            return Ok(Some(IngestOutcome::Pending { id, missing_from }));
-        }
-        let meta = PendingMeta {
-            author: feed.author,
-            peer: pending::peer_of_source(source),
-            arrival_ms: now_ms,
-            arrival: reception.arrival,
-            feed_held: self.head(&feed)?.is_some(),
-        };
-        let staged = &mut write.staged;
-        let index_handle = std::sync::Arc::clone(&staged.pending_index);
-        let index = lock_index(&index_handle);
-        for expired in index.expired(now_ms) {
-            staged.delete_pending(&mut write.batch, self.cf(CF_PENDING), &expired);
-        }
-        let in_batch = |same: &dyn Fn(&PendingMeta) -> bool| {
-            staged
-                .added_pending
-                .iter()
-                .filter(|(_, added)| same(added))
-                .count()
-        };
-        let extra_author = in_batch(&|added| added.author == meta.author);
-        let extra_peer = in_batch(&|added| meta.peer.is_some() && added.peer == meta.peer);
-        let admission = index.admit(
-            &meta,
-            (staged.pending, self.max_pending),
-            (extra_author, extra_peer),
-            |key| staged.deleted_pending.contains(key),
-        );
-        drop(index);
-        match admission {
-            pending::Admission::Hold => {}
-            pending::Admission::HoldEvicting(victim) => {
-                staged.delete_pending(&mut write.batch, self.cf(CF_PENDING), &victim);
-            }
-            pending::Admission::Refuse(refusal) => {
-                staged.pending_refusal = Some(refusal);
-                return Ok(None);
-            }
-        }
-        write
-            .batch
-            .put_cf(self.cf(CF_PENDING), &key, entry.encode());
-        staged.pending += 1;
-        staged.added_pending.push((key.into(), meta));
-        Ok(Some(IngestOutcome::Pending { id, missing_from }))
-    }
-
-    /// The rejection detail for an entry `pending` had no room for.
-    fn pending_full_detail(&self, write: &mut Write<'_>, entry: &Entry, source: &str) -> String {
-        let why = match write
-            .staged
-            .pending_refusal
-            .take()
-            .unwrap_or(PendingRefusal::Full)
-        {
-            PendingRefusal::Full => format!(
-                "{} entries already wait for missing predecessors",
-                self.max_pending
-            ),
-            PendingRefusal::AuthorQuota => format!(
-                "its author already has {MAX_PENDING_PER_AUTHOR} entries waiting for missing \
-                 predecessors"
-            ),
-            PendingRefusal::PeerQuota => format!(
-                "{source} already sent {MAX_PENDING_PER_PEER} entries that wait for missing \
-                 predecessors"
-            ),
-        };
-        format!(
-            "{why}; entry seq {} of author {} was not kept; backfill fetches it again once the \
-             gap is filled",
-            entry.header().seq,
-            entry.header().author
-        )
-    }
-
     /// Adds the proof that `stored` and `rival` fork a feed, unless one is already stored for
     /// that position (one proof per position is enough, and keeps the family bounded by the
     /// log's size).
@@ -716,9 +526,8 @@ impl Log {
     ) -> Result<Option<ForkProof>, StoreError> {
         let feed = FeedKey::of(&stored);
         let key = entry_key(&feed, stored.header().seq);
-        if write.staged.forks >= MAX_FORK_PROOFS
-            || self.db.get_pinned_cf(self.cf(CF_FORKS), &key)?.is_some()
-        {
+        let proven = self.db.get_pinned_cf(self.cf(CF_FORKS), &key)?.is_some();
+        if !keep_fork_proof(proven, write.staged.forks, MAX_FORK_PROOFS) {
             return Ok(None);
         }
         let proof = ForkProof::new(stored, rival).map_err(|error| {
@@ -739,6 +548,7 @@ impl Log {
         entry: &Entry,
         reception: Reception,
     ) -> Result<Option<IngestOutcome>, StoreError> {
+        // A copy without its body completes nothing: spare the read.
         if entry.body().is_none() {
             return Ok(None);
         }
@@ -746,7 +556,7 @@ impl Log {
         let Some((key, stored)) = self.stored_key_and_entry(&id)? else {
             return Ok(None);
         };
-        if stored.body().is_some() {
+        if !completes(entry.body().is_some(), stored.body().is_some()) {
             return Ok(None);
         }
         write
@@ -801,18 +611,7 @@ impl Refused {
     }
 }
 
-/// The refusal of an entry whose predecessor the policy refused.
-fn follows_refused(entry: &Entry, refused: &Violation) -> Violation {
-    let header = entry.header();
-    Violation {
-        message: format!(
-            "entry seq {} of author {} follows an entry the policy refused, so it can never \
-             chain on this node (that entry: {})",
-            header.seq, header.author, refused.message
-        ),
-        ..refused.clone()
-    }
-}
+mod held;
 
 /// A feed head as stored in the `heads` family: seq (big-endian), then the head's id.
 pub(super) fn encode_head(seq: u64, id: &Hash256) -> Vec<u8> {

@@ -1,4 +1,5 @@
-//! Tests of chain placement, the audit chain tracker and fork proofs.
+//! Tests of chain placement, the log's decisions about an arriving entry, the audit chain
+//! tracker and fork proofs.
 
 use super::*;
 use crate::entry::Draft;
@@ -284,4 +285,280 @@ fn a_damaged_entry_after_one_at_the_last_possible_seq_does_not_overflow_the_trac
         "a damaged entry does not move the feed"
     );
     assert_eq!(observe(&mut tracker, &last), ChainEvent::Duplicate);
+}
+
+/// A feed's stored entries in memory, counting the reads [`decide`] makes.
+struct MemoryFeed {
+    stored: Vec<Entry>,
+    reads: usize,
+}
+
+impl FeedLookup for MemoryFeed {
+    type Error = std::convert::Infallible;
+
+    fn stored_head(&mut self) -> Result<Option<FeedHead>, Self::Error> {
+        self.reads += 1;
+        Ok(self.stored.last().and_then(head))
+    }
+
+    fn stored_id_at(&mut self, seq: u64) -> Result<Option<Hash256>, Self::Error> {
+        self.reads += 1;
+        Ok(self
+            .stored
+            .iter()
+            .find(|stored| stored.header().seq == seq)
+            .map(Entry::id))
+    }
+}
+
+fn decided(batch: &BatchState, entry: &Entry, stored: &[Entry]) -> (Decision, usize) {
+    let mut feed = MemoryFeed {
+        stored: stored.to_vec(),
+        reads: 0,
+    };
+    let Ok(decision) = decide(batch, entry, &mut feed);
+    (decision, feed.reads)
+}
+
+#[test]
+fn what_the_write_did_decides_first_and_without_reading_the_store() {
+    let keypair = Keypair::from_seed(&[5; 32]);
+    let chain = chain(&keypair, 3);
+    let stored = &chain[..2];
+    let none = BatchState::default();
+    let cases = [
+        (
+            BatchState {
+                entry_written: true,
+                ..none
+            },
+            Decision::Duplicate,
+        ),
+        (
+            BatchState {
+                entry_refused: true,
+                ..none
+            },
+            Decision::RefusedAgain,
+        ),
+        (
+            BatchState {
+                prev_refused: true,
+                ..none
+            },
+            Decision::FollowsRefused,
+        ),
+        (
+            BatchState {
+                feed_held: true,
+                ..none
+            },
+            Decision::AfterCommit,
+        ),
+        // A replay or rival of an entry accepted in this write: commit before placing it.
+        (
+            BatchState {
+                feed_tip: head(&chain[2]),
+                ..none
+            },
+            Decision::AfterCommit,
+        ),
+    ];
+    for (batch, expected) in cases {
+        assert_eq!(
+            decided(&batch, &chain[2], stored),
+            (expected, 0),
+            "{batch:?}"
+        );
+    }
+    // The write's own tip is the head: the next entry after it needs no read either.
+    let next = entry(&keypair, 4, Some(chain[2].id()), b"four");
+    let after_tip = BatchState {
+        feed_tip: head(&chain[2]),
+        ..none
+    };
+    assert_eq!(decided(&after_tip, &next, stored), (Decision::Next, 0));
+}
+
+#[test]
+fn the_stored_feed_decides_next_stored_rival_and_hold() {
+    let keypair = Keypair::from_seed(&[6; 32]);
+    let chain = chain(&keypair, 4);
+    let stored = &chain[..2];
+    let none = BatchState::default();
+    // The next entry reads the head only; one at or below the head reads its position too.
+    assert_eq!(decided(&none, &chain[2], stored), (Decision::Next, 1));
+    assert_eq!(decided(&none, &chain[1], stored), (Decision::Stored, 2));
+    let rival = entry(&keypair, 2, Some(chain[0].id()), b"rival");
+    assert_eq!(
+        decided(&none, &rival, stored),
+        (
+            Decision::Rival {
+                stored: chain[1].id()
+            },
+            2
+        )
+    );
+    // Ahead: missing from the seq after the head.
+    assert_eq!(
+        decided(&none, &chain[3], stored),
+        (Decision::Hold { missing_from: 3 }, 1)
+    );
+    // The next seq on another branch: the head's rival is missing, so from the head's seq.
+    let other_branch = entry(&keypair, 3, Some(rival.id()), b"other branch");
+    assert_eq!(
+        decided(&none, &other_branch, stored),
+        (Decision::Hold { missing_from: 2 }, 1)
+    );
+    // An empty feed takes seq 1 and holds anything later.
+    assert_eq!(decided(&none, &chain[0], &[]), (Decision::Next, 1));
+    assert_eq!(
+        decided(&none, &chain[1], &[]),
+        (Decision::Hold { missing_from: 1 }, 1)
+    );
+}
+
+#[test]
+fn only_a_copy_with_its_body_completes_and_only_a_pruned_one() {
+    assert!(completes(true, false));
+    assert!(!completes(true, true));
+    assert!(!completes(false, false));
+    assert!(!completes(false, true));
+}
+
+#[test]
+fn a_fork_proof_is_kept_once_per_position_and_within_the_bound() {
+    assert!(keep_fork_proof(false, 0, 2));
+    assert!(keep_fork_proof(false, 1, 2));
+    assert!(!keep_fork_proof(false, 2, 2));
+    assert!(!keep_fork_proof(true, 0, 2));
+}
+
+#[test]
+fn a_successor_of_a_refused_entry_is_refused_by_the_same_rule_naming_both() {
+    let keypair = Keypair::from_seed(&[7; 32]);
+    let chain = chain(&keypair, 2);
+    let refused = crate::policy::Violation {
+        rule: crate::policy::Rule::NotMember,
+        policy_version: Some(3),
+        message: "author is not a member".into(),
+        retry_after_ms: None,
+    };
+    let follow = refusal_of_successor(&chain[1], &refused);
+    assert_eq!(
+        (follow.rule, follow.policy_version),
+        (refused.rule, refused.policy_version)
+    );
+    assert!(follow.message.contains("entry seq 2"), "{}", follow.message);
+    assert!(
+        follow.message.contains(&refused.message),
+        "{}",
+        follow.message
+    );
+}
+
+const LIMITS: PendingLimits = PendingLimits {
+    capacity: 6,
+    per_author: 3,
+    per_peer: 4,
+};
+
+#[test]
+fn pending_refuses_over_a_quota_and_evicts_only_for_a_feed_the_node_holds() {
+    let load = PendingLoad {
+        occupied: 0,
+        by_author: 0,
+        by_peer: Some(0),
+        feed_held: false,
+    };
+    let no_victim = || None::<u32>;
+    assert_eq!(hold(&load, &LIMITS, no_victim), HoldDecision::Hold);
+    let author_full = PendingLoad {
+        by_author: 3,
+        ..load
+    };
+    assert_eq!(
+        hold(&author_full, &LIMITS, no_victim),
+        HoldDecision::Refuse(PendingRefusal::AuthorQuota)
+    );
+    let peer_full = PendingLoad {
+        by_peer: Some(4),
+        ..load
+    };
+    assert_eq!(
+        hold(&peer_full, &LIMITS, no_victim),
+        HoldDecision::Refuse(PendingRefusal::PeerQuota)
+    );
+    // An unknown peer (after a restart) has no quota to exceed.
+    let unknown_peer = PendingLoad {
+        by_peer: None,
+        ..load
+    };
+    assert_eq!(hold(&unknown_peer, &LIMITS, no_victim), HoldDecision::Hold);
+    let full = PendingLoad {
+        occupied: 6,
+        ..load
+    };
+    assert_eq!(
+        hold(&full, &LIMITS, || Some(9)),
+        HoldDecision::Refuse(PendingRefusal::Full)
+    );
+    let full_held = PendingLoad {
+        feed_held: true,
+        ..full
+    };
+    assert_eq!(
+        hold(&full_held, &LIMITS, || Some(9)),
+        HoldDecision::HoldEvicting(9)
+    );
+    assert_eq!(
+        hold(&full_held, &LIMITS, no_victim),
+        HoldDecision::Refuse(PendingRefusal::Full)
+    );
+}
+
+proptest::proptest! {
+    /// Whatever arrives, in any order, `pending` kept by these decisions stays within its
+    /// capacity and every quota, evicts only an entry of a feed the node does not hold for one
+    /// of a feed it does, and refuses for room only when it is full.
+    #[test]
+    fn pending_stays_within_its_bounds(
+        arrivals in proptest::collection::vec((0u8..4, proptest::option::of(0u8..3), proptest::bool::ANY), 0..80)
+    ) {
+        // Held entries in arrival order: (author, peer, feed held).
+        let mut held: Vec<(u8, Option<u8>, bool)> = Vec::new();
+        for (author, peer, feed_held) in arrivals {
+            let load = PendingLoad {
+                occupied: held.len(),
+                by_author: held.iter().filter(|held| held.0 == author).count(),
+                by_peer: peer.map(|peer| held.iter().filter(|held| held.1 == Some(peer)).count()),
+                feed_held,
+            };
+            let oldest_unheld = || held.iter().position(|held| !held.2);
+            match hold(&load, &LIMITS, oldest_unheld) {
+                HoldDecision::Hold => held.push((author, peer, feed_held)),
+                HoldDecision::HoldEvicting(victim) => {
+                    proptest::prop_assert!(feed_held && !held[victim].2);
+                    proptest::prop_assert_eq!(held.len(), LIMITS.capacity);
+                    held.remove(victim);
+                    held.push((author, peer, feed_held));
+                }
+                HoldDecision::Refuse(PendingRefusal::Full) => {
+                    proptest::prop_assert_eq!(held.len(), LIMITS.capacity);
+                    proptest::prop_assert!(!feed_held || held.iter().all(|held| held.2));
+                }
+                HoldDecision::Refuse(PendingRefusal::AuthorQuota) => {
+                    proptest::prop_assert_eq!(load.by_author, LIMITS.per_author);
+                }
+                HoldDecision::Refuse(PendingRefusal::PeerQuota) => {
+                    proptest::prop_assert_eq!(load.by_peer, Some(LIMITS.per_peer));
+                }
+            }
+            proptest::prop_assert!(held.len() <= LIMITS.capacity);
+            for who in 0..4 {
+                proptest::prop_assert!(held.iter().filter(|held| held.0 == who).count() <= LIMITS.per_author);
+                proptest::prop_assert!(held.iter().filter(|held| held.1 == Some(who)).count() <= LIMITS.per_peer);
+            }
+        }
+    }
 }
