@@ -53,6 +53,29 @@ def write(corpus, target, data):
     (directory / hashlib.sha1(data).hexdigest()).write_bytes(data)
 
 
+def cbor(value):
+    """Minimal CBOR encoder (shortest heads) for the sync messages' seeds: dicts, lists, text,
+    bytes, unsigned integers and None, as serde's derive lays out the node's wire types."""
+    def head(major, n):
+        if n < 24:
+            return bytes([major << 5 | n])
+        for extra, size in ((24, 1), (25, 2), (26, 4), (27, 8)):
+            if n < 1 << (8 * size):
+                return bytes([major << 5 | extra]) + n.to_bytes(size, "big")
+        raise ValueError(n)
+    if value is None:
+        return b"\xf6"
+    if isinstance(value, int):
+        return head(0, value)
+    if isinstance(value, bytes):
+        return head(2, len(value)) + value
+    if isinstance(value, str):
+        return head(3, len(value.encode())) + value.encode()
+    if isinstance(value, list):
+        return head(4, len(value)) + b"".join(cbor(item) for item in value)
+    return head(5, len(value)) + b"".join(cbor(k) + cbor(v) for k, v in value.items())
+
+
 def load(name):
     return json.loads((VECTORS / name).read_text())
 
@@ -68,6 +91,22 @@ def main():
     valid = [bytes.fromhex(v["envelope_hex"]) for v in entries["valid"]]
     write(corpus, "sync_response", b"".join(valid))
     write(corpus, "sync_response", b"".join(valid + valid[:1]))
+
+    # The sync codec: the request and response of every ranges and reconcile vector, and one
+    # message of each other shape.
+    for name in ("ranges.json", "reconcile.json"):
+        for case in load(name)["cases"]:
+            write(corpus, "sync_codec", bytes.fromhex(case["request_cbor"]))
+            write(corpus, "sync_codec", bytes.fromhex(case["response_cbor"]))
+    author = bytes.fromhex(AGENT)
+    write(corpus, "sync_codec", cbor({"Heads": {"namespaces": ["vectors", "ops"]}}))
+    write(corpus, "sync_codec", cbor({"Range": {"namespace": "vectors", "author": author,
+                                                "from_seq": 1, "to_seq": 512}}))
+    write(corpus, "sync_codec", cbor({"Heads": {"heads": [{"namespace": "vectors",
+                                                          "author": author, "seq": 3,
+                                                          "id": bytes(32)}]}}))
+    write(corpus, "sync_codec", cbor({"Entries": {"entries": valid}}))
+    write(corpus, "sync_codec", cbor({"Refused": {"reason": "busy"}}))
 
     for body in entries["bodies"]:
         write(corpus, "cbor", bytes.fromhex(body["canonical_hex"]))

@@ -9,6 +9,13 @@
 
 use std::collections::HashMap;
 
+/// The node's `/plexus/sync/1` message types, compiled from the node's own source file (which
+/// depends on serde alone), so the `sync_codec` target decodes into exactly what the node
+/// decodes into, without building the node.
+#[allow(dead_code)]
+#[path = "../../node/src/net/wire.rs"]
+mod sync_wire;
+
 use plexus_crypto::{
     verify_batch_parallel, verify_batch_with_fallback, AgentId, AgentIdCache, BatchItem, Keypair,
     Signature, PUBLIC_KEY_LEN, SIGNATURE_LEN,
@@ -25,7 +32,7 @@ use plexus_protocol::{cbor, ChainTracker, Entry, FeedHead, FeedKey, ForkProof, M
 pub type Check = fn(&[u8]);
 
 /// Every target, by name: the fuzz targets of `fuzz_targets/` and the corpus test's list.
-pub const TARGETS: [(&str, Check); 10] = [
+pub const TARGETS: [(&str, Check); 11] = [
     ("entry", entry),
     ("cbor", cbor_canonical),
     ("export", export_stream),
@@ -34,6 +41,7 @@ pub const TARGETS: [(&str, Check); 10] = [
     ("coord_body", coord_body),
     ("json_request", json_request),
     ("sync_response", sync_response),
+    ("sync_codec", sync_codec),
     ("signature", signature),
     ("key_file", key_file),
 ];
@@ -283,6 +291,57 @@ pub fn sync_response(data: &[u8]) {
             }
         }
     }
+}
+
+/// The node's sync codec (libp2p's request-response CBOR codec on `/plexus/sync/1`): the same
+/// bytes read as a request and as a response with `cbor4ii::serde::from_slice`, the function
+/// that codec decodes with, into the node's own types. An accepted message encodes (as the
+/// codec's `to_vec` does) to bytes that decode back to it and encode again to the same bytes;
+/// every envelope an accepted response carries goes through the strict entry decoder.
+pub fn sync_codec(data: &[u8]) {
+    if let Ok(request) = cbor4ii::serde::from_slice::<sync_wire::SyncRequest>(data) {
+        round_trip(&request);
+    }
+    if let Ok(response) = cbor4ii::serde::from_slice::<sync_wire::SyncResponse>(data) {
+        round_trip(&response);
+        let envelopes: Vec<&[u8]> = match &response {
+            sync_wire::SyncResponse::Entries { entries } => {
+                entries.iter().map(|entry| entry.as_slice()).collect()
+            }
+            sync_wire::SyncResponse::RangeEntries { ranges } => ranges
+                .iter()
+                .flatten()
+                .map(|entry| entry.as_slice())
+                .collect(),
+            _ => Vec::new(),
+        };
+        for envelope in envelopes {
+            if let Ok(entry) = Entry::decode(envelope) {
+                assert_eq!(
+                    entry.encode(),
+                    envelope,
+                    "an accepted envelope re-encodes as itself"
+                );
+            }
+        }
+    }
+}
+
+/// Encodes `message` as the sync codec does and checks that it decodes back equal and encodes
+/// again to the same bytes.
+fn round_trip<T>(message: &T)
+where
+    T: serde::Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
+{
+    let bytes = cbor4ii::serde::to_vec(Vec::new(), message).expect("a decoded message encodes");
+    let again: T = cbor4ii::serde::from_slice(&bytes)
+        .unwrap_or_else(|error| panic!("{message:?} encoded to bytes it cannot read: {error}"));
+    assert_eq!(&again, message, "a sync message changed in a round trip");
+    let bytes_again = cbor4ii::serde::to_vec(Vec::new(), &again).expect("encodes");
+    assert_eq!(
+        bytes, bytes_again,
+        "a sync message's encoding is not stable"
+    );
 }
 
 /// Ed25519 keys and signatures (`plexus-crypto`), laid out as 32 bytes of key, 64 of signature,

@@ -27,6 +27,7 @@ pub mod reconcile;
 pub mod sync;
 pub(crate) mod task;
 pub mod topics;
+pub(crate) mod wire;
 
 use std::collections::HashSet;
 use std::path::PathBuf;

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
 use super::sync::SyncRequest;
+pub use super::wire::{WireAnswer, WireItem, WirePart, WireRangeQuery};
 
 /// Requests and answers waiting for the node's reconciler, from the swarm task. Each event is
 /// small; past this queue a start is dropped (the next anti-entropy round tries again) and a
@@ -24,40 +25,6 @@ pub const RECONCILER_QUEUE: usize = 256;
 /// A session waiting longer than this for an answer (lost to a full queue, a closed
 /// connection) is dropped when the next one for the peer starts.
 pub const SESSION_TIMEOUT_SECS: u64 = 60;
-
-/// One range of a `Reconcile` request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WireRangeQuery {
-    /// Inclusive lower bound: 32 bytes.
-    pub lower: ByteBuf,
-    /// Exclusive upper bound: 32 bytes, or null for the end of the key space.
-    pub upper: Option<ByteBuf>,
-    /// The requester's fingerprint of its items in the range: 32 bytes.
-    pub fingerprint: ByteBuf,
-}
-
-/// The answer to one range.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum WireAnswer {
-    Equal,
-    Items { items: Vec<WireItem> },
-    Split { parts: Vec<WirePart> },
-}
-
-/// One feed head in an `Items` answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WireItem {
-    pub author: ByteBuf,
-    pub seq: u64,
-    pub id: ByteBuf,
-}
-
-/// One part of a `Split` answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WirePart {
-    pub upper: Option<ByteBuf>,
-    pub fingerprint: ByteBuf,
-}
 
 /// What the swarm task hands to the node's reconciler (see `node::reconcile`).
 #[derive(Debug)]

@@ -37,7 +37,8 @@ use plexus_protocol::{FeedHead, FeedKey, MAX_ENTRY_LEN};
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
-use super::reconcile::{WireAnswer, WireRangeQuery};
+use super::wire::WireAnswer;
+pub use super::wire::{SyncRequest, SyncResponse, WireHead, WireRange};
 
 /// Protocol name of the sync request-response protocol.
 pub const SYNC_PROTOCOL: &str = "/plexus/sync/1";
@@ -101,75 +102,6 @@ pub const MAX_QUEUED_PER_PEER: usize = 1024;
 /// [`MAX_RANGE`] it bounds what one feed can have in flight to 2,048 entries, well inside
 /// `MAX_PENDING` should responses arrive out of order.
 pub const PIPELINED_RANGES_PER_FEED: u64 = MAX_IN_FLIGHT_PER_PEER as u64;
-
-/// A sync request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum SyncRequest {
-    /// "Which feeds do you have in these namespaces, and how far?"
-    Heads { namespaces: Vec<String> },
-    /// "Send me entries `from_seq..=to_seq` of this feed."
-    Range {
-        namespace: String,
-        author: ByteBuf,
-        from_seq: u64,
-        to_seq: u64,
-    },
-    /// One round of range-based reconciliation of a namespace's feed heads: "here are my
-    /// fingerprints of these ranges" (see [`super::reconcile`]).
-    Reconcile {
-        namespace: String,
-        ranges: Vec<WireRangeQuery>,
-    },
-    /// "Send me these ranges of these feeds of one namespace": up to
-    /// [`MAX_RANGES_PER_FETCH`] `Range` requests in one, answered by `RangeEntries`.
-    Ranges {
-        namespace: String,
-        ranges: Vec<WireRange>,
-    },
-}
-
-/// One range of a `Ranges` request: entries `from_seq..=to_seq` of the feed of `author`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WireRange {
-    pub author: ByteBuf,
-    pub from_seq: u64,
-    pub to_seq: u64,
-}
-
-/// A sync response.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum SyncResponse {
-    Heads {
-        heads: Vec<WireHead>,
-    },
-    /// Envelopes in ascending seq, starting at the requested `from_seq`.
-    Entries {
-        entries: Vec<ByteBuf>,
-    },
-    /// One answer per range of a `Reconcile` request, in order.
-    Reconciled {
-        answers: Vec<WireAnswer>,
-    },
-    /// The answer to `Ranges`: for each range answered, in request order, its envelopes in
-    /// ascending seq from its `from_seq`. Lists stop at the response byte budget: the ranges
-    /// after the last list were not answered (`Log::entries_ranges`, docs/PROTOCOL.md §8.2).
-    RangeEntries {
-        ranges: Vec<Vec<ByteBuf>>,
-    },
-    /// The request was malformed or could not be served.
-    Refused {
-        reason: String,
-    },
-}
-
-/// One feed head on the wire.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WireHead {
-    pub namespace: String,
-    pub author: ByteBuf,
-    pub seq: u64,
-    pub id: ByteBuf,
-}
 
 /// A range to fetch from a peer.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
