@@ -37,6 +37,7 @@
 //!   gossip, backfill batches, and entries leaving `pending`), and the part that needs no
 //!   history runs before an entry may wait in `pending`.
 
+mod answers;
 mod completion;
 mod governance;
 mod heads_range;
