@@ -1,14 +1,14 @@
 //! Anti-entropy by range-based reconciliation of feed heads, between real nodes on 127.0.0.1:
-//! a fresh node converges with a peer holding 100,000 feeds, two nodes already in sync pay one
-//! small round per session, whatever they hold, and a peer announcing 100,000 fake feeds gets
-//! bounded work out of the node.
+//! two nodes already in sync pay one small round per session, whatever they hold, a peer
+//! announcing 100,000 fake feeds gets bounded work out of the node, and a peer of a version
+//! before `Ranges` is asked one `Range` at a time and still delivers everything.
 //! Feeds are written straight into the logs (one entry each, signed by its own key), not
 //! gossiped, so the tests measure sync alone.
 
 use std::time::Duration;
 
 use plexus_crypto::{sha256, Keypair};
-use plexus_node::net::sync::MAX_QUEUED_PER_PEER;
+use plexus_node::net::sync::{MAX_IN_FLIGHT_PER_PEER, MAX_QUEUED_PER_PEER};
 use plexus_protocol::reconcile::Item;
 use plexus_protocol::Entry;
 use plexus_tests::cluster::{
@@ -155,4 +155,43 @@ async fn a_peer_announcing_100_000_fake_feeds_costs_bounded_work() {
     // Nothing of the fake feeds was stored: only the honest peer's feed is held.
     assert_eq!(feed_count(target), 1);
     shutdown(nodes).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_fails_ranges_requests_is_asked_one_range_at_a_time() {
+    const FEEDS: usize = 200;
+    let node = spawn_node(test_net_config()).await;
+    // A peer of a version before `Ranges`: it reconciles and serves `Range` requests, and every
+    // `Ranges` request to it fails.
+    let old_peer = HostilePeer::start();
+    old_peer
+        .serve(one_entry_feeds(FEEDS, 3_000_000), true)
+        .await;
+    old_peer
+        .join(address(&node).await, note_topic(NAMESPACE))
+        .await;
+    // Everything it holds still arrives, and only by `Range` requests (its feeds reach the
+    // node in no other way).
+    wait_for(
+        "the node to hold the old peer's feeds",
+        Duration::from_secs(240),
+        &[&node],
+        || async { feed_count(&node) },
+        |feeds| *feeds == FEEDS as u64,
+    )
+    .await;
+    let tally = old_peer.served_tally().await;
+    assert!(
+        tally.range_requests >= FEEDS as u64,
+        "{FEEDS} feeds arrived with only {} range requests",
+        tally.range_requests
+    );
+    // The node tried `Ranges`, and after the first failure asked no more of them on this
+    // connection: at most the requests already in flight when it failed.
+    assert!(
+        (1..=MAX_IN_FLIGHT_PER_PEER as u64).contains(&tally.ranges_requests),
+        "{} ranges requests to a peer that fails them",
+        tally.ranges_requests
+    );
+    shutdown(vec![node]).await;
 }
