@@ -297,6 +297,11 @@ pub struct Log {
     /// Group commit of received entries' writes (writable logs only).
     wal: Option<wal::WalSyncer>,
     write_lock: Mutex<Counters>,
+    /// What [`Log::stats`] reports: a copy of the counters, taken each time a write settles
+    /// them, behind a lock of its own, so that a status poll costs O(1) and never waits for a
+    /// write (a batch of thousands of entries holds `write_lock` for a while) nor makes one
+    /// wait.
+    published: Mutex<LogStats>,
     /// Taken only while `write_lock` is held (or alone, for reads).
     governor: Mutex<Governor>,
     trust_roots: TrustRoots,
@@ -316,6 +321,11 @@ struct Counters {
     any_forks: bool,
     /// Fork proofs stored (bounded by [`MAX_FORK_PROOFS`]).
     forks: usize,
+    /// Entries chained in `entries` (the sum of the feed heads' seqs: a feed holds every seq
+    /// up to its head, so each entry that extends a feed adds one).
+    entries: u64,
+    /// Feeds with a head (each entry at seq 1 starts one).
+    feeds: u64,
     /// Who holds `pending` and since when (quotas, expiry, eviction). Shared, not copied, by
     /// the staged clone of a write, and changed only once that write is committed
     /// ([`Counters::settled`]), so it always describes what RocksDB holds.
@@ -463,6 +473,7 @@ impl Log {
         self.commit(batch)?;
         counters.any_forks = true;
         counters.forks += 1;
+        self.publish_stats(&counters);
         Ok(true)
     }
 
@@ -513,6 +524,21 @@ impl Log {
         self.governor
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Copies the settled counters for [`Log::stats`]; called with the write lock held, after
+    /// each commit that changed them.
+    fn publish_stats(&self, counters: &Counters) {
+        *self
+            .published
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = LogStats {
+            entries: counters.entries,
+            feeds: counters.feeds,
+            forks: counters.forks as u64,
+            pending: counters.pending as u64,
+            rejected: counters.next_rejection,
+        };
     }
 
     fn lock_counters(&self) -> std::sync::MutexGuard<'_, Counters> {
@@ -571,5 +597,7 @@ fn decode_stored(bytes: &[u8]) -> Result<Entry, StoreError> {
     Entry::decode(bytes).map_err(|error| StoreError::Corrupt(format!("stored entry: {error}")))
 }
 
+#[cfg(test)]
+mod stats_tests;
 #[cfg(test)]
 mod tests;

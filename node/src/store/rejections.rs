@@ -156,6 +156,7 @@ impl Log {
         }
         self.db.write(batch)?;
         counters.next_rejection += 1;
+        self.publish_stats(&counters);
         *self
             .rejection_counts
             .lock()

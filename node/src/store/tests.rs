@@ -10,7 +10,7 @@ use super::*;
 
 mod policy;
 
-fn foreign_chain(keypair: &Keypair, count: u64) -> Vec<Entry> {
+pub(super) fn foreign_chain(keypair: &Keypair, count: u64) -> Vec<Entry> {
     let mut entries: Vec<Entry> = Vec::new();
     for seq in 1..=count {
         let entry = Entry::sign(
@@ -457,7 +457,7 @@ fn pending_is_bounded_and_overflow_is_journaled() {
 }
 
 /// A body that is the canonical CBOR of a JSON string, as every kind's body must be canonical.
-fn text_body(text: &str) -> Vec<u8> {
+pub(super) fn text_body(text: &str) -> Vec<u8> {
     plexus_protocol::value::json_to_canonical(&serde_json::Value::String(text.to_owned())).unwrap()
 }
 

@@ -447,6 +447,7 @@ impl Log {
         write.governor.unsettled = false;
         let staged = std::mem::take(&mut write.staged);
         *write.counters = staged.settled();
+        self.publish_stats(&write.counters);
         write.staged = write.counters.clone();
         Ok(ticket)
     }
@@ -476,6 +477,8 @@ impl Log {
             .staged
             .batch_heads
             .insert(feed.clone(), (seq, entry.id()));
+        write.staged.entries += 1;
+        write.staged.feeds += u64::from(seq == 1);
         self.journal_next(write, &key, reception);
         write.governor.observe(entry);
         write.in_batch.insert(entry.id());
