@@ -285,7 +285,7 @@ impl From<NodeError> for ApiError {
             NodeError::Store(crate::store::StoreError::Body(error)) => error.into(),
             NodeError::Store(crate::store::StoreError::Entry(error)) => entry_error(&error),
             NodeError::Store(crate::store::StoreError::Policy(violation)) => violation.into(),
-            NodeError::Store(error @ crate::store::StoreError::DiskFull(_)) => ApiError::new(
+            NodeError::Store(error @ crate::store::StoreError::DiskFull { .. }) => ApiError::new(
                 StatusCode::INSUFFICIENT_STORAGE,
                 "disk_full",
                 error.to_string(),

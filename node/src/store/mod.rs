@@ -39,6 +39,7 @@
 
 mod answers;
 mod completion;
+mod full_disk;
 mod governance;
 mod heads_range;
 mod keys;
@@ -138,13 +139,15 @@ pub enum StoreError {
          fresh log, this agent's own feed only from a backup or a peer's export)"
     )]
     Damaged(rocksdb::Error),
-    /// The file system holding the log has no room left; nothing of the refused write was
-    /// stored. RocksDB's message names the file it was writing.
+    /// The file system holding the log has no room left, or RocksDB refuses writes since it
+    /// filled; nothing of the refused write was stored. `cause` is RocksDB's error (the first
+    /// one names the file it was writing).
     #[error(
-        "the disk is full: {0}; nothing was written. Free space on that file system, then \
-         restart the node (`plexus run`): every acknowledged entry is kept"
+        "the disk is full: no space left on the file system holding the log {dir} ({cause}); \
+         nothing was written. Free space on that file system, then restart the node (`plexus \
+         run`): every acknowledged entry is kept"
     )]
-    DiskFull(rocksdb::Error),
+    DiskFull { dir: PathBuf, cause: rocksdb::Error },
     /// The data directory cannot be written (a read-only file system or permissions).
     #[error(
         "cannot write to the data directory {dir}: {source}; a node keeps its log there, so \
@@ -173,14 +176,12 @@ pub enum StoreError {
 }
 
 impl From<rocksdb::Error> for StoreError {
-    /// Sorts RocksDB's errors by what the user must do: damage (checksums, format) and a full
-    /// disk get messages of their own.
+    /// Sorts RocksDB's errors by what the user must do: damage (checksums, format) gets a
+    /// message of its own. A full disk is recognised by the write paths
+    /// (`Log::write_failed`), which know the log's directory and its state.
     fn from(error: rocksdb::Error) -> StoreError {
         match error.kind() {
             rocksdb::ErrorKind::Corruption => StoreError::Damaged(error),
-            rocksdb::ErrorKind::IOError if error.as_ref().contains("No space left on device") => {
-                StoreError::DiskFull(error)
-            }
             _ => StoreError::Rocks(error),
         }
     }
@@ -308,6 +309,8 @@ pub struct Log {
     /// Rejections since the log opened, by reason (and rule, for policy), for metrics.
     rejection_counts: Mutex<BTreeMap<String, u64>>,
     max_pending: usize,
+    /// Whether the disk filled: every write it refuses is reported as a full disk.
+    full_disk: full_disk::FullDisk,
     /// Held for the lifetime of a writable log; dropping it releases the directory.
     _lock_file: Option<File>,
 }
@@ -481,24 +484,31 @@ impl Log {
     /// process), fsynced by the group commit shortly after ([`wal`]). Returns the write's
     /// durability ticket ([`Log::wait_durable`]).
     fn commit(&self, batch: WriteBatch) -> Result<u64, StoreError> {
-        match &self.wal {
+        let ticket = match &self.wal {
             Some(wal) => {
-                self.db.write(batch)?;
-                Ok(wal.written())
+                self.db
+                    .write(batch)
+                    .map_err(|error| self.write_failed(error))?;
+                wal.written()
             }
             None => {
                 let mut options = WriteOptions::default();
                 options.set_sync(true);
-                self.db.write_opt(batch, &options)?;
-                Ok(0)
+                self.db
+                    .write_opt(batch, &options)
+                    .map_err(|error| self.write_failed(error))?;
+                0
             }
-        }
+        };
+        self.full_disk.write_succeeded();
+        Ok(ticket)
     }
 
     /// Returns once the write with `ticket` (and every one before it) is fsynced.
     fn wait_durable(&self, ticket: u64) -> Result<(), StoreError> {
         if let Some(wal) = &self.wal {
-            wal.wait_durable(ticket, &self.db)?;
+            wal.wait_durable(ticket, &self.db)
+                .map_err(|error| self.write_failed(error))?;
         }
         Ok(())
     }
@@ -506,8 +516,21 @@ impl Log {
     /// Makes every write so far durable now (for callers that acknowledge received entries to
     /// someone, such as the API's submit).
     pub fn sync(&self) -> Result<(), StoreError> {
-        wal::WalSyncer::sync_now(&self.db)?;
-        Ok(())
+        wal::WalSyncer::sync_now(&self.db).map_err(|error| self.write_failed(error))
+    }
+
+    /// The error for a write (or fsync) RocksDB refused: a full disk, also when RocksDB
+    /// refuses with the state it stopped in after the disk filled, which names no space.
+    fn write_failed(&self, error: rocksdb::Error) -> StoreError {
+        let dir = self.db.path();
+        if self.full_disk.explains(dir, &error) {
+            StoreError::DiskFull {
+                dir: dir.to_path_buf(),
+                cause: error,
+            }
+        } else {
+            error.into()
+        }
     }
 
     /// The governor, rebuilt from the log first if an earlier write sequence did not settle

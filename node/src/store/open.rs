@@ -13,9 +13,9 @@ use rocksdb::{ColumnFamilyDescriptor, IteratorMode, Options, DB};
 use super::governance::{Governor, TrustRoots};
 use super::pending::{PendingIndex, PendingMeta};
 use super::{
-    decode_head, decode_stored, keys, wal, Counters, Log, LogOptions, LogStats, StoreError,
-    CF_FORKS, CF_HEADS, CF_JOURNAL, CF_PENDING, CF_REJECTED, COLUMN_FAMILIES, DB_DIR, LOCK_FILE,
-    MAX_PENDING,
+    decode_head, decode_stored, full_disk, keys, wal, Counters, Log, LogOptions, LogStats,
+    StoreError, CF_FORKS, CF_HEADS, CF_JOURNAL, CF_PENDING, CF_REJECTED, COLUMN_FAMILIES, DB_DIR,
+    LOCK_FILE, MAX_PENDING,
 };
 
 impl Log {
@@ -103,6 +103,7 @@ impl Log {
             trust_roots: options.trust_roots,
             rejection_counts: Mutex::new(BTreeMap::new()),
             max_pending: options.max_pending,
+            full_disk: full_disk::FullDisk::default(),
             _lock_file: lock_file,
         };
         log.recover_counters()?;
