@@ -55,7 +55,9 @@ fn received_entries_leave_a_whole_log_after_power_cuts() {
 #[test]
 fn received_entries_lost_in_a_power_cut_come_back_by_backfill() {
     if let Some(reason) = missing_fuse() {
-        eprintln!("\n!!! SKIPPED: power-cut backfill test needs {reason}; nothing was tested !!!\n");
+        eprintln!(
+            "\n!!! SKIPPED: power-cut backfill test needs {reason}; nothing was tested !!!\n"
+        );
         return;
     }
     let binary = plexus_binary();
@@ -83,9 +85,11 @@ fn received_entries_lost_in_a_power_cut_come_back_by_backfill() {
     let client = node.client();
     // Gossip reaches the node only once it is connected and subscribed: wait for one entry.
     publish_note(&runtime, &peer_client, 0);
-    wait_until("the node to receive the peer's first entry", ARRIVAL_TIMEOUT, || {
-        (head_of(&runtime, &client, &author) >= 1).then_some(())
-    });
+    wait_until(
+        "the node to receive the peer's first entry",
+        ARRIVAL_TIMEOUT,
+        || (head_of(&runtime, &client, &author) >= 1).then_some(()),
+    );
 
     // The peer's agent publishes at full speed; the power goes while the entries arrive.
     let publishing = {
