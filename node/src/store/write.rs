@@ -75,6 +75,9 @@ struct Write<'a> {
     refused_ids: HashMap<Hash256, Violation>,
     /// Refusals to journal once the locks are released: bytes, what, and the source.
     to_journal: Vec<(Vec<u8>, Refused, String)>,
+    /// Fork proofs' keys put in this batch: a second rival at the same position in one batch
+    /// finds its proof here, not yet in RocksDB, and is neither stored again nor counted.
+    fork_keys: HashSet<Vec<u8>>,
 }
 
 /// A feed's committed state, as [`decide`] reads it.
@@ -311,6 +314,7 @@ impl Log {
             refused_tips: HashMap::new(),
             refused_ids: HashMap::new(),
             to_journal: Vec::new(),
+            fork_keys: HashSet::new(),
         })
     }
 
@@ -529,14 +533,16 @@ impl Log {
     ) -> Result<Option<ForkProof>, StoreError> {
         let feed = FeedKey::of(&stored);
         let key = entry_key(&feed, stored.header().seq);
-        let proven = self.db.get_pinned_cf(self.cf(CF_FORKS), &key)?.is_some();
+        let proven = write.fork_keys.contains(&key)
+            || self.db.get_pinned_cf(self.cf(CF_FORKS), &key)?.is_some();
         if !keep_fork_proof(proven, write.staged.forks, MAX_FORK_PROOFS) {
             return Ok(None);
         }
         let proof = ForkProof::new(stored, rival).map_err(|error| {
             StoreError::Corrupt(format!("fork proof from stored entries failed: {error}"))
         })?;
-        write.batch.put_cf(self.cf(CF_FORKS), key, proof.encode());
+        write.batch.put_cf(self.cf(CF_FORKS), &key, proof.encode());
+        write.fork_keys.insert(key);
         write.staged.any_forks = true;
         write.staged.forks += 1;
         Ok(Some(proof))
