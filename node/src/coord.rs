@@ -31,8 +31,10 @@ use plexus_protocol::coord::{
 use plexus_protocol::Entry;
 use serde::Serialize;
 
+mod history;
 mod ring;
 
+pub use history::{DEFAULT_VIEW_HISTORY_MS, MIN_VIEW_HISTORY_MS};
 pub use ring::{EventReceiver, EVENT_BUFFER_BYTES};
 
 /// Journal entries applied per lock hold, so queries are not starved during a long catch-up.
@@ -65,6 +67,8 @@ pub struct Coordinator {
     /// The node's clock-skew window outside governed namespaces, which decides whether a
     /// claim received as history is late (`docs/PROTOCOL.md` §9.4).
     clock_skew_ms: u64,
+    /// How far back the view's answers stay exact ([`history`]).
+    history_ms: u64,
     state: Mutex<State>,
     events: Arc<ring::EventRing>,
 }
@@ -82,6 +86,7 @@ struct State {
     /// or its author's renewal or release) arrived, the largest if several. One per late
     /// claim, so it grows no faster than the view.
     late_after_ms: HashMap<Hash256, u64>,
+    upkeep: history::Upkeep,
 }
 
 /// Read access to the view while the lock is held.
@@ -110,6 +115,7 @@ impl Coordinator {
         Coordinator {
             agent,
             clock_skew_ms: plexus_protocol::coord::DEFAULT_CLOCK_SKEW_MS,
+            history_ms: DEFAULT_VIEW_HISTORY_MS,
             state: Mutex::new(State::default()),
             events,
         }
@@ -119,6 +125,13 @@ impl Coordinator {
     /// [`plexus_protocol::coord::DEFAULT_CLOCK_SKEW_MS`]).
     pub fn with_clock_skew_ms(mut self, clock_skew_ms: u64) -> Coordinator {
         self.clock_skew_ms = clock_skew_ms;
+        self
+    }
+
+    /// The same coordinator keeping `history_ms` of history in its view (the default is
+    /// [`DEFAULT_VIEW_HISTORY_MS`]; at least [`MIN_VIEW_HISTORY_MS`] is kept whatever asked).
+    pub fn with_history_ms(mut self, history_ms: u64) -> Coordinator {
+        self.history_ms = history_ms.max(MIN_VIEW_HISTORY_MS);
         self
     }
 

@@ -27,7 +27,9 @@ pub struct Timeline {
     pub to_ms: u64,
     /// Resources with a claim running at some moment of the window, by name.
     pub resources: Vec<ResourceTimeline>,
-    /// Whether resources or early moments were left out to keep within the limits above.
+    /// Whether resources or early moments were left out to keep within the limits above, or
+    /// the window began before the history the view keeps ([`View::kept_from_ms`]; `from_ms`
+    /// then says where the answer starts).
     pub truncated: bool,
 }
 
