@@ -8,7 +8,9 @@
 //! does nothing. Rounds per test: `PLEXUS_POWERCUT_ROUNDS` (default 3; `scripts/faults.sh` runs
 //! 50). Every round prints one line of figures.
 
+use std::fs::File;
 use std::io::{BufRead, BufReader};
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -33,6 +35,70 @@ fn acknowledged_own_appends_survive_power_cuts() {
 #[test]
 fn received_entries_leave_a_whole_log_after_power_cuts() {
     run_rounds("received");
+}
+
+/// A hard link (how `plexus init` puts the API token in place) is a name, so it reaches the
+/// disk at once as every name does on plexus-lazyfs; the data is the file's, so what was written
+/// through one name and not fsynced reads through the other and is lost with the power through
+/// both, and an fsync through either name keeps it.
+#[test]
+fn hard_links_share_their_data_and_keep_only_what_was_fsynced() {
+    if let Some(reason) = missing_fuse() {
+        eprintln!(
+            "\n!!! SKIPPED: plexus-lazyfs hard-link test needs {reason}; nothing was tested !!!\n"
+        );
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let backing = work.path().join("disk");
+    let point = work.path().join("mnt");
+    std::fs::create_dir_all(&backing).unwrap();
+    std::fs::create_dir_all(&point).unwrap();
+    let mut mount = Mount::start(&backing, &point);
+    let (lost, lost_link) = (point.join("lost"), point.join("lost-link"));
+    let (kept, kept_link) = (point.join("kept"), point.join("kept-link"));
+
+    // `lost`: fsynced, linked, then written through the link without an fsync.
+    let file = File::create(&lost).unwrap();
+    file.write_all_at(b"synced ", 0).unwrap();
+    file.sync_all().unwrap();
+    std::fs::hard_link(&lost, &lost_link)
+        .unwrap_or_else(|error| panic!("hard link on plexus-lazyfs: {error}"));
+    File::options()
+        .write(true)
+        .open(&lost_link)
+        .unwrap()
+        .write_all_at(b"volatile", 7)
+        .unwrap();
+    assert_eq!(std::fs::read(&lost).unwrap(), b"synced volatile");
+
+    // `kept`: written through one name, fsynced through the other.
+    File::create(&kept)
+        .unwrap()
+        .write_all_at(b"fsynced through its link", 0)
+        .unwrap();
+    std::fs::hard_link(&kept, &kept_link).unwrap();
+    File::open(&kept_link).unwrap().sync_all().unwrap();
+
+    mount.cut_power();
+    let _mount = Mount::start(&backing, &point);
+    for name in [&lost, &lost_link] {
+        assert_eq!(
+            std::fs::read(name).unwrap(),
+            b"synced ",
+            "{}: the power cut must keep the fsynced data and lose the rest",
+            name.display()
+        );
+    }
+    for name in [&kept, &kept_link] {
+        assert_eq!(
+            std::fs::read(name).unwrap(),
+            b"fsynced through its link",
+            "{}: an fsync through one name must keep the file's data",
+            name.display()
+        );
+    }
+    assert_eq!(std::fs::metadata(&kept).unwrap().nlink(), 2);
 }
 
 fn run_rounds(mode: &str) {
