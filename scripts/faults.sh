@@ -10,8 +10,10 @@
 # mode: a writer appends to a log on plexus-lazyfs (a FUSE file system that forgets everything not
 # fsynced when its process dies) and the power is cut at a random moment; every round checks
 # that every acknowledged own append survived, that the log opens, that feeds have no holes and
-# that `audit verify` passes, and prints "cut after N acknowledged, M survived, K lost".
-# Needs root and /dev/fuse.
+# that `audit verify` passes, and prints "cut after N acknowledged, M survived, K lost". The
+# same run also does, once each, the hard-link test of plexus-lazyfs and the backfill test (a
+# `plexus run` node loses a peer's entries to a power cut and backfills them; it prints
+# "powercut backfill: ..."). Needs root and /dev/fuse.
 #
 # network faults: `tests/tests/netfaults.rs` with PLEXUS_NETFAULTS_ROUNDS rounds of each
 # scenario (a lease contended across a partition, a one-way cut, a policy signed during a

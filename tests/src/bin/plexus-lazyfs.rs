@@ -11,10 +11,15 @@
 //! else is gone, as when a machine loses the page cache. Unmount the dead mount
 //! (`umount -l MOUNTPOINT`) and start a new `plexus-lazyfs` on the same directories to "power on".
 //!
-//! Limits, as in LazyFS: names (create, mkdir, rename, unlink, rmdir) and permissions go to the
-//! backing directory at once, so a missing directory fsync is not caught; a truncation is
-//! volatile like data. Files are kept in whole pages of [`PAGE`] bytes; memory grows with the
-//! unsynced data, which the programs under test bound by fsyncing.
+//! Unsynced data belongs to the file, not to a name: it is kept by the backing file's inode, so
+//! every hard link of a file reads it, an fsync through any name makes it durable, and a power
+//! cut loses it through every name.
+//!
+//! Limits, as in LazyFS: names (create, mkdir, link, rename, unlink, rmdir) and permissions go
+//! to the backing directory at once, so a missing directory fsync is not caught (a hard link
+//! made and not followed by a directory fsync survives the power cut); a truncation is volatile
+//! like data. Files are kept in whole pages of [`PAGE`] bytes; memory grows with the unsynced
+//! data, which the programs under test bound by fsyncing.
 
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::{OsStr, OsString};
@@ -48,11 +53,15 @@ struct Unsynced {
     size: u64,
 }
 
+/// A backing file's identity (device, inode number): the key of its unsynced data, shared by
+/// all of the file's hard links.
+type Inode = (u64, u64);
+
 /// The file system: the backing directory and the volatile layer over it.
 #[derive(Debug)]
 struct LazyFs {
     backing: PathBuf,
-    unsynced: Mutex<HashMap<PathBuf, Unsynced>>,
+    unsynced: Mutex<HashMap<Inode, Unsynced>>,
 }
 
 fn main() -> std::io::Result<()> {
@@ -77,14 +86,20 @@ impl LazyFs {
         self.backing.join(path.strip_prefix("/").unwrap_or(path))
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<PathBuf, Unsynced>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<Inode, Unsynced>> {
         self.unsynced.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn attr(&self, path: &Path) -> ResultEntry {
+        // Locked before the stat, so a concurrent fsync cannot move the data in between.
+        self.attr_locked(&self.lock(), path)
+    }
+
+    /// [`LazyFs::attr`] for a caller that holds the lock.
+    fn attr_locked(&self, map: &HashMap<Inode, Unsynced>, path: &Path) -> ResultEntry {
         let metadata = fs::symlink_metadata(self.real(path)).map_err(errno)?;
         let mut attr = file_attr(&metadata);
-        if let Some(unsynced) = self.lock().get(path) {
+        if let Some(unsynced) = map.get(&inode(&metadata)) {
             attr.size = unsynced.size;
             attr.blocks = unsynced.size.div_ceil(512);
         }
@@ -125,26 +140,21 @@ impl LazyFs {
     /// The file's unsynced state, created from the backing file's size on first use.
     fn unsynced_entry<'a>(
         &self,
-        map: &'a mut HashMap<PathBuf, Unsynced>,
+        map: &'a mut HashMap<Inode, Unsynced>,
         path: &Path,
     ) -> Result<&'a mut Unsynced, i32> {
-        if !map.contains_key(path) {
-            let size = fs::metadata(self.real(path)).map_err(errno)?.len();
-            map.insert(
-                path.to_path_buf(),
-                Unsynced {
-                    pages: BTreeMap::new(),
-                    size,
-                },
-            );
-        }
-        map.get_mut(path).ok_or(libc::EIO)
+        let metadata = fs::metadata(self.real(path)).map_err(errno)?;
+        Ok(map.entry(inode(&metadata)).or_insert_with(|| Unsynced {
+            pages: BTreeMap::new(),
+            size: metadata.len(),
+        }))
     }
 
     /// Writes a file's unsynced pages and size to the backing file and fsyncs it there.
     fn sync_file(&self, path: &Path) -> ResultEmpty {
         let mut map = self.lock();
-        let Some(unsynced) = map.remove(path) else {
+        let metadata = fs::metadata(self.real(path)).map_err(errno)?;
+        let Some(unsynced) = map.remove(&inode(&metadata)) else {
             // Nothing unsynced: the backing file may still have data of ours in the host's
             // page cache from an earlier fsync's write, which that fsync already made durable.
             return Ok(());
@@ -223,9 +233,14 @@ impl FilesystemMT for LazyFs {
     }
 
     fn unlink(&self, _req: RequestInfo, parent: &Path, name: &OsStr) -> ResultEmpty {
-        let path = parent.join(name);
-        fs::remove_file(self.real(&path)).map_err(errno)?;
-        self.lock().remove(&path);
+        let real = self.real(&parent.join(name));
+        let mut map = self.lock();
+        let metadata = fs::symlink_metadata(&real).map_err(errno)?;
+        fs::remove_file(&real).map_err(errno)?;
+        // The file's data goes with its last name; other hard links keep it.
+        if metadata.nlink() <= 1 {
+            map.remove(&inode(&metadata));
+        }
         Ok(())
     }
 
@@ -241,23 +256,39 @@ impl FilesystemMT for LazyFs {
         new_parent: &Path,
         new_name: &OsStr,
     ) -> ResultEmpty {
-        let (from, to) = (parent.join(name), new_parent.join(new_name));
+        let (from, to) = (
+            self.real(&parent.join(name)),
+            self.real(&new_parent.join(new_name)),
+        );
         let mut map = self.lock();
-        fs::rename(self.real(&from), self.real(&to)).map_err(errno)?;
-        // The target's unsynced data is replaced; the source's (and, for a directory, that of
-        // everything below it) moves with its name.
-        map.remove(&to);
-        let moved: Vec<PathBuf> = map
-            .keys()
-            .filter(|key| key.starts_with(&from))
-            .cloned()
-            .collect();
-        for key in moved {
-            if let (Some(state), Ok(rest)) = (map.remove(&key), key.strip_prefix(&from)) {
-                map.insert(to.join(rest), state);
+        let source = fs::symlink_metadata(&from).map_err(errno)?;
+        let replaced = fs::symlink_metadata(&to).ok();
+        fs::rename(&from, &to).map_err(errno)?;
+        // Unsynced data is kept by inode, so the source's moves with it by itself. A replaced
+        // file loses its data with its last name (a rename onto another link of the same file
+        // changes nothing).
+        if let Some(replaced) = replaced {
+            if !replaced.is_dir() && replaced.nlink() <= 1 && inode(&replaced) != inode(&source) {
+                map.remove(&inode(&replaced));
             }
         }
         Ok(())
+    }
+
+    fn link(
+        &self,
+        _req: RequestInfo,
+        path: &Path,
+        new_parent: &Path,
+        new_name: &OsStr,
+    ) -> ResultEntry {
+        // A name, so it reaches the backing directory at once like create and rename; the new
+        // name shares the file's unsynced data (kept by inode). Locked, because unlink and
+        // rename decide by the link count whether a file's data goes with the name they remove.
+        let new_path = new_parent.join(new_name);
+        let map = self.lock();
+        fs::hard_link(self.real(path), self.real(&new_path)).map_err(errno)?;
+        self.attr_locked(&map, &new_path)
     }
 
     fn open(&self, _req: RequestInfo, path: &Path, _flags: u32) -> ResultOpen {
@@ -277,13 +308,14 @@ impl FilesystemMT for LazyFs {
     ) -> CallbackResult {
         let result = (|| -> Result<Vec<u8>, i32> {
             let map = self.lock();
+            let metadata = fs::metadata(self.real(path)).map_err(errno)?;
             let backing_only;
-            let unsynced = match map.get(path) {
+            let unsynced = match map.get(&inode(&metadata)) {
                 Some(unsynced) => unsynced,
                 None => {
                     backing_only = Unsynced {
                         pages: BTreeMap::new(),
-                        size: fs::metadata(self.real(path)).map_err(errno)?.len(),
+                        size: metadata.len(),
                     };
                     &backing_only
                 }
@@ -436,6 +468,10 @@ impl FilesystemMT for LazyFs {
             flags: 0,
         })
     }
+}
+
+fn inode(metadata: &fs::Metadata) -> Inode {
+    (metadata.dev(), metadata.ino())
 }
 
 fn errno(error: std::io::Error) -> i32 {
