@@ -147,7 +147,7 @@ fn forget_late_marks(state: &mut State) {
     state.late_after_ms.retain(|claim, _| {
         namespaces
             .iter()
-            .any(|namespace| view.claim_owner(namespace, claim).is_some())
+            .any(|namespace| view.holds_claim(namespace, claim))
     });
 }
 

@@ -56,7 +56,7 @@ pub use registry::{CardQuery, CardView, ConstraintView, PatternView, TaskHistory
 pub use timeline::{ClaimTimeline, ResourceTimeline, Segment, Timeline};
 
 /// Where a task update sorts: (timestamp, author, seq, entry id).
-type TaskKey = (u64, AgentId, u64, Hash256);
+type TaskKey = (u64, Author, u64, Hash256);
 
 /// The fold of every entry seen, per namespace.
 #[derive(Debug, Default, Clone)]
@@ -103,18 +103,18 @@ type OrderKey = (u64, std::cmp::Reverse<u8>, Hash256);
 #[derive(Debug, Default, Clone)]
 struct Space {
     /// Per author, card events keyed by (seq, id).
-    cards: BTreeMap<AgentId, BTreeMap<(u64, Hash256), CardEvent>>,
+    cards: BTreeMap<Author, BTreeMap<(u64, Hash256), CardEvent>>,
     claims: BTreeMap<Hash256, Stamped<Intent>>,
     /// Each claim's running bound: no renewal can keep it running at or after this time.
     claim_bounds: BTreeMap<Hash256, u64>,
     /// Claims per resource, by (running bound, id).
     claims_by_resource: BTreeMap<String, BTreeSet<(u64, Hash256)>>,
     /// Claims per author, by (running bound, id).
-    claims_by_author: BTreeMap<AgentId, BTreeSet<(u64, Hash256)>>,
+    claims_by_author: BTreeMap<Author, BTreeSet<(u64, Hash256)>>,
     /// Every claim of the namespace, by (running bound, id).
     claims_by_bound: BTreeSet<(u64, Hash256)>,
     /// Claims per (resource, author), in lease order, for the rate limit.
-    claims_in_order: BTreeMap<(String, AgentId), BTreeSet<OrderKey>>,
+    claims_in_order: BTreeMap<(String, Author), BTreeSet<OrderKey>>,
     /// Constraints by (end, id).
     constraints_by_end: BTreeSet<(u64, Hash256)>,
     /// Renewals and releases by the id of the claim they name, keyed by (timestamp, id).
@@ -132,16 +132,44 @@ struct Space {
 /// A card, or `None` for a revocation.
 type CardEvent = Stamped<Option<Capability>>;
 
+/// An author as its 32 public-key bytes, as the view files it with every entry: an
+/// [`AgentId`] holds the decompressed key too (192 bytes), and the view keeps one per entry in
+/// several indexes. Ordered and written (hex) as [`AgentId`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+struct Author([u8; plexus_crypto::PUBLIC_KEY_LEN]);
+
+impl From<&AgentId> for Author {
+    fn from(agent: &AgentId) -> Author {
+        Author(*agent.as_bytes())
+    }
+}
+
+impl Author {
+    /// The [`AgentId`] these bytes came from (they were a valid key when filed).
+    fn agent_id(&self) -> Option<AgentId> {
+        AgentId::from_bytes(&self.0).ok()
+    }
+}
+
+impl std::fmt::Display for Author {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for byte in self.0 {
+            write!(f, "{byte:02x}")?;
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Stamped<T> {
     id: Hash256,
-    author: AgentId,
+    author: Author,
     timestamp_ms: u64,
     value: T,
 }
 
 impl<T> Stamped<T> {
-    fn at((id, author, timestamp_ms): (Hash256, AgentId, u64), value: T) -> Stamped<T> {
+    fn at((id, author, timestamp_ms): (Hash256, Author, u64), value: T) -> Stamped<T> {
         Stamped {
             id,
             author,
@@ -178,7 +206,7 @@ impl View {
             self.horizon.stale = true;
         }
         let id = entry.id();
-        let author = header.author;
+        let author = Author::from(&header.author);
         let timestamp_ms = header.timestamp_ms;
         let meta = (id, author, timestamp_ms);
         let kind = body.kind().as_str();
@@ -249,7 +277,7 @@ impl View {
         Some(Touched {
             namespace: header.namespace.clone(),
             kind,
-            author,
+            author: header.author,
             entry_id: id,
             resource,
             task_id,

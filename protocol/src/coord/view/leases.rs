@@ -181,7 +181,14 @@ impl View {
     /// The author and resource of a claim, if the claim is known.
     pub fn claim_owner(&self, namespace: &str, claim_id: &Hash256) -> Option<(AgentId, String)> {
         let claim = self.spaces.get(namespace)?.claims.get(claim_id)?;
-        Some((claim.author, claim.value.resource.clone()))
+        Some((claim.author.agent_id()?, claim.value.resource.clone()))
+    }
+
+    /// Whether the view holds the claim (live, or ended after what it forgot).
+    pub fn holds_claim(&self, namespace: &str, claim_id: &Hash256) -> bool {
+        self.spaces
+            .get(namespace)
+            .is_some_and(|space| space.claims.contains_key(claim_id))
     }
 
     /// Claims by `author` that are still running (holding, waiting or excluded).
@@ -191,7 +198,7 @@ impl View {
         };
         let resources: BTreeSet<&String> = space
             .claims_by_author
-            .get(author)
+            .get(&super::Author::from(author))
             .into_iter()
             .flat_map(|claims| claims.range((now_ms.saturating_add(1), Hash256([0; 32]))..))
             .filter_map(|(_, id)| space.claims.get(id))

@@ -139,9 +139,8 @@ impl Space {
         if self.late.is_empty() {
             return false;
         }
-        let late_by_owner = |id: &Hash256, author: plexus_crypto::AgentId| {
-            author == claim.author && self.late.contains(id)
-        };
+        let late_by_owner =
+            |id: &Hash256, author: super::Author| author == claim.author && self.late.contains(id);
         self.late.contains(&claim.id)
             || self
                 .renewals
