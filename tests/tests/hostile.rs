@@ -4,8 +4,7 @@
 //! asserted; the latencies and sizes printed (run with `--nocapture`) are the figures of
 //! `docs/reliability.md`, not assertions.
 
-use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use plexus_node::net::sync::{SyncRequest, MAX_SERVED_PER_PEER};
 use plexus_node::net::{topics, NetError, RangeRequest, MAX_FOLLOWED_NAMESPACES};
@@ -13,8 +12,9 @@ use plexus_node::node::NodeError;
 use plexus_node::store::{MAX_PENDING_PER_PEER, MAX_REJECTIONS};
 use plexus_protocol::value::json_text_to_canonical;
 use plexus_protocol::FeedKey;
+use plexus_tests::attack_figures::{honest_traffic_during, AttackMeter};
 use plexus_tests::cluster::{
-    address, connect, heads, publish_note, shutdown, spawn, wait_for, TestNode, NAMESPACE,
+    address, connect, heads, publish_note, shutdown, spawn, wait_for, NAMESPACE,
 };
 use plexus_tests::hostile::{fresh_fork_proof, note_topic, orphan, HostilePeer};
 
@@ -25,97 +25,17 @@ const TIMEOUT: Duration = Duration::from_secs(60);
 /// RocksDB's own files, far below what the attack would have written unbounded.
 const DISK_GROWTH_BOUND: u64 = 16 << 20;
 
-/// Total size of the files under `dir`.
-fn dir_size(dir: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .filter_map(Result::ok)
-        .map(|entry| match entry.metadata() {
-            Ok(metadata) if metadata.is_dir() => dir_size(&entry.path()),
-            Ok(metadata) => metadata.len(),
-            Err(_) => 0,
-        })
-        .sum()
-}
-
-/// Peak resident memory of this test process, in KiB (for the figures).
-fn peak_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find(|line| line.starts_with("VmHWM:"))
-                .and_then(|line| line.split_whitespace().nth(1))
-                .and_then(|kib| kib.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-/// Publishes `count` notes from `honest` and waits until `target` holds them all; returns the
-/// slowest arrival, measured from each publish.
-async fn honest_traffic_arrives(honest: &TestNode, target: &TestNode, count: u64) -> Duration {
-    let feed = FeedKey {
-        namespace: NAMESPACE.into(),
-        author: honest.keypair.agent_id(),
-    };
-    let start_seq = target
-        .node
-        .log()
-        .head(&feed)
-        .unwrap()
-        .map_or(0, |head| head.seq);
-    let mut slowest = Duration::ZERO;
-    for n in 1..=count {
-        let published = Instant::now();
-        publish_note(honest, n).await;
-        wait_for(
-            "an honest entry to reach the attacked node",
-            TIMEOUT,
-            &[target],
-            || async {
-                target
-                    .node
-                    .log()
-                    .head(&feed)
-                    .unwrap()
-                    .map_or(0, |head| head.seq)
-            },
-            |seq| *seq >= start_seq + n,
-        )
-        .await;
-        slowest = slowest.max(published.elapsed());
-    }
-    slowest
-}
-
-/// The attacked node's API answers a status request; returns how long it took.
-async fn api_answers(target: &mut TestNode) -> Duration {
-    let client = target.api().await;
-    let asked = Instant::now();
-    let status = client.get("/v1/status").await.unwrap();
-    assert!(status.get("log").is_some(), "{status}");
-    asked.elapsed()
-}
-
-fn report(attack: &str, target: &TestNode, disk_before: u64, latency: Duration, api: Duration) {
-    println!(
-        "figure | {attack} | disk +{} KiB | peak RSS (test process) {} KiB | honest entry \
-         latency max {} ms | API status {} ms",
-        dir_size(target.dir.path()).saturating_sub(disk_before) / 1024,
-        peak_rss_kib(),
-        latency.as_millis(),
-        api.as_millis()
-    );
+/// Ends the measurement of an attack, checks that the node held up, prints the figures.
+async fn attack_figures(attack: &str, meter: AttackMeter, honest_latencies: &[Duration]) {
+    let figures = meter.finish(honest_latencies).await;
+    figures.assert_node_held_up(DISK_GROWTH_BOUND);
+    figures.print(attack);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fork_proofs_from_fresh_keys_are_dropped_while_honest_entries_flow() {
     let mut nodes = spawn(2).await;
     connect(&nodes[1], &nodes[0]).await;
-    let disk_before = dir_size(nodes[0].dir.path());
     let hostile = HostilePeer::start();
     let fork_topic = topics::fork_topic(NAMESPACE);
     hostile
@@ -126,20 +46,23 @@ async fn fork_proofs_from_fresh_keys_are_dropped_while_honest_entries_flow() {
         .map(|_| fresh_fork_proof(NAMESPACE).encode())
         .collect();
     let received_before = nodes[0].node.net().status().await.unwrap().gossip_received;
-    let sent = hostile.flood(fork_topic, proofs).await;
+    let meter = AttackMeter::start(&mut nodes[0]).await;
+    let (target, honest) = (&nodes[0], &nodes[1]);
+    // The attack lasts until every proof reached the node and was dealt with.
+    let attack_runs = async {
+        let sent = hostile.flood(fork_topic, proofs).await;
+        wait_for(
+            "the flood to be received",
+            TIMEOUT,
+            &[target],
+            || async { target.node.net().status().await.unwrap().gossip_received },
+            |received| *received >= received_before + sent as u64,
+        )
+        .await;
+        sent
+    };
+    let (sent, latencies) = honest_traffic_during(honest, target, attack_runs).await;
     assert_eq!(sent, attack);
-    let latency = honest_traffic_arrives(&nodes[1], &nodes[0], 20).await;
-    let api = api_answers(&mut nodes[0]).await;
-    // Every proof reached the node and was dealt with.
-    let target = &nodes[0];
-    wait_for(
-        "the flood to be received",
-        TIMEOUT,
-        &[target],
-        || async { target.node.net().status().await.unwrap().gossip_received },
-        |received| *received >= received_before + attack as u64,
-    )
-    .await;
     let stats = target.node.log().stats().unwrap();
     assert_eq!(
         stats.forks, 0,
@@ -147,14 +70,7 @@ async fn fork_proofs_from_fresh_keys_are_dropped_while_honest_entries_flow() {
     );
     assert!(target.node.quarantined().is_empty());
     assert_eq!(stats.rejected, 0, "nothing is journaled for them either");
-    assert!(dir_size(target.dir.path()).saturating_sub(disk_before) < DISK_GROWTH_BOUND);
-    report(
-        "fork proofs from 2,000 fresh keys",
-        target,
-        disk_before,
-        latency,
-        api,
-    );
+    attack_figures("fork proofs from 2,000 fresh keys", meter, &latencies).await;
     shutdown(nodes).await;
 }
 
@@ -162,7 +78,6 @@ async fn fork_proofs_from_fresh_keys_are_dropped_while_honest_entries_flow() {
 async fn an_orphan_flood_fills_only_the_attackers_share_of_pending() {
     let mut nodes = spawn(2).await;
     connect(&nodes[1], &nodes[0]).await;
-    let disk_before = dir_size(nodes[0].dir.path());
     let hostile = HostilePeer::start();
     let topic = note_topic(NAMESPACE);
     hostile.join(address(&nodes[0]).await, topic.clone()).await;
@@ -170,27 +85,32 @@ async fn an_orphan_flood_fills_only_the_attackers_share_of_pending() {
     let orphans: Vec<Vec<u8>> = (0..attack).map(|_| orphan(NAMESPACE).encode()).collect();
     // Gossipsub may drop a few of a burst at the sender's queue: what counts is what went out,
     // which must be more than the attacker's share.
-    let attack = hostile.flood(topic, orphans).await;
+    let meter = AttackMeter::start(&mut nodes[0]).await;
+    let (target, honest) = (&nodes[0], &nodes[1]);
+    // The attack lasts until every orphan that went out is held or refused.
+    let attack_runs = async {
+        let sent = hostile.flood(topic, orphans).await;
+        let (pending, refused) = wait_for(
+            "the flood to be held or refused",
+            TIMEOUT,
+            &[target],
+            || async {
+                let stats = target.node.log().stats().unwrap();
+                (stats.pending as usize, stats.rejected as usize)
+            },
+            |(pending, refused)| pending + refused >= sent,
+        )
+        .await;
+        (sent, pending, refused)
+    };
+    let ((attack, pending, refused), latencies) =
+        honest_traffic_during(honest, target, attack_runs).await;
     assert!(
         attack > MAX_PENDING_PER_PEER,
         "only {attack} orphans went out"
     );
-    let latency = honest_traffic_arrives(&nodes[1], &nodes[0], 20).await;
-    let api = api_answers(&mut nodes[0]).await;
-    let target = &nodes[0];
     // The attacker's orphans fill its share of `pending` and no more; the rest are refused
     // on the record.
-    let (pending, refused) = wait_for(
-        "the flood to be held or refused",
-        TIMEOUT,
-        &[target],
-        || async {
-            let stats = target.node.log().stats().unwrap();
-            (stats.pending as usize, stats.rejected as usize)
-        },
-        |(pending, refused)| pending + refused >= attack,
-    )
-    .await;
     assert_eq!(pending, MAX_PENDING_PER_PEER);
     assert_eq!(refused, attack - MAX_PENDING_PER_PEER);
     assert!(refused as u64 <= MAX_REJECTIONS);
@@ -213,8 +133,8 @@ async fn an_orphan_flood_fills_only_the_attackers_share_of_pending() {
         matches!(held, plexus_node::store::IngestOutcome::Pending { .. }),
         "{held:?}"
     );
-    assert!(dir_size(target.dir.path()).saturating_sub(disk_before) < DISK_GROWTH_BOUND);
-    report("orphans from fresh keys", target, disk_before, latency, api);
+    let figures_line = format!("{attack} orphans from fresh keys");
+    attack_figures(&figures_line, meter, &latencies).await;
     shutdown(nodes).await;
 }
 
@@ -247,13 +167,14 @@ async fn a_sync_request_flood_is_refused_past_the_peers_share_while_gossip_flows
     };
     let attack = 64;
     let requests: Vec<SyncRequest> = (0..attack).map(|_| SyncRequest::range(&range)).collect();
-    let disk_before = dir_size(nodes[0].dir.path());
     let target_peer = nodes[0].node.net().peer_id();
-    let (tally, latency) = tokio::join!(
+    let meter = AttackMeter::start(&mut nodes[0]).await;
+    let (tally, latencies) = honest_traffic_during(
+        &nodes[1],
+        &nodes[0],
         hostile.requests(target_peer, requests),
-        honest_traffic_arrives(&nodes[1], &nodes[0], 20)
-    );
-    let api = api_answers(&mut nodes[0]).await;
+    )
+    .await;
     assert_eq!(tally.served + tally.refused + tally.failed, attack);
     assert!(
         tally.refused > 0 && tally.served >= 1,
@@ -284,7 +205,7 @@ async fn a_sync_request_flood_is_refused_past_the_peers_share_while_gossip_flows
          {} failed (at most {MAX_SERVED_PER_PEER} served at a time)",
         tally.served, tally.refused, tally.failed
     );
-    report("sync request flood", &nodes[0], disk_before, latency, api);
+    attack_figures("sync request flood", meter, &latencies).await;
     shutdown(nodes).await;
 }
 
