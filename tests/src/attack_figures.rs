@@ -1,12 +1,14 @@
 //! What a node spends while a hostile peer attacks it, for the table of `docs/reliability.md`
 //! "Hostile peers": disk growth of its data directory, peak resident memory and CPU time during
 //! the attack, honest entries' latency and the API's latency while it runs. The attack tests
-//! assert counts and sizes; these figures are printed (`figure | ...` lines), never asserted.
+//! assert counts and sizes (and that every honest entry arrives and every status request is
+//! answered); these figures are printed (`figure | ...` lines), never asserted.
 //!
 //! The test nodes run inside the test process, so memory and CPU are the whole process's
 //! (attacked node, honest node and the attacker's swarm); the peak is reset when the attack
 //! starts (`/proc/self/clear_refs`), so it is the peak during the attack, with the resident
-//! memory before it printed beside it.
+//! memory before it printed beside it. nextest runs each test in a process of its own; for
+//! figures, run the attack tests one at a time (`-j 1`), or two share the cores.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -18,9 +20,10 @@ use plexus_protocol::FeedKey;
 
 use crate::cluster::{publish_note, wait_for, TestNode, NAMESPACE};
 
-/// Honest entries published at least while an attack runs: a hundred, so that their p99 (and
-/// that of the status requests sent beside them) is not just the slowest one.
-pub const MIN_HONEST_ENTRIES: u64 = 100;
+/// Honest entries to send beside an attack that stands (a state the attacker left the node
+/// in, such as 100,000 fake feeds announced, rather than a flood that ends): a hundred, so that
+/// their p99 (and that of the status requests sent beside them) is not just the slowest one.
+pub const STANDING_ATTACK_HONEST_ENTRIES: u64 = 100;
 
 /// How long one honest entry may take to reach the attacked node before the test fails.
 const HONEST_ENTRY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -53,9 +56,10 @@ pub struct AttackFigures {
     pub peak_rss_kib: u64,
     /// Whether the peak was reset at the attack's start.
     pub peak_reset: bool,
-    /// CPU time (user and system, every thread) the test process used during the attack.
+    /// CPU time (user and system, every thread) the test process used from
+    /// [`AttackMeter::start`] to [`AttackMeter::finish`].
     pub cpu: Duration,
-    /// Wall time from the start of the attack to its end.
+    /// Wall time from [`AttackMeter::start`] to [`AttackMeter::finish`].
     pub wall: Duration,
     /// Honest entries' latencies, publish to arrival on the attacked node.
     pub honest: Latencies,
@@ -97,12 +101,14 @@ impl AttackMeter {
 
     /// Runs `attack` while `honest` publishes notes one after the other, each awaited on
     /// `target` (the attacked node) with a status request to its API sent beside it, until the
-    /// attack has ended and at least [`MIN_HONEST_ENTRIES`] went through; returns the
-    /// attack's output and keeps the latencies.
+    /// attack has ended and at least `min_entries` (one or more) went through; returns the
+    /// attack's output and keeps the latencies. With `min_entries` 1, every sample but the
+    /// last was sent while the attack ran (the last, in flight when it ended, too).
     pub async fn run<T>(
         &mut self,
         honest: &TestNode,
         target: &TestNode,
+        min_entries: u64,
         attack: impl Future<Output = T>,
     ) -> T {
         let attack_over = AtomicBool::new(false);
@@ -124,12 +130,15 @@ impl AttackMeter {
                 .map_or(0, |head| head.seq)
         };
         let api = self.api.clone();
-        let (honest_latencies, api_latencies, api_failures) =
-            (&mut self.honest, &mut self.api_latencies, &mut self.api_failures);
+        let (honest_latencies, api_latencies, api_failures) = (
+            &mut self.honest,
+            &mut self.api_latencies,
+            &mut self.api_failures,
+        );
         let traffic = async {
             let start_seq = held_seq().await;
             let mut n = 0;
-            while n < MIN_HONEST_ENTRIES || !attack_over.load(Ordering::Acquire) {
+            while n < min_entries.max(1) || !attack_over.load(Ordering::Acquire) {
                 n += 1;
                 let entry_arrives = async {
                     let published = Instant::now();
@@ -153,6 +162,11 @@ impl AttackMeter {
             }
         };
         tokio::join!(attack, traffic).0
+    }
+
+    /// Honest entries published (and arrived on the attacked node) so far.
+    pub fn honest_entries(&self) -> u64 {
+        self.honest.len() as u64
     }
 
     /// Ends the measurement.
@@ -227,14 +241,14 @@ impl Latencies {
     pub fn of(samples: &[Duration]) -> Latencies {
         let mut sorted = samples.to_vec();
         sorted.sort_unstable();
-        let rank = |fraction: f64| {
-            let index = ((fraction * sorted.len() as f64).ceil() as usize).saturating_sub(1);
+        let rank = |percent: usize| {
+            let index = (sorted.len() * percent).div_ceil(100).saturating_sub(1);
             sorted.get(index).copied().unwrap_or_default()
         };
         Latencies {
             samples: sorted.len(),
-            p50: rank(0.50),
-            p99: rank(0.99),
+            p50: rank(50),
+            p99: rank(99),
             max: sorted.last().copied().unwrap_or_default(),
         }
     }
