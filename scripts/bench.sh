@@ -19,10 +19,12 @@
 #   profiler: see docs/benchmarks.md.)
 # - backfill: a fresh node catching up BENCH_BACKFILL_ENTRIES entries from one peer, ROUNDS
 #   times (median), with the CPU time per entry (both nodes share the process).
-# - sync at scale (issue 13): a fresh node converging with a peer holding BENCH_SYNC_FEEDS
-#   feeds of one entry each (default 100000), ROUNDS times (median): time, reconciliation
-#   messages and bytes (both nodes' sessions), fetch requests and entry bytes; then, the two in
-#   sync, the median time and the wire cost of one reconciliation session.
+# - sync at scale (issue 13), its own table: `plexus-bench sync-feeds`, a fresh node
+#   converging with a peer holding BENCH_SYNC_FEEDS feeds of one entry each (default 100000),
+#   ROUNDS times (median): seconds, reconciliation sessions, rounds and messages of both nodes,
+#   fetch requests, and the bytes each way; then, the two in sync, one reconciliation session
+#   (median time, rounds, messages, bytes each way). `scripts/bench.sh sync` runs this part
+#   alone (it builds only plexus-bench).
 # - memory: resident memory of a `plexus run` node on an empty log and on a log filled with
 #   BENCH_ENTRIES entries, after startup and after a `plexus status` call, and its peak.
 #
@@ -47,12 +49,71 @@ rounds="${BENCH_ROUNDS:-3}"
 work="${BENCH_DIR:-${HOME:-/root}/.cache/plexus-bench}"
 mkdir -p "$work"
 
+bench="$CARGO_TARGET_DIR/debug/plexus-bench"
+
+# Sync at scale (issue 13): ROUNDS runs of `plexus-bench sync-feeds`; prints the run with the
+# median convergence time, and the medians of the in-sync rows.
+sync_benchmark() {
+  local feeds="${BENCH_SYNC_FEEDS:-100000}" runs=() out round
+  echo "sync at scale: $feeds feeds, $rounds rounds; load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+  for round in $(seq 1 "$rounds"); do
+    out=$("$bench" sync-feeds --feeds "$feeds" 2>/dev/null)
+    runs+=("$out")
+    echo "sync round $round: $out" >&2
+  done
+  echo "load after the sync benchmark: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+  python3 - "$rounds" "${runs[@]}" <<'PY'
+import json, statistics, sys
+rounds = sys.argv[1]
+runs = [json.loads(text) for text in sys.argv[2:]]
+middle = sorted(runs, key=lambda run: run["fresh"]["seconds"])[len(runs) // 2]
+feeds, fresh = middle["feeds"], middle["fresh"]
+each = " / ".join("%.1f" % run["fresh"]["seconds"] for run in runs)
+in_sync = lambda field: statistics.median(run["in_sync"][field] for run in runs)
+rows = [
+    (f"fresh node converging with a peer holding {feeds:,} feeds (median of {rounds})",
+     f"{fresh['seconds']:.1f} s (rounds {each}), {fresh['cpu_seconds']:.1f} s of CPU"),
+    ("  reconciliation: sessions / rounds / messages, both nodes",
+     f"{fresh['sessions']:,} / {fresh['rounds']:,} / {fresh['messages']:,}"),
+    ("  fetch requests (Range and Ranges)", f"{fresh['fetch_requests']:,}"),
+    ("  bytes fresh -> holder: reconciliation + fetch requests",
+     f"{fresh['bytes_to_holder'] / 1e6:.2f} MB ({fresh['reconcile_bytes_to_holder'] / 1e6:.2f}"
+     f" + {fresh['fetch_request_bytes'] / 1e6:.2f})"),
+    ("  bytes holder -> fresh: reconciliation + entries",
+     f"{fresh['bytes_to_fresh'] / 1e6:.2f} MB ({fresh['reconcile_bytes_to_fresh'] / 1e6:.2f}"
+     f" + {fresh['entry_bytes'] / 1e6:.2f})"),
+    (f"two nodes in sync, {feeds:,} feeds: one session (median of {rounds} runs' medians)",
+     f"{in_sync('session_ms_median'):.2f} ms, {in_sync('rounds_per_session'):.1f} rounds, "
+     f"{in_sync('messages_per_session'):.1f} messages"),
+    ("  bytes per session: fresh -> holder / holder -> fresh",
+     f"{in_sync('bytes_to_holder_per_session'):.0f} / "
+     f"{in_sync('bytes_to_fresh_per_session'):.0f} "
+     f"({in_sync('sessions'):.0f} sessions, {in_sync('fetch_requests'):.0f} fetches)"),
+]
+width = max(len(name) for name, _ in rows)
+print()
+print(f"| {'sync metric':<{width}} | value |")
+print(f"|{'-' * (width + 2)}|-------|")
+for name, value in rows:
+    print(f"| {name:<{width}} | {value} |")
+PY
+}
+
+if [ "${1:-}" = "sync" ]; then
+  echo "building plexus-bench..." >&2
+  cargo build --locked --quiet -p plexus-tests --bin plexus-bench
+  sync_benchmark
+  exit 0
+elif [ -n "${1:-}" ]; then
+  echo "usage: scripts/bench.sh [sync]" >&2
+  exit 2
+fi
+
 # The dev profile optimises every crate (see Cargo.toml) and shares RocksDB's build with the
 # tests; both sides of each comparison come from the same build.
 echo "building binaries..." >&2
 cargo build --locked --quiet --workspace --all-targets
 plexus="$CARGO_TARGET_DIR/debug/plexus"
-bench="$CARGO_TARGET_DIR/debug/plexus-bench"
 
 small=$((entries / 10))
 for n in "$small" "$entries"; do
@@ -139,13 +200,6 @@ for round in $(seq 1 "$rounds"); do
 done
 backfill_rate=$(median "${backfill_rates[@]}")
 
-sync_feeds="${BENCH_SYNC_FEEDS:-100000}"
-sync_runs=()
-for round in $(seq 1 "$rounds"); do
-  out=$("$bench" sync-feeds --feeds "$sync_feeds" 2>/dev/null)
-  sync_runs+=("$out")
-  echo "sync round $round: $out" >&2
-done
 backfill_cpu_median=$(median "${backfill_cpu[@]}")
 
 # Resident memory (KiB) of `plexus run` on data directory $1: prints "rss_started rss_after_status
@@ -257,33 +311,7 @@ for name, value in rows:
     print(f"| {name:<{width}} | {value} |")
 PY
 
-# Sync at scale: the run with the median convergence time, and the medians of the in-sync rows.
-python3 - "$rounds" "${sync_runs[@]}" <<'PY'
-import json, statistics, sys
-rounds = sys.argv[1]
-runs = [json.loads(text) for text in sys.argv[2:]]
-middle = sorted(runs, key=lambda run: run["converge_seconds"])[len(runs) // 2]
-feeds = middle["feeds"]
-each = " / ".join("%.1f" % run["converge_seconds"] for run in runs)
-rows = [
-    (f"fresh node converging with a peer holding {feeds:,} feeds (median of {rounds})",
-     f"{middle['converge_seconds']:.1f} s (rounds {each})"),
-    ("  reconciliation messages / bytes, both nodes",
-     f"{middle['reconcile_messages']:,} / {middle['reconcile_bytes'] / 1e6:.2f} MB"),
-    ("  fetch requests / entry bytes fetched",
-     f"{middle['fetch_requests']:,} / {middle['fetched_bytes'] / 1e6:.1f} MB"),
-    (f"two nodes in sync, {feeds:,} feeds: one session (median of {rounds} runs' medians)",
-     f"{statistics.median(run['in_sync_session_ms'] for run in runs):.2f} ms, "
-     f"{statistics.median(run['in_sync_messages_per_session'] for run in runs):.1f} messages, "
-     f"{statistics.median(run['in_sync_bytes_per_session'] for run in runs):.0f} bytes"),
-]
-width = max(len(name) for name, _ in rows)
-print()
-print(f"| {'sync metric':<{width}} | value |")
-print(f"|{'-' * (width + 2)}|-------|")
-for name, value in rows:
-    print(f"| {name:<{width}} | {value} |")
-PY
+sync_benchmark
 
 # Coordination: the claim round trip (API call until the lease is visible on every node of a
 # ring of BENCH_CLAIM_NODES nodes, default 10) and API publish throughput on one node, each

@@ -50,13 +50,16 @@ pub struct RequestTally {
     pub failed: usize,
 }
 
-/// Sync requests for served feeds (see [`HostilePeer::serve`]) this peer has received.
+/// Sync requests for served feeds (see [`HostilePeer::serve`]) this peer has received, and
+/// the reconciliation rounds it answered from announced heads.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ServedTally {
     /// `Range` requests, each answered.
     pub range_requests: u64,
     /// `Ranges` requests, answered or (as an older node would) left failing.
     pub ranges_requests: u64,
+    /// `Reconcile` rounds answered (see [`HostilePeer::announce`] and [`HostilePeer::serve`]).
+    pub reconcile_rounds: u64,
 }
 
 /// Feeds this peer holds and serves, and how it treats `Ranges` requests.
@@ -230,7 +233,7 @@ impl HostilePeer {
         let _ = done.await;
     }
 
-    /// The requests for served feeds received so far.
+    /// The requests for served feeds received so far, and the reconciliation rounds answered.
     pub async fn served_tally(&self) -> ServedTally {
         let (reply, done) = oneshot::channel();
         self.send(HostileCommand::ServedTally { reply }).await;
@@ -411,6 +414,7 @@ async fn run(mut swarm: Swarm<HostileBehaviour>, mut commands: mpsc::Receiver<Ho
             },
             event = swarm.select_next_some() => {
                 let Some(event) = answer_reconcile(&mut swarm, event, &mut announced) else {
+                    served.tally.reconcile_rounds += 1;
                     continue;
                 };
                 let Some(event) = answer_ranges(&mut swarm, event, &mut served) else {

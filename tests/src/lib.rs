@@ -3,6 +3,7 @@
 //!
 //! The scenarios themselves live in `tests/tests/*.rs`.
 
+pub mod attack_figures;
 pub mod cluster;
 pub mod fixtures;
 pub mod hostile;

@@ -45,12 +45,19 @@ pub enum ReconcileEvent {
 }
 
 /// What reconciling feed heads cost this node as initiator, since it started: sessions begun,
-/// messages (requests sent and answers received) and their CBOR-encoded bytes.
+/// messages (requests sent and answers received) and their CBOR-encoded bytes, and of those
+/// the rounds (requests) sent and their bytes, so that each direction can be told apart.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReconcileCost {
     pub sessions: u64,
     pub messages: u64,
     pub bytes: u64,
+    /// Requests sent, one per round (a round refused as busy and sent again counts twice).
+    #[serde(default)]
+    pub rounds: u64,
+    /// Bytes of the requests sent; the rest of `bytes` is the answers received.
+    #[serde(default)]
+    pub bytes_sent: u64,
 }
 
 /// Why a `Reconcile` request or answer is malformed.

@@ -129,11 +129,14 @@ pub struct RangeRequest {
 }
 
 /// What fetching entries from peers cost this node since it started: `Range` and `Ranges`
-/// requests sent, and the bytes of the envelopes that came back.
+/// requests sent, the bytes of the envelopes that came back, and the CBOR-encoded bytes of
+/// the requests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FetchCost {
     pub requests: u64,
     pub bytes: u64,
+    #[serde(default)]
+    pub request_bytes: u64,
 }
 
 /// A range a peer answered, with the envelopes it sent for it (not yet checked).

@@ -18,7 +18,7 @@ use tracing::{debug, info, warn};
 use super::behaviour::{topic_score_params, Behaviour, BehaviourEvent};
 use super::latency::LatencyHistogram;
 use super::peer_manager::{PeerManager, PEER_HEARTBEAT};
-use super::reconcile::{ReconcileCost, ReconcileEvent};
+use super::reconcile::{encoded_len, ReconcileCost, ReconcileEvent};
 use super::sync::{
     self, FetchCost, FetchedRange, SyncRequest, SyncResponse, MAX_IN_FLIGHT_PER_PEER,
     MAX_QUEUED_PER_PEER,
@@ -649,6 +649,7 @@ impl SwarmTask {
             };
             sync.in_flight += 1;
             self.fetch_cost.requests += 1;
+            self.fetch_cost.request_bytes += encoded_len(&request);
             let id = self.swarm.behaviour_mut().sync.send_request(&peer, request);
             self.outstanding.insert(id, (peer, outstanding));
         }

@@ -15,9 +15,9 @@
 //!   namespace is open and into one where it is governed (a member with a role, a body cap and
 //!   a rate limit every entry is checked against), alternating R rounds: the cost of policy.
 //! - `sync-feeds --feeds N --sessions S` fills one node's log with N feeds of one entry each,
-//!   times a fresh node converging with it (reconciliation and fetching), with the messages
-//!   and bytes both nodes exchanged; then, the two in sync, times S reconciliation sessions
-//!   (median) and what each costs on the wire.
+//!   times a fresh node converging with it (reconciliation and fetching), with the sessions,
+//!   rounds and messages of both nodes and the bytes each way; then, the two in sync, times S
+//!   reconciliation sessions (median) and what each costs, rounds, messages and bytes each way.
 
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
@@ -82,6 +82,9 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
+/// (a) A fresh node converging with a peer holding `feeds` one-entry feeds, (b) then `sessions`
+/// reconciliation sessions between the two, now in sync. Prints one JSON object: for each part
+/// the seconds, the sessions, rounds and messages of both nodes, and the bytes each way.
 fn sync_feeds(feeds: usize, sessions: u64) -> anyhow::Result<()> {
     use plexus_tests::cluster::{connect, shutdown, spawn_node, test_net_config, NAMESPACE};
     use plexus_tests::fixtures::one_entry_feeds;
@@ -100,64 +103,145 @@ fn sync_feeds(feeds: usize, sessions: u64) -> anyhow::Result<()> {
         }
         let fresh = spawn_node(test_net_config()).await;
         let started = Instant::now();
+        let cpu_started = process_cpu_seconds();
         connect(&fresh, &holder).await;
-        // Counting feeds reads every head: only once as many entries as feeds came in.
-        while fresh.node.net().status().await?.entries_fetched < feeds as u64
-            || fresh.node.log().heads()?.len() < feeds
-        {
+        // The log's feed count is a counter (O(1)): polling it costs the writer nothing.
+        while fresh.node.log().stats()?.feeds < feeds as u64 {
             anyhow::ensure!(
-                started.elapsed() < Duration::from_secs(600),
-                "no convergence in 10 minutes"
+                started.elapsed() < Duration::from_secs(1_200),
+                "no convergence in 20 minutes"
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let converge_seconds = started.elapsed().as_secs_f64();
-        let (fresh_status, holder_status) = (
-            fresh.node.net().status().await?,
-            holder.node.net().status().await?,
+        let cpu_seconds = process_cpu_seconds() - cpu_started;
+        anyhow::ensure!(
+            fresh.node.log().heads()? == holder.node.log().heads()?,
+            "the fresh node holds as many feeds as its peer, but not the same heads"
         );
-        let reconcile_messages = fresh_status.reconcile.messages + holder_status.reconcile.messages;
-        let reconcile_bytes = fresh_status.reconcile.bytes + holder_status.reconcile.bytes;
-        // In sync: one session at a time, started by hand, timed until its answer is in.
+        let converged = Exchange::since_start(&fresh, &holder).await?;
+        // In sync: one session at a time, started by hand and timed until its answer is in,
+        // after one more that lets the tail of the convergence (rounds and fetches still in
+        // flight when the last feed came) finish uncounted. Periodic anti-entropy sessions
+        // (either side) run meanwhile and count too: the costs are per session, whichever
+        // node began it.
+        timed_session(&fresh).await?;
+        let baseline = Exchange::since_start(&fresh, &holder).await?;
         let mut times = Vec::new();
-        let before = fresh.node.net().status().await?.reconcile;
         for _ in 0..sessions {
-            let start = fresh.node.net().status().await?.reconcile;
-            let begun = Instant::now();
-            fresh.node.net().sync_now().await?;
-            loop {
-                let now = fresh.node.net().status().await?.reconcile;
-                if now.sessions > start.sessions
-                    && now.messages >= start.messages + 2 * (now.sessions - start.sessions)
-                {
-                    break;
-                }
-                anyhow::ensure!(
-                    begun.elapsed() < Duration::from_secs(60),
-                    "a session did not end"
-                );
-                tokio::time::sleep(Duration::from_micros(200)).await;
-            }
-            times.push(begun.elapsed().as_secs_f64() * 1e3);
+            times.push(timed_session(&fresh).await?);
         }
-        let after = fresh.node.net().status().await?.reconcile;
+        let in_sync = Exchange::since_start(&fresh, &holder)
+            .await?
+            .minus(&baseline);
         times.sort_by(f64::total_cmp);
         let median_ms = times.get(times.len() / 2).copied().unwrap_or(0.0);
-        let in_sync_sessions = (after.sessions - before.sessions).max(1);
-        println!(
-            "{{\"feeds\": {feeds}, \"converge_seconds\": {converge_seconds:.2}, \
-             \"reconcile_messages\": {reconcile_messages}, \"reconcile_bytes\": {reconcile_bytes}, \
-             \"fetch_requests\": {}, \"fetched_bytes\": {}, \
-             \"in_sync_sessions\": {in_sync_sessions}, \"in_sync_session_ms\": {median_ms:.2}, \
-             \"in_sync_messages_per_session\": {:.1}, \"in_sync_bytes_per_session\": {:.0}}}",
-            fresh_status.fetch.requests,
-            fresh_status.fetch.bytes,
-            (after.messages - before.messages) as f64 / in_sync_sessions as f64,
-            (after.bytes - before.bytes) as f64 / in_sync_sessions as f64,
-        );
+        let per_session = |value: u64| value as f64 / in_sync.sessions.max(1) as f64;
+        let figures = serde_json::json!({
+            "feeds": feeds,
+            "fresh": {
+                "seconds": converge_seconds,
+                "cpu_seconds": cpu_seconds,
+                "sessions": converged.sessions,
+                "rounds": converged.rounds,
+                "messages": converged.messages,
+                "reconcile_bytes_to_holder": converged.reconcile_to_holder,
+                "reconcile_bytes_to_fresh": converged.reconcile_to_fresh,
+                "fetch_requests": converged.fetch_requests,
+                "fetch_request_bytes": converged.fetch_to_holder,
+                "entry_bytes": converged.fetch_to_fresh,
+                "bytes_to_holder": converged.reconcile_to_holder + converged.fetch_to_holder,
+                "bytes_to_fresh": converged.reconcile_to_fresh + converged.fetch_to_fresh,
+            },
+            "in_sync": {
+                "sessions": in_sync.sessions,
+                "session_ms_median": median_ms,
+                "rounds_per_session": per_session(in_sync.rounds),
+                "messages_per_session": per_session(in_sync.messages),
+                "bytes_to_holder_per_session":
+                    per_session(in_sync.reconcile_to_holder + in_sync.fetch_to_holder),
+                "bytes_to_fresh_per_session":
+                    per_session(in_sync.reconcile_to_fresh + in_sync.fetch_to_fresh),
+                "fetch_requests": in_sync.fetch_requests,
+            },
+        });
+        println!("{figures}");
         shutdown(vec![fresh, holder]).await;
         anyhow::Ok(())
     })
+}
+
+/// Starts a reconciliation session of `node` with its peers and waits until it has had its
+/// answer (a session between nodes in sync is one round); returns the milliseconds it took.
+async fn timed_session(node: &plexus_tests::cluster::TestNode) -> anyhow::Result<f64> {
+    let start = node.node.net().status().await?.reconcile;
+    let begun = Instant::now();
+    node.node.net().sync_now().await?;
+    loop {
+        let now = node.node.net().status().await?.reconcile;
+        if now.sessions > start.sessions
+            && now.messages >= start.messages + 2 * (now.sessions - start.sessions)
+        {
+            return Ok(begun.elapsed().as_secs_f64() * 1e3);
+        }
+        anyhow::ensure!(
+            begun.elapsed() < std::time::Duration::from_secs(60),
+            "a session did not end"
+        );
+        tokio::time::sleep(std::time::Duration::from_micros(200)).await;
+    }
+}
+
+/// What two nodes exchanged for sync (reconciliation and fetches, both directions) since they
+/// started, from their own counters (CBOR-encoded messages; fetched entries as their
+/// envelopes' bytes).
+#[derive(Debug, Clone, Copy, Default)]
+struct Exchange {
+    sessions: u64,
+    rounds: u64,
+    messages: u64,
+    reconcile_to_holder: u64,
+    reconcile_to_fresh: u64,
+    fetch_requests: u64,
+    fetch_to_holder: u64,
+    fetch_to_fresh: u64,
+}
+
+impl Exchange {
+    async fn since_start(
+        fresh: &plexus_tests::cluster::TestNode,
+        holder: &plexus_tests::cluster::TestNode,
+    ) -> anyhow::Result<Exchange> {
+        let (fresh, holder) = (
+            fresh.node.net().status().await?,
+            holder.node.net().status().await?,
+        );
+        let (ours, theirs) = (fresh.reconcile, holder.reconcile);
+        // Each node counts the requests it sent and the answers it received, as initiator.
+        Ok(Exchange {
+            sessions: ours.sessions + theirs.sessions,
+            rounds: ours.rounds + theirs.rounds,
+            messages: ours.messages + theirs.messages,
+            reconcile_to_holder: ours.bytes_sent + (theirs.bytes - theirs.bytes_sent),
+            reconcile_to_fresh: theirs.bytes_sent + (ours.bytes - ours.bytes_sent),
+            fetch_requests: fresh.fetch.requests + holder.fetch.requests,
+            fetch_to_holder: fresh.fetch.request_bytes + holder.fetch.bytes,
+            fetch_to_fresh: holder.fetch.request_bytes + fresh.fetch.bytes,
+        })
+    }
+
+    fn minus(&self, earlier: &Exchange) -> Exchange {
+        Exchange {
+            sessions: self.sessions - earlier.sessions,
+            rounds: self.rounds - earlier.rounds,
+            messages: self.messages - earlier.messages,
+            reconcile_to_holder: self.reconcile_to_holder - earlier.reconcile_to_holder,
+            reconcile_to_fresh: self.reconcile_to_fresh - earlier.reconcile_to_fresh,
+            fetch_requests: self.fetch_requests - earlier.fetch_requests,
+            fetch_to_holder: self.fetch_to_holder - earlier.fetch_to_holder,
+            fetch_to_fresh: self.fetch_to_fresh - earlier.fetch_to_fresh,
+        }
+    }
 }
 
 fn gen_export(entries: u64, authors: u64, out: PathBuf) -> anyhow::Result<()> {

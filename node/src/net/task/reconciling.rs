@@ -64,8 +64,11 @@ impl SwarmTask {
             sync.deferred_reconcile = Some(request);
             return;
         }
+        let size = encoded_len(&request);
         self.reconcile_cost.messages += 1;
-        self.reconcile_cost.bytes += encoded_len(&request);
+        self.reconcile_cost.bytes += size;
+        self.reconcile_cost.rounds += 1;
+        self.reconcile_cost.bytes_sent += size;
         sync.in_flight += 1;
         let round = Box::new(request.clone());
         let id = self.swarm.behaviour_mut().sync.send_request(&peer, request);
