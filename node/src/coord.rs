@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use crate::store::{Log, StoreError};
 use plexus_crypto::{AgentId, Hash256};
 use plexus_protocol::coord::{
-    is_late, Arrival, ClaimStanding, ClaimView, LeaseView, Reception, View,
+    body_for_view, is_late, Arrival, Body, ClaimStanding, ClaimView, LeaseView, Reception, View,
 };
 use plexus_protocol::Entry;
 use serde::Serialize;
@@ -137,7 +137,12 @@ impl Coordinator {
                 if let Some(reception) = item.reception {
                     self.mark_if_late(&mut state, log, &item.entry, reception);
                 }
-                self.apply(&mut state, &item.entry, now_ms, &mut touched);
+                // The body as the write path parsed it; parsed here only when the log no
+                // longer holds it (a record written before this process, or evicted).
+                let body = log
+                    .take_parsed_body(item.arrival)
+                    .or_else(|| body_for_view(&item.entry));
+                self.apply(&mut state, &item.entry, body, now_ms, &mut touched);
             }
             applied += count as u64;
             self.reevaluate(&mut state, touched, now_ms);
@@ -202,11 +207,12 @@ impl Coordinator {
         &self,
         state: &mut State,
         entry: &Entry,
+        body: Option<Body>,
         now_ms: u64,
         touched: &mut BTreeSet<(String, String)>,
     ) {
         let header = entry.header();
-        let applied = state.view.apply(entry);
+        let applied = body.and_then(|body| state.view.apply(entry, body));
         let resource = applied.as_ref().and_then(|a| a.resource.clone());
         let task_id = applied.as_ref().and_then(|a| a.task_id.clone());
         if self.events.receiver_count() == 0 {
@@ -458,6 +464,9 @@ mod tests {
             fresh.view().tasks(NAMESPACE, later),
             coord.view().tasks(NAMESPACE, later)
         );
+        // `coord` applied the bodies the write path parsed, `fresh` parsed the stored ones:
+        // the same view.
+        assert_eq!(fresh.view().digest(later), coord.view().digest(later));
     }
 
     /// A claim by `author` dated `timestamp_ms`, signed but not stored.

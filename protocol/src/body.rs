@@ -15,6 +15,7 @@ pub mod policy;
 
 use plexus_crypto::Hash256;
 
+use crate::entry::Entry;
 use crate::kind::{Kind, UnknownKind};
 use crate::value::{self, ValueError};
 
@@ -120,6 +121,17 @@ impl Body {
             source,
         })?;
         Body::from_json_of(known, kind, json)
+    }
+
+    /// Parses and checks the body `entry` carries, for the entry's kind: `Ok(None)` when the
+    /// body was pruned (the kind is still checked). This is the one parse an entry's body
+    /// gets on its way into a node; what follows (policy, log, view) takes the result.
+    pub fn of_entry(entry: &Entry) -> Result<Option<Body>, BodyError> {
+        let kind = entry.header().kind.as_str();
+        match entry.body() {
+            Some(bytes) => Body::parse(kind, bytes).map(Some),
+            None => Kind::parse(kind).map(|_| None).map_err(BodyError::from),
+        }
     }
 
     /// Builds and checks a body of the kind named `kind` from JSON (as an agent sends it to

@@ -101,6 +101,7 @@ impl Log {
             trust_roots: options.trust_roots,
             rejection_counts: Mutex::new(BTreeMap::new()),
             max_pending: options.max_pending,
+            parsed_bodies: Mutex::default(),
             _lock_file: lock_file,
         };
         log.recover_counters()?;

@@ -30,12 +30,12 @@ use std::sync::MutexGuard;
 
 use plexus_crypto::{Hash256, Keypair};
 use plexus_protocol::admit::{admit, admit_entries, Admitted, Route};
-use plexus_protocol::coord::{Arrival, Reception};
+use plexus_protocol::coord::{Arrival, Body, Reception};
 use plexus_protocol::feed::{
     completes, decide, keep_fork_proof, refusal_of_successor, BatchState, Decision, FeedLookup,
 };
 use plexus_protocol::policy::Violation;
-use plexus_protocol::{Draft, Entry, FeedHead, FeedKey, ForkProof};
+use plexus_protocol::{Draft, Entry, FeedHead, FeedKey, ForkProof, Kind};
 use rocksdb::WriteBatch;
 
 use super::governance::{Governor, Scope};
@@ -75,6 +75,9 @@ struct Write<'a> {
     refused_ids: HashMap<Hash256, Violation>,
     /// Refusals to journal once the locks are released: bytes, what, and the source.
     to_journal: Vec<(Vec<u8>, Refused, String)>,
+    /// Parsed bodies of the entries journaled in this batch, with their arrival numbers and
+    /// lengths, for the view's hand-off once the batch is committed.
+    parsed: Vec<(u64, usize, Body)>,
 }
 
 /// A feed's committed state, as [`decide`] reads it.
@@ -126,15 +129,15 @@ impl Log {
             arrival,
         } in offers
         {
-            let entry = admitted.into_entry();
+            let (entry, mut body) = admitted.into_parts();
             let reception = Reception {
                 arrival,
                 received_ms: now_ms,
             };
-            let staged = match self.stage(&mut write, &entry, &source, reception)? {
+            let staged = match self.stage(&mut write, &entry, &mut body, &source, reception)? {
                 Staged::AfterCommit => {
                     self.commit_write(&mut write)?;
-                    self.stage(&mut write, &entry, &source, reception)?
+                    self.stage(&mut write, &entry, &mut body, &source, reception)?
                 }
                 staged => staged,
             };
@@ -246,7 +249,8 @@ impl Log {
         body: Vec<u8>,
         timestamp_ms: u64,
     ) -> Result<Entry, StoreError> {
-        plexus_protocol::coord::Body::parse(kind, &body)?;
+        // The one parse of the body: the policy and the view take this one.
+        let mut parsed = Some(Body::parse(kind, &body)?);
         let mut write = self.begin()?;
         let feed = FeedKey {
             namespace: namespace.to_owned(),
@@ -268,7 +272,7 @@ impl Log {
             arrival: Arrival::Own,
             received_ms: timestamp_ms,
         };
-        match self.stage(&mut write, &entry, OWN_AGENT_SOURCE, reception)? {
+        match self.stage(&mut write, &entry, &mut parsed, OWN_AGENT_SOURCE, reception)? {
             Staged::Done(IngestOutcome::Accepted { .. }) => {}
             // Decided before anything is written: a refused entry never takes a seq. Journalled
             // like anyone else's refusal, marked as our own agent's.
@@ -311,14 +315,18 @@ impl Log {
             refused_tips: HashMap::new(),
             refused_ids: HashMap::new(),
             to_journal: Vec::new(),
+            parsed: Vec::new(),
         })
     }
 
-    /// Places one entry and stages what it changes (see the module docs).
+    /// Places one entry and stages what it changes (see the module docs). `body` is the
+    /// entry's body as parsed on its way in (`None`: pruned); the policy reads it, and it
+    /// moves on to the view's hand-off if the entry is journaled.
     fn stage(
         &self,
         write: &mut Write<'_>,
         entry: &Entry,
+        body: &mut Option<Body>,
         source: &str,
         reception: Reception,
     ) -> Result<Staged, StoreError> {
@@ -361,7 +369,7 @@ impl Log {
             }
             Decision::AfterCommit => Staged::AfterCommit,
             Decision::Next => {
-                if let Err(violation) = write.governor.decide(entry, Scope::Full) {
+                if let Err(violation) = write.governor.decide(entry, body.as_ref(), Scope::Full) {
                     // What waits for this entry can never chain here now.
                     let mut purged = Vec::new();
                     self.purge_successors(write, &feed, entry, &violation, &mut purged)?;
@@ -374,7 +382,7 @@ impl Log {
                     return Ok(Staged::Refused(Refused::Policy(violation)));
                 }
                 let mut forks = Vec::new();
-                self.accept_chain(write, entry, reception, &mut forks)?;
+                self.accept_chain(write, entry, body.take(), reception, &mut forks)?;
                 let released = self.release_pending(write, &feed, entry, &mut forks, source)?;
                 Staged::Done(IngestOutcome::Accepted {
                     id,
@@ -382,7 +390,7 @@ impl Log {
                     forks,
                 })
             }
-            Decision::Stored => match self.complete_pruned(write, entry, reception)? {
+            Decision::Stored => match self.complete_pruned(write, entry, body, reception)? {
                 Some(completed) => Staged::Done(completed),
                 None => Staged::Done(IngestOutcome::Duplicate { id }),
             },
@@ -406,7 +414,11 @@ impl Log {
             // forked at the head's seq, and the other branch's entry is missing: fetching seq
             // `missing_from` from whoever sent it completes the proof). Held until it chains.
             Decision::Hold { missing_from } => {
-                if let Err(violation) = write.governor.decide(entry, Scope::Stateless) {
+                if let Err(violation) =
+                    write
+                        .governor
+                        .decide(entry, body.as_ref(), Scope::Stateless)
+                {
                     return Ok(Staged::Refused(Refused::Policy(violation)));
                 }
                 match self.hold(write, entry, missing_from, (source, reception))? {
@@ -442,23 +454,34 @@ impl Log {
                 encode_head(seq, &id),
             );
         }
+        let parsed = std::mem::take(&mut write.parsed);
         // On failure `unsettled` stays set, and the next write rebuilds the state first.
         let ticket = self.commit(batch)?;
         write.governor.unsettled = false;
+        // Only now do the arrival numbers name committed journal records.
+        let mut bodies = self
+            .parsed_bodies
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (arrival, len, body) in parsed {
+            bodies.leave(arrival, len, body);
+        }
+        drop(bodies);
         let staged = std::mem::take(&mut write.staged);
         *write.counters = staged.settled();
         write.staged = write.counters.clone();
         Ok(ticket)
     }
 
-    /// Stages an entry that extends its feed: entries, ids, the journal (with how and when
-    /// the entry arrived), the feed's head; and settles entries waiting in `pending` at the
-    /// same position (the same entry leaves `pending`, a different one becomes a fork proof,
-    /// collected in `forks`).
+    /// Stages an entry that extends its feed, with its parsed body: entries, ids, the journal
+    /// (with how and when the entry arrived), the feed's head; and settles entries waiting in
+    /// `pending` at the same position (the same entry leaves `pending`, a different one
+    /// becomes a fork proof, collected in `forks`).
     fn accept_chain(
         &self,
         write: &mut Write<'_>,
         entry: &Entry,
+        body: Option<Body>,
         reception: Reception,
         forks: &mut Vec<ForkProof>,
     ) -> Result<(), StoreError> {
@@ -476,8 +499,9 @@ impl Log {
             .staged
             .batch_heads
             .insert(feed.clone(), (seq, entry.id()));
-        self.journal_next(write, &key, reception);
-        write.governor.observe(entry);
+        let arrival = self.journal_next(write, &key, reception);
+        write.governor.observe(entry, body.as_ref());
+        hand_to_view(write, arrival, entry, body);
         write.in_batch.insert(entry.id());
         write.tips.insert(
             feed.clone(),
@@ -506,13 +530,16 @@ impl Log {
     /// Stages the next journal record, naming the entry by its key (not its id: following the
     /// journal then takes one lookup, not two), and how and when it arrived (what decides
     /// whether a claim is late, `docs/PROTOCOL.md` §9.4).
-    fn journal_next(&self, write: &mut Write<'_>, key: &[u8], reception: Reception) {
+    /// Returns the record's arrival number.
+    fn journal_next(&self, write: &mut Write<'_>, key: &[u8], reception: Reception) -> u64 {
+        let arrival = write.staged.next_arrival;
         write.batch.put_cf(
             self.cf(CF_JOURNAL),
-            keys::counter_key(write.staged.next_arrival),
+            keys::counter_key(arrival),
             keys::journal_value(key, reception),
         );
         write.staged.next_arrival += 1;
+        arrival
     }
 
     /// Adds the proof that `stored` and `rival` fork a feed, unless one is already stored for
@@ -546,6 +573,7 @@ impl Log {
         &self,
         write: &mut Write<'_>,
         entry: &Entry,
+        body: &mut Option<Body>,
         reception: Reception,
     ) -> Result<Option<IngestOutcome>, StoreError> {
         // A copy without its body completes nothing: spare the read.
@@ -562,7 +590,8 @@ impl Log {
         write
             .batch
             .put_cf(self.cf(CF_ENTRIES), &key, entry.encode());
-        self.journal_next(write, &key, reception);
+        let arrival = self.journal_next(write, &key, reception);
+        hand_to_view(write, arrival, entry, body.take());
         write.in_batch.insert(id);
         Ok(Some(IngestOutcome::Accepted {
             id,
@@ -609,6 +638,25 @@ impl Refused {
             },
         }
     }
+}
+
+/// Keeps the parsed body of the entry journaled as `arrival` for the view's hand-off, when
+/// the view interprets its kind (no other body is ever asked for).
+fn hand_to_view(write: &mut Write<'_>, arrival: u64, entry: &Entry, body: Option<Body>) {
+    if let Some(body) = body.filter(|body| body.kind().is_coordination()) {
+        let len = usize::try_from(entry.header().body_len).unwrap_or(usize::MAX);
+        write.parsed.push((arrival, len, body));
+    }
+}
+
+/// Parses the body of an entry read back from `pending` (where it waited as bytes) for what
+/// its release needs: the policy and the view. An application body, which neither reads, is
+/// not parsed.
+fn body_of_waiting(entry: &Entry) -> Option<Body> {
+    if entry.kind() == Ok(Kind::Application) {
+        return None;
+    }
+    Body::of_entry(entry).ok().flatten()
 }
 
 mod held;
