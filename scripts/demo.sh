@@ -15,7 +15,7 @@ plexus="$CARGO_TARGET_DIR/debug/plexus"
 # Says what is about to happen only when something must be built: RocksDB's C++ is built once
 # per build directory (its static library lives under build/librocksdb-sys-*/out).
 if ! compgen -G "$CARGO_TARGET_DIR/debug/build/librocksdb-sys-*/out/librocksdb.a" >/dev/null; then
-  echo "building plexus (first run compiles RocksDB, about 20 minutes on two cores)..." >&2
+  echo "building plexus (first run compiles RocksDB, about 30 minutes on two cores)..." >&2
 elif [ ! -x "$plexus" ] || [ -n "$(find Cargo.toml Cargo.lock crypto protocol node \
     -newer "$plexus" -type f -print -quit)" ]; then
   echo "building plexus..." >&2

@@ -20,7 +20,7 @@
 //! Events are numbered and kept in a ring bounded in bytes ([`ring::EVENT_BUFFER_BYTES`]); a
 //! subscriber that falls behind the oldest event kept is told how many it missed.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::store::{Log, StoreError};
@@ -78,11 +78,22 @@ struct State {
     holders: BTreeMap<(String, String), Vec<String>>,
     /// This agent's live claims and their last reported standing.
     standings: BTreeMap<(String, String), ClaimStanding>,
+    /// Claims shown late, by claim id: how long after its timestamp the late entry (the claim,
+    /// or its author's renewal or release) arrived, the largest if several. One per late
+    /// claim, so it grows no faster than the view.
+    late_after_ms: HashMap<Hash256, u64>,
 }
 
 /// Read access to the view while the lock is held.
 #[derive(Debug)]
 pub struct ViewGuard<'a>(MutexGuard<'a, State>);
+
+impl ViewGuard<'_> {
+    /// For a claim shown late, how long after its timestamp the late entry reached this node.
+    pub fn late_after_ms(&self, claim_id: &Hash256) -> Option<u64> {
+        self.0.late_after_ms.get(claim_id).copied()
+    }
+}
 
 impl std::ops::Deref for ViewGuard<'_> {
     type Target = View;
@@ -164,6 +175,11 @@ impl Coordinator {
         let (window_ms, _) = log.clock_skew_for(entry, self.clock_skew_ms);
         if is_late(&header.kind, header.timestamp_ms, reception, window_ms) {
             state.view.mark_late(&header.namespace, entry.id());
+            if let Some(claim_id) = late_claim_shown(&state.view, entry) {
+                let after = reception.received_ms.saturating_sub(header.timestamp_ms);
+                let slot = state.late_after_ms.entry(claim_id).or_default();
+                *slot = (*slot).max(after);
+            }
         }
     }
 
@@ -401,6 +417,23 @@ impl Coordinator {
         // No subscriber is not an error: events are for whoever listens.
         self.events.send(event);
     }
+}
+
+/// The claim a late entry shows on: an `intent` itself; the claim a renewal or release names
+/// when that claim is its author's (others' renewals and releases do not touch a claim, §9.2).
+fn late_claim_shown(view: &View, entry: &Entry) -> Option<Hash256> {
+    let header = entry.header();
+    if header.kind == "intent" {
+        return Some(entry.id());
+    }
+    let named = match plexus_protocol::coord::Body::parse(&header.kind, entry.body()?).ok()? {
+        plexus_protocol::coord::Body::IntentRenew(renew) => renew.claim,
+        plexus_protocol::coord::Body::IntentRelease(release) => release.claim,
+        _ => return None,
+    };
+    let claim_id = plexus_protocol::coord::parse_entry_id(&named)?;
+    let claim = view.claim(&header.namespace, &claim_id, u64::MAX)?;
+    (claim.author == header.author.to_string()).then_some(claim_id)
 }
 
 #[cfg(test)]

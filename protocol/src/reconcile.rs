@@ -53,9 +53,12 @@ pub const MAX_RANGES_PER_REQUEST: usize = 32;
 /// thousand. Past it the peer is splitting without end, and the session stops.
 pub const MAX_PENDING_RANGES: usize = 8_192;
 
-/// Most rounds in one session: an honest session over n feeds of which d differ takes about
-/// `d / MAX_LEAF_ITEMS / MAX_RANGES_PER_REQUEST + log16(n)` rounds (about 200 for a fresh node
-/// and 100,000 feeds), so this allows a few million feeds and stops a peer that never ends.
+/// Most rounds in one session. The costliest honest session is a fresh node's: it asks every
+/// range of the responder's split tree once, `R(n)` ranges for n feeds (between about n / 15
+/// and n / 6, docs/PROTOCOL.md §8.2.1), [`MAX_RANGES_PER_REQUEST`] to a round: 393 rounds
+/// for 100,000 feeds, 2,185 for a million. This allows a fresh node's session over up to
+/// about 2.1 million feeds (the first n past it is 2,159,000, at 8,214 rounds) and stops a
+/// peer that never ends.
 pub const MAX_ROUNDS: u32 = 8_192;
 
 /// Domain tag hashed first into every fingerprint.

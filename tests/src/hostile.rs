@@ -1,9 +1,10 @@
 //! A hostile peer for tests: a libp2p swarm of its own that speaks Plexus's gossip topics and
 //! `/plexus/sync/1` protocol and misbehaves on purpose (floods of fork proofs from fresh keys,
 //! orphans that fill `pending`, sync request floods, fake feed heads announced in
-//! reconciliation). It never validates or stores anything, and answers nothing but
-//! reconciliation rounds (once told to announce heads): other sync requests sent to it are left
-//! unanswered, as a peer that went silent would.
+//! reconciliation, a peer of an older version that cannot decode `Ranges`). It never
+//! validates or stores anything, and answers nothing but reconciliation rounds (once told to
+//! announce heads) and `Range` and `Ranges` requests for feeds it was told to serve: other sync
+//! requests sent to it are left unanswered, as a peer that went silent would.
 //!
 //! The swarm runs in its own task; [`HostilePeer`] drives it over a bounded command channel,
 //! each command answered on a `oneshot`, like the node's own swarm task.
@@ -20,12 +21,13 @@ use plexus_crypto::Keypair;
 use plexus_node::net::behaviour::gossipsub_config;
 use plexus_node::net::reconcile::{decode_request, encode_answers};
 use plexus_node::net::sync::{
-    SyncRequest, SyncResponse, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, SYNC_PROTOCOL,
+    SyncRequest, SyncResponse, WireRange, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, SYNC_PROTOCOL,
 };
 use plexus_node::net::topics;
 use plexus_protocol::reconcile::{answer, Item};
 use plexus_protocol::value::json_text_to_canonical;
 use plexus_protocol::{Draft, Entry, ForkProof};
+use serde_bytes::ByteBuf;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::vectors::reconcile::VecStore;
@@ -46,6 +48,44 @@ pub struct RequestTally {
     pub refused: usize,
     /// Failed: the stream was refused, reset or timed out.
     pub failed: usize,
+}
+
+/// Sync requests for served feeds (see [`HostilePeer::serve`]) this peer has received.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ServedTally {
+    /// `Range` requests, each answered.
+    pub range_requests: u64,
+    /// `Ranges` requests, answered or (as an older node would) left failing.
+    pub ranges_requests: u64,
+}
+
+/// Feeds this peer holds and serves, and how it treats `Ranges` requests.
+#[derive(Debug, Default)]
+struct Served {
+    namespace: String,
+    /// Each feed's entries from seq 1, by author key.
+    feeds: HashMap<[u8; 32], Vec<Entry>>,
+    /// Whether `Ranges` requests fail (their stream closed unanswered), as on a node of a
+    /// version before `Ranges`, which cannot decode one.
+    refuse_ranges: bool,
+    tally: ServedTally,
+}
+
+impl Served {
+    /// Envelopes `from_seq..=to_seq` of a served feed (empty for any other).
+    fn range(&self, author: &[u8], from_seq: u64, to_seq: u64) -> Vec<ByteBuf> {
+        let Some(entries) = <[u8; 32]>::try_from(author)
+            .ok()
+            .and_then(|key| self.feeds.get(&key))
+        else {
+            return Vec::new();
+        };
+        entries
+            .iter()
+            .filter(|entry| (from_seq..=to_seq).contains(&entry.header().seq))
+            .map(|entry| ByteBuf::from(entry.encode()))
+            .collect()
+    }
 }
 
 /// A running hostile peer.
@@ -81,6 +121,16 @@ enum HostileCommand {
         heads: Vec<Item>,
         reply: oneshot::Sender<()>,
     },
+    /// From now on, holds `entries` (whole feeds of one namespace from seq 1): announces their
+    /// heads in reconciliation and serves them to `Range` requests, and to `Ranges` requests
+    /// unless `refuse_ranges`.
+    Serve {
+        entries: Vec<Entry>,
+        refuse_ranges: bool,
+        reply: oneshot::Sender<()>,
+    },
+    /// Replies with the requests for served feeds received so far.
+    ServedTally { reply: oneshot::Sender<ServedTally> },
     /// Replies with how many gossip messages this peer has received so far.
     Received { reply: oneshot::Sender<u64> },
     /// Sends every request to `peer` at once; replies once each is answered or failed.
@@ -163,6 +213,29 @@ impl HostilePeer {
         let (reply, done) = oneshot::channel();
         self.send(HostileCommand::Announce { heads, reply }).await;
         let _ = done.await;
+    }
+
+    /// Holds and serves `entries` (whole feeds of one namespace, from seq 1): their heads are
+    /// announced in reconciliation rounds, their entries served to `Range` requests, and to
+    /// `Ranges` requests unless `refuse_ranges`, in which case every `Ranges` request fails
+    /// as it does against a node of a version before `Ranges`.
+    pub async fn serve(&self, entries: Vec<Entry>, refuse_ranges: bool) {
+        let (reply, done) = oneshot::channel();
+        self.send(HostileCommand::Serve {
+            entries,
+            refuse_ranges,
+            reply,
+        })
+        .await;
+        let _ = done.await;
+    }
+
+    /// The requests for served feeds received so far.
+    pub async fn served_tally(&self) -> ServedTally {
+        let (reply, done) = oneshot::channel();
+        self.send(HostileCommand::ServedTally { reply }).await;
+        done.await
+            .unwrap_or_else(|_| panic!("the hostile peer stopped"))
     }
 
     async fn send(&self, command: HostileCommand) {
@@ -290,6 +363,7 @@ async fn run(mut swarm: Swarm<HostileBehaviour>, mut commands: mpsc::Receiver<Ho
     let mut floods: VecDeque<Flood> = VecDeque::new();
     let mut retry = tokio::time::interval(FLOOD_RETRY);
     let mut announced = VecStore(Vec::new());
+    let mut served = Served::default();
     let mut received: u64 = 0;
     loop {
         while let Some(flood) = floods.front_mut() {
@@ -312,6 +386,14 @@ async fn run(mut swarm: Swarm<HostileBehaviour>, mut commands: mpsc::Receiver<Ho
                 Some(HostileCommand::Flood { topic, messages, reply }) => {
                     floods.push_back(Flood { topic, left: messages.into(), sent: 0, reply });
                 }
+                Some(HostileCommand::Serve { entries, refuse_ranges, reply }) => {
+                    served = serve(entries, refuse_ranges);
+                    announced = VecStore(heads_of(&served));
+                    let _ = reply.send(());
+                }
+                Some(HostileCommand::ServedTally { reply }) => {
+                    let _ = reply.send(served.tally);
+                }
                 Some(HostileCommand::Received { reply }) => {
                     let _ = reply.send(received);
                 }
@@ -329,6 +411,9 @@ async fn run(mut swarm: Swarm<HostileBehaviour>, mut commands: mpsc::Receiver<Ho
             },
             event = swarm.select_next_some() => {
                 let Some(event) = answer_reconcile(&mut swarm, event, &mut announced) else {
+                    continue;
+                };
+                let Some(event) = answer_ranges(&mut swarm, event, &mut served) else {
                     continue;
                 };
                 if let SwarmEvent::Behaviour(HostileBehaviourEvent::Gossipsub(
@@ -394,6 +479,99 @@ fn answer_reconcile(
         }
         other => Some(other),
     }
+}
+
+/// What [`HostileCommand::Serve`] sets up: `entries` grouped by feed, in seq order.
+fn serve(entries: Vec<Entry>, refuse_ranges: bool) -> Served {
+    let mut served = Served {
+        refuse_ranges,
+        ..Served::default()
+    };
+    for entry in entries {
+        served.namespace = entry.header().namespace.clone();
+        served
+            .feeds
+            .entry(*entry.header().author.as_bytes())
+            .or_default()
+            .push(entry);
+    }
+    for feed in served.feeds.values_mut() {
+        feed.sort_by_key(|entry| entry.header().seq);
+    }
+    served
+}
+
+/// The feed heads of what is served, sorted by key.
+fn heads_of(served: &Served) -> Vec<Item> {
+    let mut heads: Vec<Item> = served
+        .feeds
+        .iter()
+        .filter_map(|(key, entries)| {
+            entries.last().map(|head| Item {
+                key: *key,
+                seq: head.header().seq,
+                id: head.id().0,
+            })
+        })
+        .collect();
+    heads.sort();
+    heads
+}
+
+/// Answers `Range` and `Ranges` requests for the served namespace from the served feeds (a
+/// `Ranges` request left unanswered, its stream closed, when refusing them); hands back every
+/// other event.
+fn answer_ranges(
+    swarm: &mut Swarm<HostileBehaviour>,
+    event: SwarmEvent<HostileBehaviourEvent>,
+    served: &mut Served,
+) -> Option<SwarmEvent<HostileBehaviourEvent>> {
+    let SwarmEvent::Behaviour(HostileBehaviourEvent::Sync(request_response::Event::Message {
+        message: request_response::Message::Request {
+            request, channel, ..
+        },
+        ..
+    })) = event
+    else {
+        return Some(event);
+    };
+    let response = match request {
+        SyncRequest::Range {
+            namespace,
+            author,
+            from_seq,
+            to_seq,
+        } if namespace == served.namespace => {
+            served.tally.range_requests += 1;
+            SyncResponse::Entries {
+                entries: served.range(&author, from_seq, to_seq),
+            }
+        }
+        SyncRequest::Ranges { namespace, ranges } if namespace == served.namespace => {
+            served.tally.ranges_requests += 1;
+            if served.refuse_ranges {
+                // Dropping the channel closes the stream unanswered: the requester sees the
+                // request fail, as when an older node resets a stream it cannot decode.
+                return None;
+            }
+            SyncResponse::RangeEntries {
+                ranges: ranges
+                    .iter()
+                    .map(
+                        |WireRange {
+                             author,
+                             from_seq,
+                             to_seq,
+                         }| { served.range(author, *from_seq, *to_seq) },
+                    )
+                    .collect(),
+            }
+        }
+        // Requests to us go unanswered: their channels drop, as a silent peer's would.
+        _ => return None,
+    };
+    let _ = swarm.behaviour_mut().sync.send_response(channel, response);
+    None
 }
 
 fn handle_event(event: SwarmEvent<HostileBehaviourEvent>, bursts: &mut [Burst]) {

@@ -169,10 +169,39 @@ async fn a_backdated_claim_is_refused_live_and_flagged_late_wherever_backfill_br
     .await;
     for lease in &answers {
         // The lease order is the one every node computes from the same entries: the earlier
-        // timestamp holds; the flag is what tells the agents why.
+        // timestamp holds; the flag is what tells the agents why, and how late it came.
         assert_eq!(lease["waiting"][0]["claim_id"], my_claim.as_str());
         assert!(lease["waiting"][0].get("late").is_none(), "{lease}");
+        let late_after_ms = lease["holders"][0]["late_after_ms"].as_u64().unwrap_or(0);
+        assert!(late_after_ms > BACKDATE_MS, "{lease}");
     }
+    // The claim itself and the timeline (what the web page draws) carry the same mark.
+    let claim = clients[honest]
+        .get(&format!("/v1/claims/{backdated_id}"))
+        .await
+        .unwrap();
+    assert_eq!(claim["late"], true, "{claim}");
+    assert!(
+        claim["late_after_ms"].as_u64().unwrap_or(0) > BACKDATE_MS,
+        "{claim}"
+    );
+    let timeline = clients[honest]
+        .get(&format!("/v1/timeline?from={}", now_ms() - 2 * BACKDATE_MS))
+        .await
+        .unwrap();
+    let claims: Vec<&Value> = timeline["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|row| row["resource"] == "printer")
+        .flat_map(|row| row["claims"].as_array().unwrap())
+        .collect();
+    let late: Vec<&str> = claims
+        .iter()
+        .filter(|claim| claim["late"] == true)
+        .map(|claim| claim["claim_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(late, vec![backdated_id.as_str()], "{timeline}");
     let event = tokio::time::timeout(CONVERGE, lost.next())
         .await
         .expect("the displaced agent is told")
@@ -240,6 +269,42 @@ async fn a_backdated_claim_is_refused_live_and_flagged_late_wherever_backfill_br
     let lease = &snapshot["namespaces"][NAMESPACE]["leases"][0];
     assert_eq!(lease["holders"][0]["claim_id"], backdated_id.as_str());
     assert_eq!(lease["holders"][0]["late"], true);
+
+    // (e) Verifying that data directory passes, and a notice after the verdict names the late
+    // claim: lateness is this node's observation, not a fault of the log.
+    let output = Command::new(plexus_binary())
+        .arg("audit")
+        .arg("verify")
+        .arg(honest_node.dir.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{text}");
+    assert!(text.contains("VERIFIED"), "{text}");
+    assert!(text.contains("received 1 claim late"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "LATE namespace {NAMESPACE}, resource printer: intent {}",
+            &backdated_id[..12]
+        )),
+        "{text}"
+    );
+    let output = Command::new(plexus_binary())
+        .arg("audit")
+        .arg("verify")
+        .arg(honest_node.dir.path())
+        .arg("--json")
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["verdict"], "verified", "{report}");
+    let late = &report["late_claims"]["claims"][0];
+    assert_eq!(late["claim_id"], backdated_id.as_str(), "{report}");
+    assert_eq!(late["received_via"], "history", "{report}");
+    assert!(
+        late["late_by_ms"].as_u64().unwrap_or(0) > BACKDATE_MS,
+        "{report}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,7 +3,9 @@
 //! a second one.
 
 use plexus_node::client::{ApiClient, RawResponse};
-use plexus_tests::cluster::{shutdown, spawn_node, test_net_config, TestNode, NAMESPACE};
+use plexus_tests::cluster::{
+    shutdown, spawn_node, start_again, stop, test_net_config, TestNode, NAMESPACE,
+};
 use serde_json::{json, Value};
 
 fn claim_body(resource: &str) -> Value {
@@ -105,6 +107,38 @@ async fn a_retried_claim_with_its_idempotency_key_returns_the_first_claim() {
         json_of(&first)["entry"]["entry_id"]
     );
     assert_eq!(entries_in_log(&node), 2);
+    shutdown(vec![node]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_after_the_node_restarts_returns_the_first_claim_and_writes_nothing() {
+    let mut node = spawn_node(test_net_config()).await;
+    let client = node.api().await;
+    let body = claim_body("repo/x");
+    let first = post_with_key(&client, "/v1/claims", &body, "across-restart").await;
+    assert_eq!(first.status, 201);
+    // The agent lost that answer; meanwhile the node restarts.
+    let mut node = start_again(stop(node).await, test_net_config()).await;
+    let client = node.api().await;
+    let retry = post_with_key(&client, "/v1/claims", &body, "across-restart").await;
+    assert_eq!(retry.status, 201);
+    assert!(replayed(&retry));
+    assert_eq!(json_of(&retry), json_of(&first));
+    assert_eq!(
+        entries_in_log(&node),
+        1,
+        "the retry after the restart wrote a second claim"
+    );
+    // The key still belongs to its first request.
+    let reused = post_with_key(
+        &client,
+        "/v1/claims",
+        &claim_body("repo/y"),
+        "across-restart",
+    )
+    .await;
+    assert_eq!(reused.status, 422);
+    assert_eq!(entries_in_log(&node), 1);
     shutdown(vec![node]).await;
 }
 

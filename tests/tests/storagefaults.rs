@@ -121,24 +121,32 @@ fn a_full_disk_refuses_publishes_clearly_and_loses_nothing_acknowledged() {
     let filler = mount.point.join("filler");
     fill(&filler);
     let full_from = answers.lock().unwrap().len();
-    let (refusal, _) = wait_until(
-        "a publish refused for the full disk",
+    // Every write refused for the full disk says so, not only the first: RocksDB reports the
+    // file system's ENOSPC once, then refuses later writes with its own stopped state.
+    let (refusals, _) = wait_until(
+        "ten publishes refused for the full disk",
         CONDITION_TIMEOUT,
         || {
-            answers.lock().unwrap()[full_from..]
+            let refusals: Vec<Refusal> = answers.lock().unwrap()[full_from..]
                 .iter()
-                .find_map(|answer| answer.as_ref().err().cloned())
+                .filter_map(|answer| answer.as_ref().err().cloned())
+                .collect();
+            (refusals.len() >= 10).then_some(refusals)
         },
     );
-    let (status, message) = refusal;
-    assert_eq!(
-        status, 507,
-        "a full disk is answered 507 Insufficient Storage: {message}"
-    );
-    assert!(
-        message.contains("disk is full") && message.contains(&data_dir.display().to_string()),
-        "the refusal does not say the disk is full and where: {message}"
-    );
+    for (index, refusal) in refusals.iter().enumerate() {
+        assert_eq!(
+            (refusal.status, refusal.code.as_str()),
+            (507, "disk_full"),
+            "refusal {index} after the disk filled is not 507 Insufficient Storage \
+             `disk_full`: {refusal:?}"
+        );
+        assert!(
+            refusal.message.contains("disk is full")
+                && refusal.message.contains(&data_dir.display().to_string()),
+            "refusal {index} does not say the disk is full and where: {refusal:?}"
+        );
+    }
     assert!(
         !node.has_exited(),
         "the node died on a full disk: {}",
@@ -241,8 +249,16 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-/// A publish's answer: `Ok(entry id)` or `Err((HTTP status, error message))`.
-type PublishAnswer = Result<String, (u16, String)>;
+/// A publish's answer: `Ok(entry id)` or the refusal.
+type PublishAnswer = Result<String, Refusal>;
+
+/// A refused publish: the HTTP status (0: no answer), the error's code and message.
+#[derive(Debug, Clone)]
+struct Refusal {
+    status: u16,
+    code: String,
+    message: String,
+}
 
 /// Publishes note `index` (a few hundred bytes).
 fn publish_note(
@@ -254,7 +270,11 @@ fn publish_note(
     let bytes = serde_json::to_vec(&body).unwrap();
     let response = runtime
         .block_on(client.request("POST", "/v1/entries", Some(&bytes)))
-        .map_err(|error| (0, error.to_string()))?;
+        .map_err(|error| Refusal {
+            status: 0,
+            code: "no-answer".to_owned(),
+            message: error.to_string(),
+        })?;
     let answer: Value = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
     if response.status == 201 {
         Ok(answer["entry"]["entry_id"]
@@ -262,8 +282,17 @@ fn publish_note(
             .unwrap_or_default()
             .to_owned())
     } else {
-        let message = answer["error"]["message"].as_str().unwrap_or_default();
-        Err((response.status, message.to_owned()))
+        let text = |field: &str| {
+            answer["error"][field]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        };
+        Err(Refusal {
+            status: response.status,
+            code: text("code"),
+            message: text("message"),
+        })
     }
 }
 

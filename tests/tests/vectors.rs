@@ -278,6 +278,7 @@ fn export_file_vectors_give_the_stated_findings_and_verdicts() {
         let options = VerifyOptions {
             trusted_authors,
             trust_roots,
+            ..VerifyOptions::default()
         };
         let report = verify_file(&path, &options, &()).unwrap();
         let findings: Vec<Value> = report

@@ -35,6 +35,16 @@ function append(element: Element, children: Child[]): void {
   }
 }
 
+/** Why a claim is marked late, in words (PROTOCOL.md §9.4). */
+export function lateText(lateAfterMs: number | undefined): string {
+  const seconds = Math.round((lateAfterMs ?? 0) / 1000);
+  return `late: arrived by backfill ${seconds} s after its timestamp`;
+}
+
+/** The longer explanation behind the late mark, for its tooltip. */
+export const LATE_EXPLAINED =
+  "This node received the claim as history (a backfill after a partition, or a file) more than the clock-skew window after its timestamp: it was made across a long partition, or back-dated. It still counts in the lease order; other nodes may not mark it.";
+
 /** The first 8 hex digits of an id, enough to tell agents apart on one screen. */
 export function short(id: string): string {
   return id.slice(0, 8);

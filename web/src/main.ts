@@ -3,7 +3,7 @@
 
 import "./style.css";
 import { Api, AuthError, forgetToken, takeToken } from "./api";
-import { clockTime, fullTime, h } from "./dom";
+import { clockTime, fullTime, h, LATE_EXPLAINED } from "./dom";
 import type { Card, Lease, NodeInfo, NodeStatus, Rejection, Task, Timeline, TimelineConstraint } from "./model";
 import { drawTimeline, type DrawnTimeline } from "./timeline";
 import { agentsView, leaseTable, nodeView, paintSwatches, peersView, rejectionsView, tasksView } from "./views";
@@ -289,7 +289,8 @@ class App {
           h("p", { class: "legend" },
             h("span", { class: "key holding" }, "holding"), h("span", { class: "key waiting" }, "waiting"),
             h("span", { class: "key excluded" }, "blocked or rate-limited"), h("span", { class: "key constraint" }, "constraint in force"),
-            h("span", { class: "key future" }, "future, as the fold predicts it")),
+            h("span", { class: "key future" }, "future, as the fold predicts it"),
+            h("span", { class: "key late", title: LATE_EXPLAINED }, "late: this node received it by backfill after the clock-skew window")),
           leaseTable(this.leases, constraintsOf(this.timeline), this.names, at));
         break;
       case "tasks":

@@ -31,6 +31,10 @@ export interface Claim {
   standing: string;
   position?: number;
   until_ms?: number;
+  /** This node received the claim (or its author's renewal or release) late: PROTOCOL.md §9.4. */
+  late?: boolean;
+  /** With `late`: how long after its timestamp the late entry reached this node. */
+  late_after_ms?: number;
 }
 
 export interface Lease {
@@ -125,6 +129,8 @@ export interface TimelineClaim {
   action: string;
   priority: number;
   claimed_ms: number;
+  late?: boolean;
+  late_after_ms?: number;
   segments: Segment[];
 }
 

@@ -3,7 +3,7 @@
 // shaded behind, the future (what the node's fold predicts without new entries) greyed, and
 // a cursor that can be dragged back in time.
 
-import { agentColour, clockTime, fullTime, s, short } from "./dom";
+import { agentColour, clockTime, fullTime, lateText, s, short } from "./dom";
 import type { ResourceTimeline, Timeline, TimelineClaim, TimelineConstraint } from "./model";
 
 export interface TimelineDrawing {
@@ -128,9 +128,10 @@ function drawRow(
       for (const segment of claim.segments) {
         const left = x(segment.from_ms);
         const barWidth = Math.max(1.5, x(segment.to_ms) - left);
-        const label = `${name} ${segment.standing.replace("_", " ")} ${row.resource.resource} ${clockTime(segment.from_ms)}–${clockTime(segment.to_ms)} (claim ${short(claim.claim_id)}${claim.action ? `, ${claim.action}` : ""})`;
+        const late = claim.late ? `; ${lateText(claim.late_after_ms)}` : "";
+        const label = `${name} ${segment.standing.replace("_", " ")} ${row.resource.resource} ${clockTime(segment.from_ms)}–${clockTime(segment.to_ms)} (claim ${short(claim.claim_id)}${claim.action ? `, ${claim.action}` : ""}${late})`;
         const bar = s("rect", {
-          class: `bar bar-${segment.standing}`,
+          class: `bar bar-${segment.standing}${claim.late ? " bar-late" : ""}`,
           x: left,
           y: y + 1,
           width: barWidth,
@@ -139,6 +140,7 @@ function drawRow(
           fill: segment.standing === "holding" || segment.standing === "waiting" ? agentColour(claim.author) : undefined,
           "data-author": claim.author,
           "data-standing": segment.standing,
+          "data-late": claim.late ? "true" : undefined,
         }, s("title", {}, label));
         group.append(bar);
         if (segment.standing === "holding" && barWidth > 48) {

@@ -1,7 +1,7 @@
 // The views other than the timeline: agent cards, the lease table at the cursor, the task
 // board, rejections, peers and the node's own state. Each is a pure function of the data.
 
-import { agentColour, clockTime, fullTime, h, relative, short } from "./dom";
+import { agentColour, clockTime, fullTime, h, LATE_EXPLAINED, lateText, relative, short } from "./dom";
 import type { Card, Claim, Lease, NodeInfo, NodeStatus, Rejection, Task, TimelineConstraint } from "./model";
 
 export type Names = Map<string, string>;
@@ -52,7 +52,10 @@ export function leaseTable(leases: Lease[], constraints: TimelineConstraint[], n
             ` until ${clockTime(claim.expires_ms)}`,
             claim.action ? ` · ${claim.action}` : "",
             claim.standing === "blocked" && claim.until_ms ? ` · blocked until ${clockTime(claim.until_ms)}` : "",
-            claim.standing === "rate_limited" ? " · rate-limited" : "")));
+            claim.standing === "rate_limited" ? " · rate-limited" : "",
+            claim.late
+              ? h("span", { class: "late", title: LATE_EXPLAINED, "data-late-after-ms": claim.late_after_ms ?? 0 }, lateText(claim.late_after_ms))
+              : null)));
   const table = h("table", { class: "leases", "aria-label": `Leases at ${fullTime(at)}` },
     h("caption", {}, `Leases at ${clockTime(at)}`),
     h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Resource"), h("th", { scope: "col" }, "Held by"), h("th", { scope: "col" }, "Waiting, in order"), h("th", { scope: "col" }, "Not counted"))),

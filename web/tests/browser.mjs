@@ -5,6 +5,8 @@
 
 import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
+import { execFileSync } from "node:child_process";
+import { rmSync } from "node:fs";
 import { TestNode } from "./node-harness.mjs";
 
 const binary = process.env.PLEXUS_BIN ?? "target/debug/plexus";
@@ -24,6 +26,16 @@ async function check(name, body) {
     throw error;
   }
 }
+
+// A third agent claims while its node is offline; its node joins only after the clock-skew
+// window (30 s) has passed, so node A receives that claim by backfill, late (PROTOCOL.md §9.4).
+const CLOCK_SKEW_MS = 30_000;
+const lateDir = TestNode.prepare(binary, NAMESPACE);
+const lateClaim = JSON.parse(execFileSync(binary, [
+  "--data-dir", lateDir, "publish", "--offline", "--json", "--namespace", NAMESPACE, "--kind", "intent",
+  "--body", JSON.stringify({ resource: "late/printer", action: "print", leaseMs: 3_600_000 }),
+]).toString());
+let late;
 
 const a = await TestNode.start(binary, NAMESPACE);
 const b = await TestNode.start(binary, NAMESPACE, `${a.address}`);
@@ -135,6 +147,27 @@ try {
     await page.waitForSelector(`main h2:text("Rejections")`);
   });
 
+  await check("a claim node A received late is marked, and why, on the leases board and the timeline", async () => {
+    const due = lateClaim.timestamp_ms + CLOCK_SKEW_MS + 1_000;
+    await a.waitFor("the clock-skew window to pass since the offline claim", async () => Date.now(), (now) => now > due, Math.max(0, due - Date.now()) + 10_000);
+    late = await TestNode.start(binary, NAMESPACE, a.address, lateDir);
+    const answer = await a.waitFor("node A to hold the offline claim, flagged late", () => a.get("/v1/leases?resource=late/printer"),
+      (leases) => leases.leases[0]?.holders[0]?.claim_id === lateClaim.id && leases.leases[0].holders[0].late === true, 60_000);
+    const lateAfter = answer.leases[0].holders[0].late_after_ms;
+    assert.ok(lateAfter > CLOCK_SKEW_MS, `late_after_ms is ${lateAfter}`);
+    await page.click(`nav a[data-view="leases"]`);
+    const mark = page.locator(`tr[data-resource="late/printer"] .claim[data-claim="${lateClaim.id}"] .late`);
+    await mark.waitFor({ timeout: 10_000 });
+    assert.equal(await mark.innerText(), `late: arrived by backfill ${Math.round(lateAfter / 1000)} s after its timestamp`);
+    assert.match(await mark.getAttribute("title"), /more than the clock-skew window[\s\S]*back-dated/);
+    const bar = page.locator(`svg.timeline g.row[data-resource="late/printer"] rect.bar-late[data-late="true"]`).first();
+    await bar.waitFor({ timeout: 10_000 });
+    assert.match(await bar.locator("title").textContent(), /late: arrived by backfill \d+ s after its timestamp/);
+    // Claims this node received live are not marked.
+    assert.equal(await page.locator(`tr[data-resource="repo/plexus"] .late`).count(), 0);
+    assert.equal(await page.locator(`svg.timeline g.row[data-resource="repo/plexus"] rect.bar-late`).count(), 0);
+  });
+
   await check("at a phone's width nothing runs off the side", async () => {
     await page.setViewportSize({ width: 390, height: 844 });
     for (const view of ["agents", "leases", "tasks", "peers", "node"]) {
@@ -162,7 +195,7 @@ try {
   failed = true;
 } finally {
   await browser.close();
-  await Promise.all([a.stop(), b.stop()]);
+  await Promise.all([a.stop(), b.stop(), late ? late.stop() : rmSync(lateDir, { recursive: true, force: true })]);
 }
 console.log(results.join("\n"));
 process.exit(failed ? 1 : 0);

@@ -32,9 +32,15 @@ function waitForLine(child, pattern, timeoutMs, what) {
 }
 
 export class TestNode {
-  static async start(binary, namespace, bootstrap) {
+  /** A new data directory with an identity and a log, for `start` (or offline publishes). */
+  static prepare(binary, namespace) {
     const dir = mkdtempSync(join(tmpdir(), "plexus-ui-test-"));
     execFileSync(binary, ["--data-dir", dir, "init", "--namespace", namespace], { stdio: "ignore" });
+    return dir;
+  }
+
+  static async start(binary, namespace, bootstrap, prepared) {
+    const dir = prepared ?? TestNode.prepare(binary, namespace);
     const args = ["--data-dir", dir, "run", "--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns", "--api-listen", "127.0.0.1:0"];
     if (bootstrap) args.push("--bootstrap", bootstrap);
     const child = spawn(binary, args, { stdio: ["ignore", "pipe", "inherit"] });

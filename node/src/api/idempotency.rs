@@ -9,12 +9,17 @@
 //! retry while the first request is still running gets 409 (try again shortly). Only
 //! successful answers are remembered: a refused request wrote nothing, so its retry runs again.
 //!
-//! Keys are kept in memory, at most [`MAX_KEYS`] of them for [`KEY_LIFETIME`] (the oldest go
-//! first when full), and are forgotten when the node restarts.
+//! At most [`MAX_KEYS`] keys are kept, for [`KEY_LIFETIME`] (the oldest go first when full),
+//! in memory and in the node's database (`store::answers`): each answer is written, and
+//! fsynced, right after the entry it answers and before it is sent, and the node loads them
+//! again when it starts, so a retry across a restart gets the first answer. What remains: if
+//! the node stops between the entry's write and its answer's (a crash or power cut in that
+//! instant; a clean stop waits for requests to finish), the key is lost and a retry writes a
+//! second entry; an answer that cannot be written (a full disk) is kept in memory only.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::{to_bytes, Body, Bytes};
 use axum::extract::{Request, State};
@@ -22,8 +27,11 @@ use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use plexus_crypto::{sha256, Hash256};
+use tracing::warn;
 
 use super::{ApiError, MAX_REQUEST_BYTES};
+use crate::clock::now_ms;
+use crate::store::Log;
 
 /// The request header naming an idempotency key.
 pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
@@ -52,6 +60,8 @@ const MAX_ANSWER_BYTES: usize = 256 * 1024;
 #[derive(Debug, Default)]
 pub struct IdempotencyKeys {
     state: Mutex<KeysState>,
+    /// Where answers are kept across restarts (`None`: in memory only).
+    log: Option<Arc<Log>>,
 }
 
 #[derive(Debug, Default)]
@@ -61,6 +71,9 @@ struct KeysState {
     order: VecDeque<(String, u64)>,
     stored_bytes: usize,
     next_generation: u64,
+    /// Completed keys dropped (expired or evicted) since the last write to the log, which
+    /// deletes them there too.
+    dropped: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -79,8 +92,57 @@ struct Answer {
     status: StatusCode,
     content_type: Option<HeaderValue>,
     body: Bytes,
-    at: Instant,
+    /// When it was first given, Unix milliseconds (wall clock: it outlives a restart).
+    at_ms: u64,
     generation: u64,
+}
+
+/// Version byte of a stored answer record.
+const RECORD_VERSION: u8 = 1;
+
+impl Answer {
+    /// The record kept in the log: version, fingerprint, status, time, content type, body.
+    fn to_record(&self) -> Vec<u8> {
+        let content_type = self
+            .content_type
+            .as_ref()
+            .map_or(&[][..], HeaderValue::as_bytes);
+        let mut record = Vec::with_capacity(45 + content_type.len() + self.body.len());
+        record.push(RECORD_VERSION);
+        record.extend_from_slice(self.fingerprint.as_bytes());
+        record.extend_from_slice(&self.status.as_u16().to_be_bytes());
+        record.extend_from_slice(&self.at_ms.to_be_bytes());
+        record.extend_from_slice(&(content_type.len() as u16).to_be_bytes());
+        record.extend_from_slice(content_type);
+        record.extend_from_slice(&self.body);
+        record
+    }
+
+    /// The answer a record holds (`None`: not a record this node writes).
+    fn from_record(record: &[u8]) -> Option<Answer> {
+        let (&version, rest) = record.split_first()?;
+        if version != RECORD_VERSION {
+            return None;
+        }
+        let (fingerprint, rest) = rest.split_at_checked(32)?;
+        let (status, rest) = rest.split_at_checked(2)?;
+        let (at_ms, rest) = rest.split_at_checked(8)?;
+        let (type_len, rest) = rest.split_at_checked(2)?;
+        let type_len = u16::from_be_bytes(type_len.try_into().ok()?) as usize;
+        let (content_type, body) = rest.split_at_checked(type_len)?;
+        Some(Answer {
+            fingerprint: Hash256::from_slice(fingerprint)?,
+            status: StatusCode::from_u16(u16::from_be_bytes(status.try_into().ok()?)).ok()?,
+            content_type: if content_type.is_empty() {
+                None
+            } else {
+                Some(HeaderValue::from_bytes(content_type).ok()?)
+            },
+            body: Bytes::copy_from_slice(body),
+            at_ms: u64::from_be_bytes(at_ms.try_into().ok()?),
+            generation: 0,
+        })
+    }
 }
 
 /// What a request with a key should do.
@@ -98,10 +160,39 @@ impl IdempotencyKeys {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn begin(&self, key: &str, fingerprint: Hash256, now: Instant) -> Begin {
+    /// Keys kept in `log` as well, starting with those it holds (expired and unreadable ones
+    /// are deleted there, and past [`MAX_KEYS`] the oldest).
+    pub fn persistent(log: Arc<Log>) -> Result<IdempotencyKeys, crate::store::StoreError> {
+        let mut loaded: Vec<(String, Answer)> = Vec::new();
+        let mut unreadable = Vec::new();
+        for (key, record) in log.idempotent_answers()? {
+            match Answer::from_record(&record) {
+                Some(answer) => loaded.push((key, answer)),
+                None => unreadable.push(key),
+            }
+        }
+        loaded.sort_by_key(|(_, answer)| answer.at_ms);
+        let keys = IdempotencyKeys {
+            state: Mutex::default(),
+            log: Some(Arc::clone(&log)),
+        };
+        let mut forget = unreadable;
+        {
+            let mut state = keys.lock();
+            for (key, answer) in loaded {
+                state.insert_done(key, answer);
+            }
+            state.expire(now_ms());
+            forget.append(&mut state.dropped);
+        }
+        log.forget_idempotent_answers(&forget)?;
+        Ok(keys)
+    }
+
+    fn begin(&self, key: &str, fingerprint: Hash256, now_ms: u64) -> Begin {
         let mut guard = self.lock();
         let state = &mut *guard;
-        state.expire(now);
+        state.expire(now_ms);
         match state.by_key.get(key) {
             None => {
                 state
@@ -127,26 +218,57 @@ impl IdempotencyKeys {
         }
     }
 
-    fn complete(&self, key: &str, mut answer: Answer) {
+    /// Remembers `answer` for `key`; returns its record for the log and the keys dropped
+    /// since the last call, which the log deletes.
+    fn complete(&self, key: &str, answer: Answer) -> (Vec<u8>, Vec<String>) {
+        let record = answer.to_record();
         let mut state = self.lock();
-        answer.generation = state.next_generation;
-        state.next_generation += 1;
-        state.stored_bytes += answer.body.len();
-        state.order.push_back((key.to_owned(), answer.generation));
-        state
-            .by_key
-            .insert(key.to_owned(), Slot::Done(Arc::new(answer)));
-        state.evict_over_bounds();
+        state.insert_done(key.to_owned(), answer);
+        let dropped = std::mem::take(&mut state.dropped);
+        (record, dropped)
+    }
+
+    /// Keeps a completed answer in the log, right after the entry it answers; a failure
+    /// (a full disk) leaves it in memory only, and the entry stands.
+    async fn save(&self, key: &str, record: Vec<u8>, dropped: Vec<String>) {
+        let Some(log) = self.log.clone() else {
+            return;
+        };
+        let key = key.to_owned();
+        let saved = tokio::task::spawn_blocking(move || {
+            log.save_idempotent_answer(&key, &record, &dropped)
+                .map_err(|error| (key, error))
+        })
+        .await;
+        match saved {
+            Ok(Ok(())) => {}
+            Ok(Err((key, error))) => warn!(
+                %error,
+                key,
+                "could not keep an idempotency key's answer on disk; a retry after a restart \
+                 would write again"
+            ),
+            Err(error) => warn!(%error, "the task keeping an idempotency answer failed"),
+        }
     }
 }
 
 impl KeysState {
+    fn insert_done(&mut self, key: String, mut answer: Answer) {
+        answer.generation = self.next_generation;
+        self.next_generation += 1;
+        self.stored_bytes += answer.body.len();
+        self.order.push_back((key.clone(), answer.generation));
+        self.by_key.insert(key, Slot::Done(Arc::new(answer)));
+        self.evict_over_bounds();
+    }
+
     /// Drops keys older than [`KEY_LIFETIME`] (the queue is in completion order).
-    fn expire(&mut self, now: Instant) {
+    fn expire(&mut self, now_ms: u64) {
         while let Some((key, generation)) = self.order.front() {
             let expired = match self.by_key.get(key) {
                 Some(Slot::Done(answer)) if answer.generation == *generation => {
-                    now.saturating_duration_since(answer.at) >= KEY_LIFETIME
+                    now_ms.saturating_sub(answer.at_ms) >= KEY_LIFETIME.as_millis() as u64
                 }
                 // Stale queue entry: the key was evicted already.
                 _ => true,
@@ -175,6 +297,8 @@ impl KeysState {
             if answer.generation == generation {
                 self.stored_bytes = self.stored_bytes.saturating_sub(answer.body.len());
                 self.by_key.remove(&key);
+                // Bounded: at most the keys dropped between two completions, and loading.
+                self.dropped.push(key);
             }
         }
         true
@@ -228,7 +352,7 @@ pub(super) async fn layer(
         .map(|path| path.as_str())
         .unwrap_or_default();
     let fingerprint = fingerprint(parts.method.as_str(), path, &body);
-    match keys.begin(&key, fingerprint, Instant::now()) {
+    match keys.begin(&key, fingerprint, now_ms()) {
         Begin::Fresh => {}
         Begin::Replay(answer) => return replay(&answer),
         Begin::Mismatch => {
@@ -280,18 +404,19 @@ pub(super) async fn layer(
         )
         .into_response();
     };
-    keys.complete(
+    let (record, dropped) = keys.complete(
         &key,
         Answer {
             fingerprint,
             status: parts.status,
             content_type: parts.headers.get(header::CONTENT_TYPE).cloned(),
             body: body.clone(),
-            at: Instant::now(),
+            at_ms: now_ms(),
             generation: 0,
         },
     );
     in_flight.completed = true;
+    keys.save(&key, record, dropped).await;
     Response::from_parts(parts, Body::from(body))
 }
 
@@ -343,13 +468,13 @@ fn replay(answer: &Answer) -> Response {
 mod tests {
     use super::*;
 
-    fn answer(fingerprint: Hash256, body: &'static [u8], at: Instant) -> Answer {
+    fn answer(fingerprint: Hash256, body: &'static [u8], at_ms: u64) -> Answer {
         Answer {
             fingerprint,
             status: StatusCode::CREATED,
             content_type: None,
             body: Bytes::from_static(body),
-            at,
+            at_ms,
             generation: 0,
         }
     }
@@ -357,7 +482,7 @@ mod tests {
     #[test]
     fn a_key_is_replayed_for_the_same_request_and_refused_for_another() {
         let keys = IdempotencyKeys::default();
-        let now = Instant::now();
+        let now = 1_767_225_600_000;
         let first = fingerprint("POST", "/v1/claims", b"{\"resource\":\"r\"}");
         let other = fingerprint("POST", "/v1/claims", b"{\"resource\":\"s\"}");
         assert!(matches!(keys.begin("k", first, now), Begin::Fresh));
@@ -374,7 +499,7 @@ mod tests {
     #[test]
     fn a_failed_request_frees_its_key() {
         let keys = IdempotencyKeys::default();
-        let now = Instant::now();
+        let now = 1_767_225_600_000;
         let print = fingerprint("POST", "/v1/tasks", b"{}");
         assert!(matches!(keys.begin("k", print, now), Begin::Fresh));
         keys.abandon("k");
@@ -384,7 +509,7 @@ mod tests {
     #[test]
     fn keys_expire_after_their_lifetime_and_the_oldest_go_first_when_full() {
         let keys = IdempotencyKeys::default();
-        let start = Instant::now();
+        let start = 1_767_225_600_000;
         let print = fingerprint("POST", "/v1/tasks", b"{}");
         for index in 0..=MAX_KEYS {
             let key = format!("k{index}");
@@ -395,10 +520,59 @@ mod tests {
         // k0 was evicted to make room: it is a fresh key again.
         assert!(matches!(keys.begin("k0", print, start), Begin::Fresh));
         assert!(matches!(keys.begin("k1", print, start), Begin::Replay(_)));
-        let later = start + KEY_LIFETIME;
+        let later = start + KEY_LIFETIME.as_millis() as u64;
         assert!(matches!(keys.begin("k1", print, later), Begin::Fresh));
         // Only the in-flight k0 and k1 remain.
         assert_eq!(keys.lock().by_key.len(), 2);
+    }
+
+    #[test]
+    fn an_answer_record_round_trips_and_other_bytes_are_refused() {
+        let mut first = answer(fingerprint("POST", "/v1/claims", b"{}"), b"{\"ok\":1}", 42);
+        first.content_type = Some(HeaderValue::from_static("application/json"));
+        let record = first.to_record();
+        let again = Answer::from_record(&record).unwrap();
+        assert_eq!(again.fingerprint, first.fingerprint);
+        assert_eq!(again.status, first.status);
+        assert_eq!(again.content_type, first.content_type);
+        assert_eq!(again.body, first.body);
+        assert_eq!(again.at_ms, 42);
+        for cut in 0..45 {
+            assert!(Answer::from_record(&record[..cut]).is_none(), "{cut}");
+        }
+        let mut other_version = record.clone();
+        other_version[0] = 2;
+        assert!(Answer::from_record(&other_version).is_none());
+    }
+
+    #[test]
+    fn kept_keys_come_back_after_a_restart_without_the_expired_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let print = fingerprint("POST", "/v1/tasks", b"{}");
+        let now = now_ms();
+        let day = KEY_LIFETIME.as_millis() as u64;
+        {
+            let log = Arc::new(Log::open(dir.path()).unwrap());
+            let keys = IdempotencyKeys::persistent(Arc::clone(&log)).unwrap();
+            for (key, at_ms) in [("old", now - day - 1), ("fresh", now - day / 2)] {
+                let (record, dropped) = keys.complete(key, answer(print, b"{}", at_ms));
+                log.save_idempotent_answer(key, &record, &dropped).unwrap();
+            }
+            log.save_idempotent_answer("garbage", b"\x07not a record", &[])
+                .unwrap();
+        }
+        let log = Arc::new(Log::open(dir.path()).unwrap());
+        let keys = IdempotencyKeys::persistent(Arc::clone(&log)).unwrap();
+        assert!(matches!(keys.begin("fresh", print, now), Begin::Replay(_)));
+        assert!(matches!(keys.begin("old", print, now), Begin::Fresh));
+        // What is not kept in memory is deleted from the log too.
+        let stored: Vec<String> = log
+            .idempotent_answers()
+            .unwrap()
+            .into_iter()
+            .map(|(key, _)| key)
+            .collect();
+        assert_eq!(stored, vec!["fresh".to_owned()]);
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub(crate) mod a2a;
 mod events;
 mod governance;
 mod idempotency;
+mod late;
 mod routes;
 mod timeline;
 mod ui;
@@ -109,7 +110,19 @@ pub fn router(state: ApiState) -> Router {
 
 /// The API's routes without `/mcp`: also what the MCP tools call in process.
 fn routes(state: ApiState) -> Router {
-    let idempotency_keys = Arc::new(idempotency::IdempotencyKeys::default());
+    // Kept in the node's database, so a retry across a restart still gets the first answer.
+    let idempotency_keys = Arc::new(
+        idempotency::IdempotencyKeys::persistent(Arc::clone(state.node.log())).unwrap_or_else(
+            |error| {
+                tracing::warn!(
+                    %error,
+                    "cannot read the idempotency keys kept in the data directory; keys are \
+                     kept in memory only until the node restarts"
+                );
+                idempotency::IdempotencyKeys::default()
+            },
+        ),
+    );
     let protected = Router::new()
         .route("/v1/status", get(routes::status))
         .route("/v1/node", get(routes::node_info))
@@ -272,7 +285,7 @@ impl From<NodeError> for ApiError {
             NodeError::Store(crate::store::StoreError::Body(error)) => error.into(),
             NodeError::Store(crate::store::StoreError::Entry(error)) => entry_error(&error),
             NodeError::Store(crate::store::StoreError::Policy(violation)) => violation.into(),
-            NodeError::Store(error @ crate::store::StoreError::DiskFull(_)) => ApiError::new(
+            NodeError::Store(error @ crate::store::StoreError::DiskFull { .. }) => ApiError::new(
                 StatusCode::INSUFFICIENT_STORAGE,
                 "disk_full",
                 error.to_string(),

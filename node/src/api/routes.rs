@@ -253,12 +253,12 @@ pub(super) async fn get_claim(
 ) -> Reply {
     let namespace = namespace(&state, query?.0.namespace)?;
     let id = claim_id_of(&claim_id)?;
-    let claim = state
-        .node
-        .coord()
-        .view()
+    let view = state.node.coord().view();
+    let claim = view
         .claim(&namespace, &id, now_ms())
         .ok_or_else(|| no_claim(&claim_id, &namespace))?;
+    let mut claim = serde_json::to_value(&claim).unwrap_or_default();
+    super::late::annotate(&mut claim, &view);
     Ok(Json(claim).into_response())
 }
 
@@ -328,12 +328,14 @@ pub(super) async fn leases(
         Some(resource) => vec![view.lease(&namespace, resource, now)],
         None => view.leases(&namespace, now),
     };
-    drop(view);
     if let Some(holder) = holder {
         let holder = holder.to_string();
         leases.retain(|lease| lease.holders.iter().any(|claim| claim.author == holder));
     }
-    Ok(Json(json!({ "namespace": namespace, "at_ms": now, "leases": leases })).into_response())
+    let mut answer = json!({ "namespace": namespace, "at_ms": now, "leases": leases });
+    super::late::annotate(&mut answer["leases"], &view);
+    drop(view);
+    Ok(Json(answer).into_response())
 }
 
 pub(super) async fn post_task(

@@ -58,8 +58,11 @@ pub(super) async fn timeline(
         )
         .with_field("from"));
     }
-    let timeline = state.node.coord().view().timeline(&namespace, from, to);
+    let view = state.node.coord().view();
+    let timeline = view.timeline(&namespace, from, to);
     let mut body = serde_json::to_value(&timeline).unwrap_or_default();
+    super::late::annotate(&mut body["resources"], &view);
+    drop(view);
     body["namespace"] = json!(namespace);
     Ok(Json(body).into_response())
 }

@@ -7,11 +7,13 @@
 //! - `check` is its parallel stage: the checker thread, strict decoding in place and batch
 //!   signature verification.
 //! - `damage` lists the entries a damaged data directory cannot read back, for the verifier.
+//! - [`late`] lists the claims a data directory's node received late (a notice, not a finding).
 //! - [`report`] holds the findings and renders them for people and machines.
 
 mod check;
 mod damage;
 pub mod export;
+pub mod late;
 pub mod policy;
 pub mod report;
 pub mod verify;

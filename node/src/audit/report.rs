@@ -108,6 +108,10 @@ pub struct Report {
     pub governed_namespaces: Vec<String>,
     /// Entries of those namespaces whose decision was re-derived.
     pub policy_decisions: u64,
+    /// Data directories only: the claims this node received late, a notice that never
+    /// changes the verdict (an export holds no receptions).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub late_claims: Option<super::late::LateNotice>,
 }
 
 impl Report {
@@ -220,6 +224,9 @@ impl Report {
                 String::new()
             }
         );
+        if let Some(late) = &self.late_claims {
+            out.push_str(&late.render_human());
+        }
         out
     }
 }

@@ -52,8 +52,12 @@ const READ_CHUNK: usize = 4 << 20;
 pub struct VerifyOptions {
     /// When set, entries by any other author are reported.
     pub trusted_authors: Option<HashSet<AgentId>>,
-    /// Governed namespaces and their admins: every decision in them is re-derived.
+    /// Governed namespaces and their admins: every decision in them is re-derived, and a data
+    /// directory's late claims in them are judged with their policy's clock-skew window.
     pub trust_roots: TrustRoots,
+    /// The clock-skew window the node ran with (its `--clock-skew-ms`), for the late claims of
+    /// a data directory in namespaces whose policy sets none (`None`: the default, 30 s).
+    pub clock_skew_ms: Option<u64>,
 }
 
 /// Receives progress as the verifier advances (bytes for files, entries for data dirs).
@@ -305,7 +309,7 @@ pub fn verify_data_dir(
     options: &VerifyOptions,
     progress: &dyn Progress,
 ) -> Result<Report, VerifyError> {
-    let log = Log::open_read_only(data_dir)?;
+    let log = Log::open_read_only_with(data_dir, options.trust_roots.clone())?;
     let snapshot = log.snapshot();
     let mut auditor = Auditor::new(data_dir.display().to_string(), options);
     let mut damage = None;
@@ -343,6 +347,14 @@ pub fn verify_data_dir(
         let audit = super::policy::audit_data_dir(&log, &options.trust_roots)?;
         report.add_policy_audit(options.trust_roots.keys().cloned().collect(), audit);
     }
+    let default_window_ms = options
+        .clock_skew_ms
+        .unwrap_or(plexus_protocol::coord::DEFAULT_CLOCK_SKEW_MS);
+    report.late_claims = Some(super::late::late_claims(
+        &log,
+        default_window_ms,
+        super::late::MAX_LATE_LISTED,
+    )?);
     Ok(report)
 }
 
@@ -691,6 +703,7 @@ impl<'a> Auditor<'a> {
             findings: self.findings,
             governed_namespaces: Vec::new(),
             policy_decisions: 0,
+            late_claims: None,
         }
     }
 }

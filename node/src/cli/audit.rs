@@ -39,6 +39,7 @@ pub fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
             .map(audit::read_trusted_keys)
             .transpose()?,
         trust_roots: crate::config::parse_trust_root_flags(&args.trust_root)?,
+        clock_skew_ms: args.clock_skew_ms,
     };
     let metadata = std::fs::metadata(&args.target).map_err(|error| {
         anyhow::anyhow!(

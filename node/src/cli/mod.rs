@@ -249,6 +249,11 @@ pub struct VerifyArgs {
     /// (repeatable; several admins of one namespace each get a flag)
     #[arg(long, value_name = "NS=ADMIN")]
     pub trust_root: Vec<String>,
+    /// The clock-skew window the node ran with (its `--clock-skew-ms`), for the notice of the
+    /// claims it received late (verifying a data directory; namespaces whose policy sets no
+    /// window) [default: 30000]
+    #[arg(long, value_name = "MS")]
+    pub clock_skew_ms: Option<u64>,
     /// Print the full report as JSON on stdout
     #[arg(long)]
     pub json: bool,

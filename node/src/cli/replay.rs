@@ -6,12 +6,13 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use clap::Args;
-use plexus_protocol::coord::{body_for_view, is_late, Reception, View};
+use plexus_protocol::coord::{body_for_view, View};
 use plexus_protocol::{cbor, export, Entry};
 use serde_json::Value;
 
 use super::coord::{short, standing_text};
 use super::time::{format_time, parse_time_ms};
+use crate::audit::late::LateClaim;
 use crate::audit::{self, Verdict, VerifyOptions};
 use crate::store::Log;
 
@@ -33,9 +34,15 @@ pub struct ReplayArgs {
     #[arg(long)]
     pub json: bool,
     /// The clock-skew window the node ran with (its `--clock-skew-ms`), for marking the claims
-    /// it received late (replaying a data directory; used in every namespace)
+    /// it received late (replaying a data directory; in namespaces whose policy sets no
+    /// `clockSkewMs`, or that no --trust-root governs)
     #[arg(long, value_name = "MS", default_value_t = plexus_protocol::coord::DEFAULT_CLOCK_SKEW_MS)]
     pub clock_skew_ms: u64,
+    /// Govern a namespace as the node did: NAMESPACE=ADMIN_AGENT_ID (repeatable). Its policy
+    /// decisions are re-derived when verifying, and its late claims are judged with the
+    /// `clockSkewMs` of the policy in force at each claim's timestamp
+    #[arg(long, value_name = "NS=ADMIN")]
+    pub trust_root: Vec<String>,
 }
 
 /// `plexus audit replay`: who held which lease, which cards were live and which state each
@@ -43,8 +50,13 @@ pub struct ReplayArgs {
 pub fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let at = parse_time_ms(&args.at)?;
     let is_dir = args.target.is_dir();
+    let trust_roots = crate::config::parse_trust_root_flags(&args.trust_root)?;
     if !args.unverified {
-        let options = VerifyOptions::default();
+        let options = VerifyOptions {
+            trust_roots: trust_roots.clone(),
+            clock_skew_ms: Some(args.clock_skew_ms),
+            ..VerifyOptions::default()
+        };
         let report = if is_dir {
             audit::verify_data_dir(&args.target, &options, &())?
         } else {
@@ -65,19 +77,16 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         // The journal, not the feeds: it also says how and when the node received each entry,
         // which marks the claims it received late (§9.4). A completed entry is journaled
         // twice; applying it again changes nothing.
-        let log = Log::open_read_only(&args.target)?;
+        let log = Log::open_read_only_with(&args.target, trust_roots)?;
+        late_claims = audit::late::late_claims(&log, args.clock_skew_ms, usize::MAX)
+            .context("the log's journal cannot be read")?
+            .claims;
+        for claim in &late_claims {
+            // Marked before the fold, as the node marks a claim before applying it.
+            replayed.view.mark_late(&claim.namespace, claim.id);
+        }
         for item in log.journal(0) {
-            let item = item.context("the log's journal cannot be read")?;
-            let entry = &item.entry;
-            if let Some(reception) = item.reception {
-                let header = entry.header();
-                let (window_ms, _) = log.clock_skew_for(entry, args.clock_skew_ms);
-                if is_late(&header.kind, header.timestamp_ms, reception, window_ms) {
-                    replayed.view.mark_late(&header.namespace, entry.id());
-                    late_claims.push((entry.clone(), reception));
-                }
-            }
-            replayed.apply(entry);
+            replayed.apply(&item.context("the log's journal cannot be read")?.entry);
         }
         replayed.entries = log.stats()?.entries;
     } else {
@@ -206,12 +215,10 @@ impl Replayed {
 }
 
 /// Prints the claims of `namespace` (made up to `at`) that the node received late.
-fn print_late_claims(namespace: &str, late_claims: &[(Entry, Reception)], at: u64) {
-    let late: Vec<&(Entry, Reception)> = late_claims
+fn print_late_claims(namespace: &str, late_claims: &[LateClaim], at: u64) {
+    let late: Vec<&LateClaim> = late_claims
         .iter()
-        .filter(|(entry, _)| {
-            entry.header().namespace == namespace && entry.header().timestamp_ms <= at
-        })
+        .filter(|claim| claim.namespace == namespace && claim.timestamp_ms <= at)
         .collect();
     if late.is_empty() {
         return;
@@ -221,18 +228,17 @@ fn print_late_claims(namespace: &str, late_claims: &[(Entry, Reception)], at: u6
          them by backfill, across a long partition or back-dated (PROTOCOL.md §9.4):",
         late.len()
     );
-    for (entry, reception) in late {
-        let header = entry.header();
-        let id = entry.id().to_string();
-        let author = header.author.to_string();
+    for claim in late {
+        let id = claim.id.to_string();
         println!(
-            "    LATE {} {} by {}: dated {}, received {} ({} s later)",
-            header.kind,
+            "    LATE {} {} by {}: dated {}, received {} ({} s later; window {} s)",
+            claim.kind,
             &id[..12],
-            &author[..12],
-            format_time(header.timestamp_ms),
-            format_time(reception.received_ms),
-            reception.received_ms.saturating_sub(header.timestamp_ms) / 1000
+            &claim.author[..12.min(claim.author.len())],
+            format_time(claim.timestamp_ms),
+            format_time(claim.received_ms),
+            claim.late_by_ms / 1000,
+            claim.window_ms as f64 / 1000.0
         );
     }
 }

@@ -71,13 +71,23 @@ pub const MAX_HEADS: usize = 10_000;
 /// Most namespaces in one `Heads` request.
 pub const MAX_NAMESPACES: usize = 64;
 
-/// Sync requests outstanding to one peer at a time.
+/// Fetch requests (`Range`, `Ranges`) outstanding to one peer at a time. A reconciliation
+/// round, one at a time per peer, comes on top: [`MAX_OUTSTANDING_PER_PEER`] in all.
 pub const MAX_IN_FLIGHT_PER_PEER: usize = 4;
 
-/// Inbound sync requests one peer may have this node serve at once (queued or answered but
-/// not yet taken by the peer); more are refused as busy at once. An honest node sends at most
-/// [`MAX_IN_FLIGHT_PER_PEER`] at a time, so this refuses only peers that ignore that rule.
-pub const MAX_SERVED_PER_PEER: usize = MAX_IN_FLIGHT_PER_PEER;
+/// Sync requests an honest node has outstanding to one peer at most: its fetches and the
+/// round of its reconciliation session with that peer.
+pub const MAX_OUTSTANDING_PER_PEER: usize = MAX_IN_FLIGHT_PER_PEER + 1;
+
+/// Inbound sync requests one peer may have this node serve at once (queued, or answered and
+/// not yet released); more are refused as busy at once. Twice what an honest peer has
+/// outstanding: this node releases an answered request only when its swarm task handles the
+/// "response sent" event, and by then the peer may have read the answer and sent its next
+/// request. With four, as before, a round an honest peer sent beside its four fetches was
+/// the fifth request and was refused, which ended its reconciliation session until the next
+/// anti-entropy tick. A hostile peer holds no more than this many requests and
+/// [`MAX_RESPONSE_BYTES_PER_PEER`] of answers.
+pub const MAX_SERVED_PER_PEER: usize = 2 * MAX_OUTSTANDING_PER_PEER;
 
 /// Bytes of sync responses one peer may hold on this node at once (answered but not yet read
 /// by it): two full responses, so a peer that reads slowly holds 8 MiB, not 64 streams' worth.

@@ -35,8 +35,8 @@ enum Outstanding {
     Range(Box<RangeRequest>),
     /// Ranges of several feeds asked in one `Ranges` request.
     Ranges(Vec<RangeRequest>),
-    /// A round of a reconciliation session, with its CBOR-encoded size.
-    Reconcile,
+    /// A round of a reconciliation session, kept to be sent again if the peer is busy.
+    Reconcile(Box<SyncRequest>),
 }
 
 /// Per-peer sync bookkeeping.
@@ -49,8 +49,10 @@ struct PeerSync {
     /// new range overlaps any: O(log n) per fetch instead of a walk of the queue.
     fetching: HashMap<FeedKey, BTreeMap<u64, u64>>,
     /// A reconciliation round held back while the fetch queue is too full for what its answer
-    /// may add (see `reconciling.rs`).
+    /// may add, or after the peer refused it as busy (see `reconciling.rs`).
     deferred_reconcile: Option<SyncRequest>,
+    /// The peer's busy refusals of reconciliation rounds since it last answered one.
+    busy_rounds: u32,
     /// The peer failed a `Ranges` request (an older node cannot decode one): for the rest of
     /// the connection its ranges are asked one `Range` request each (see `fetching.rs`).
     single_ranges: bool,
@@ -460,9 +462,12 @@ impl SwarmTask {
                     return;
                 };
                 self.finish_request(peer, &outstanding);
-                if matches!(outstanding, Outstanding::Reconcile) {
-                    return self.on_reconcile_answer(peer, Some(response));
-                }
+                let outstanding = match outstanding {
+                    Outstanding::Reconcile(round) => {
+                        return self.on_reconcile_answer(peer, response, *round)
+                    }
+                    other => other,
+                };
                 let event = match (outstanding, response) {
                     (Outstanding::Heads, SyncResponse::Heads { heads }) => {
                         Some(NetEvent::Heads { peer, heads })
@@ -508,7 +513,7 @@ impl SwarmTask {
                     debug!(%peer, %error, "sync request failed");
                     self.finish_request(peer, &outstanding);
                     match outstanding {
-                        Outstanding::Reconcile => self.on_reconcile_answer(peer, None),
+                        Outstanding::Reconcile(_) => self.end_reconcile(peer),
                         Outstanding::Ranges(ranges) => self.on_ranges_failed(peer, ranges),
                         Outstanding::Heads | Outstanding::Range(_) => {}
                     }
@@ -555,6 +560,8 @@ impl SwarmTask {
         self.lift_expired_blocks();
         let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
         for peer in peers {
+            // A round refused as busy while nothing else was on its way goes again now.
+            self.send_deferred_reconcile(peer);
             self.start_sync(peer);
         }
     }
@@ -653,7 +660,7 @@ impl SwarmTask {
             match outstanding {
                 Outstanding::Range(range) => sync.forget(range),
                 Outstanding::Ranges(ranges) => ranges.iter().for_each(|range| sync.forget(range)),
-                Outstanding::Heads | Outstanding::Reconcile => {}
+                Outstanding::Heads | Outstanding::Reconcile(_) => {}
             }
         }
         self.pump(peer);

@@ -37,7 +37,9 @@
 //!   gossip, backfill batches, and entries leaving `pending`), and the part that needs no
 //!   history runs before an entry may wait in `pending`.
 
+mod answers;
 mod completion;
+mod full_disk;
 mod governance;
 mod heads_range;
 mod keys;
@@ -138,13 +140,15 @@ pub enum StoreError {
          fresh log, this agent's own feed only from a backup or a peer's export)"
     )]
     Damaged(rocksdb::Error),
-    /// The file system holding the log has no room left; nothing of the refused write was
-    /// stored. RocksDB's message names the file it was writing.
+    /// The file system holding the log has no room left, or RocksDB refuses writes since it
+    /// filled; nothing of the refused write was stored. `cause` is RocksDB's error (the first
+    /// one names the file it was writing).
     #[error(
-        "the disk is full: {0}; nothing was written. Free space on that file system, then \
-         restart the node (`plexus run`): every acknowledged entry is kept"
+        "the disk is full: no space left on the file system holding the log {dir} ({cause}); \
+         nothing was written. Free space on that file system, then restart the node (`plexus \
+         run`): every acknowledged entry is kept"
     )]
-    DiskFull(rocksdb::Error),
+    DiskFull { dir: PathBuf, cause: rocksdb::Error },
     /// The data directory cannot be written (a read-only file system or permissions).
     #[error(
         "cannot write to the data directory {dir}: {source}; a node keeps its log there, so \
@@ -173,14 +177,12 @@ pub enum StoreError {
 }
 
 impl From<rocksdb::Error> for StoreError {
-    /// Sorts RocksDB's errors by what the user must do: damage (checksums, format) and a full
-    /// disk get messages of their own.
+    /// Sorts RocksDB's errors by what the user must do: damage (checksums, format) gets a
+    /// message of its own. A full disk is recognised by the write paths
+    /// (`Log::write_failed`), which know the log's directory and its state.
     fn from(error: rocksdb::Error) -> StoreError {
         match error.kind() {
             rocksdb::ErrorKind::Corruption => StoreError::Damaged(error),
-            rocksdb::ErrorKind::IOError if error.as_ref().contains("No space left on device") => {
-                StoreError::DiskFull(error)
-            }
             _ => StoreError::Rocks(error),
         }
     }
@@ -297,6 +299,11 @@ pub struct Log {
     /// Group commit of received entries' writes (writable logs only).
     wal: Option<wal::WalSyncer>,
     write_lock: Mutex<Counters>,
+    /// What [`Log::stats`] reports: a copy of the counters, taken each time a write settles
+    /// them, behind a lock of its own, so that a status poll costs O(1) and never waits for a
+    /// write (a batch of thousands of entries holds `write_lock` for a while) nor makes one
+    /// wait.
+    published: Mutex<LogStats>,
     /// Taken only while `write_lock` is held (or alone, for reads).
     governor: Mutex<Governor>,
     trust_roots: TrustRoots,
@@ -305,6 +312,8 @@ pub struct Log {
     max_pending: usize,
     /// Bodies the write path parsed, for the coordination view ([`Log::take_parsed_body`]).
     parsed_bodies: Mutex<parsed::ParsedBodies>,
+    /// Whether the disk filled: every write it refuses is reported as a full disk.
+    full_disk: full_disk::FullDisk,
     /// Held for the lifetime of a writable log; dropping it releases the directory.
     _lock_file: Option<File>,
 }
@@ -318,6 +327,11 @@ struct Counters {
     any_forks: bool,
     /// Fork proofs stored (bounded by [`MAX_FORK_PROOFS`]).
     forks: usize,
+    /// Entries chained in `entries` (the sum of the feed heads' seqs: a feed holds every seq
+    /// up to its head, so each entry that extends a feed adds one).
+    entries: u64,
+    /// Feeds with a head (each entry at seq 1 starts one).
+    feeds: u64,
     /// Who holds `pending` and since when (quotas, expiry, eviction). Shared, not copied, by
     /// the staged clone of a write, and changed only once that write is committed
     /// ([`Counters::settled`]), so it always describes what RocksDB holds.
@@ -476,6 +490,7 @@ impl Log {
         self.commit(batch)?;
         counters.any_forks = true;
         counters.forks += 1;
+        self.publish_stats(&counters);
         Ok(true)
     }
 
@@ -483,24 +498,31 @@ impl Log {
     /// process), fsynced by the group commit shortly after ([`wal`]). Returns the write's
     /// durability ticket ([`Log::wait_durable`]).
     fn commit(&self, batch: WriteBatch) -> Result<u64, StoreError> {
-        match &self.wal {
+        let ticket = match &self.wal {
             Some(wal) => {
-                self.db.write(batch)?;
-                Ok(wal.written())
+                self.db
+                    .write(batch)
+                    .map_err(|error| self.write_failed(error))?;
+                wal.written()
             }
             None => {
                 let mut options = WriteOptions::default();
                 options.set_sync(true);
-                self.db.write_opt(batch, &options)?;
-                Ok(0)
+                self.db
+                    .write_opt(batch, &options)
+                    .map_err(|error| self.write_failed(error))?;
+                0
             }
-        }
+        };
+        self.full_disk.write_succeeded();
+        Ok(ticket)
     }
 
     /// Returns once the write with `ticket` (and every one before it) is fsynced.
     fn wait_durable(&self, ticket: u64) -> Result<(), StoreError> {
         if let Some(wal) = &self.wal {
-            wal.wait_durable(ticket, &self.db)?;
+            wal.wait_durable(ticket, &self.db)
+                .map_err(|error| self.write_failed(error))?;
         }
         Ok(())
     }
@@ -508,8 +530,21 @@ impl Log {
     /// Makes every write so far durable now (for callers that acknowledge received entries to
     /// someone, such as the API's submit).
     pub fn sync(&self) -> Result<(), StoreError> {
-        wal::WalSyncer::sync_now(&self.db)?;
-        Ok(())
+        wal::WalSyncer::sync_now(&self.db).map_err(|error| self.write_failed(error))
+    }
+
+    /// The error for a write (or fsync) RocksDB refused: a full disk, also when RocksDB
+    /// refuses with the state it stopped in after the disk filled, which names no space.
+    fn write_failed(&self, error: rocksdb::Error) -> StoreError {
+        let dir = self.db.path();
+        if self.full_disk.explains(dir, &error) {
+            StoreError::DiskFull {
+                dir: dir.to_path_buf(),
+                cause: error,
+            }
+        } else {
+            error.into()
+        }
     }
 
     /// The governor, rebuilt from the log first if an earlier write sequence did not settle
@@ -526,6 +561,21 @@ impl Log {
         self.governor
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Copies the settled counters for [`Log::stats`]; called with the write lock held, after
+    /// each commit that changed them.
+    fn publish_stats(&self, counters: &Counters) {
+        *self
+            .published
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = LogStats {
+            entries: counters.entries,
+            feeds: counters.feeds,
+            forks: counters.forks as u64,
+            pending: counters.pending as u64,
+            rejected: counters.next_rejection,
+        };
     }
 
     fn lock_counters(&self) -> std::sync::MutexGuard<'_, Counters> {
@@ -584,5 +634,7 @@ fn decode_stored(bytes: &[u8]) -> Result<Entry, StoreError> {
     Entry::decode(bytes).map_err(|error| StoreError::Corrupt(format!("stored entry: {error}")))
 }
 
+#[cfg(test)]
+mod stats_tests;
 #[cfg(test)]
 mod tests;

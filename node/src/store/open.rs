@@ -13,8 +13,9 @@ use rocksdb::{ColumnFamilyDescriptor, IteratorMode, Options, DB};
 use super::governance::{Governor, TrustRoots};
 use super::pending::{PendingIndex, PendingMeta};
 use super::{
-    decode_stored, keys, wal, Counters, Log, LogOptions, StoreError, CF_FORKS, CF_JOURNAL,
-    CF_PENDING, CF_REJECTED, COLUMN_FAMILIES, DB_DIR, LOCK_FILE, MAX_PENDING,
+    decode_head, decode_stored, full_disk, keys, wal, Counters, Log, LogOptions, LogStats,
+    StoreError, CF_FORKS, CF_HEADS, CF_JOURNAL, CF_PENDING, CF_REJECTED, COLUMN_FAMILIES, DB_DIR,
+    LOCK_FILE, MAX_PENDING,
 };
 
 impl Log {
@@ -97,11 +98,13 @@ impl Log {
             db,
             wal,
             write_lock: Mutex::new(Counters::default()),
+            published: Mutex::new(LogStats::default()),
             governor: Mutex::new(Governor::default()),
             trust_roots: options.trust_roots,
             rejection_counts: Mutex::new(BTreeMap::new()),
             max_pending: options.max_pending,
             parsed_bodies: Mutex::default(),
+            full_disk: full_disk::FullDisk::default(),
             _lock_file: lock_file,
         };
         log.recover_counters()?;
@@ -147,6 +150,13 @@ impl Log {
         counters.pending_index = Arc::new(Mutex::new(index));
         counters.forks = self.count(CF_FORKS)? as usize;
         counters.any_forks = counters.forks > 0;
+        // The one full read of the heads: from here on the write path keeps these counts.
+        for item in self.db.iterator_cf(self.cf(CF_HEADS), IteratorMode::Start) {
+            let (_, value) = item?;
+            counters.entries += decode_head(&value)?.seq;
+            counters.feeds += 1;
+        }
+        self.publish_stats(&counters);
         Ok(())
     }
 }

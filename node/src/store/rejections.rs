@@ -154,8 +154,11 @@ impl Log {
         if let Some(expired) = counters.next_rejection.checked_sub(MAX_REJECTIONS) {
             batch.delete_cf(self.cf(CF_REJECTED), keys::counter_key(expired));
         }
-        self.db.write(batch)?;
+        self.db
+            .write(batch)
+            .map_err(|error| self.write_failed(error))?;
         counters.next_rejection += 1;
+        self.publish_stats(&counters);
         *self
             .rejection_counts
             .lock()

@@ -11,7 +11,7 @@ use super::*;
 mod parsed;
 mod policy;
 
-fn foreign_chain(keypair: &Keypair, count: u64) -> Vec<Entry> {
+pub(super) fn foreign_chain(keypair: &Keypair, count: u64) -> Vec<Entry> {
     let bodies = (1..=count).map(|seq| text_body(&format!("entry {seq}")));
     chain_of(keypair, "x-note", bodies)
 }
@@ -465,7 +465,7 @@ fn pending_is_bounded_and_overflow_is_journaled() {
 }
 
 /// A body that is the canonical CBOR of a JSON string, as every kind's body must be canonical.
-fn text_body(text: &str) -> Vec<u8> {
+pub(super) fn text_body(text: &str) -> Vec<u8> {
     plexus_protocol::value::json_to_canonical(&serde_json::Value::String(text.to_owned())).unwrap()
 }
 

@@ -78,6 +78,9 @@ struct Write<'a> {
     /// Parsed bodies of the entries journaled in this batch, with their arrival numbers and
     /// lengths, for the view's hand-off once the batch is committed.
     parsed: Vec<(u64, usize, Body)>,
+    /// Fork proofs' keys put in this batch: a second rival at the same position in one batch
+    /// finds its proof here, not yet in RocksDB, and is neither stored again nor counted.
+    fork_keys: HashSet<Vec<u8>>,
 }
 
 /// A feed's committed state, as [`decide`] reads it.
@@ -316,6 +319,7 @@ impl Log {
             refused_ids: HashMap::new(),
             to_journal: Vec::new(),
             parsed: Vec::new(),
+            fork_keys: HashSet::new(),
         })
     }
 
@@ -469,6 +473,7 @@ impl Log {
         drop(bodies);
         let staged = std::mem::take(&mut write.staged);
         *write.counters = staged.settled();
+        self.publish_stats(&write.counters);
         write.staged = write.counters.clone();
         Ok(ticket)
     }
@@ -499,6 +504,8 @@ impl Log {
             .staged
             .batch_heads
             .insert(feed.clone(), (seq, entry.id()));
+        write.staged.entries += 1;
+        write.staged.feeds += u64::from(seq == 1);
         let arrival = self.journal_next(write, &key, reception);
         write.governor.observe(entry, body.as_ref());
         hand_to_view(write, arrival, entry, body);
@@ -553,14 +560,16 @@ impl Log {
     ) -> Result<Option<ForkProof>, StoreError> {
         let feed = FeedKey::of(&stored);
         let key = entry_key(&feed, stored.header().seq);
-        let proven = self.db.get_pinned_cf(self.cf(CF_FORKS), &key)?.is_some();
+        let proven = write.fork_keys.contains(&key)
+            || self.db.get_pinned_cf(self.cf(CF_FORKS), &key)?.is_some();
         if !keep_fork_proof(proven, write.staged.forks, MAX_FORK_PROOFS) {
             return Ok(None);
         }
         let proof = ForkProof::new(stored, rival).map_err(|error| {
             StoreError::Corrupt(format!("fork proof from stored entries failed: {error}"))
         })?;
-        write.batch.put_cf(self.cf(CF_FORKS), key, proof.encode());
+        write.batch.put_cf(self.cf(CF_FORKS), &key, proof.encode());
+        write.fork_keys.insert(key);
         write.staged.any_forks = true;
         write.staged.forks += 1;
         Ok(Some(proof))

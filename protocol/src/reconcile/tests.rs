@@ -141,6 +141,25 @@ fn a_fresh_side_learns_every_item_of_a_large_set() {
     assert!(rounds <= (1_280 + 273) / 32 + 4, "{rounds} rounds");
 }
 
+/// The figures of docs/PROTOCOL.md §8.2.1 and [`MAX_ROUNDS`]: a fresh side learning 100,000
+/// items asks the responder's whole split tree, `R(100,000) = 12,561` ranges (4,369 split,
+/// 8,192 listed), 32 a round, so about 393 rounds, a twentieth of the bound.
+#[test]
+fn a_fresh_side_learns_100_000_items_well_within_the_round_bound() {
+    let items: Vec<Item> = (0..100_000).map(|seed| item(seed * 7919, 1)).collect();
+    let mut ours = Store::default();
+    let mut theirs = store(items);
+    let (leaves, rounds) = reconcile(&mut ours, &mut theirs);
+    assert_eq!(leaves.len(), 8_192);
+    assert_eq!(
+        leaves.iter().map(|leaf| leaf.items.len()).sum::<usize>(),
+        100_000
+    );
+    // At least 12,561 / 32 rounds; a level's last round may be short.
+    assert!((393..=393 + 8).contains(&rounds), "{rounds} rounds");
+    assert!(rounds * 20 < MAX_ROUNDS);
+}
+
 #[test]
 fn one_changed_head_is_found_in_logarithmic_rounds() {
     let items: Vec<Item> = (0..100_000).map(|seed| item(seed, 5)).collect();

@@ -44,7 +44,7 @@ enum Benchmark {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Time plain ed25519-dalek verify_batch over every signature of an export
+    /// Time the auditor's own batch signature check over an export's signatures, all cores
     RawVerify { file: PathBuf },
     /// Time backfill of N entries to a fresh node
     Backfill {

@@ -1,6 +1,7 @@
 //! The swarm task's side of reconciliation: starting sessions, sending their rounds (held back
-//! while the peer's fetch queue is too full for what an answer may add), passing answers to
-//! the node's reconciler, and counting what it costs on the wire.
+//! while the peer's fetch queue is too full for what an answer may add, and sent again when
+//! the peer refused one as busy), passing answers to the node's reconciler, and counting what
+//! it costs on the wire.
 
 use libp2p::PeerId;
 use plexus_protocol::reconcile::{MAX_LEAF_ITEMS, MAX_RANGES_PER_REQUEST};
@@ -15,6 +16,14 @@ use crate::net::sync::{SyncRequest, SyncResponse, MAX_QUEUED_PER_PEER};
 /// queue has room for them all, so a backfill of many feeds is paced by its fetches instead
 /// of overflowing the queue (ranges past it would wait for the next anti-entropy round).
 const FEEDS_PER_ROUND: usize = MAX_RANGES_PER_REQUEST * MAX_LEAF_ITEMS;
+
+/// Busy refusals of a session's rounds in a row that a peer may answer before the session
+/// ends. A busy peer is loaded, not lost: a refused round waits and goes again (when one of
+/// this node's requests to the peer completes, or at the next anti-entropy tick) instead of
+/// ending the session, which would restart it from the whole key space. Sixteen retries ride
+/// out a load that lasts several ticks; a peer that is never anything but busy costs one short
+/// request per completion or tick, and its session ends after them.
+const MAX_BUSY_ROUNDS: u32 = 16;
 
 impl SwarmTask {
     /// Hands the reconciler's queue to the task: anti-entropy then reconciles feed heads with
@@ -45,7 +54,7 @@ impl SwarmTask {
     /// Sends a session's round, or holds it (one per peer) until the fetch queue has room.
     pub(super) fn send_reconcile(&mut self, peer: PeerId, request: SyncRequest, first: bool) {
         if !self.swarm.is_connected(&peer) {
-            return self.on_reconcile_answer(peer, None);
+            return self.end_reconcile(peer);
         }
         if first {
             self.reconcile_cost.sessions += 1;
@@ -58,8 +67,10 @@ impl SwarmTask {
         self.reconcile_cost.messages += 1;
         self.reconcile_cost.bytes += encoded_len(&request);
         sync.in_flight += 1;
+        let round = Box::new(request.clone());
         let id = self.swarm.behaviour_mut().sync.send_request(&peer, request);
-        self.outstanding.insert(id, (peer, Outstanding::Reconcile));
+        self.outstanding
+            .insert(id, (peer, Outstanding::Reconcile(round)));
     }
 
     /// Sends the round held for `peer`, if its fetch queue now has room.
@@ -75,25 +86,70 @@ impl SwarmTask {
         }
     }
 
-    /// Passes the peer's answer (or `None`: refused, failed, the wrong kind) to the reconciler.
-    pub(super) fn on_reconcile_answer(&mut self, peer: PeerId, response: Option<SyncResponse>) {
-        let size = response.as_ref().map_or(0, encoded_len);
+    /// Passes the peer's answer to `round` to the reconciler; holds the round to send again if
+    /// the peer refused it as busy (see [`MAX_BUSY_ROUNDS`]); ends the session on any other
+    /// refusal or the wrong kind of response.
+    pub(super) fn on_reconcile_answer(
+        &mut self,
+        peer: PeerId,
+        response: SyncResponse,
+        round: SyncRequest,
+    ) {
+        let size = encoded_len(&response);
         let answers = match response {
-            Some(SyncResponse::Reconciled { answers }) => {
+            SyncResponse::Reconciled { answers } => {
                 self.reconcile_cost.messages += 1;
                 self.reconcile_cost.bytes += size;
-                Some(answers)
+                if let Some(sync) = self.peers.get_mut(&peer) {
+                    sync.busy_rounds = 0;
+                }
+                answers
             }
-            Some(SyncResponse::Refused { reason }) => {
+            SyncResponse::Refused { reason } if reason.starts_with("busy:") => {
+                return self.hold_busy_round(peer, round, &reason);
+            }
+            SyncResponse::Refused { reason } => {
                 debug!(%peer, %reason, "peer refused a reconciliation round");
-                None
+                return self.end_reconcile(peer);
             }
-            Some(_) => {
+            _ => {
                 warn!(%peer, "peer answered a reconciliation round with the wrong response type");
-                None
+                return self.end_reconcile(peer);
             }
-            None => None,
         };
+        self.pass_answers(peer, Some(answers));
+    }
+
+    /// Ends the peer's session (its round failed or was refused for good): the next
+    /// anti-entropy tick starts a new one.
+    pub(super) fn end_reconcile(&mut self, peer: PeerId) {
+        self.pass_answers(peer, None);
+    }
+
+    /// Holds a round the peer refused as busy until one of this node's requests to the peer
+    /// completes or the next anti-entropy tick, unless the peer has refused
+    /// [`MAX_BUSY_ROUNDS`] in a row, which ends the session.
+    fn hold_busy_round(&mut self, peer: PeerId, round: SyncRequest, reason: &str) {
+        let Some(sync) = self.peers.get_mut(&peer) else {
+            return self.end_reconcile(peer);
+        };
+        sync.busy_rounds += 1;
+        if sync.busy_rounds > MAX_BUSY_ROUNDS {
+            sync.busy_rounds = 0;
+            debug!(%peer, %reason, "peer refused too many rounds in a row as busy; session ends");
+            return self.end_reconcile(peer);
+        }
+        debug!(%peer, %reason, "peer busy; the reconciliation round waits to go again");
+        // Held as a round deferred for a full fetch queue is: `finish_request` and the
+        // anti-entropy tick send it.
+        sync.deferred_reconcile = Some(round);
+    }
+
+    fn pass_answers(
+        &mut self,
+        peer: PeerId,
+        answers: Option<Vec<crate::net::reconcile::WireAnswer>>,
+    ) {
         if let Some(reconciler) = &self.reconciler {
             // Full: the session waits out its timeout and the next round starts again.
             let _ = reconciler.try_send(ReconcileEvent::Answers { peer, answers });

@@ -10,7 +10,8 @@
 use plexus_crypto::Hash256;
 use serde::Serialize;
 
-use super::{resource_matches, ClaimStanding, ConstraintRule, ConstraintView, View};
+use super::{resource_matches, ClaimStanding, ConstraintView, View};
+use crate::body::ConstraintRule;
 
 /// Most resources one timeline describes; the rest are left out and `truncated` says so.
 pub const MAX_TIMELINE_RESOURCES: usize = 200;

@@ -4,6 +4,7 @@
 use ciborium::Value as C;
 use plexus_crypto::{sha256, Keypair};
 use plexus_protocol::export::{ExportHeader, ExportTrailer, TRAILER_DOMAIN};
+use plexus_protocol::value::json_text_to_canonical;
 use plexus_protocol::{cbor, Draft, Entry};
 use serde_json::{json, Value};
 
@@ -321,6 +322,44 @@ pub fn generate_exports() -> Value {
         vec![
             finding("bad-encoding", None, at),
             finding("gap", Some((&a, 3)), a3_offset),
+        ],
+    );
+
+    // An entry at the last possible seq, then damaged entries of its feed: no seq is
+    // `last + 1` once `last` is 2^64 - 1, and a verifier that computed `last + 1` overflowed
+    // (found while fuzzing the export verifier; docs/PROTOCOL.md §6.2).
+    let at_last_seq = Entry::sign(
+        &a,
+        Draft {
+            namespace: NAMESPACE.into(),
+            seq: u64::MAX,
+            prev: Some(feed_a[0].id()),
+            timestamp_ms: BASE_TIME_MS,
+            kind: "x-note".into(),
+            body: json_text_to_canonical(&json!({ "text": "a last" }).to_string())
+                .unwrap_or_else(|error| panic!("vector body must encode: {error}")),
+        },
+    )
+    .unwrap_or_else(|error| panic!("vector entry must sign: {error}"))
+    .encode();
+    let mut last_seq = ExportFile::with_header(&exporter, 5);
+    last_seq.push(&a1);
+    let gap_at = last_seq.push(&at_last_seq);
+    let damaged_last_at = last_seq.push(&splice(&at_last_seq, &[0x8a, 0x01], &[0x8a, 0x18, 0x01]));
+    let damaged_two_at = last_seq.push(&splice(&a2, &[0x8a, 0x01], &[0x8a, 0x18, 0x01]));
+    let two_at = last_seq.push(&a2);
+    last_seq.sign(&exporter, 5);
+    case(
+        "entry at the last possible seq, then damaged entries of its feed",
+        "seq 2^64 - 1 follows seq 1 (a gap); damaged copies of it and of seq 2 are located but \
+         take no position (no seq is last + 1, nothing wraps to 0); seq 2 then comes out of order",
+        &last_seq,
+        None,
+        vec![
+            finding("gap", Some((&a, u64::MAX)), gap_at),
+            finding("bad-encoding", Some((&a, u64::MAX)), damaged_last_at),
+            finding("bad-encoding", Some((&a, 2)), damaged_two_at),
+            finding("out-of-order", Some((&a, 2)), two_at),
         ],
     );
 
