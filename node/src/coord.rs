@@ -23,12 +23,12 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::store::{Log, StoreError};
+use crate::store::{parse_stored_body, Log, StoreError};
 use plexus_crypto::{AgentId, Hash256};
 use plexus_protocol::coord::{
-    body_for_view, is_late, Arrival, Body, ClaimStanding, ClaimView, LeaseView, Reception, View,
+    is_late, Arrival, Body, ClaimStanding, ClaimView, LeaseView, Reception, View,
 };
-use plexus_protocol::Entry;
+use plexus_protocol::{Entry, Kind};
 use serde::Serialize;
 
 mod ring;
@@ -145,14 +145,14 @@ impl Coordinator {
                 let item = item?;
                 state.next_arrival = item.arrival + 1;
                 count += 1;
-                if let Some(reception) = item.reception {
-                    self.mark_if_late(&mut state, log, &item.entry, reception);
-                }
                 // The body as the write path parsed it; parsed here only when the log no
                 // longer holds it (a record written before this process, or evicted).
                 let body = log
                     .take_parsed_body(item.arrival)
-                    .or_else(|| body_for_view(&item.entry));
+                    .or_else(|| parse_stored_body(&item.entry, Kind::is_coordination));
+                if let Some(reception) = item.reception {
+                    self.mark_if_late(&mut state, log, &item.entry, body.as_ref(), reception);
+                }
                 self.apply(&mut state, &item.entry, body, now_ms, &mut touched);
             }
             applied += count as u64;
@@ -165,7 +165,14 @@ impl Coordinator {
 
     /// Marks a claim this node received late in the view, before it is applied, so the
     /// events it causes already carry the mark.
-    fn mark_if_late(&self, state: &mut State, log: &Log, entry: &Entry, reception: Reception) {
+    fn mark_if_late(
+        &self,
+        state: &mut State,
+        log: &Log,
+        entry: &Entry,
+        body: Option<&Body>,
+        reception: Reception,
+    ) {
         let header = entry.header();
         let is_claim = plexus_protocol::Kind::parse(&header.kind).is_ok_and(|kind| kind.is_claim());
         if reception.arrival != Arrival::History || !is_claim {
@@ -175,7 +182,7 @@ impl Coordinator {
         let (window_ms, _) = log.clock_skew_for(entry, self.clock_skew_ms);
         if is_late(&header.kind, header.timestamp_ms, reception, window_ms) {
             state.view.mark_late(&header.namespace, entry.id());
-            if let Some(claim_id) = late_claim_shown(&state.view, entry) {
+            if let Some(claim_id) = late_claim_shown(&state.view, entry, body) {
                 let after = reception.received_ms.saturating_sub(header.timestamp_ms);
                 let slot = state.late_after_ms.entry(claim_id).or_default();
                 *slot = (*slot).max(after);
@@ -419,19 +426,20 @@ impl Coordinator {
     }
 }
 
-/// The claim a late entry shows on: an `intent` itself; the claim a renewal or release names
-/// when that claim is its author's (others' renewals and releases do not touch a claim, §9.2).
-fn late_claim_shown(view: &View, entry: &Entry) -> Option<Hash256> {
+/// The claim a late entry shows on: an `intent` itself; the claim a renewal or release (whose
+/// parsed body is `body`) names when that claim is its author's (others' renewals and
+/// releases do not touch a claim, §9.2).
+fn late_claim_shown(view: &View, entry: &Entry, body: Option<&Body>) -> Option<Hash256> {
     let header = entry.header();
     if header.kind == "intent" {
         return Some(entry.id());
     }
-    let named = match plexus_protocol::coord::Body::parse(&header.kind, entry.body()?).ok()? {
-        plexus_protocol::coord::Body::IntentRenew(renew) => renew.claim,
-        plexus_protocol::coord::Body::IntentRelease(release) => release.claim,
+    let named = match body? {
+        Body::IntentRenew(renew) => &renew.claim,
+        Body::IntentRelease(release) => &release.claim,
         _ => return None,
     };
-    let claim_id = plexus_protocol::coord::parse_entry_id(&named)?;
+    let claim_id = plexus_protocol::coord::parse_entry_id(named)?;
     let claim = view.claim(&header.namespace, &claim_id, u64::MAX)?;
     (claim.author == header.author.to_string()).then_some(claim_id)
 }

@@ -183,6 +183,8 @@ impl Body {
     /// The mapping from kind to body type: `name` is the kind's name as written, for errors
     /// (an application kind's own name, not `x-*`).
     fn from_json_of(kind: Kind, name: &str, json: serde_json::Value) -> Result<Body, BodyError> {
+        #[cfg(test)]
+        parse_count::PARSES.with(|count| count.set(count.get() + 1));
         let body = match kind {
             Kind::Capability => Body::Capability(typed(name, json)?),
             Kind::CapabilityRevoke => Body::CapabilityRevoke(typed(name, json)?),
@@ -218,6 +220,22 @@ impl Body {
             Body::Policy(policy) => policy.validate(&check),
             Body::Application(_) => Ok(()),
         }
+    }
+}
+
+/// Bodies parsed (from bytes or JSON) on the current thread, for the tests that count the
+/// parses an entry takes on its way in; compiled in the protocol crate's tests only.
+#[cfg(test)]
+pub(crate) mod parse_count {
+    use std::cell::Cell;
+
+    thread_local! {
+        pub(crate) static PARSES: Cell<u64> = const { Cell::new(0) };
+    }
+
+    /// Bodies parsed on this thread so far.
+    pub(crate) fn on_this_thread() -> u64 {
+        PARSES.with(Cell::get)
     }
 }
 

@@ -136,8 +136,5 @@ impl Governor {
 /// others, whose bodies no rule reads, so they are not parsed at all. Entries on their way in
 /// bring the body admission parsed instead.
 pub fn body_read_by_policy(entry: &Entry) -> Option<Body> {
-    if !entry.kind().is_ok_and(Kind::is_read_by_policy) {
-        return None;
-    }
-    Body::parse(&entry.header().kind, entry.body()?).ok()
+    super::parsed::parse_stored_body(entry, Kind::is_read_by_policy)
 }

@@ -15,7 +15,8 @@
 
 use std::collections::VecDeque;
 
-use plexus_protocol::coord::Body;
+use plexus_protocol::coord::{Body, BodyError};
+use plexus_protocol::{Entry, Kind};
 
 /// Most bodies held: a view that keeps up takes each within one write of the next, so this
 /// only has to cover a view that falls behind for a moment under a burst of writes (about
@@ -73,6 +74,43 @@ impl ParsedBodies {
         if let Some(dropped) = self.bodies.pop_front() {
             self.bytes -= dropped.len;
         }
+    }
+}
+
+/// Parses the body bytes of an entry of the kind named `kind`. Every parse of a body in the
+/// node's write path and view (an own append, an entry leaving `pending`, the fallback for a
+/// body no longer handed over, a stored entry read for the policy) goes through here, so the
+/// tests can count them; admission's, in the protocol crate, is the only other.
+pub(crate) fn parse_body(kind: &str, bytes: &[u8]) -> Result<Body, BodyError> {
+    #[cfg(test)]
+    parse_count::PARSES.with(|count| count.set(count.get() + 1));
+    Body::parse(kind, bytes)
+}
+
+/// The parsed body of an entry read back from the log or `pending`, when its kind is one
+/// `wanted` (say [`Kind::is_coordination`] for the view, [`Kind::is_read_by_policy`] for the
+/// policy); `None` for other kinds (not parsed at all), a pruned body, or one that does not
+/// parse (never stored: admission refuses it).
+pub fn parse_stored_body(entry: &Entry, wanted: fn(Kind) -> bool) -> Option<Body> {
+    if !entry.kind().is_ok_and(wanted) {
+        return None;
+    }
+    parse_body(&entry.header().kind, entry.body()?).ok()
+}
+
+/// Bodies [`parse_body`] parsed on the current thread, for the tests that count the parses
+/// an entry takes on its way in; compiled in tests only.
+#[cfg(test)]
+pub(crate) mod parse_count {
+    use std::cell::Cell;
+
+    thread_local! {
+        pub(super) static PARSES: Cell<u64> = const { Cell::new(0) };
+    }
+
+    /// Bodies parsed on this thread so far.
+    pub(crate) fn on_this_thread() -> u64 {
+        PARSES.with(Cell::get)
     }
 }
 

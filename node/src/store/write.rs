@@ -30,7 +30,7 @@ use std::sync::MutexGuard;
 
 use plexus_crypto::{Hash256, Keypair};
 use plexus_protocol::admit::{admit, admit_entries, Admitted, Route};
-use plexus_protocol::coord::{Arrival, Body, Reception};
+use plexus_protocol::coord::{Arrival, Body, BodyError, Reception};
 use plexus_protocol::feed::{
     completes, decide, keep_fork_proof, refusal_of_successor, BatchState, Decision, FeedLookup,
 };
@@ -39,6 +39,7 @@ use plexus_protocol::{Draft, Entry, FeedHead, FeedKey, ForkProof, Kind};
 use rocksdb::WriteBatch;
 
 use super::governance::{Governor, Scope};
+use super::parsed::parse_body;
 use super::{
     entry_key, keys, Counters, IngestOutcome, Log, RejectReason, StoreError, CF_ENTRIES, CF_FORKS,
     CF_HEADS, CF_IDS, CF_JOURNAL, CF_PENDING, MAX_FORK_PROOFS, OWN_AGENT_SOURCE,
@@ -253,7 +254,45 @@ impl Log {
         timestamp_ms: u64,
     ) -> Result<Entry, StoreError> {
         // The one parse of the body: the policy and the view take this one.
-        let mut parsed = Some(Body::parse(kind, &body)?);
+        let parsed = parse_body(kind, &body)?;
+        self.append_own_parsed(keypair, namespace, kind, body, parsed, timestamp_ms)
+    }
+
+    /// [`Log::append_own`] for a body built and checked already (from an agent's JSON, by
+    /// `Body::from_json`): encoded here and never parsed; `kind` names its kind (an `x-` kind
+    /// for an application body).
+    pub fn append_own_body(
+        &self,
+        keypair: &Keypair,
+        namespace: &str,
+        kind: &str,
+        body: Body,
+        timestamp_ms: u64,
+    ) -> Result<Entry, StoreError> {
+        let named = Kind::parse(kind).map_err(BodyError::from)?;
+        if named != body.kind() {
+            return Err(BodyError::Shape {
+                kind: kind.to_owned(),
+                problem: format!("the body given is a {} body", body.kind()),
+            }
+            .into());
+        }
+        let bytes = body.encode()?;
+        self.append_own_parsed(keypair, namespace, kind, bytes, body, timestamp_ms)
+    }
+
+    /// Signs and stores the next entry of `keypair`'s feed in `namespace`: a body of `kind`,
+    /// its canonical bytes `body`, and those bytes parsed.
+    fn append_own_parsed(
+        &self,
+        keypair: &Keypair,
+        namespace: &str,
+        kind: &str,
+        body: Vec<u8>,
+        parsed: Body,
+        timestamp_ms: u64,
+    ) -> Result<Entry, StoreError> {
+        let mut parsed = Some(parsed);
         let mut write = self.begin()?;
         let feed = FeedKey {
             namespace: namespace.to_owned(),
@@ -662,10 +701,7 @@ fn hand_to_view(write: &mut Write<'_>, arrival: u64, entry: &Entry, body: Option
 /// its release needs: the policy and the view. An application body, which neither reads, is
 /// not parsed.
 fn body_of_waiting(entry: &Entry) -> Option<Body> {
-    if entry.kind() == Ok(Kind::Application) {
-        return None;
-    }
-    Body::of_entry(entry).ok().flatten()
+    super::parsed::parse_stored_body(entry, |kind| kind != Kind::Application)
 }
 
 mod held;

@@ -88,6 +88,30 @@ fn an_admitted_entry_carries_its_body_parsed_for_its_kind() {
 }
 
 #[test]
+fn an_admitted_entry_is_filed_in_the_view_with_its_one_parse() {
+    use crate::body::parse_count;
+    use crate::coord::View;
+
+    let claim = r#"{"resource": "printer", "action": "print", "leaseMs": 60000}"#;
+    let entry = signed(&Keypair::from_seed(&[6; 32]), 1, "intent", claim);
+    let bytes = entry.encode();
+    let claim_topic = Route::Gossip {
+        namespace: "ns",
+        suffix: "intent",
+    };
+    let before = parse_count::on_this_thread();
+    let (entry, body) = admit(&bytes, claim_topic).unwrap().into_parts();
+    let mut view = View::new();
+    let filed = view.apply(&entry, body.unwrap()).unwrap();
+    assert_eq!(filed.resource.as_deref(), Some("printer"));
+    assert_eq!(
+        parse_count::on_this_thread() - before,
+        1,
+        "admission parses the body; the view files that parse"
+    );
+}
+
+#[test]
 fn each_check_refuses_with_its_reason() {
     let keypair = Keypair::from_seed(&[2; 32]);
     let entry = note(&keypair, 3);
