@@ -173,6 +173,8 @@ pub struct NetworkFile {
     pub quarantine_forkers: Option<bool>,
     /// Milliseconds a live claim's timestamp may differ from this node's clock.
     pub clock_skew_ms: Option<u64>,
+    /// Hours of history the coordination view answers for.
+    pub view_history_hours: Option<u64>,
     /// Gossip messages per second accepted from one peer.
     pub ingress_peer_rate: Option<u32>,
     /// Gossip entries per second accepted from one author.
@@ -454,38 +456,15 @@ fn write_token(data_dir: &Path, path: &Path, replace: bool) -> Result<String, Co
     let bytes: [u8; 32] = rand::random();
     let token: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
     std::fs::create_dir_all(data_dir).map_err(io_error)?;
-    let temporary = data_dir.join(format!(
-        "{TOKEN_FILE}.{}.{:016x}.partial",
-        std::process::id(),
-        rand::random::<u64>()
-    ));
-    let written = (|| {
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&temporary)?;
-        file.write_all(format!("{token}\n").as_bytes())?;
-        file.sync_all()?;
-        if replace {
-            std::fs::rename(&temporary, path)
-        } else {
-            std::fs::hard_link(&temporary, path)
-        }
-    })();
-    let _ = std::fs::remove_file(&temporary);
-    match written {
-        Ok(()) => {}
+    let contents = format!("{token}\n");
+    match write_whole_file(path, contents.as_bytes(), replace) {
+        Ok(()) => Ok(token),
         // Another process made the token first: use theirs.
         Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
-            return load_or_create_token(data_dir);
+            load_or_create_token(data_dir)
         }
-        Err(error) => return Err(io_error(error)),
+        Err(error) => Err(io_error(error)),
     }
-    std::fs::File::open(data_dir)
-        .and_then(|directory| directory.sync_all())
-        .map_err(io_error)?;
-    Ok(token)
 }
 
 /// Loads the identity key, refusing a file that group or others can read.
@@ -558,10 +537,48 @@ fn check_recorded_agent(
             }
         }
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::write(&record, format!("{agent}\n")).map_err(io_error)
+            match write_whole_file(&record, format!("{agent}\n").as_bytes(), false) {
+                Ok(()) => Ok(()),
+                // Another process loading the same key recorded it first: check theirs.
+                Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+                    check_recorded_agent(data_dir, key_path, agent)
+                }
+                Err(source) => Err(io_error(source)),
+            }
         }
         Err(source) => Err(io_error(source)),
     }
+}
+
+/// Puts `contents` at `path` whole or not at all (mode 0600): written to a temporary file in the
+/// same directory and synced, then renamed over `path` (`replace`) or hard-linked to it, which
+/// fails with `AlreadyExists` if another process made `path` first. A reader never sees a
+/// created but unwritten file, and a crash leaves at most a `.partial` file beside it.
+fn write_whole_file(path: &Path, contents: &[u8], replace: bool) -> std::io::Result<()> {
+    let directory = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let temporary = directory.join(format!(
+        "{name}.{}.{:016x}.partial",
+        std::process::id(),
+        rand::random::<u64>()
+    ));
+    let written = (|| {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&temporary)?;
+        file.write_all(contents)?;
+        file.sync_all()?;
+        if replace {
+            std::fs::rename(&temporary, path)
+        } else {
+            std::fs::hard_link(&temporary, path)
+        }
+    })();
+    let _ = std::fs::remove_file(&temporary);
+    written?;
+    std::fs::File::open(directory)?.sync_all()
 }
 
 fn home() -> Result<PathBuf, ConfigError> {
@@ -680,6 +697,34 @@ mod tests {
             err.contains(&keypair.agent_id().to_string()) && err.contains("restore the original"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn processes_loading_a_fresh_key_at_once_all_see_its_agent_recorded() {
+        // Offline writers started together on a fresh data directory each load the key, and
+        // the first records the agent id: none may read a half-written record (an empty id).
+        for _ in 0..100 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join(KEY_FILE);
+            let keypair = Keypair::generate();
+            create_key_file(&path, &keypair).unwrap();
+            let start = std::sync::Barrier::new(8);
+            std::thread::scope(|scope| {
+                let loads: Vec<_> = (0..8)
+                    .map(|_| {
+                        scope.spawn(|| {
+                            start.wait();
+                            load_key_file(&path).map(|loaded| loaded.agent_id())
+                        })
+                    })
+                    .collect();
+                for load in loads {
+                    assert_eq!(load.join().unwrap().unwrap(), keypair.agent_id());
+                }
+            });
+            let recorded = std::fs::read_to_string(dir.path().join(AGENT_ID_FILE)).unwrap();
+            assert_eq!(recorded, format!("{}\n", keypair.agent_id()));
+        }
     }
 
     #[test]

@@ -23,16 +23,18 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::store::{parse_stored_body, Log, StoreError};
+use crate::store::{parse_stored_body, JournalEntry, Log, StoreError};
 use plexus_crypto::{AgentId, Hash256};
 use plexus_protocol::coord::{
-    is_late, Arrival, Body, ClaimStanding, ClaimView, LeaseView, Reception, View,
+    is_late, view::Touched, Arrival, Body, ClaimStanding, ClaimView, LeaseView, Reception, View,
 };
 use plexus_protocol::{Entry, Kind};
 use serde::Serialize;
 
+mod history;
 mod ring;
 
+pub use history::{DEFAULT_VIEW_HISTORY_MS, MIN_VIEW_HISTORY_MS};
 pub use ring::{EventReceiver, EVENT_BUFFER_BYTES};
 
 /// Journal entries applied per lock hold, so queries are not starved during a long catch-up.
@@ -65,6 +67,8 @@ pub struct Coordinator {
     /// The node's clock-skew window outside governed namespaces, which decides whether a
     /// claim received as history is late (`docs/PROTOCOL.md` §9.4).
     clock_skew_ms: u64,
+    /// How far back the view's answers stay exact ([`history`]).
+    history_ms: u64,
     state: Mutex<State>,
     events: Arc<ring::EventRing>,
 }
@@ -82,6 +86,7 @@ struct State {
     /// or its author's renewal or release) arrived, the largest if several. One per late
     /// claim, so it grows no faster than the view.
     late_after_ms: HashMap<Hash256, u64>,
+    upkeep: history::Upkeep,
 }
 
 /// Read access to the view while the lock is held.
@@ -110,6 +115,7 @@ impl Coordinator {
         Coordinator {
             agent,
             clock_skew_ms: plexus_protocol::coord::DEFAULT_CLOCK_SKEW_MS,
+            history_ms: DEFAULT_VIEW_HISTORY_MS,
             state: Mutex::new(State::default()),
             events,
         }
@@ -119,6 +125,13 @@ impl Coordinator {
     /// [`plexus_protocol::coord::DEFAULT_CLOCK_SKEW_MS`]).
     pub fn with_clock_skew_ms(mut self, clock_skew_ms: u64) -> Coordinator {
         self.clock_skew_ms = clock_skew_ms;
+        self
+    }
+
+    /// The same coordinator keeping `history_ms` of history in its view (the default is
+    /// [`DEFAULT_VIEW_HISTORY_MS`]; at least [`MIN_VIEW_HISTORY_MS`] is kept whatever asked).
+    pub fn with_history_ms(mut self, history_ms: u64) -> Coordinator {
+        self.history_ms = history_ms.max(MIN_VIEW_HISTORY_MS);
         self
     }
 
@@ -145,15 +158,8 @@ impl Coordinator {
                 let item = item?;
                 state.next_arrival = item.arrival + 1;
                 count += 1;
-                // The body as the write path parsed it; parsed here only when the log no
-                // longer holds it (a record written before this process, or evicted).
-                let body = log
-                    .take_parsed_body(item.arrival)
-                    .or_else(|| parse_stored_body(&item.entry, Kind::is_coordination));
-                if let Some(reception) = item.reception {
-                    self.mark_if_late(&mut state, log, &item.entry, body.as_ref(), reception);
-                }
-                self.apply(&mut state, &item.entry, body, now_ms, &mut touched);
+                let applied = self.file_record(&mut state, log, &item);
+                self.after_apply(&mut state, &item.entry, applied, now_ms, &mut touched);
             }
             applied += count as u64;
             self.reevaluate(&mut state, touched, now_ms);
@@ -161,6 +167,21 @@ impl Coordinator {
                 return Ok(applied);
             }
         }
+    }
+
+    /// Files one journal record in `state`'s view, the one way both [`Coordinator::sync`] and
+    /// a rebuild do: marks a claim received late, then applies the entry with its body. The
+    /// body is the one the write path parsed when the log still holds it
+    /// ([`Log::take_parsed_body`]); otherwise (a record written before this process, one the
+    /// hand-off dropped, or one a rebuild folds again) it is parsed from the stored entry.
+    fn file_record(&self, state: &mut State, log: &Log, item: &JournalEntry) -> Option<Touched> {
+        let body = log
+            .take_parsed_body(item.arrival)
+            .or_else(|| parse_stored_body(&item.entry, Kind::is_coordination));
+        if let Some(reception) = item.reception {
+            self.mark_if_late(state, log, &item.entry, body.as_ref(), reception);
+        }
+        body.and_then(|body| state.view.apply(&item.entry, body))
     }
 
     /// Marks a claim this node received late in the view, before it is applied, so the
@@ -226,16 +247,17 @@ impl Coordinator {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn apply(
+    /// Emits the events of an entry the view has just filed (`applied`: what it touched, if it
+    /// interpreted the entry) and notes the leases to re-evaluate.
+    fn after_apply(
         &self,
         state: &mut State,
         entry: &Entry,
-        body: Option<Body>,
+        applied: Option<Touched>,
         now_ms: u64,
         touched: &mut BTreeSet<(String, String)>,
     ) {
         let header = entry.header();
-        let applied = body.and_then(|body| state.view.apply(entry, body));
         let resource = applied.as_ref().and_then(|a| a.resource.clone());
         let task_id = applied.as_ref().and_then(|a| a.task_id.clone());
         if self.events.receiver_count() == 0 {

@@ -173,6 +173,7 @@ async fn start_in(dir: tempfile::TempDir, mut net: NetConfig, spec: NodeSpec) ->
             clock_skew_ms: spec
                 .clock_skew_ms
                 .unwrap_or(plexus_protocol::coord::DEFAULT_CLOCK_SKEW_MS),
+            view_history_ms: plexus_node::coord::DEFAULT_VIEW_HISTORY_MS,
             ingress: spec.ingress.unwrap_or_default(),
         },
     )

@@ -285,3 +285,52 @@ async fn bad_time_queries_are_refused_with_a_reason() {
     }
     shutdown(nodes).await;
 }
+
+/// The view keeps the last `--view-history-hours` (24 by default): a moment before that is
+/// refused, saying where to ask instead, rather than answered from a view that forgot it; a
+/// timeline reaching back past it starts where the history does, and says it was cut.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moments_before_the_kept_history_are_refused_with_where_to_ask() {
+    const HOUR: u64 = 3_600_000;
+    let mut nodes = spawn(1).await;
+    let client = nodes[0].api().await;
+    let started = now_ms();
+    for route in ["/v1/leases", "/v1/agents"] {
+        let too_old = format!("{route}?at={}", started - 25 * HOUR);
+        let (status, code, field, message) = match client.get(&too_old).await.unwrap_err() {
+            ClientError::Status {
+                status,
+                code,
+                field,
+                message,
+            } => (status, code, field, message),
+            other => panic!("{too_old}: {other}"),
+        };
+        assert_eq!(
+            (status, code.as_str()),
+            (410, "before_history"),
+            "{too_old}: {message}"
+        );
+        assert_eq!(field.as_deref(), Some("at"));
+        assert!(message.contains("plexus audit replay"), "{message}");
+        let recent = format!("{route}?at={}", started - 23 * HOUR);
+        client
+            .get(&recent)
+            .await
+            .unwrap_or_else(|error| panic!("{recent}: {error}"));
+    }
+    let timeline = client
+        .get(&format!(
+            "/v1/timeline?from={}&to={started}",
+            started - 30 * HOUR
+        ))
+        .await
+        .unwrap();
+    let from = timeline["from_ms"].as_u64().unwrap();
+    assert!(
+        from > started - 25 * HOUR && from < started - 23 * HOUR,
+        "the history kept starts a day back: {timeline}"
+    );
+    assert_eq!(timeline["truncated"], true);
+    shutdown(nodes).await;
+}

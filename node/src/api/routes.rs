@@ -19,6 +19,7 @@ use serde_json::{json, Value};
 
 use super::{ApiError, ApiState, OPENAPI};
 use crate::clock::now_ms;
+use crate::coord::ViewGuard;
 
 /// Most items one list request returns.
 const MAX_PAGE: usize = 1000;
@@ -229,7 +230,10 @@ pub(super) async fn agents(
         text: query.q,
     };
     let at = query.at.unwrap_or_else(now_ms);
-    let cards = state.node.coord().view().cards(&namespace, &filter, at);
+    let view = state.node.coord().view();
+    within_history(&view, at)?;
+    let cards = view.cards(&namespace, &filter, at);
+    drop(view);
     Ok(Json(json!({ "namespace": namespace, "at_ms": at, "agents": cards })).into_response())
 }
 
@@ -256,7 +260,7 @@ pub(super) async fn get_claim(
     let view = state.node.coord().view();
     let claim = view
         .claim(&namespace, &id, now_ms())
-        .ok_or_else(|| no_claim(&claim_id, &namespace))?;
+        .ok_or_else(|| no_claim(&claim_id, &namespace, view.kept_from_ms()))?;
     let mut claim = serde_json::to_value(&claim).unwrap_or_default();
     super::late::annotate(&mut claim, &view);
     Ok(Json(claim).into_response())
@@ -324,6 +328,7 @@ pub(super) async fn leases(
     };
     let now = query.at.unwrap_or_else(now_ms);
     let view = state.node.coord().view();
+    within_history(&view, now)?;
     let mut leases = match &query.resource {
         Some(resource) => vec![view.lease(&namespace, resource, now)],
         None => view.leases(&namespace, now),
@@ -720,12 +725,37 @@ fn refuse_if_released(
     Ok(())
 }
 
-fn no_claim(claim_id: &str, namespace: &str) -> ApiError {
+fn no_claim(claim_id: &str, namespace: &str, kept_from_ms: u64) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         "not_found",
-        format!("no claim {claim_id} in namespace {namespace}"),
+        format!(
+            "no claim {claim_id} in namespace {namespace}: it has not reached this node, or it \
+             ended before {kept_from_ms} (Unix ms), the start of the history the node's view \
+             keeps (--view-history-hours); the log keeps every claim: `plexus audit export`, \
+             then `plexus audit replay EXPORT --at TIME`"
+        ),
     )
+}
+
+/// Refuses a moment before the history the view keeps: the view forgot what ended before it,
+/// so its answer would be wrong, not merely old.
+fn within_history(view: &ViewGuard<'_>, at_ms: u64) -> Result<(), ApiError> {
+    let kept_from = view.kept_from_ms();
+    if at_ms >= kept_from {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::GONE,
+        "before_history",
+        format!(
+            "at={at_ms} is before {kept_from} (Unix ms), the start of the history this node's \
+             view keeps (--view-history-hours, default 24): ask for a later moment, or for this \
+             one from the log, which keeps every entry: `plexus audit export`, then \
+             `plexus audit replay EXPORT --at {at_ms}ms`"
+        ),
+    )
+    .with_field("at"))
 }
 
 /// `Body::from_json(kind)` returns the variant of `kind`; this arm cannot be reached.

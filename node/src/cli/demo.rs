@@ -666,6 +666,7 @@ async fn start_agent(
             namespaces: vec![NAMESPACE.to_owned()],
             quarantine_forkers: true,
             clock_skew_ms: plexus_protocol::coord::DEFAULT_CLOCK_SKEW_MS,
+            view_history_ms: crate::coord::DEFAULT_VIEW_HISTORY_MS,
             ingress: crate::node::limits::IngressLimits::default(),
         },
     )

@@ -209,6 +209,7 @@ fn node_config(config: &Config, args: &RunArgs) -> anyhow::Result<NodeConfig> {
             .clock_skew_ms
             .or(file.clock_skew_ms)
             .unwrap_or(plexus_protocol::coord::DEFAULT_CLOCK_SKEW_MS),
+        view_history_ms: view_history_ms(args.view_history_hours.or(file.view_history_hours))?,
         ingress: ingress_limits(
             args.ingress_peer_rate.or(file.ingress_peer_rate),
             args.ingress_author_rate.or(file.ingress_author_rate),
@@ -270,6 +271,21 @@ fn degree(config: &Config, low: Option<u32>, high: Option<u32>) -> anyhow::Resul
             source(high, file.peers_high, "high")
         )
     })
+}
+
+/// `--view-history-hours` in milliseconds: the default when not given, at least an hour.
+fn view_history_ms(hours: Option<u64>) -> anyhow::Result<u64> {
+    let Some(hours) = hours else {
+        return Ok(crate::coord::DEFAULT_VIEW_HISTORY_MS);
+    };
+    let min_hours = crate::coord::MIN_VIEW_HISTORY_MS / 3_600_000;
+    if hours < min_hours {
+        bail!(
+            "--view-history-hours must be at least {min_hours}: the view must answer for well past \
+             the clock-skew window (asked: {hours})"
+        );
+    }
+    Ok(hours.saturating_mul(3_600_000))
 }
 
 fn ingress_limits(peer: Option<u32>, author: Option<u32>) -> anyhow::Result<IngressLimits> {

@@ -21,7 +21,7 @@ mod shared;
 mod start_tests;
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use plexus_crypto::{AgentId, Keypair};
@@ -56,6 +56,9 @@ pub struct NodeConfig {
     /// The clock-skew window for live claims (see `docs/PROTOCOL.md` §9.4); a governed
     /// namespace's policy may set its own.
     pub clock_skew_ms: u64,
+    /// How far back the coordination view answers (`?at=`): it forgets what ended before
+    /// (the log keeps everything). See [`crate::coord::DEFAULT_VIEW_HISTORY_MS`].
+    pub view_history_ms: u64,
     /// Per-peer and per-author gossip rates, and when to block a peer sending invalid data.
     pub ingress: limits::IngressLimits,
 }
@@ -240,18 +243,26 @@ impl Node {
             gossip_failures: AtomicU64::new(0),
         });
         let ingress = Arc::new(Mutex::new(limits::Ingress::new(config.ingress)));
-        let coord =
-            Arc::new(Coordinator::new(keypair.agent_id()).with_clock_skew_ms(config.clock_skew_ms));
+        let coord = Arc::new(
+            Coordinator::new(keypair.agent_id())
+                .with_clock_skew_ms(config.clock_skew_ms)
+                .with_history_ms(config.view_history_ms),
+        );
         // Fold the whole log into the view before anything starts: this reads every stored
         // entry once (checksums on), so a damaged log stops the start with the damaged file
         // named, instead of a node that runs with a view stuck before the damage.
         let (coord_for_load, log_for_load) = (Arc::clone(&coord), Arc::clone(&log));
-        tokio::task::spawn_blocking(move || coord_for_load.sync(&log_for_load, now_ms()))
-            .await
-            .map_err(|source| NodeError::Task {
-                task: "load the coordination view",
-                source,
-            })??;
+        tokio::task::spawn_blocking(move || {
+            let now = now_ms();
+            let loaded = coord_for_load.sync(&log_for_load, now)?;
+            coord_for_load.forget_expired(now);
+            Ok::<_, StoreError>(loaded)
+        })
+        .await
+        .map_err(|source| NodeError::Task {
+            task: "load the coordination view",
+            source,
+        })??;
         let (command_tx, command_rx) = mpsc::channel(net::COMMAND_QUEUE);
         let (event_tx, event_rx) = mpsc::channel(net::EVENT_QUEUE);
         let swarm = build_swarm(&keypair, &config.net)?;
@@ -722,23 +733,52 @@ impl Node {
 }
 
 /// Keeps the coordination view current: applies new journal entries whenever the log changes,
-/// and re-evaluates leases every [`LEASE_TICK`]. Stops, between updates, when `stop` fires or
-/// its sender or the node's change sender is dropped.
+/// re-evaluates leases every [`LEASE_TICK`], has the view forget what fell behind its horizon,
+/// and rebuilds it (on a blocking thread, one at a time) when an entry needs what it forgot.
+/// Stops, between updates, when `stop` fires or its sender or the node's change sender is
+/// dropped; a rebuild under way then stops at its next check.
 async fn drive_coordinator(
     coord: Arc<Coordinator>,
     log: Arc<Log>,
     mut changes: watch::Receiver<u64>,
     mut stop: tokio::sync::oneshot::Receiver<()>,
 ) {
+    /// Sets the flag when dropped, however the loop ends.
+    struct StopOnDrop(Arc<AtomicBool>);
+    impl Drop for StopOnDrop {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
+    let stopping = StopOnDrop(Arc::new(AtomicBool::new(false)));
+    let mut rebuilding: Option<tokio::task::JoinHandle<()>> = None;
     let mut tick = tokio::time::interval(LEASE_TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         // The view follows the log's journal, and nothing else.
         let (coord_for_sync, log_for_sync) = (Arc::clone(&coord), Arc::clone(&log));
-        let synced =
-            tokio::task::spawn_blocking(move || coord_for_sync.sync(&log_for_sync, now_ms())).await;
+        let synced = tokio::task::spawn_blocking(move || {
+            let now = now_ms();
+            let synced = coord_for_sync.sync(&log_for_sync, now);
+            coord_for_sync.forget_expired(now);
+            synced
+        })
+        .await;
         if let Ok(Err(error)) = synced {
             tracing::warn!(%error, "cannot update the coordination view from the log");
+        }
+        let now = now_ms();
+        if rebuilding.as_ref().is_none_or(|task| task.is_finished()) && coord.rebuild_due(now) {
+            let (coord, log, stop) = (
+                Arc::clone(&coord),
+                Arc::clone(&log),
+                Arc::clone(&stopping.0),
+            );
+            rebuilding = Some(tokio::task::spawn_blocking(move || {
+                if let Err(error) = coord.rebuild(&log, now, &stop) {
+                    tracing::warn!(%error, "cannot rebuild the coordination view from the log");
+                }
+            }));
         }
         tokio::select! {
             _ = &mut stop => return,

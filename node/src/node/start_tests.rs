@@ -19,6 +19,7 @@ fn config_listening_on(listen: Vec<Multiaddr>) -> NodeConfig {
         namespaces: Vec::new(),
         quarantine_forkers: true,
         clock_skew_ms: plexus_protocol::coord::DEFAULT_CLOCK_SKEW_MS,
+        view_history_ms: crate::coord::DEFAULT_VIEW_HISTORY_MS,
         ingress: IngressLimits::default(),
     }
 }

@@ -40,8 +40,8 @@ pub use crate::body::{
 };
 pub use late::{is_late, Arrival, Reception};
 pub use view::{
-    CardView, ClaimStanding, ClaimView, ConstraintView, LeaseView, PatternView, Snapshot,
-    TaskHistoryItem, TaskView, View,
+    CardView, ClaimStanding, ClaimView, ConstraintView, Forgotten, Held, LeaseView, PatternView,
+    Snapshot, TaskHistoryItem, TaskView, View,
 };
 
 /// Default clock-skew window: a claim whose timestamp is further than this from the receiving

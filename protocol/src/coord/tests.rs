@@ -602,3 +602,68 @@ fn bodies_round_trip_through_their_canonical_form() {
         assert_eq!(crate::value::canonical_to_json(&bytes).unwrap(), json);
     }
 }
+
+/// A week of claims (each released), card updates and hourly constraints, forgotten hourly
+/// with a day's horizon as a node does: the view holds about a day of history, not the week,
+/// and answers now, and over the last day, as a view that kept everything.
+#[test]
+fn forgetting_hourly_keeps_a_day_of_history_not_a_week() {
+    const MINUTE: u64 = 60_000;
+    const DAY: u64 = 24 * 60 * MINUTE;
+    const EVERY: u64 = 5 * MINUTE;
+    let mut agents = Agents::new(3);
+    let (mut full, mut kept) = (View::new(), View::new());
+    let start = 1_767_225_600_000;
+    let mut now = start;
+    for step in 0..7 * DAY / EVERY {
+        now = start + step * EVERY;
+        let agent = usize::try_from(step % 3).unwrap();
+        let held = claim(
+            &mut agents,
+            agent,
+            &format!("r{}", step % 10),
+            now,
+            10 * MINUTE,
+        );
+        let release = json!({"claim": held.id().to_string()});
+        let mut entries = vec![
+            held,
+            agents.publish(agent, "intent.release", now + MINUTE, release),
+            agents.publish(
+                agent,
+                "capability",
+                now,
+                json!({"name": format!("a{step}"), "ttlMs": DAY}),
+            ),
+        ];
+        if step % 12 == 0 {
+            let rule = json!({"type": "maxHolders", "limit": 1});
+            let body = json!({"resource": "r*", "rule": rule, "ttlMs": 30 * MINUTE});
+            entries.push(agents.publish(agent, "constraint", now, body));
+            kept.forget_before(now - DAY);
+        }
+        for entry in &entries {
+            file(&mut full, entry);
+            file(&mut kept, entry);
+        }
+    }
+    assert!(
+        !kept.needs_rebuild(),
+        "live entries never need what was forgotten"
+    );
+    assert_eq!(kept.snapshot(now), full.snapshot(now));
+    let last_day = (now - DAY + 60 * MINUTE, now);
+    assert_eq!(
+        kept.timeline(NS, last_day.0, last_day.1),
+        full.timeline(NS, last_day.0, last_day.1)
+    );
+    let (held, all) = (kept.held(), full.held());
+    // A day, the hour since the last forget, and a lease that ran past the horizon.
+    let a_day = usize::try_from((DAY + 70 * MINUTE) / EVERY).unwrap() + 1;
+    assert_eq!((all.claims, all.constraints), (7 * 288, 7 * 24));
+    assert!(held.claims <= a_day, "{held:?}");
+    assert!(held.claim_updates <= a_day, "{held:?}");
+    assert!(held.order_keys <= a_day, "{held:?}");
+    assert!(held.card_events <= a_day + 3, "{held:?}");
+    assert!(held.constraints <= 26, "{held:?}");
+}

@@ -35,6 +35,7 @@
 //! The rate limit reads one author's earlier claims on the resource from an index in lease
 //! order, and stops once it has counted the limit.
 
+mod forget;
 mod leases;
 mod registry;
 mod space;
@@ -48,6 +49,7 @@ use serde::Serialize;
 use crate::body::{parse_entry_id, Body, Capability, Constraint, Intent, Pattern, TaskUpdate};
 use crate::entry::Entry;
 
+pub use forget::{Forgotten, Held};
 use leases::order_key;
 pub use leases::{ClaimStanding, ClaimView, LeaseView};
 pub use registry::{CardQuery, CardView, ConstraintView, PatternView, TaskHistoryItem, TaskView};
@@ -61,6 +63,8 @@ type TaskKey = (u64, AgentId, u64, Hash256);
 pub struct View {
     spaces: BTreeMap<String, Space>,
     interpreted: u64,
+    /// What [`View::forget_before`] dropped, and whether a later entry needs it.
+    horizon: forget::Horizon,
 }
 
 /// What applying one entry touched, so a node can tell who is interested.
@@ -162,6 +166,13 @@ impl View {
         let header = entry.header();
         if entry.kind() != Ok(body.kind()) {
             return None;
+        }
+        if self.needs_forgotten(
+            self.spaces.get(&header.namespace),
+            &body,
+            header.timestamp_ms,
+        ) {
+            self.horizon.stale = true;
         }
         let id = entry.id();
         let author = header.author;

@@ -297,4 +297,49 @@ proptest! {
             }
         }
     }
+
+    /// A view that forgot the history before a horizon, part-way through the entries, answers
+    /// at every time from the horizon on exactly as a view that forgot nothing, once rebuilt
+    /// when it says it needs it; entries made after the horizon make it stale only when a new
+    /// rate-limit rule looks back further than those it kept keys for.
+    #[test]
+    fn forgetting_keeps_every_answer_from_the_horizon_on(
+        seed in any::<u64>(),
+        shuffle in any::<u64>(),
+        len in 1usize..80,
+        split in 0usize..80,
+        horizon in 0u64..600,
+    ) {
+        use rand::seq::SliceRandom;
+        use rand::SeedableRng;
+        let mut entries = history(seed, len);
+        entries.shuffle(&mut rand::rngs::StdRng::seed_from_u64(shuffle));
+        let split = split.min(entries.len());
+        let full = view_of(&entries);
+        let mut forgetting = view_of(&entries[..split]);
+        forgetting.forget_before(horizon);
+        let mut made_stale_by_recent = false;
+        for entry in &entries[split..] {
+            let stale = forgetting.needs_rebuild();
+            file(&mut forgetting, entry);
+            made_stale_by_recent |= !stale
+                && forgetting.needs_rebuild()
+                && entry.header().timestamp_ms >= horizon
+                && entry.header().kind != "constraint";
+        }
+        prop_assert!(!made_stale_by_recent, "an entry made after the horizon needed the forgotten");
+        if forgetting.needs_rebuild() {
+            forgetting = view_of(&entries);
+            forgetting.forget_before(horizon);
+        }
+        prop_assert_eq!(forgetting.kept_from_ms(), horizon);
+        for now in [horizon, horizon + 1, horizon + 37, horizon + 150, horizon + 400, 2_000] {
+            prop_assert_eq!(forgetting.snapshot(now), full.snapshot(now), "at {}", now);
+        }
+        let window = forgetting.timeline(NS, horizon, horizon + 300);
+        prop_assert_eq!(window, full.timeline(NS, horizon, horizon + 300));
+        let held = forgetting.held();
+        let all = full.held();
+        prop_assert!(held.claims <= all.claims && held.constraints <= all.constraints);
+    }
 }

@@ -27,7 +27,9 @@ pub struct Timeline {
     pub to_ms: u64,
     /// Resources with a claim running at some moment of the window, by name.
     pub resources: Vec<ResourceTimeline>,
-    /// Whether resources or early moments were left out to keep within the limits above.
+    /// Whether resources or early moments were left out to keep within the limits above, or
+    /// the window began before the history the view keeps ([`View::kept_from_ms`]; `from_ms`
+    /// then says where the answer starts).
     pub truncated: bool,
 }
 
@@ -62,13 +64,16 @@ pub struct Segment {
 
 impl View {
     /// The lease history of every resource of `namespace` over `[from_ms, to_ms)`.
+    /// A window starting before [`View::kept_from_ms`] starts there instead, `truncated`.
     pub fn timeline(&self, namespace: &str, from_ms: u64, to_ms: u64) -> Timeline {
+        let kept_from = self.kept_from_ms();
         let mut timeline = Timeline {
-            from_ms,
+            from_ms: from_ms.max(kept_from),
             to_ms,
             resources: Vec::new(),
-            truncated: false,
+            truncated: from_ms < kept_from,
         };
+        let from_ms = timeline.from_ms;
         let Some(space) = self.spaces.get(namespace) else {
             return timeline;
         };
