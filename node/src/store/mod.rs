@@ -64,9 +64,9 @@ use plexus_protocol::{Entry, EntryError, FeedHead, FeedKey, ForkProof};
 use rocksdb::{Direction, IteratorMode, WriteBatch, WriteOptions, DB};
 
 pub use governance::{body_read_by_policy, Governor, Scope, TrustRoots};
-pub use parsed::parse_stored_body;
 pub use heads_range::NamespaceHeads;
 pub use keys::{entry_key, feed_prefix, split_entry_key};
+pub use parsed::parse_stored_body;
 pub use pending::{PendingRefusal, MAX_PENDING_PER_AUTHOR, MAX_PENDING_PER_PEER, PENDING_TTL_MS};
 pub use rejections::Rejection;
 pub use snapshot::LogSnapshot;

@@ -5,9 +5,9 @@
 
 use plexus_protocol::coord::{body_for_view, Body};
 
-use crate::store::parsed::parse_count;
 use super::*;
 use crate::coord::Coordinator;
+use crate::store::parsed::parse_count;
 
 const CLAIM: &str = r#"{"resource": "printer", "action": "print", "leaseMs": 60000}"#;
 
@@ -26,7 +26,11 @@ fn node_parses_during(step: impl FnOnce()) -> u64 {
 /// Who holds `resource` in namespace "ns" in `coord`'s view at time 1,000.
 fn holders(coord: &Coordinator, resource: &str) -> Vec<String> {
     let lease = coord.view().lease("ns", resource, 1_000);
-    lease.holders.iter().map(|claim| claim.claim_id.clone()).collect()
+    lease
+        .holders
+        .iter()
+        .map(|claim| claim.claim_id.clone())
+        .collect()
 }
 
 /// Claims of `keypair` on `resources`, one feed from seq 1.
@@ -135,7 +139,10 @@ fn an_own_claim_is_parsed_once_from_its_append_to_the_view() {
     // append, its policy decision, the feed's state and the view (there were four).
     let mut claim = None;
     let parses = node_parses_during(|| {
-        claim = Some(log.append_own(&member, "ns", "intent", canonical(CLAIM), 2).unwrap());
+        claim = Some(
+            log.append_own(&member, "ns", "intent", canonical(CLAIM), 2)
+                .unwrap(),
+        );
         coord.sync(&log, 2).unwrap();
     });
     assert_eq!(parses, 1);
@@ -149,7 +156,10 @@ fn an_own_claim_is_parsed_once_from_its_append_to_the_view() {
     let body = Body::from_json("intent", json).unwrap();
     let mut plotter = None;
     let parses = node_parses_during(|| {
-        plotter = Some(log.append_own_body(&member, "ns", "intent", body, 3).unwrap());
+        plotter = Some(
+            log.append_own_body(&member, "ns", "intent", body, 3)
+                .unwrap(),
+        );
         coord.sync(&log, 3).unwrap();
     });
     assert_eq!(parses, 0);
