@@ -223,22 +223,6 @@ impl Body {
     }
 }
 
-/// Bodies parsed (from bytes or JSON) on the current thread, for the tests that count the
-/// parses an entry takes on its way in; compiled in the protocol crate's tests only.
-#[cfg(test)]
-pub(crate) mod parse_count {
-    use std::cell::Cell;
-
-    thread_local! {
-        pub(crate) static PARSES: Cell<u64> = const { Cell::new(0) };
-    }
-
-    /// Bodies parsed on this thread so far.
-    pub(crate) fn on_this_thread() -> u64 {
-        PARSES.with(Cell::get)
-    }
-}
-
 /// Parses a 64-hex-digit entry id as written in claim and reference fields.
 pub fn parse_entry_id(text: &str) -> Option<Hash256> {
     if text.len() != 64
@@ -368,5 +352,21 @@ impl Checker<'_> {
             self.entry_id(&format!("references[{index}]"), reference)?;
         }
         Ok(())
+    }
+}
+
+/// Bodies parsed (from bytes or JSON) on the current thread, for the tests that count the
+/// parses an entry takes on its way in; compiled in the protocol crate's tests only.
+#[cfg(test)]
+pub(crate) mod parse_count {
+    use std::cell::Cell;
+
+    thread_local! {
+        pub(crate) static PARSES: Cell<u64> = const { Cell::new(0) };
+    }
+
+    /// Bodies parsed on this thread so far.
+    pub(crate) fn on_this_thread() -> u64 {
+        PARSES.with(Cell::get)
     }
 }
