@@ -23,12 +23,12 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::store::{Log, StoreError};
+use crate::store::{parse_stored_body, JournalEntry, Log, StoreError};
 use plexus_crypto::{AgentId, Hash256};
 use plexus_protocol::coord::{
-    is_late, Arrival, ClaimStanding, ClaimView, LeaseView, Reception, View,
+    is_late, view::Touched, Arrival, Body, ClaimStanding, ClaimView, LeaseView, Reception, View,
 };
-use plexus_protocol::Entry;
+use plexus_protocol::{Entry, Kind};
 use serde::Serialize;
 
 mod history;
@@ -158,10 +158,8 @@ impl Coordinator {
                 let item = item?;
                 state.next_arrival = item.arrival + 1;
                 count += 1;
-                if let Some(reception) = item.reception {
-                    self.mark_if_late(&mut state, log, &item.entry, reception);
-                }
-                self.apply(&mut state, &item.entry, now_ms, &mut touched);
+                let applied = self.file_record(&mut state, log, &item);
+                self.after_apply(&mut state, &item.entry, applied, now_ms, &mut touched);
             }
             applied += count as u64;
             self.reevaluate(&mut state, touched, now_ms);
@@ -171,9 +169,31 @@ impl Coordinator {
         }
     }
 
+    /// Files one journal record in `state`'s view, the one way both [`Coordinator::sync`] and
+    /// a rebuild do: marks a claim received late, then applies the entry with its body. The
+    /// body is the one the write path parsed when the log still holds it
+    /// ([`Log::take_parsed_body`]); otherwise (a record written before this process, one the
+    /// hand-off dropped, or one a rebuild folds again) it is parsed from the stored entry.
+    fn file_record(&self, state: &mut State, log: &Log, item: &JournalEntry) -> Option<Touched> {
+        let body = log
+            .take_parsed_body(item.arrival)
+            .or_else(|| parse_stored_body(&item.entry, Kind::is_coordination));
+        if let Some(reception) = item.reception {
+            self.mark_if_late(state, log, &item.entry, body.as_ref(), reception);
+        }
+        body.and_then(|body| state.view.apply(&item.entry, body))
+    }
+
     /// Marks a claim this node received late in the view, before it is applied, so the
     /// events it causes already carry the mark.
-    fn mark_if_late(&self, state: &mut State, log: &Log, entry: &Entry, reception: Reception) {
+    fn mark_if_late(
+        &self,
+        state: &mut State,
+        log: &Log,
+        entry: &Entry,
+        body: Option<&Body>,
+        reception: Reception,
+    ) {
         let header = entry.header();
         let is_claim = plexus_protocol::Kind::parse(&header.kind).is_ok_and(|kind| kind.is_claim());
         if reception.arrival != Arrival::History || !is_claim {
@@ -183,7 +203,7 @@ impl Coordinator {
         let (window_ms, _) = log.clock_skew_for(entry, self.clock_skew_ms);
         if is_late(&header.kind, header.timestamp_ms, reception, window_ms) {
             state.view.mark_late(&header.namespace, entry.id());
-            if let Some(claim_id) = late_claim_shown(&state.view, entry) {
+            if let Some(claim_id) = late_claim_shown(&state.view, entry, body) {
                 let after = reception.received_ms.saturating_sub(header.timestamp_ms);
                 let slot = state.late_after_ms.entry(claim_id).or_default();
                 *slot = (*slot).max(after);
@@ -227,15 +247,17 @@ impl Coordinator {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn apply(
+    /// Emits the events of an entry the view has just filed (`applied`: what it touched, if it
+    /// interpreted the entry) and notes the leases to re-evaluate.
+    fn after_apply(
         &self,
         state: &mut State,
         entry: &Entry,
+        applied: Option<Touched>,
         now_ms: u64,
         touched: &mut BTreeSet<(String, String)>,
     ) {
         let header = entry.header();
-        let applied = state.view.apply(entry);
         let resource = applied.as_ref().and_then(|a| a.resource.clone());
         let task_id = applied.as_ref().and_then(|a| a.task_id.clone());
         if self.events.receiver_count() == 0 {
@@ -426,19 +448,20 @@ impl Coordinator {
     }
 }
 
-/// The claim a late entry shows on: an `intent` itself; the claim a renewal or release names
-/// when that claim is its author's (others' renewals and releases do not touch a claim, §9.2).
-fn late_claim_shown(view: &View, entry: &Entry) -> Option<Hash256> {
+/// The claim a late entry shows on: an `intent` itself; the claim a renewal or release (whose
+/// parsed body is `body`) names when that claim is its author's (others' renewals and
+/// releases do not touch a claim, §9.2).
+fn late_claim_shown(view: &View, entry: &Entry, body: Option<&Body>) -> Option<Hash256> {
     let header = entry.header();
     if header.kind == "intent" {
         return Some(entry.id());
     }
-    let named = match plexus_protocol::coord::Body::parse(&header.kind, entry.body()?).ok()? {
-        plexus_protocol::coord::Body::IntentRenew(renew) => renew.claim,
-        plexus_protocol::coord::Body::IntentRelease(release) => release.claim,
+    let named = match body? {
+        Body::IntentRenew(renew) => &renew.claim,
+        Body::IntentRelease(release) => &release.claim,
         _ => return None,
     };
-    let claim_id = plexus_protocol::coord::parse_entry_id(&named)?;
+    let claim_id = plexus_protocol::coord::parse_entry_id(named)?;
     let claim = view.claim(&header.namespace, &claim_id, u64::MAX)?;
     (claim.author == header.author.to_string()).then_some(claim_id)
 }
@@ -504,6 +527,9 @@ mod tests {
             fresh.view().tasks(NAMESPACE, later),
             coord.view().tasks(NAMESPACE, later)
         );
+        // `coord` applied the bodies the write path parsed, `fresh` parsed the stored ones:
+        // the same view.
+        assert_eq!(fresh.view().digest(later), coord.view().digest(later));
     }
 
     /// A claim by `author` dated `timestamp_ms`, signed but not stored.

@@ -16,7 +16,9 @@
 //! 4. signature, verified in one batch for the whole input (`bad-signature`);
 //! 5. body presence: a live entry (gossip, submit) carries its body (`pruned-body`); history
 //!    may be pruned;
-//! 6. body: well formed for its kind, or the kind is an application kind (`bad-body`).
+//! 6. body: well formed for its kind, or the kind is an application kind (`bad-body`). This
+//!    is the entry's one body parse: [`Admitted`] carries the parsed body on to the policy,
+//!    the log and the view.
 //!
 //! What needs the node's state (replays, rate limits, the clock-skew window, quarantine,
 //! placement in the feed, the namespace's policy) comes after admission, in the node.
@@ -25,7 +27,7 @@ use std::ops::RangeInclusive;
 
 use plexus_crypto::{verify_batch_parallel, BatchItem};
 
-use crate::coord::check_body;
+use crate::body::Body;
 use crate::kind::{Kind, OTHER_TOPIC_SUFFIX};
 use crate::{Entry, FeedKey, MAX_ENTRY_LEN};
 
@@ -53,10 +55,13 @@ impl Route<'_> {
 }
 
 /// An entry that passed admission: decoded, on its route, signed by its author, with a body
-/// its kind allows (or, for history, pruned).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// its kind allows (or, for history, pruned), and that body as admission parsed it, so
+/// nothing after admission parses it again.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Admitted {
     entry: Entry,
+    /// `None` when the body was pruned.
+    body: Option<Body>,
 }
 
 impl Admitted {
@@ -65,9 +70,14 @@ impl Admitted {
         &self.entry
     }
 
-    /// The admitted entry, by value.
-    pub fn into_entry(self) -> Entry {
-        self.entry
+    /// The entry's body, parsed for its kind; `None` when it was pruned.
+    pub fn body(&self) -> Option<&Body> {
+        self.body.as_ref()
+    }
+
+    /// The admitted entry and its parsed body, by value.
+    pub fn into_parts(self) -> (Entry, Option<Body>) {
+        (self.entry, self.body)
     }
 }
 
@@ -250,14 +260,16 @@ fn check_entry_body(entry: Entry, live: bool) -> Result<Admitted, Refusal> {
         );
         return Err(refusal(RefusalReason::PrunedBody, detail));
     }
-    if let Err(error) = check_body(&entry) {
-        let detail = format!(
-            "entry seq {} of author {} in {}: {error}",
-            header.seq, header.author, header.namespace
-        );
-        return Err(refusal(RefusalReason::BadBody, detail));
+    match Body::of_entry(&entry) {
+        Ok(body) => Ok(Admitted { entry, body }),
+        Err(error) => {
+            let detail = format!(
+                "entry seq {} of author {} in {}: {error}",
+                header.seq, header.author, header.namespace
+            );
+            Err(refusal(RefusalReason::BadBody, detail))
+        }
     }
-    Ok(Admitted { entry })
 }
 
 fn refusal(reason: RefusalReason, detail: String) -> Refusal {

@@ -15,6 +15,7 @@ pub mod policy;
 
 use plexus_crypto::Hash256;
 
+use crate::entry::Entry;
 use crate::kind::{Kind, UnknownKind};
 use crate::value::{self, ValueError};
 
@@ -122,6 +123,17 @@ impl Body {
         Body::from_json_of(known, kind, json)
     }
 
+    /// Parses and checks the body `entry` carries, for the entry's kind: `Ok(None)` when the
+    /// body was pruned (the kind is still checked). This is the one parse an entry's body
+    /// gets on its way into a node; what follows (policy, log, view) takes the result.
+    pub fn of_entry(entry: &Entry) -> Result<Option<Body>, BodyError> {
+        let kind = entry.header().kind.as_str();
+        match entry.body() {
+            Some(bytes) => Body::parse(kind, bytes).map(Some),
+            None => Kind::parse(kind).map(|_| None).map_err(BodyError::from),
+        }
+    }
+
     /// Builds and checks a body of the kind named `kind` from JSON (as an agent sends it to
     /// the API).
     pub fn from_json(kind: &str, json: serde_json::Value) -> Result<Body, BodyError> {
@@ -171,6 +183,8 @@ impl Body {
     /// The mapping from kind to body type: `name` is the kind's name as written, for errors
     /// (an application kind's own name, not `x-*`).
     fn from_json_of(kind: Kind, name: &str, json: serde_json::Value) -> Result<Body, BodyError> {
+        #[cfg(test)]
+        parse_count::PARSES.with(|count| count.set(count.get() + 1));
         let body = match kind {
             Kind::Capability => Body::Capability(typed(name, json)?),
             Kind::CapabilityRevoke => Body::CapabilityRevoke(typed(name, json)?),
@@ -338,5 +352,21 @@ impl Checker<'_> {
             self.entry_id(&format!("references[{index}]"), reference)?;
         }
         Ok(())
+    }
+}
+
+/// Bodies parsed (from bytes or JSON) on the current thread, for the tests that count the
+/// parses an entry takes on its way in; compiled in the protocol crate's tests only.
+#[cfg(test)]
+pub(crate) mod parse_count {
+    use std::cell::Cell;
+
+    thread_local! {
+        pub(crate) static PARSES: Cell<u64> = const { Cell::new(0) };
+    }
+
+    /// Bodies parsed on this thread so far.
+    pub(crate) fn on_this_thread() -> u64 {
+        PARSES.with(Cell::get)
     }
 }

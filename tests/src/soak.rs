@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use plexus_node::client::ApiClient;
-use plexus_protocol::coord::{View, DEFAULT_CLOCK_SKEW_MS};
+use plexus_protocol::coord::{body_for_view, View, DEFAULT_CLOCK_SKEW_MS};
 use plexus_protocol::export::{classify, ItemKind};
 use plexus_protocol::Entry;
 use rand::Rng;
@@ -484,7 +484,9 @@ fn fold(export: &Path) -> (View, usize) {
         let item = &bytes[range];
         if classify(item) == ItemKind::Entry {
             let entry = Entry::decode(item).unwrap_or_else(|error| panic!("decode: {error}"));
-            view.apply(&entry);
+            if let Some(body) = body_for_view(&entry) {
+                view.apply(&entry, body);
+            }
             entries += 1;
         }
     }

@@ -77,7 +77,7 @@ pub(super) async fn post_policy(
             .unwrap_or(0);
         check_version_step(policy.version, newest)?;
     }
-    let entry = state.node.publish_body(&namespace, &body).await?;
+    let entry = state.node.publish_body(&namespace, body).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({ "entry": entry_json(&entry) })),

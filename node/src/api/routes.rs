@@ -213,7 +213,7 @@ pub(super) async fn post_entry(
     let body = Body::from_json(&request.kind, request.body).map_err(with_body_prefix)?;
     let entry = state
         .node
-        .publish(&namespace, &request.kind, body.encode()?)
+        .publish_parsed(&namespace, &request.kind, body)
         .await?;
     created(json!({ "entry": entry_json(&entry) }))
 }
@@ -603,7 +603,7 @@ async fn publish_kind(
 ) -> Reply {
     let namespace = namespace(state, query?.0.namespace)?;
     let body = Body::from_json(kind.as_str(), parse_json(body)?)?;
-    let entry = state.node.publish_body(&namespace, &body).await?;
+    let entry = state.node.publish_body(&namespace, body).await?;
     created(json!({ "entry": entry_json(&entry) }))
 }
 

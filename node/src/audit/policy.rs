@@ -23,7 +23,7 @@ use plexus_protocol::{cbor, Entry, FeedKey, MAX_ENTRY_LEN};
 
 use super::report::{Finding, FindingKind, MAX_FINDINGS};
 use super::verify::{fill, VerifyError};
-use crate::store::{Governor, Log, Scope, TrustRoots};
+use crate::store::{body_read_by_policy, Governor, Log, Scope, TrustRoots};
 
 /// Bytes read from an export at a time.
 const READ_CHUNK: usize = 1 << 20;
@@ -100,7 +100,9 @@ impl Auditor {
             return;
         }
         self.audit.decisions += 1;
-        let verdict = self.governor.decide(&entry, Scope::Full);
+        // Parsed once for the decision and the fold that follows it.
+        let body = body_read_by_policy(&entry);
+        let verdict = self.governor.decide(&entry, body.as_ref(), Scope::Full);
         // A body pruned from the log (which the verifier accepts) leaves the body rules
         // undecidable here; nodes never store such entries in a governed namespace.
         let verdict = verdict.or_else(|violation| match violation.rule {
@@ -115,7 +117,7 @@ impl Auditor {
             );
             self.audit.violations += 1;
             if self.audit.findings.len() >= MAX_FINDINGS {
-                self.governor.observe(&entry);
+                self.governor.observe(&entry, body.as_ref());
                 return;
             }
             self.audit.findings.push(Finding {
@@ -131,7 +133,7 @@ impl Auditor {
             });
         }
         // The node did accept it, so its feed moves on with it, as on the node.
-        self.governor.observe(&entry);
+        self.governor.observe(&entry, body.as_ref());
     }
 
     fn finish(self) -> PolicyAudit {
@@ -169,7 +171,8 @@ impl Learner {
         }
         if let Ok(entry) = Entry::decode(bytes) {
             if entry.kind() == Ok(plexus_protocol::Kind::Policy) && entry.verify_signature() {
-                self.governor.learn_policy(&entry);
+                self.governor
+                    .learn_policy(&entry, body_read_by_policy(&entry).as_ref());
             }
         }
     }

@@ -206,7 +206,7 @@ async fn script(
         };
         agent
             .node
-            .publish_body(NAMESPACE, &Body::Capability(card))
+            .publish_body(NAMESPACE, Body::Capability(card))
             .await?;
     }
     wait_all(&agents, "every node to see four cards", |node| {
@@ -256,7 +256,7 @@ async fn script(
     };
     planner
         .node
-        .publish_body(NAMESPACE, &Body::Constraint(constraint))
+        .publish_body(NAMESPACE, Body::Constraint(constraint))
         .await?;
     timeline.say(
         "planner",
@@ -457,7 +457,7 @@ async fn script(
     };
     agents[3]
         .node
-        .publish_body(NAMESPACE, &Body::Pattern(pattern))
+        .publish_body(NAMESPACE, Body::Pattern(pattern))
         .await?;
     timeline.say("reviewer", "shares a learned pattern on flaky-tests");
 
@@ -579,7 +579,7 @@ async fn govern(agents: &[Agent], timeline: &Timeline) -> anyhow::Result<bool> {
     };
     planner
         .node
-        .publish_body(NAMESPACE, &Body::Policy(policy))
+        .publish_body(NAMESPACE, Body::Policy(policy))
         .await?;
     timeline.say(
         "planner",

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use clap::Args;
-use plexus_protocol::coord::View;
+use plexus_protocol::coord::{body_for_view, View};
 use plexus_protocol::{cbor, export, Entry};
 use serde_json::Value;
 
@@ -208,7 +208,9 @@ impl Replayed {
             self.first_ms
                 .map_or(timestamp, |first| first.min(timestamp)),
         );
-        self.view.apply(entry);
+        if let Some(body) = body_for_view(entry) {
+            self.view.apply(entry, body);
+        }
     }
 }
 

@@ -131,10 +131,7 @@ impl Coordinator {
             if read % STOP_CHECK_EVERY == 0 && stop.load(Ordering::Relaxed) {
                 return Ok(false);
             }
-            if let Some(reception) = item.reception {
-                self.mark_if_late(state, log, &item.entry, reception);
-            }
-            state.view.apply(&item.entry);
+            self.file_record(state, log, &item);
         }
         Ok(true)
     }

@@ -155,6 +155,13 @@ impl Shared {
     }
 }
 
+/// The body of an own entry on its way to the log: bytes (parsed there, once), or a body
+/// built and checked already (encoded there, never parsed).
+enum OwnBody {
+    Encoded(Vec<u8>),
+    Parsed(Body),
+}
+
 /// A running node.
 #[derive(Debug)]
 pub struct Node {
@@ -347,18 +354,34 @@ impl Node {
         &self.coord
     }
 
-    /// Checks a body of `kind`, signs it as this agent's next entry in `namespace`, stores and
-    /// gossips it; the view includes it when this returns.
-    pub async fn publish_body(&self, namespace: &str, body: &Body) -> Result<Entry, NodeError> {
-        let kind = match body {
+    /// Signs a checked body of a coordination or governance kind as this agent's next entry
+    /// in `namespace`, stores and gossips it; the view includes it when this returns.
+    pub async fn publish_body(&self, namespace: &str, body: Body) -> Result<Entry, NodeError> {
+        let kind = match &body {
             Body::Application(_) => {
                 return Err(NodeError::Invalid(
-                    "application bodies are published with Node::publish and their x- kind".into(),
+                    "application bodies are published with Node::publish_parsed and their x- \
+                     kind"
+                        .into(),
                 ))
             }
             other => other.kind().as_str(),
         };
-        self.publish(namespace, kind, body.encode()?).await
+        self.publish_own(namespace, kind, OwnBody::Parsed(body))
+            .await
+    }
+
+    /// Signs a checked body of the kind named `kind` (an `x-` kind for an application body)
+    /// as this agent's next entry in `namespace`, stores and gossips it. The body is encoded
+    /// here and not parsed again: this is for bodies built with `Body::from_json`.
+    pub async fn publish_parsed(
+        &self,
+        namespace: &str,
+        kind: &str,
+        body: Body,
+    ) -> Result<Entry, NodeError> {
+        self.publish_own(namespace, kind, OwnBody::Parsed(body))
+            .await
     }
 
     /// Claims a resource; returns the entry and where the claim stands now.
@@ -367,7 +390,7 @@ impl Node {
         namespace: &str,
         intent: Intent,
     ) -> Result<(Entry, ClaimView), NodeError> {
-        let entry = self.publish_body(namespace, &Body::Intent(intent)).await?;
+        let entry = self.publish_body(namespace, Body::Intent(intent)).await?;
         let standing = self
             .coord
             .view()
@@ -391,7 +414,7 @@ impl Node {
     ) -> Result<(Entry, ClaimView), NodeError> {
         let claim = self.own_claim(namespace, &renew.claim)?;
         let entry = self
-            .publish_body(namespace, &Body::IntentRenew(renew))
+            .publish_body(namespace, Body::IntentRenew(renew))
             .await?;
         let standing = self
             .coord
@@ -411,7 +434,7 @@ impl Node {
         release: IntentRelease,
     ) -> Result<Entry, NodeError> {
         self.own_claim(namespace, &release.claim)?;
-        self.publish_body(namespace, &Body::IntentRelease(release))
+        self.publish_body(namespace, Body::IntentRelease(release))
             .await
     }
 
@@ -430,7 +453,7 @@ impl Node {
                     update.task_id, update.status.state
                 ))
             })?;
-        self.publish_body(namespace, &Body::Task(update)).await
+        self.publish_body(namespace, Body::Task(update)).await
     }
 
     fn own_claim(&self, namespace: &str, claim: &str) -> Result<plexus_crypto::Hash256, NodeError> {
@@ -455,12 +478,23 @@ impl Node {
         Ok(id)
     }
 
-    /// Signs and stores a new entry of this agent, then gossips it.
+    /// Signs and stores a new entry of this agent with the canonical body bytes `body` of
+    /// kind `kind` (checked here), then gossips it.
     pub async fn publish(
         &self,
         namespace: &str,
         kind: &str,
         body: Vec<u8>,
+    ) -> Result<Entry, NodeError> {
+        self.publish_own(namespace, kind, OwnBody::Encoded(body))
+            .await
+    }
+
+    async fn publish_own(
+        &self,
+        namespace: &str,
+        kind: &str,
+        body: OwnBody,
     ) -> Result<Entry, NodeError> {
         check_name("namespace", namespace)
             .map_err(|error| NodeError::Invalid(error.to_string()))?;
@@ -469,8 +503,13 @@ impl Node {
         let log = Arc::clone(&self.log);
         let keypair = self.keypair.clone();
         let (namespace_owned, kind_owned) = (namespace.to_owned(), kind.to_owned());
-        let entry = tokio::task::spawn_blocking(move || {
-            log.append_own(&keypair, &namespace_owned, &kind_owned, body, now_ms())
+        let entry = tokio::task::spawn_blocking(move || match body {
+            OwnBody::Encoded(bytes) => {
+                log.append_own(&keypair, &namespace_owned, &kind_owned, bytes, now_ms())
+            }
+            OwnBody::Parsed(body) => {
+                log.append_own_body(&keypair, &namespace_owned, &kind_owned, body, now_ms())
+            }
         })
         .await
         .map_err(|source| NodeError::Task {

@@ -68,40 +68,45 @@ impl Governor {
         self.books.get(namespace)
     }
 
-    /// Decides `entry`; `Ok(None)` for an entry of an open namespace.
-    pub fn decide(&self, entry: &Entry, scope: Scope) -> Result<Option<Allowed>, Violation> {
+    /// Decides `entry`, whose parsed body is `body` (`None`: pruned, or not parsed because no
+    /// rule reads it, see [`body_read_by_policy`]); `Ok(None)` for an entry of an open
+    /// namespace.
+    pub fn decide(
+        &self,
+        entry: &Entry,
+        body: Option<&Body>,
+        scope: Scope,
+    ) -> Result<Option<Allowed>, Violation> {
         let header = entry.header();
         let Some(book) = self.books.get(&header.namespace) else {
             return Ok(None);
         };
-        let body = parsed_body(entry);
         let empty = FeedState::default();
         let feed = match scope {
             Scope::Stateless => None,
             Scope::Full => Some(self.feeds.get(&FeedKey::of(entry)).unwrap_or(&empty)),
         };
-        book.decide(entry, body.as_ref(), feed).map(Some)
+        book.decide(entry, body, feed).map(Some)
     }
 
     /// Learns a policy entry by an admin without advancing any feed (an auditor's first
     /// pass, which must know every policy before it judges anything).
-    pub fn learn_policy(&mut self, entry: &Entry) {
-        let body = parsed_body(entry);
-        self.learn(entry, body.as_ref());
+    pub fn learn_policy(&mut self, entry: &Entry, body: Option<&Body>) {
+        self.learn(entry, body);
     }
 
-    /// Folds an accepted entry in: policy entries by an admin join their book, and every entry
-    /// of a governed namespace advances its feed's state.
-    pub fn observe(&mut self, entry: &Entry) {
+    /// Folds an accepted entry in, with its parsed body as for [`Governor::decide`]: policy
+    /// entries by an admin join their book, and every entry of a governed namespace advances
+    /// its feed's state.
+    pub fn observe(&mut self, entry: &Entry, body: Option<&Body>) {
         if !self.is_governed(&entry.header().namespace) {
             return;
         }
-        let body = parsed_body(entry);
-        self.learn(entry, body.as_ref());
+        self.learn(entry, body);
         self.feeds
             .entry(FeedKey::of(entry))
             .or_default()
-            .observe(entry, body.as_ref());
+            .observe(entry, body);
     }
 
     fn learn(&mut self, entry: &Entry, body: Option<&Body>) {
@@ -126,11 +131,10 @@ impl Governor {
     }
 }
 
-/// The body, parsed, for the kinds whose bodies the rules read (lease and TTL caps, claims,
-/// policy); `None` for the others, which spares parsing every application entry twice.
-fn parsed_body(entry: &Entry) -> Option<Body> {
-    if !entry.kind().is_ok_and(Kind::is_read_by_policy) {
-        return None;
-    }
-    Body::parse(&entry.header().kind, entry.body()?).ok()
+/// The body of an entry read back from the log or a file, parsed for the decision: for the
+/// kinds whose bodies the rules read (lease and TTL caps, claims, policy); `None` for the
+/// others, whose bodies no rule reads, so they are not parsed at all. Entries on their way in
+/// bring the body admission parsed instead.
+pub fn body_read_by_policy(entry: &Entry) -> Option<Body> {
+    super::parsed::parse_stored_body(entry, Kind::is_read_by_policy)
 }

@@ -44,6 +44,7 @@ mod governance;
 mod heads_range;
 mod keys;
 mod open;
+mod parsed;
 mod pending;
 mod reads;
 mod rejections;
@@ -57,14 +58,15 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use plexus_crypto::Hash256;
-use plexus_protocol::coord::{BodyError, Reception};
+use plexus_protocol::coord::{Body, BodyError, Reception};
 use plexus_protocol::policy::Violation;
 use plexus_protocol::{Entry, EntryError, FeedHead, FeedKey, ForkProof};
 use rocksdb::{Direction, IteratorMode, WriteBatch, WriteOptions, DB};
 
-pub use governance::{Governor, Scope, TrustRoots};
+pub use governance::{body_read_by_policy, Governor, Scope, TrustRoots};
 pub use heads_range::NamespaceHeads;
 pub use keys::{entry_key, feed_prefix, split_entry_key};
+pub use parsed::parse_stored_body;
 pub use pending::{PendingRefusal, MAX_PENDING_PER_AUTHOR, MAX_PENDING_PER_PEER, PENDING_TTL_MS};
 pub use rejections::Rejection;
 pub use snapshot::LogSnapshot;
@@ -309,6 +311,8 @@ pub struct Log {
     /// Rejections since the log opened, by reason (and rule, for policy), for metrics.
     rejection_counts: Mutex<BTreeMap<String, u64>>,
     max_pending: usize,
+    /// Bodies the write path parsed, for the coordination view ([`Log::take_parsed_body`]).
+    parsed_bodies: Mutex<parsed::ParsedBodies>,
     /// Whether the disk filled: every write it refuses is reported as a full disk.
     full_disk: full_disk::FullDisk,
     /// Held for the lifetime of a writable log; dropping it releases the directory.
@@ -426,6 +430,16 @@ impl Log {
         skew_window(&self.lock_governor(), entry, default_ms)
     }
 
+    /// The body of the journal record `arrival` as the write path parsed it, if the log still
+    /// holds it (`store/parsed.rs`): what the coordination view applies instead of parsing the
+    /// stored entry's body again. `None` means: parse it (`coord::body_for_view`).
+    pub fn take_parsed_body(&self, arrival: u64) -> Option<Body> {
+        self.parsed_bodies
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take(arrival)
+    }
+
     /// Rebuilds the governance state from the stored feeds of the governed namespaces.
     fn rebuild_governor(&self) -> Result<(), StoreError> {
         let governor = self.scan_governor()?;
@@ -447,7 +461,8 @@ impl Log {
                 if !key.starts_with(&prefix) {
                     break;
                 }
-                governor.observe(&decode_stored(&value)?);
+                let entry = decode_stored(&value)?;
+                governor.observe(&entry, body_read_by_policy(&entry).as_ref());
             }
         }
         Ok(governor)

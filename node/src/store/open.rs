@@ -103,6 +103,7 @@ impl Log {
             trust_roots: options.trust_roots,
             rejection_counts: Mutex::new(BTreeMap::new()),
             max_pending: options.max_pending,
+            parsed_bodies: Mutex::default(),
             full_disk: full_disk::FullDisk::default(),
             _lock_file: lock_file,
         };

@@ -8,11 +8,19 @@ use plexus_protocol::Draft;
 
 use super::*;
 
+mod parsed;
 mod policy;
 
 pub(super) fn foreign_chain(keypair: &Keypair, count: u64) -> Vec<Entry> {
+    let bodies = (1..=count).map(|seq| text_body(&format!("entry {seq}")));
+    chain_of(keypair, "x-note", bodies)
+}
+
+/// A feed of `keypair` in namespace "ns" holding one entry of `kind` per body, from seq 1.
+fn chain_of(keypair: &Keypair, kind: &str, bodies: impl Iterator<Item = Vec<u8>>) -> Vec<Entry> {
     let mut entries: Vec<Entry> = Vec::new();
-    for seq in 1..=count {
+    for body in bodies {
+        let seq = entries.len() as u64 + 1;
         let entry = Entry::sign(
             keypair,
             Draft {
@@ -20,8 +28,8 @@ pub(super) fn foreign_chain(keypair: &Keypair, count: u64) -> Vec<Entry> {
                 seq,
                 prev: entries.last().map(Entry::id),
                 timestamp_ms: 10 + seq,
-                kind: "x-note".into(),
-                body: text_body(&format!("entry {seq}")),
+                kind: kind.into(),
+                body,
             },
         )
         .unwrap();

@@ -30,15 +30,16 @@ use std::sync::MutexGuard;
 
 use plexus_crypto::{Hash256, Keypair};
 use plexus_protocol::admit::{admit, admit_entries, Admitted, Route};
-use plexus_protocol::coord::{Arrival, Reception};
+use plexus_protocol::coord::{Arrival, Body, BodyError, Reception};
 use plexus_protocol::feed::{
     completes, decide, keep_fork_proof, refusal_of_successor, BatchState, Decision, FeedLookup,
 };
 use plexus_protocol::policy::Violation;
-use plexus_protocol::{Draft, Entry, FeedHead, FeedKey, ForkProof};
+use plexus_protocol::{Draft, Entry, FeedHead, FeedKey, ForkProof, Kind};
 use rocksdb::WriteBatch;
 
 use super::governance::{Governor, Scope};
+use super::parsed::parse_body;
 use super::{
     entry_key, keys, Counters, IngestOutcome, Log, RejectReason, StoreError, CF_ENTRIES, CF_FORKS,
     CF_HEADS, CF_IDS, CF_JOURNAL, CF_PENDING, MAX_FORK_PROOFS, OWN_AGENT_SOURCE,
@@ -75,6 +76,9 @@ struct Write<'a> {
     refused_ids: HashMap<Hash256, Violation>,
     /// Refusals to journal once the locks are released: bytes, what, and the source.
     to_journal: Vec<(Vec<u8>, Refused, String)>,
+    /// Parsed bodies of the entries journaled in this batch, with their arrival numbers and
+    /// lengths, for the view's hand-off once the batch is committed.
+    parsed: Vec<(u64, usize, Body)>,
     /// Fork proofs' keys put in this batch: a second rival at the same position in one batch
     /// finds its proof here, not yet in RocksDB, and is neither stored again nor counted.
     fork_keys: HashSet<Vec<u8>>,
@@ -129,15 +133,15 @@ impl Log {
             arrival,
         } in offers
         {
-            let entry = admitted.into_entry();
+            let (entry, mut body) = admitted.into_parts();
             let reception = Reception {
                 arrival,
                 received_ms: now_ms,
             };
-            let staged = match self.stage(&mut write, &entry, &source, reception)? {
+            let staged = match self.stage(&mut write, &entry, &mut body, &source, reception)? {
                 Staged::AfterCommit => {
                     self.commit_write(&mut write)?;
-                    self.stage(&mut write, &entry, &source, reception)?
+                    self.stage(&mut write, &entry, &mut body, &source, reception)?
                 }
                 staged => staged,
             };
@@ -249,7 +253,46 @@ impl Log {
         body: Vec<u8>,
         timestamp_ms: u64,
     ) -> Result<Entry, StoreError> {
-        plexus_protocol::coord::Body::parse(kind, &body)?;
+        // The one parse of the body: the policy and the view take this one.
+        let parsed = parse_body(kind, &body)?;
+        self.append_own_parsed(keypair, namespace, kind, body, parsed, timestamp_ms)
+    }
+
+    /// [`Log::append_own`] for a body built and checked already (from an agent's JSON, by
+    /// `Body::from_json`): encoded here and never parsed; `kind` names its kind (an `x-` kind
+    /// for an application body).
+    pub fn append_own_body(
+        &self,
+        keypair: &Keypair,
+        namespace: &str,
+        kind: &str,
+        body: Body,
+        timestamp_ms: u64,
+    ) -> Result<Entry, StoreError> {
+        let named = Kind::parse(kind).map_err(BodyError::from)?;
+        if named != body.kind() {
+            return Err(BodyError::Shape {
+                kind: kind.to_owned(),
+                problem: format!("the body given is a {} body", body.kind()),
+            }
+            .into());
+        }
+        let bytes = body.encode()?;
+        self.append_own_parsed(keypair, namespace, kind, bytes, body, timestamp_ms)
+    }
+
+    /// Signs and stores the next entry of `keypair`'s feed in `namespace`: a body of `kind`,
+    /// its canonical bytes `body`, and those bytes parsed.
+    fn append_own_parsed(
+        &self,
+        keypair: &Keypair,
+        namespace: &str,
+        kind: &str,
+        body: Vec<u8>,
+        parsed: Body,
+        timestamp_ms: u64,
+    ) -> Result<Entry, StoreError> {
+        let mut parsed = Some(parsed);
         let mut write = self.begin()?;
         let feed = FeedKey {
             namespace: namespace.to_owned(),
@@ -271,7 +314,7 @@ impl Log {
             arrival: Arrival::Own,
             received_ms: timestamp_ms,
         };
-        match self.stage(&mut write, &entry, OWN_AGENT_SOURCE, reception)? {
+        match self.stage(&mut write, &entry, &mut parsed, OWN_AGENT_SOURCE, reception)? {
             Staged::Done(IngestOutcome::Accepted { .. }) => {}
             // Decided before anything is written: a refused entry never takes a seq. Journalled
             // like anyone else's refusal, marked as our own agent's.
@@ -314,15 +357,19 @@ impl Log {
             refused_tips: HashMap::new(),
             refused_ids: HashMap::new(),
             to_journal: Vec::new(),
+            parsed: Vec::new(),
             fork_keys: HashSet::new(),
         })
     }
 
-    /// Places one entry and stages what it changes (see the module docs).
+    /// Places one entry and stages what it changes (see the module docs). `body` is the
+    /// entry's body as parsed on its way in (`None`: pruned); the policy reads it, and it
+    /// moves on to the view's hand-off if the entry is journaled.
     fn stage(
         &self,
         write: &mut Write<'_>,
         entry: &Entry,
+        body: &mut Option<Body>,
         source: &str,
         reception: Reception,
     ) -> Result<Staged, StoreError> {
@@ -365,7 +412,7 @@ impl Log {
             }
             Decision::AfterCommit => Staged::AfterCommit,
             Decision::Next => {
-                if let Err(violation) = write.governor.decide(entry, Scope::Full) {
+                if let Err(violation) = write.governor.decide(entry, body.as_ref(), Scope::Full) {
                     // What waits for this entry can never chain here now.
                     let mut purged = Vec::new();
                     self.purge_successors(write, &feed, entry, &violation, &mut purged)?;
@@ -378,7 +425,7 @@ impl Log {
                     return Ok(Staged::Refused(Refused::Policy(violation)));
                 }
                 let mut forks = Vec::new();
-                self.accept_chain(write, entry, reception, &mut forks)?;
+                self.accept_chain(write, entry, body.take(), reception, &mut forks)?;
                 let released = self.release_pending(write, &feed, entry, &mut forks, source)?;
                 Staged::Done(IngestOutcome::Accepted {
                     id,
@@ -386,7 +433,7 @@ impl Log {
                     forks,
                 })
             }
-            Decision::Stored => match self.complete_pruned(write, entry, reception)? {
+            Decision::Stored => match self.complete_pruned(write, entry, body, reception)? {
                 Some(completed) => Staged::Done(completed),
                 None => Staged::Done(IngestOutcome::Duplicate { id }),
             },
@@ -410,7 +457,11 @@ impl Log {
             // forked at the head's seq, and the other branch's entry is missing: fetching seq
             // `missing_from` from whoever sent it completes the proof). Held until it chains.
             Decision::Hold { missing_from } => {
-                if let Err(violation) = write.governor.decide(entry, Scope::Stateless) {
+                if let Err(violation) =
+                    write
+                        .governor
+                        .decide(entry, body.as_ref(), Scope::Stateless)
+                {
                     return Ok(Staged::Refused(Refused::Policy(violation)));
                 }
                 match self.hold(write, entry, missing_from, (source, reception))? {
@@ -446,9 +497,19 @@ impl Log {
                 encode_head(seq, &id),
             );
         }
+        let parsed = std::mem::take(&mut write.parsed);
         // On failure `unsettled` stays set, and the next write rebuilds the state first.
         let ticket = self.commit(batch)?;
         write.governor.unsettled = false;
+        // Only now do the arrival numbers name committed journal records.
+        let mut bodies = self
+            .parsed_bodies
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (arrival, len, body) in parsed {
+            bodies.leave(arrival, len, body);
+        }
+        drop(bodies);
         let staged = std::mem::take(&mut write.staged);
         *write.counters = staged.settled();
         self.publish_stats(&write.counters);
@@ -456,14 +517,15 @@ impl Log {
         Ok(ticket)
     }
 
-    /// Stages an entry that extends its feed: entries, ids, the journal (with how and when
-    /// the entry arrived), the feed's head; and settles entries waiting in `pending` at the
-    /// same position (the same entry leaves `pending`, a different one becomes a fork proof,
-    /// collected in `forks`).
+    /// Stages an entry that extends its feed, with its parsed body: entries, ids, the journal
+    /// (with how and when the entry arrived), the feed's head; and settles entries waiting in
+    /// `pending` at the same position (the same entry leaves `pending`, a different one
+    /// becomes a fork proof, collected in `forks`).
     fn accept_chain(
         &self,
         write: &mut Write<'_>,
         entry: &Entry,
+        body: Option<Body>,
         reception: Reception,
         forks: &mut Vec<ForkProof>,
     ) -> Result<(), StoreError> {
@@ -483,8 +545,9 @@ impl Log {
             .insert(feed.clone(), (seq, entry.id()));
         write.staged.entries += 1;
         write.staged.feeds += u64::from(seq == 1);
-        self.journal_next(write, &key, reception);
-        write.governor.observe(entry);
+        let arrival = self.journal_next(write, &key, reception);
+        write.governor.observe(entry, body.as_ref());
+        hand_to_view(write, arrival, entry, body);
         write.in_batch.insert(entry.id());
         write.tips.insert(
             feed.clone(),
@@ -513,13 +576,16 @@ impl Log {
     /// Stages the next journal record, naming the entry by its key (not its id: following the
     /// journal then takes one lookup, not two), and how and when it arrived (what decides
     /// whether a claim is late, `docs/PROTOCOL.md` §9.4).
-    fn journal_next(&self, write: &mut Write<'_>, key: &[u8], reception: Reception) {
+    /// Returns the record's arrival number.
+    fn journal_next(&self, write: &mut Write<'_>, key: &[u8], reception: Reception) -> u64 {
+        let arrival = write.staged.next_arrival;
         write.batch.put_cf(
             self.cf(CF_JOURNAL),
-            keys::counter_key(write.staged.next_arrival),
+            keys::counter_key(arrival),
             keys::journal_value(key, reception),
         );
         write.staged.next_arrival += 1;
+        arrival
     }
 
     /// Adds the proof that `stored` and `rival` fork a feed, unless one is already stored for
@@ -555,6 +621,7 @@ impl Log {
         &self,
         write: &mut Write<'_>,
         entry: &Entry,
+        body: &mut Option<Body>,
         reception: Reception,
     ) -> Result<Option<IngestOutcome>, StoreError> {
         // A copy without its body completes nothing: spare the read.
@@ -571,7 +638,8 @@ impl Log {
         write
             .batch
             .put_cf(self.cf(CF_ENTRIES), &key, entry.encode());
-        self.journal_next(write, &key, reception);
+        let arrival = self.journal_next(write, &key, reception);
+        hand_to_view(write, arrival, entry, body.take());
         write.in_batch.insert(id);
         Ok(Some(IngestOutcome::Accepted {
             id,
@@ -618,6 +686,22 @@ impl Refused {
             },
         }
     }
+}
+
+/// Keeps the parsed body of the entry journaled as `arrival` for the view's hand-off, when
+/// the view interprets its kind (no other body is ever asked for).
+fn hand_to_view(write: &mut Write<'_>, arrival: u64, entry: &Entry, body: Option<Body>) {
+    if let Some(body) = body.filter(|body| body.kind().is_coordination()) {
+        let len = usize::try_from(entry.header().body_len).unwrap_or(usize::MAX);
+        write.parsed.push((arrival, len, body));
+    }
+}
+
+/// Parses the body of an entry read back from `pending` (where it waited as bytes) for what
+/// its release needs: the policy and the view. An application body, which neither reads, is
+/// not parsed.
+fn body_of_waiting(entry: &Entry) -> Option<Body> {
+    super::parsed::parse_stored_body(entry, |kind| kind != Kind::Application)
 }
 
 mod held;

@@ -69,6 +69,49 @@ fn a_valid_entry_is_admitted_on_every_route() {
 }
 
 #[test]
+fn an_admitted_entry_carries_its_body_parsed_for_its_kind() {
+    let claim = r#"{"resource": "printer", "action": "print", "leaseMs": 60000}"#;
+    let entry = signed(&Keypair::from_seed(&[5; 32]), 1, "intent", claim);
+    let claim_topic = Route::Gossip {
+        namespace: "ns",
+        suffix: "intent",
+    };
+    let admitted = admit(&entry.encode(), claim_topic).unwrap();
+    let expected = Body::from_json("intent", serde_json::from_str(claim).unwrap()).unwrap();
+    assert_eq!(admitted.body(), Some(&expected));
+    let (entry_back, body) = admitted.into_parts();
+    assert_eq!((entry_back, body), (entry.clone(), Some(expected)));
+
+    // History may come pruned: admitted without a body to parse.
+    let pruned = admit(&entry.without_body().encode(), Route::History).unwrap();
+    assert_eq!(pruned.body(), None);
+}
+
+#[test]
+fn an_admitted_entry_is_filed_in_the_view_with_its_one_parse() {
+    use crate::body::parse_count;
+    use crate::coord::View;
+
+    let claim = r#"{"resource": "printer", "action": "print", "leaseMs": 60000}"#;
+    let entry = signed(&Keypair::from_seed(&[6; 32]), 1, "intent", claim);
+    let bytes = entry.encode();
+    let claim_topic = Route::Gossip {
+        namespace: "ns",
+        suffix: "intent",
+    };
+    let before = parse_count::on_this_thread();
+    let (entry, body) = admit(&bytes, claim_topic).unwrap().into_parts();
+    let mut view = View::new();
+    let filed = view.apply(&entry, body.unwrap()).unwrap();
+    assert_eq!(filed.resource.as_deref(), Some("printer"));
+    assert_eq!(
+        parse_count::on_this_thread() - before,
+        1,
+        "admission parses the body; the view files that parse"
+    );
+}
+
+#[test]
 fn each_check_refuses_with_its_reason() {
     let keypair = Keypair::from_seed(&[2; 32]);
     let entry = note(&keypair, 3);

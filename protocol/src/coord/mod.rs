@@ -52,11 +52,17 @@ pub const DEFAULT_CLOCK_SKEW_MS: u64 = 30_000;
 /// whose body was pruned passes: its signature still covers the body hash, and the view
 /// simply cannot interpret it.
 pub fn check_body(entry: &Entry) -> Result<(), BodyError> {
-    let kind = entry.header().kind.as_str();
-    match entry.body() {
-        Some(body) => Body::parse(kind, body).map(|_| ()),
-        None => Kind::parse(kind).map(|_| ()).map_err(BodyError::from),
+    Body::of_entry(entry).map(|_| ())
+}
+
+/// The body [`View::apply`] needs for an entry read back from a log or a file, parsed: `None`
+/// for an entry the view does not interpret (an application kind or `policy`, whose body is
+/// not parsed at all), a pruned body, or a body that does not parse.
+pub fn body_for_view(entry: &Entry) -> Option<Body> {
+    if !entry.kind().is_ok_and(Kind::is_coordination) {
+        return None;
     }
+    Body::parse(&entry.header().kind, entry.body()?).ok()
 }
 
 /// Checks a live entry's timestamp against the receiving node's clock: claims always, and

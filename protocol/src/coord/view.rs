@@ -185,19 +185,16 @@ impl View {
         View::default()
     }
 
-    /// Files one entry. Entries of application kinds, entries whose body was pruned and
-    /// entries whose body does not parse are skipped (`None`); applying an entry twice is a
-    /// no-op.
-    pub fn apply(&mut self, entry: &Entry) -> Option<Touched> {
+    /// Files one entry with its parsed body: the body admission parsed, or for an entry read
+    /// back from a log or a file, [`crate::coord::body_for_view`]'s (an entry without a body
+    /// the view can read is not applied at all). Bodies of kinds the view does not interpret
+    /// (`policy`, application kinds) and a body of another kind than the entry's are skipped
+    /// (`None`); applying an entry twice is a no-op.
+    pub fn apply(&mut self, entry: &Entry, body: Body) -> Option<Touched> {
         let header = entry.header();
-        if header
-            .kind
-            .starts_with(crate::kind::APPLICATION_KIND_PREFIX)
-        {
-            // Never interpreted: spare parsing the body.
+        if entry.kind() != Ok(body.kind()) {
             return None;
         }
-        let body = Body::parse(&header.kind, entry.body()?).ok()?;
         if self.needs_forgotten(
             self.spaces.get(&header.namespace),
             &body,

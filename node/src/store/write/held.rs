@@ -46,7 +46,8 @@ impl Log {
             write
                 .staged
                 .delete_pending(&mut write.batch, self.cf(CF_PENDING), &pending_key);
-            if let Err(violation) = write.governor.decide(&entry, Scope::Full) {
+            let body = super::body_of_waiting(&entry);
+            if let Err(violation) = write.governor.decide(&entry, body.as_ref(), Scope::Full) {
                 let mut purged = Vec::new();
                 self.purge_successors(write, feed, &entry, &violation, &mut purged)?;
                 purged.push((entry, violation));
@@ -56,7 +57,7 @@ impl Log {
                 }
                 break;
             }
-            self.accept_chain(write, &entry, reception, forks)?;
+            self.accept_chain(write, &entry, body, reception, forks)?;
             tip = entry;
             released += 1;
         }

@@ -321,7 +321,7 @@ proptest! {
         let mut made_stale_by_recent = false;
         for entry in &entries[split..] {
             let stale = forgetting.needs_rebuild();
-            forgetting.apply(entry);
+            file(&mut forgetting, entry);
             made_stale_by_recent |= !stale
                 && forgetting.needs_rebuild()
                 && entry.header().timestamp_ms >= horizon
