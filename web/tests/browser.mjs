@@ -32,20 +32,25 @@ async function check(name, body) {
 const CLOCK_SKEW_MS = 30_000;
 const lateDir = TestNode.prepare(binary, NAMESPACE);
 const lateClaim = JSON.parse(execFileSync(binary, [
-  "--data-dir", lateDir, "publish", "--offline", "--json", "--namespace", NAMESPACE, "--kind", "intent",
+  ...TestNode.options(lateDir), "publish", "--offline", "--json", "--namespace", NAMESPACE, "--kind", "intent",
   "--body", JSON.stringify({ resource: "late/printer", action: "print", leaseMs: 3_600_000 }),
 ]).toString());
 let late;
 
-const a = await TestNode.start(binary, NAMESPACE);
-const b = await TestNode.start(binary, NAMESPACE, `${a.address}`);
-const browser = await chromium.launch({
-  executablePath,
-  headless: true,
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+// Everything started from here on is stopped in `finally`, whatever fails first (a node that
+// does not start, a Chromium that is missing), so no node outlives the run.
+let a;
+let b;
+let browser;
 let failed = false;
 try {
+  a = await TestNode.start(binary, NAMESPACE);
+  b = await TestNode.start(binary, NAMESPACE, `${a.address}`);
+  browser = await chromium.launch({
+    executablePath,
+    headless: true,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
   const idA = (await a.get("/v1/node")).agent_id;
   const idB = (await b.get("/v1/node")).agent_id;
   await a.post("/v1/capability", { name: "coder-1", description: "writes Rust", skills: [{ id: "rust", name: "Rust", tags: ["code"] }], ttlMs: 600_000 });
@@ -191,11 +196,13 @@ try {
     await other.close();
   });
   await context.close();
-} catch {
+} catch (error) {
   failed = true;
+  // A failed check recorded itself; anything else (setup) is said here.
+  if (!results.some((line) => line.startsWith("FAIL"))) results.push(`FAIL setup: ${error.stack ?? error}`);
 } finally {
-  await browser.close();
-  await Promise.all([a.stop(), b.stop(), late ? late.stop() : rmSync(lateDir, { recursive: true, force: true })]);
+  await browser?.close();
+  await Promise.all([a?.stop(), b?.stop(), late ? late.stop() : rmSync(lateDir, { recursive: true, force: true })]);
 }
 console.log(results.join("\n"));
 process.exit(failed ? 1 : 0);

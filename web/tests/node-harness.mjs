@@ -32,16 +32,24 @@ function waitForLine(child, pattern, timeoutMs, what) {
 }
 
 export class TestNode {
+  /**
+   * The global options naming a data directory and its own config file, so that a config file
+   * in the user's home (`$XDG_CONFIG_HOME/plexus/config.toml`) never changes a test node.
+   */
+  static options(dir) {
+    return ["--data-dir", dir, "--config", join(dir, "config.toml")];
+  }
+
   /** A new data directory with an identity and a log, for `start` (or offline publishes). */
   static prepare(binary, namespace) {
     const dir = mkdtempSync(join(tmpdir(), "plexus-ui-test-"));
-    execFileSync(binary, ["--data-dir", dir, "init", "--namespace", namespace], { stdio: "ignore" });
+    execFileSync(binary, [...TestNode.options(dir), "init", "--namespace", namespace], { stdio: "ignore" });
     return dir;
   }
 
   static async start(binary, namespace, bootstrap, prepared) {
     const dir = prepared ?? TestNode.prepare(binary, namespace);
-    const args = ["--data-dir", dir, "run", "--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns", "--api-listen", "127.0.0.1:0"];
+    const args = [...TestNode.options(dir), "run", "--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns", "--api-listen", "127.0.0.1:0"];
     if (bootstrap) args.push("--bootstrap", bootstrap);
     const child = spawn(binary, args, { stdio: ["ignore", "pipe", "inherit"] });
     const listening = waitForLine(child, /^listening on (\/ip4\/127\.0\.0\.1\/tcp\/\S+)/, 60_000, "the node to listen");
