@@ -11,6 +11,21 @@ use super::*;
 mod parsed;
 mod policy;
 
+/// A log in `dir` whose namespace `ns` `admin` governs.
+fn governed_by(dir: &Path, admin: &Keypair) -> Log {
+    Log::open_with(
+        dir,
+        LogOptions {
+            trust_roots: TrustRoots::from([(
+                "ns".to_owned(),
+                std::collections::BTreeSet::from([admin.agent_id()]),
+            )]),
+            ..LogOptions::default()
+        },
+    )
+    .unwrap()
+}
+
 pub(super) fn foreign_chain(keypair: &Keypair, count: u64) -> Vec<Entry> {
     let bodies = (1..=count).map(|seq| text_body(&format!("entry {seq}")));
     chain_of(keypair, "x-note", bodies)

@@ -113,17 +113,7 @@ fn a_reopened_log_hands_nothing_and_its_reader_parses() {
 fn an_own_claim_is_parsed_once_from_its_append_to_the_view() {
     let dir = tempfile::tempdir().unwrap();
     let (admin, member) = (Keypair::generate(), Keypair::generate());
-    let log = Log::open_with(
-        dir.path(),
-        LogOptions {
-            trust_roots: TrustRoots::from([(
-                "ns".to_owned(),
-                std::collections::BTreeSet::from([admin.agent_id()]),
-            )]),
-            ..LogOptions::default()
-        },
-    )
-    .unwrap();
+    let log = super::governed_by(dir.path(), &admin);
     let policy = serde_json::json!({
         "version": 1,
         "roles": {"w": ["intent"]},

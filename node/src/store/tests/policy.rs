@@ -19,17 +19,7 @@ fn assert_refused_by_policy(outcome: &IngestOutcome) {
 /// A governed log for namespace "ns" with `admin` as trust root, holding a policy that makes
 /// `member` a member limited to `rate_entries` entries per minute.
 fn governed_log(dir: &Path, admin: &Keypair, member: &Keypair, rate_entries: u32) -> Log {
-    let log = Log::open_with(
-        dir,
-        LogOptions {
-            trust_roots: TrustRoots::from([(
-                "ns".to_owned(),
-                std::collections::BTreeSet::from([admin.agent_id()]),
-            )]),
-            ..LogOptions::default()
-        },
-    )
-    .unwrap();
+    let log = super::governed_by(dir, admin);
     let policy = serde_json::json!({
         "version": 1,
         "roles": {"w": ["x-*"]},
