@@ -7,6 +7,7 @@ pub mod attack_figures;
 pub mod cluster;
 pub mod fixtures;
 pub mod hostile;
+pub mod ingest;
 pub mod localnode;
 pub mod netnode;
 pub mod netns;

@@ -14,6 +14,7 @@ use plexus_tests::cluster::{
     spawn_node, spawn_node_with, test_net_config, wait_converged, wait_for, NodeSpec, TestNode,
     NAMESPACE,
 };
+use plexus_tests::ingest;
 
 const CONVERGE: Duration = Duration::from_secs(60);
 
@@ -97,6 +98,23 @@ async fn a_forwarding_node_validates_stores_and_forwards_gossip() {
         "{forwarded:?}"
     );
     shutdown(nodes).await;
+}
+
+/// Four peers publishing as fast as the node stores lose nothing on the way. Two library
+/// defaults used to cut them off after a few thousand entries: a publisher's `IHAVE` of more
+/// than about 480 message ids exceeded the 16 KiB control limit of its receiver, which closed
+/// its side of the stream and left the publisher writing into it for good; and the node
+/// graylisted (stopped reading) a publisher that fell 400 forwards behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_from_four_fast_peers_arrives_whole() {
+    let node = ingest::unlimited_node().await;
+    let run = ingest::flood(&node, 4, 20_000).await;
+    assert_eq!(
+        (run.stored, run.lost_in_transit, run.pending),
+        (run.entries, 0, 0),
+        "stored, lost between the publishers and the node, pending: {run:?}"
+    );
+    shutdown(vec![node]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

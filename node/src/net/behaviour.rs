@@ -37,6 +37,13 @@ pub const GOSSIP_FRAME_OVERHEAD: usize = 4096;
 /// between its config and its codec).
 pub const MAX_MESSAGES_PER_RPC: usize = 256;
 
+/// Message ids in one `IHAVE` or `IWANT` we send. A rust-libp2p peer (0.50) refuses an RPC
+/// whose control part exceeds 16 KiB by closing its inbound stream, which leaves the sender's
+/// stream wedged (it writes on, and nothing reads): with the library's default of 5,000 ids
+/// (about 170 KB), one burst of gossip cut a fast publisher off from its peer for good. 400
+/// ids of 32 bytes take about 13.6 KB with their framing.
+pub const GOSSIP_CONTROL_IDS: usize = 400;
+
 /// Per-connection gossipsub send queue (messages). Beyond it the library drops and reports a
 /// slow peer instead of growing memory.
 pub const GOSSIP_SEND_QUEUE: usize = 2048;
@@ -197,11 +204,23 @@ pub fn gossipsub_config(heartbeat: Duration) -> gossipsub::ConfigBuilder {
         .message_id_fn(message_id)
         .max_transmit_size(MAX_ENTRY_LEN + GOSSIP_FRAME_OVERHEAD)
         .max_publish_messages(MAX_MESSAGES_PER_RPC)
+        .max_control_messages_sent(GOSSIP_CONTROL_IDS)
+        // Accept as much control as a frame may carry (about 2,000 ids), rather than refuse a
+        // larger `IHAVE` than ours and wedge its sender's stream.
+        .max_control_message_size(MAX_ENTRY_LEN + GOSSIP_FRAME_OVERHEAD)
         .connection_handler_queue_len(GOSSIP_SEND_QUEUE)
         .heartbeat_interval(heartbeat)
         .heartbeat_initial_delay(Duration::from_millis(100));
     builder
 }
+
+/// Score per forward a peer's full send queue made us drop (gossipsub's slow-peer penalty,
+/// which decays by 0.2 a second). Gossipsub's default, −0.2, graylisted an honest peer that
+/// fell 400 forwards behind in a burst, and a graylisted peer's own messages are dropped
+/// unread: the node lost every entry its fastest publishers sent. At −0.01 a slow peer leaves
+/// the mesh (any negative score) and stops being sent gossip after about 800 dropped forwards
+/// a second (−10), and is graylisted only after about 6,400 a second, sustained.
+const SLOW_PEER_WEIGHT: f64 = -0.01;
 
 /// Peer scoring of every node (topic parameters: [`topic_score_params`]).
 pub fn peer_score_params() -> gossipsub::PeerScoreParams {
@@ -209,6 +228,7 @@ pub fn peer_score_params() -> gossipsub::PeerScoreParams {
     // penalise co-location.
     gossipsub::PeerScoreParams {
         ip_colocation_factor_weight: 0.0,
+        slow_peer_weight: SLOW_PEER_WEIGHT,
         ..gossipsub::PeerScoreParams::default()
     }
 }
@@ -266,6 +286,27 @@ mod tests {
         // which is why persistent offenders are blocked by the strike count instead.
         let after_ten_seconds = 3.0 * topic.invalid_message_deliveries_decay.powi(10);
         assert!(invalid(after_ten_seconds) > thresholds.graylist_threshold);
+    }
+
+    #[test]
+    fn a_peer_slow_to_read_our_forwards_leaves_the_mesh_but_is_not_graylisted() {
+        let peer = peer_score_params();
+        let thresholds = gossipsub::PeerScoreThresholds::default();
+        peer.validate().unwrap();
+        // The penalty counts dropped forwards and decays every interval: at a steady rate of
+        // `per_second` drops it settles at per_second / (1 - decay) (a geometric series).
+        let interval = peer.decay_interval.as_secs_f64();
+        let settled = |per_second: f64| {
+            let penalty = per_second * interval / (1.0 - peer.slow_peer_decay);
+            (penalty - peer.slow_peer_threshold).max(0.0) * peer.slow_peer_weight
+        };
+        // A burst of a thousand dropped forwards a second, as a publisher on a busy machine
+        // falls behind: out of the mesh, but still heard.
+        assert!(settled(1_000.0) < 0.0);
+        assert!(settled(1_000.0) > thresholds.publish_threshold);
+        assert!(settled(1_000.0) > thresholds.graylist_threshold);
+        // A peer that reads nothing while we forward ten thousand a second is graylisted.
+        assert!(settled(10_000.0) < thresholds.graylist_threshold);
     }
 
     #[test]

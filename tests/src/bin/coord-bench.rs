@@ -23,12 +23,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use clap::Parser;
 use plexus_node::client::ApiClient;
-use plexus_node::node::limits::IngressLimits;
-use plexus_tests::cluster::{
-    address, connect, shutdown, spawn, spawn_node_with, test_net_config, NodeSpec, TestNode,
-    NAMESPACE,
-};
-use plexus_tests::hostile::{note, note_topic, HostilePeer};
+use plexus_tests::cluster::{connect, shutdown, spawn, TestNode};
+use plexus_tests::ingest;
 use serde_json::json;
 use tokio::sync::broadcast;
 
@@ -37,21 +33,6 @@ const WARM_UP: usize = 5;
 
 /// How long one claim may take to reach every node before the benchmark gives up.
 const CLAIM_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Authors whose entries each ingest publisher floods, interleaved.
-const AUTHORS_PER_PUBLISHER: usize = 8;
-
-/// How long the ingest benchmark waits for progress before it reports what arrived.
-const INGEST_STALL: Duration = Duration::from_secs(10);
-
-/// How often the ingest benchmark looks at the node's log while it waits for room.
-const INGEST_POLL: Duration = Duration::from_millis(2);
-
-/// Entries sent and not yet stored, at most: half the node's event queue.
-const INGEST_WINDOW: u64 = (plexus_node::net::EVENT_QUEUE / 2) as u64;
-
-/// Entries each publisher sends at a time.
-const INGEST_CHUNK: usize = 64;
 
 /// Coordination benchmarks for scripts/bench.sh: prints figures as JSON, asserts nothing.
 #[derive(Debug, Parser)]
@@ -218,152 +199,31 @@ async fn publish(entries: usize, client_count: usize) -> anyhow::Result<()> {
 
 async fn ingest(publisher_count: usize, entries: usize) -> anyhow::Result<()> {
     anyhow::ensure!(publisher_count >= 2, "ingest needs at least 2 publishers");
-    let limits = IngressLimits {
-        peer_per_sec: 1e9,
-        author_per_sec: 1e9,
-        ..IngressLimits::default()
-    };
-    let node = spawn_node_with(
-        test_net_config(),
-        NodeSpec {
-            ingress: Some(limits),
-            ..NodeSpec::default()
-        },
-    )
-    .await;
-    let per_author = entries / (publisher_count * AUTHORS_PER_PUBLISHER);
-    // Signed before the clock starts: the publishers stand for peers that signed long ago.
-    let floods: Vec<Vec<Vec<u8>>> = (0..publisher_count)
-        .map(|_| {
-            let authors: Vec<plexus_crypto::Keypair> = (0..AUTHORS_PER_PUBLISHER)
-                .map(|_| plexus_crypto::Keypair::generate())
-                .collect();
-            let mut previous: Vec<Option<plexus_protocol::Entry>> = vec![None; authors.len()];
-            let mut flood = Vec::with_capacity(per_author * authors.len());
-            for seq in 1..=per_author as u64 {
-                for (author, prev) in authors.iter().zip(previous.iter_mut()) {
-                    let entry = note(
-                        author,
-                        NAMESPACE,
-                        seq,
-                        prev.as_ref(),
-                        "a typical small status update from an agent",
-                    );
-                    flood.push(entry.encode());
-                    *prev = Some(entry);
-                }
-            }
-            flood
-        })
-        .collect();
-    let total = (per_author * AUTHORS_PER_PUBLISHER * publisher_count) as u64;
-    let topic = note_topic(NAMESPACE);
-    let addr = address(&node).await;
-    let mut publishers = Vec::new();
-    for _ in 0..publisher_count {
-        let publisher = HostilePeer::start();
-        publisher.join(addr.clone(), topic.clone()).await;
-        publishers.push(publisher);
-    }
-    // Forwarding needs every publisher in the node's mesh for the topic.
-    let topic_text = topic.to_string();
-    let meshed = Instant::now();
-    loop {
-        let status = node.node.net().status().await?;
-        let in_mesh = status
-            .peers
-            .iter()
-            .filter(|peer| peer.mesh.contains(&topic_text))
-            .count();
-        if in_mesh >= publisher_count {
-            break;
-        }
-        anyhow::ensure!(
-            meshed.elapsed() < CLAIM_TIMEOUT,
-            "only {in_mesh} of {publisher_count} publishers joined the node's mesh"
-        );
-        tokio::time::sleep(INGEST_POLL).await;
-    }
-    let stored_before = stored(&node).await?;
-    let started = Instant::now();
-    // Full speed with flow control: each publisher sends its next chunk while fewer than
-    // INGEST_WINDOW entries are sent but not yet stored. Without it the flood outruns the
-    // node's event queue, which then drops gossip (as it must: sync repairs it), and these
-    // publishers serve no sync, so the run would measure the drops, not the pipeline.
-    let mut floods: Vec<std::vec::IntoIter<Vec<u8>>> =
-        floods.into_iter().map(Vec::into_iter).collect();
-    let (mut sent, mut last, mut last_progress) = (0u64, stored_before, Instant::now());
-    let mut finished = started.elapsed();
-    while last - stored_before < total && last_progress.elapsed() < INGEST_STALL {
-        if sent - (last - stored_before) < INGEST_WINDOW && sent < total {
-            let chunks: Vec<Vec<Vec<u8>>> = floods
-                .iter_mut()
-                .map(|flood| flood.by_ref().take(INGEST_CHUNK).collect())
-                .collect();
-            let publishing = publishers
-                .iter()
-                .zip(chunks)
-                .map(|(publisher, chunk)| publisher.flood(topic.clone(), chunk));
-            for count in futures::future::join_all(publishing).await {
-                sent += count as u64;
-            }
-        } else {
-            tokio::time::sleep(INGEST_POLL).await;
-        }
-        let now = stored(&node).await?;
-        if now > last {
-            (last, last_progress) = (now, Instant::now());
-            finished = started.elapsed();
-        }
-    }
-    let stored_count = last - stored_before;
-    // Forwarded copies keep arriving a little after the last store; count them once they stop.
-    let mut forwarded = 0;
-    let mut settled = Instant::now();
-    while settled.elapsed() < Duration::from_secs(1) {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        let mut now = 0;
-        for publisher in &publishers {
-            now += publisher.received().await;
-        }
-        if now > forwarded {
-            (forwarded, settled) = (now, Instant::now());
-        }
-    }
-    let forwarded_per_entry_copies = forwarded / (publisher_count as u64 - 1);
-    let status = node.node.net().status().await?;
-    let seconds = finished.as_secs_f64();
+    let node = ingest::unlimited_node().await;
+    let run = ingest::flood(&node, publisher_count, entries).await;
+    let seconds = run.elapsed.as_secs_f64();
     println!(
         "{}",
         json!({
             "publishers": publisher_count,
-            "authors": publisher_count * AUTHORS_PER_PUBLISHER,
-            "entries": total,
-            "stored": stored_count,
+            "authors": publisher_count * ingest::AUTHORS_PER_PUBLISHER,
+            "entries": run.entries,
+            "stored": run.stored,
             "seconds": seconds,
-            "stored_per_second": stored_count as f64 / seconds,
-            "forwarded_entries": forwarded_per_entry_copies,
-            "forwarded_per_second": forwarded_per_entry_copies as f64 / seconds,
-            "dropped_queue_full": status.gossip_dropped_queue_full,
-            "pending": node.node.log().stats()?.pending,
-            "sent": sent,
-            // Sent by the publishers but never received by the node's gossipsub.
-            "lost_in_transit": sent.saturating_sub(status.gossip_received),
+            "stored_per_second": run.stored as f64 / seconds,
+            "forwarded_entries": run.forwarded,
+            "forwarded_per_second": run.forwarded as f64 / seconds,
+            "dropped_queue_full": run.status.gossip_dropped_queue_full,
+            "pending": run.pending,
+            "sent": run.sent,
+            "lost_in_transit": run.lost_in_transit,
             "refused": node.node.log().rejection_counts(),
-            "receipt_to_forward_p50_ms": status.gossip_forward_latency.p50_us as f64 / 1000.0,
-            "receipt_to_forward_p99_ms": status.gossip_forward_latency.p99_us as f64 / 1000.0,
+            "receipt_to_forward_p50_ms": run.status.gossip_forward_latency.p50_us as f64 / 1000.0,
+            "receipt_to_forward_p99_ms": run.status.gossip_forward_latency.p99_us as f64 / 1000.0,
         })
     );
     shutdown(vec![node]).await;
     Ok(())
-}
-
-/// Entries in the node's log.
-async fn stored(node: &TestNode) -> anyhow::Result<u64> {
-    let log = std::sync::Arc::clone(node.node.log());
-    Ok(tokio::task::spawn_blocking(move || log.stats())
-        .await??
-        .entries)
 }
 
 fn percentile_ms(sorted: &[Duration], quantile: f64) -> f64 {
