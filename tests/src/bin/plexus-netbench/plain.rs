@@ -118,11 +118,14 @@ impl PlainSide {
         )?;
         *prev = Some(entry.id());
         self.published += 1;
-        let key = entry.id().as_bytes().to_vec();
+        // Arrivals are recorded under the gossipsub message id, which is the SHA-256 of the
+        // whole payload (docs/PROTOCOL.md §8.1), not the entry id.
+        let data = entry.encode();
+        let key = plexus_crypto::sha256(&data).as_bytes().to_vec();
         let started = Instant::now();
         self.nodes[publisher]
             .commands
-            .send(PlainCommand::Publish(entry.encode()))
+            .send(PlainCommand::Publish(data))
             .await
             .context("plain swarm stopped")?;
         Ok(self
