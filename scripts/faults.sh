@@ -25,7 +25,9 @@
 # PLEXUS_SOAK_RESTART_SECONDS (60): `plexus run` processes on loopback, one agent each claiming,
 # renewing and releasing shared resources and updating tasks every 500 ms, one node killed
 # (SIGKILL) and restarted every minute; prints RSS, open files and disk (worst slope after
-# warm-up) and the lease and export checks as `soak | ...` lines. Needs no root.
+# warm-up) and the lease and export checks as `soak | ...` lines. The nodes keep
+# PLEXUS_SOAK_VIEW_HISTORY_MINUTES (5, the least allowed) of history in their views, so that
+# the views fill within the run: the slopes leave out the first 6 minutes. Needs no root.
 #
 # Cleans up every mount, namespace and process it started, even when interrupted.
 set -euo pipefail
@@ -53,6 +55,7 @@ if [ "$experiment" = soak ]; then
   set +e
   PLEXUS_SOAK_SECONDS="$seconds" PLEXUS_SOAK_NODES="${PLEXUS_SOAK_NODES:-8}" \
     PLEXUS_SOAK_RESTART_SECONDS="${PLEXUS_SOAK_RESTART_SECONDS:-60}" \
+    PLEXUS_SOAK_VIEW_HISTORY_MINUTES="${PLEXUS_SOAK_VIEW_HISTORY_MINUTES:-5}" \
     PLEXUS_BIN="$CARGO_TARGET_DIR/debug/plexus" \
     cargo nextest run --locked -p plexus-tests --test soak --no-capture \
     --profile soak 2>&1 | grep -E '^soak |SKIPPED|PASS|FAIL|panicked'

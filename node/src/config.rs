@@ -173,8 +173,8 @@ pub struct NetworkFile {
     pub quarantine_forkers: Option<bool>,
     /// Milliseconds a live claim's timestamp may differ from this node's clock.
     pub clock_skew_ms: Option<u64>,
-    /// Hours of history the coordination view answers for.
-    pub view_history_hours: Option<u64>,
+    /// Minutes of history the coordination view answers for.
+    pub view_history_minutes: Option<u64>,
     /// Gossip messages per second accepted from one peer.
     pub ingress_peer_rate: Option<u32>,
     /// Gossip entries per second accepted from one author.

@@ -51,6 +51,12 @@ pub struct SoakConfig {
     pub restart_every: Duration,
     /// Samples taken this long after a process starts are left out of the slopes.
     pub warm_up: Duration,
+    /// `--view-history-minutes` of every node; the node's default (a day) when `None`.
+    pub view_history_minutes: Option<u64>,
+    /// Samples taken this long after the soak starts are left out of the slopes too: the
+    /// nodes' first processes start with empty logs, and their views grow until they hold the
+    /// whole history window (a restarted process holds it once it has loaded its log).
+    pub settle: Duration,
     pub sample_every: Duration,
     /// Pause between two steps of each agent (a step is a lease request and a task update).
     pub step_every: Duration,
@@ -58,7 +64,8 @@ pub struct SoakConfig {
 
 impl SoakConfig {
     /// The configuration from `PLEXUS_SOAK_SECONDS`, `PLEXUS_SOAK_NODES` and
-    /// `PLEXUS_SOAK_RESTART_SECONDS`, each defaulting to the given value.
+    /// `PLEXUS_SOAK_RESTART_SECONDS`, each defaulting to the given value, and
+    /// `PLEXUS_SOAK_VIEW_HISTORY_MINUTES` (the node's default when unset).
     pub fn from_env(seconds: u64, nodes: usize, restart_seconds: u64) -> SoakConfig {
         let read = |name: &str, default: u64| {
             std::env::var(name)
@@ -67,6 +74,9 @@ impl SoakConfig {
                 .unwrap_or(default)
         };
         let seconds = read("PLEXUS_SOAK_SECONDS", seconds);
+        let view_history_minutes = std::env::var("PLEXUS_SOAK_VIEW_HISTORY_MINUTES")
+            .ok()
+            .and_then(|value| value.parse().ok());
         SoakConfig {
             nodes: read("PLEXUS_SOAK_NODES", nodes as u64).max(2) as usize,
             duration: Duration::from_secs(seconds),
@@ -75,6 +85,11 @@ impl SoakConfig {
                 restart_seconds,
             )),
             warm_up: Duration::from_secs((seconds / 5).clamp(10, 60)),
+            view_history_minutes,
+            // The window, and the minute after it in which the view next forgets.
+            settle: view_history_minutes.map_or(Duration::ZERO, |minutes| {
+                Duration::from_secs(60 * minutes + 60)
+            }),
             sample_every: Duration::from_secs(if seconds > 120 { 5 } else { 2 }),
             step_every: Duration::from_millis(500),
         }
@@ -127,8 +142,8 @@ pub fn run(binary: &Path, root: &Path, config: &SoakConfig) -> SoakReport {
     let mut lives = vec![0u32; nodes.len()];
     let mut started_at = vec![Instant::now(); nodes.len()];
     for index in 0..nodes.len() {
-        let bootstrap = bootstrap_args(&nodes, index);
-        nodes[index].start(&bootstrap);
+        let arguments = node_args(&nodes, index, config);
+        nodes[index].start(&arguments);
         started_at[index] = Instant::now();
     }
     let stop = Arc::new(AtomicBool::new(false));
@@ -163,8 +178,8 @@ pub fn run(binary: &Path, root: &Path, config: &SoakConfig) -> SoakReport {
         if Instant::now() >= next_restart && !config.restart_every.is_zero() {
             let index = restarts as usize % nodes.len();
             nodes[index].kill();
-            let bootstrap = bootstrap_args(&nodes, index);
-            nodes[index].start(&bootstrap);
+            let arguments = node_args(&nodes, index, config);
+            nodes[index].start(&arguments);
             lives[index] += 1;
             started_at[index] = Instant::now();
             restarts += 1;
@@ -225,14 +240,18 @@ pub fn run(binary: &Path, root: &Path, config: &SoakConfig) -> SoakReport {
     }
 }
 
-/// `--bootstrap` to another node that is running (every node but `index`).
-fn bootstrap_args(nodes: &[LocalNode], index: usize) -> Vec<String> {
-    nodes
+/// `--bootstrap` to every other node that is running, and the view's history.
+fn node_args(nodes: &[LocalNode], index: usize, config: &SoakConfig) -> Vec<String> {
+    let mut arguments: Vec<String> = nodes
         .iter()
         .enumerate()
         .filter(|(other, node)| *other != index && !node.p2p_address.is_empty())
         .flat_map(|(_, node)| ["--bootstrap".to_owned(), node.p2p_address.clone()])
-        .collect()
+        .collect();
+    if let Some(minutes) = config.view_history_minutes {
+        arguments.extend(["--view-history-minutes".to_owned(), minutes.to_string()]);
+    }
+    arguments
 }
 
 fn agent_id(node: &LocalNode) -> String {
@@ -585,11 +604,11 @@ fn check_replays(node: &LocalNode, exports: &[PathBuf], view: &View, beliefs: &[
 }
 
 /// Least-squares slope of `value` against minutes, over the samples of each process taken
-/// after the warm-up; the largest over processes (per-process values need a process that
-/// lived long enough: at least 3 samples).
+/// after its warm-up and after the soak settled; the largest over processes (per-process
+/// values need a process that lived long enough: at least 3 samples).
 pub fn worst_slope(
     samples: &[Sample],
-    warm_up: Duration,
+    config: &SoakConfig,
     per_process: bool,
     value: impl Fn(&Sample) -> f64,
 ) -> Option<f64> {
@@ -600,7 +619,7 @@ pub fn worst_slope(
         } else {
             sample.seconds
         };
-        if warm >= warm_up.as_secs_f64() {
+        if warm >= config.warm_up.as_secs_f64() && sample.seconds >= config.settle.as_secs_f64() {
             let life = if per_process { sample.life } else { 0 };
             groups
                 .entry((sample.node, life))

@@ -25,7 +25,7 @@ fn a_soak_with_restarts_keeps_leases_exclusive_and_every_export_verifies() {
     );
     let worst =
         |name: &str, unit: &str, per_process: bool, value: &dyn Fn(&soak::Sample) -> f64| {
-            let slope = soak::worst_slope(&report.samples, config.warm_up, per_process, value);
+            let slope = soak::worst_slope(&report.samples, &config, per_process, value);
             let peak = report.samples.iter().map(value).fold(0.0, f64::max);
             eprintln!(
             "soak | slope | {name}: worst slope after warm-up {} {unit}/min, peak {peak:.1} {unit}",

@@ -286,7 +286,7 @@ async fn bad_time_queries_are_refused_with_a_reason() {
     shutdown(nodes).await;
 }
 
-/// The view keeps the last `--view-history-hours` (24 by default): a moment before that is
+/// The view keeps the last `--view-history-minutes` (a day by default): a moment before that is
 /// refused, saying where to ask instead, rather than answered from a view that forgot it; a
 /// timeline reaching back past it starts where the history does, and says it was cut.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

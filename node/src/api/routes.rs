@@ -732,7 +732,7 @@ fn no_claim(claim_id: &str, namespace: &str, kept_from_ms: u64) -> ApiError {
         format!(
             "no claim {claim_id} in namespace {namespace}: it has not reached this node, or it \
              ended before {kept_from_ms} (Unix ms), the start of the history the node's view \
-             keeps (--view-history-hours); the log keeps every claim: `plexus audit export`, \
+             keeps (--view-history-minutes); the log keeps every claim: `plexus audit export`, \
              then `plexus audit replay EXPORT --at TIME`"
         ),
     )
@@ -750,8 +750,8 @@ fn within_history(view: &ViewGuard<'_>, at_ms: u64) -> Result<(), ApiError> {
         "before_history",
         format!(
             "at={at_ms} is before {kept_from} (Unix ms), the start of the history this node's \
-             view keeps (--view-history-hours, default 24): ask for a later moment, or for this \
-             one from the log, which keeps every entry: `plexus audit export`, then \
+             view keeps (--view-history-minutes, default a day): ask for a later moment, or for \
+             this one from the log, which keeps every entry: `plexus audit export`, then \
              `plexus audit replay EXPORT --at {at_ms}ms`"
         ),
     )

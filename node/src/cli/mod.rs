@@ -137,10 +137,10 @@ pub struct RunArgs {
     /// Refuse live claims whose timestamp is further than this from our clock [default: 30000]
     #[arg(long, env = "PLEXUS_CLOCK_SKEW_MS", value_name = "MS")]
     pub clock_skew_ms: Option<u64>,
-    /// Hours of history the coordination view answers for (`?at=`); older ended claims,
-    /// constraints and card changes stay in the log only [default: 24, at least 1]
-    #[arg(long, env = "PLEXUS_VIEW_HISTORY_HOURS", value_name = "HOURS")]
-    pub view_history_hours: Option<u64>,
+    /// Minutes of history the coordination view answers for (`?at=`); older ended claims,
+    /// constraints and card changes stay in the log only [default: 1440 (a day), at least 5]
+    #[arg(long, env = "PLEXUS_VIEW_HISTORY_MINUTES", value_name = "MINUTES")]
+    pub view_history_minutes: Option<u64>,
     /// Govern a namespace: NAMESPACE=ADMIN_AGENT_ID (repeatable; replaces the config file's
     /// [governance.trust_roots])
     #[arg(

@@ -209,7 +209,7 @@ fn node_config(config: &Config, args: &RunArgs) -> anyhow::Result<NodeConfig> {
             .clock_skew_ms
             .or(file.clock_skew_ms)
             .unwrap_or(plexus_protocol::coord::DEFAULT_CLOCK_SKEW_MS),
-        view_history_ms: view_history_ms(args.view_history_hours.or(file.view_history_hours))?,
+        view_history_ms: view_history_ms(args.view_history_minutes.or(file.view_history_minutes))?,
         ingress: ingress_limits(
             args.ingress_peer_rate.or(file.ingress_peer_rate),
             args.ingress_author_rate.or(file.ingress_author_rate),
@@ -273,19 +273,21 @@ fn degree(config: &Config, low: Option<u32>, high: Option<u32>) -> anyhow::Resul
     })
 }
 
-/// `--view-history-hours` in milliseconds: the default when not given, at least an hour.
-fn view_history_ms(hours: Option<u64>) -> anyhow::Result<u64> {
-    let Some(hours) = hours else {
+/// `--view-history-minutes` in milliseconds: the default when not given, at least
+/// [`crate::coord::MIN_VIEW_HISTORY_MS`].
+fn view_history_ms(minutes: Option<u64>) -> anyhow::Result<u64> {
+    let Some(minutes) = minutes else {
         return Ok(crate::coord::DEFAULT_VIEW_HISTORY_MS);
     };
-    let min_hours = crate::coord::MIN_VIEW_HISTORY_MS / 3_600_000;
-    if hours < min_hours {
+    let min_minutes = crate::coord::MIN_VIEW_HISTORY_MS / 60_000;
+    if minutes < min_minutes {
         bail!(
-            "--view-history-hours must be at least {min_hours}: the view must answer for well past \
-             the clock-skew window (asked: {hours})"
+            "--view-history-minutes (network.view_history_minutes) must be at least \
+             {min_minutes}: the view must answer for well past the clock-skew window (asked: \
+             {minutes})"
         );
     }
-    Ok(hours.saturating_mul(3_600_000))
+    Ok(minutes.saturating_mul(60_000))
 }
 
 fn ingress_limits(peer: Option<u32>, author: Option<u32>) -> anyhow::Result<IngressLimits> {
@@ -516,6 +518,23 @@ mod tests {
             .to_string();
         assert!(
             error.starts_with("network.max_connections in /etc/plexus/config.toml is 0"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn the_view_history_is_given_in_minutes_and_may_not_be_shorter_than_five() {
+        assert_eq!(
+            view_history_ms(None).unwrap(),
+            crate::coord::DEFAULT_VIEW_HISTORY_MS
+        );
+        assert_eq!(view_history_ms(Some(5)).unwrap(), 300_000);
+        assert_eq!(view_history_ms(Some(1_440)).unwrap(), 86_400_000);
+        let error = view_history_ms(Some(4)).unwrap_err().to_string();
+        assert!(
+            error.contains(
+                "--view-history-minutes (network.view_history_minutes) must be at least 5"
+            ) && error.contains("(asked: 4)"),
             "{error}"
         );
     }

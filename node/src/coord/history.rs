@@ -25,9 +25,9 @@ use crate::store::{Log, StoreError};
 /// History the view keeps by default: a day.
 pub const DEFAULT_VIEW_HISTORY_MS: u64 = 24 * 60 * 60 * 1000;
 
-/// The shortest history a node may keep: an hour, far beyond the clock-skew window and a
-/// gossip round, so that live entries never reach behind the horizon.
-pub const MIN_VIEW_HISTORY_MS: u64 = 60 * 60 * 1000;
+/// The shortest history a node may keep: five minutes, ten times the default clock-skew
+/// window (30 s) and many gossip rounds, so that live entries never reach behind the horizon.
+pub const MIN_VIEW_HISTORY_MS: u64 = 5 * 60 * 1000;
 
 /// How often the view forgets what fell behind the horizon.
 const FORGET_EVERY_MS: u64 = 60_000;
