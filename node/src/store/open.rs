@@ -8,9 +8,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use plexus_protocol::FeedKey;
-use rocksdb::{
-    BlockBasedOptions, Cache, ColumnFamilyDescriptor, IteratorMode, Options, WriteBufferManager, DB,
-};
+use rocksdb::{ColumnFamilyDescriptor, IteratorMode, Options, DB};
 
 use super::governance::{Governor, TrustRoots};
 use super::pending::{PendingIndex, PendingMeta};
@@ -19,17 +17,6 @@ use super::{
     StoreError, CF_FORKS, CF_HEADS, CF_JOURNAL, CF_PENDING, CF_REJECTED, COLUMN_FAMILIES, DB_DIR,
     LOCK_FILE, MAX_PENDING,
 };
-
-/// RocksDB's memory for one log, one budget for all its column families: an LRU cache of
-/// this size holds the blocks read, and the memtables are charged to it as well. RocksDB's
-/// defaults give each of the seven families its own block cache and up to two 64 MiB
-/// memtables, close to 1 GiB for a sidecar once enough is written.
-const ROCKSDB_MEMORY: usize = 48 << 20;
-
-/// The memtables' share of [`ROCKSDB_MEMORY`]: past about 90% of it the largest memtable is
-/// flushed to disk. Each flush writes one file of about this size; at a few hundred bytes a
-/// stored entry that is one every ten thousand entries or so.
-pub(super) const MEMTABLE_MEMORY: usize = 8 << 20;
 
 impl Log {
     /// Opens (creating if needed) the log in `data_dir` for reading and writing, taking the
@@ -50,21 +37,10 @@ impl Log {
         options.create_if_missing(true);
         options.create_missing_column_families(true);
         options.set_compression_type(rocksdb::DBCompressionType::Lz4);
-        let cache = Cache::new_lru_cache(ROCKSDB_MEMORY);
-        options.set_write_buffer_manager(&WriteBufferManager::new_write_buffer_manager_with_cache(
-            MEMTABLE_MEMORY,
-            false,
-            cache.clone(),
-        ));
-        let mut tables = BlockBasedOptions::default();
-        tables.set_block_cache(&cache);
-        options.set_block_based_table_factory(&tables);
         let db_path = data_dir.join(DB_DIR);
-        let descriptors = COLUMN_FAMILIES.iter().map(|name| {
-            let mut family = Options::default();
-            family.set_block_based_table_factory(&tables);
-            ColumnFamilyDescriptor::new(*name, family)
-        });
+        let descriptors = COLUMN_FAMILIES
+            .iter()
+            .map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));
         let db = DB::open_cf_descriptors(&options, &db_path, descriptors).map_err(|source| {
             StoreError::Open {
                 dir: db_path.clone(),

@@ -8,7 +8,6 @@ use plexus_protocol::Draft;
 
 use super::*;
 
-mod memory;
 mod parsed;
 mod policy;
 
