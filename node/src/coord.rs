@@ -80,8 +80,9 @@ struct State {
     next_event: u64,
     /// Holder claim ids per (namespace, resource), as last reported.
     holders: BTreeMap<(String, String), Vec<String>>,
-    /// This agent's live claims and their last reported standing.
-    standings: BTreeMap<(String, String), ClaimStanding>,
+    /// This agent's live claims and their last reported standing, by claim id, per
+    /// (namespace, resource): a tick looks at each resource's own claims, not at all of them.
+    standings: BTreeMap<(String, String), BTreeMap<String, ClaimStanding>>,
     /// Claims shown late, by claim id: how long after its timestamp the late entry (the claim,
     /// or its author's renewal or release) arrived, the largest if several. One per late
     /// claim, so it grows no faster than the view.
@@ -223,16 +224,7 @@ impl Coordinator {
                 resources.insert((namespace.clone(), resource));
             }
         }
-        let standing_resources: Vec<(String, String)> = state
-            .standings
-            .keys()
-            .filter_map(|(namespace, claim)| {
-                let id: Hash256 = claim.parse().ok()?;
-                let (_, resource) = state.view.claim_owner(namespace, &id)?;
-                Some((namespace.clone(), resource))
-            })
-            .collect();
-        resources.extend(standing_resources);
+        resources.extend(state.standings.keys().cloned());
         self.reevaluate(&mut state, resources, now_ms);
     }
 
@@ -360,7 +352,7 @@ impl Coordinator {
                 if holders.is_empty() {
                     state.holders.remove(&key);
                 } else {
-                    state.holders.insert(key, holders);
+                    state.holders.insert(key.clone(), holders);
                 }
             }
             let mine: Vec<&ClaimView> = lease
@@ -373,8 +365,11 @@ impl Coordinator {
             let mut seen = BTreeSet::new();
             for claim in mine {
                 seen.insert(claim.claim_id.clone());
-                let key = (namespace.clone(), claim.claim_id.clone());
-                let before = state.standings.insert(key, claim.standing);
+                let before = state
+                    .standings
+                    .entry(key.clone())
+                    .or_default()
+                    .insert(claim.claim_id.clone(), claim.standing);
                 let holding_now = claim.standing == ClaimStanding::Holding;
                 let holding_before = before == Some(ClaimStanding::Holding);
                 let event_type = match (before, holding_now) {
@@ -388,24 +383,20 @@ impl Coordinator {
                 }
             }
             // Claims of ours on this resource that are no longer live have ended.
-            let ended: Vec<String> = state
-                .standings
-                .keys()
-                .filter(|(ns, claim)| ns == &namespace && !seen.contains(claim))
-                .filter(|(ns, claim)| {
-                    claim.parse::<Hash256>().ok().is_some_and(|id| {
-                        state
-                            .view
-                            .claim_owner(ns, &id)
-                            .is_some_and(|(_, r)| r == resource)
-                    })
-                })
-                .map(|(_, claim)| claim.clone())
-                .collect();
+            let mut ended = Vec::new();
+            if let Some(standings) = state.standings.get_mut(&key) {
+                standings.retain(|claim_id, _| {
+                    let live = seen.contains(claim_id);
+                    if !live {
+                        ended.push(claim_id.clone());
+                    }
+                    live
+                });
+                if standings.is_empty() {
+                    state.standings.remove(&key);
+                }
+            }
             for claim_id in ended {
-                state
-                    .standings
-                    .remove(&(namespace.clone(), claim_id.clone()));
                 let Ok(id) = claim_id.parse::<Hash256>() else {
                     continue;
                 };
