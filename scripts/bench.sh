@@ -367,8 +367,8 @@ PY
 # Governance: the cost of the policy decision on the storage path. BENCH_BACKFILL_ENTRIES
 # entries of one author stored through the backfill path into an open namespace and into a
 # governed one (member, role, body cap, rate limit checked on every entry), alternating
-# ROUNDS rounds in one process; signatures are not verified in either, so the ratio shows the
-# policy's share of the write path alone.
+# ROUNDS rounds in one process; both go through the log's one ingest path (batch signature
+# check, then the write), so the ratio shows the policy's share of that path.
 echo "governed ingest..." >&2
 governed_json=$("$bench" governed-ingest --entries "$backfill_entries" --rounds "$rounds")
 python3 - "$governed_json" <<'PY'
