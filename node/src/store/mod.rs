@@ -61,7 +61,7 @@ use plexus_crypto::Hash256;
 use plexus_protocol::coord::{Body, BodyError, Reception};
 use plexus_protocol::policy::Violation;
 use plexus_protocol::{Entry, EntryError, FeedHead, FeedKey, ForkProof};
-use rocksdb::{Direction, IteratorMode, WriteBatch, WriteOptions, DB};
+use rocksdb::{Direction, IteratorMode, ReadOptions, WriteBatch, WriteOptions, DB};
 
 pub use governance::{body_read_by_policy, Governor, Scope, TrustRoots};
 pub use heads_range::NamespaceHeads;
@@ -73,6 +73,15 @@ pub use snapshot::LogSnapshot;
 pub use write::Offer;
 
 use pending::{PendingIndex, PendingMeta};
+
+/// Read options for a pass that reads each block once (the journal folded at start, an export,
+/// a count): its blocks are not kept in the block cache, which stays for lookups. Checksums
+/// are verified as in every read.
+fn scan_options() -> ReadOptions {
+    let mut options = ReadOptions::default();
+    options.fill_cache(false);
+    options
+}
 
 /// Entries held while their predecessors are missing, over all feeds. Sized for a backfill gap
 /// of a few thousand entries without letting a peer fill memory or disk with unchainable data.
@@ -453,8 +462,9 @@ impl Log {
         for namespace in self.trust_roots.keys() {
             let mut prefix = vec![namespace.len() as u8];
             prefix.extend_from_slice(namespace.as_bytes());
-            for item in self.db.iterator_cf(
+            for item in self.db.iterator_cf_opt(
                 self.cf(CF_ENTRIES),
+                scan_options(),
                 IteratorMode::From(&prefix, Direction::Forward),
             ) {
                 let (key, value) = item?;

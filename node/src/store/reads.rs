@@ -6,8 +6,9 @@ use plexus_protocol::{Entry, FeedHead, FeedKey, ForkProof};
 use rocksdb::{Direction, IteratorMode};
 
 use super::{
-    decode_head, decode_stored, entry_key, feed_prefix, keys, JournalEntry, Log, LogStats,
-    RawEntry, StoreError, CF_ENTRIES, CF_FORKS, CF_HEADS, CF_IDS, CF_JOURNAL, COLUMN_FAMILIES,
+    decode_head, decode_stored, entry_key, feed_prefix, keys, scan_options, JournalEntry, Log,
+    LogStats, RawEntry, StoreError, CF_ENTRIES, CF_FORKS, CF_HEADS, CF_IDS, CF_JOURNAL,
+    COLUMN_FAMILIES,
 };
 
 /// What a response being read may still take: bytes, and whether it holds nothing yet (its
@@ -148,7 +149,7 @@ impl Log {
     /// Raw envelopes in export order (namespace, author, seq), each with its key.
     pub fn raw_entries(&self) -> impl Iterator<Item = Result<RawEntry, StoreError>> + '_ {
         self.db
-            .iterator_cf(self.cf(CF_ENTRIES), IteratorMode::Start)
+            .iterator_cf_opt(self.cf(CF_ENTRIES), scan_options(), IteratorMode::Start)
             .map(|item| item.map_err(StoreError::from))
     }
 
@@ -158,9 +159,11 @@ impl Log {
         from: u64,
     ) -> impl Iterator<Item = Result<JournalEntry, StoreError>> + '_ {
         let start = keys::counter_key(from);
+        let lookups = scan_options();
         self.db
-            .iterator_cf(
+            .iterator_cf_opt(
                 self.cf(CF_JOURNAL),
+                scan_options(),
                 IteratorMode::From(&start, Direction::Forward),
             )
             .map(move |item| {
@@ -174,7 +177,7 @@ impl Log {
                     keys::JournalTarget::Id(id) => (self.entry_by_id(&id)?, None),
                     keys::JournalTarget::Key { key, reception } => (
                         self.db
-                            .get_pinned_cf(self.cf(CF_ENTRIES), key)?
+                            .get_pinned_cf_opt(self.cf(CF_ENTRIES), key, &lookups)?
                             .map(|bytes| decode_stored(&bytes))
                             .transpose()?,
                         reception,

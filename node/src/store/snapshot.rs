@@ -7,7 +7,7 @@
 
 use rocksdb::{IteratorMode, Snapshot};
 
-use super::{decode_head, Log, RawEntry, StoreError, CF_ENTRIES, CF_FORKS, CF_HEADS};
+use super::{decode_head, scan_options, Log, RawEntry, StoreError, CF_ENTRIES, CF_FORKS, CF_HEADS};
 
 /// The log as of one moment (see the module documentation).
 pub struct LogSnapshot<'a> {
@@ -38,24 +38,25 @@ impl LogSnapshot<'_> {
     /// Stored entries, in key order (feed, then seq).
     pub fn raw_entries(&self) -> impl Iterator<Item = Result<RawEntry, StoreError>> + '_ {
         self.snapshot
-            .iterator_cf(self.log.cf(CF_ENTRIES), IteratorMode::Start)
+            .iterator_cf_opt(self.log.cf(CF_ENTRIES), scan_options(), IteratorMode::Start)
             .map(|item| item.map_err(StoreError::from))
     }
 
     /// Stored fork proofs, in key order (feed, then seq).
     pub fn raw_forks(&self) -> impl Iterator<Item = Result<RawEntry, StoreError>> + '_ {
         self.snapshot
-            .iterator_cf(self.log.cf(CF_FORKS), IteratorMode::Start)
+            .iterator_cf_opt(self.log.cf(CF_FORKS), scan_options(), IteratorMode::Start)
             .map(|item| item.map_err(StoreError::from))
     }
 
     /// Entries (the sum of the feed heads) and fork proofs stored.
     pub fn counts(&self) -> Result<(u64, u64), StoreError> {
         let mut entries = 0u64;
-        for item in self
-            .snapshot
-            .iterator_cf(self.log.cf(CF_HEADS), IteratorMode::Start)
-        {
+        for item in self.snapshot.iterator_cf_opt(
+            self.log.cf(CF_HEADS),
+            scan_options(),
+            IteratorMode::Start,
+        ) {
             let (_, value) = item?;
             entries += decode_head(&value)?.seq;
         }

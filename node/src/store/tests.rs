@@ -8,6 +8,7 @@ use plexus_protocol::Draft;
 
 use super::*;
 
+mod memory;
 mod parsed;
 mod policy;
 

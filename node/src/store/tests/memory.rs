@@ -1,0 +1,84 @@
+//! RocksDB's memory: reading the whole log leaves the block cache as it was, and the
+//! memtables keep within one budget however much is written.
+
+use super::*;
+use crate::store::open::MEMTABLE_MEMORY;
+
+/// RocksDB's integer property `name` of each column family.
+fn per_family(log: &Log, name: &str) -> impl Iterator<Item = u64> + '_ {
+    let name = name.to_owned();
+    COLUMN_FAMILIES.iter().map(move |family| {
+        log.db
+            .property_int_value_cf(log.cf(family), name.as_str())
+            .unwrap()
+            .unwrap_or(0)
+    })
+}
+
+/// Bytes held in memtables, across every column family (written, not yet flushed to disk).
+fn memtable_bytes(log: &Log) -> u64 {
+    per_family(log, "rocksdb.size-all-mem-tables").sum()
+}
+
+/// Bytes of blocks in the block cache (one cache serves every family, so the largest figure).
+fn block_cache_bytes(log: &Log) -> u64 {
+    per_family(log, "rocksdb.block-cache-usage")
+        .max()
+        .unwrap_or(0)
+}
+
+/// `count` entries of about 1 KB each, in one feed, stored in batches as gossip and backfill
+/// store them.
+fn fill(log: &Log, count: usize, mut each_batch: impl FnMut(&Log)) {
+    let keypair = Keypair::generate();
+    let padding = "x".repeat(1_000);
+    let bodies = (0..count).map(|index| text_body(&format!("{index} {padding}")));
+    let entries = chain_of(&keypair, "x-note", bodies);
+    for batch in entries.chunks(1_000) {
+        log.ingest_entries(batch.to_vec(), "test", 0).unwrap();
+        each_batch(log);
+    }
+    assert_eq!(log.stats().unwrap().entries, count as u64);
+}
+
+#[test]
+fn reading_the_whole_journal_does_not_fill_the_block_cache() {
+    // The node folds the whole journal into its view at every start: on a large log that one
+    // pass used to leave up to 32 MiB of blocks cached per column family (a node holding
+    // 1,000,000 entries started at 109 MiB instead of 32 MiB).
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let log = Log::open(dir.path()).unwrap();
+        fill(&log, 4_000, |_| {});
+        for name in COLUMN_FAMILIES {
+            log.db.flush_cf(log.cf(name)).unwrap();
+        }
+    }
+    let log = Log::open(dir.path()).unwrap();
+    let before = block_cache_bytes(&log);
+    let read = log.journal(0).map(Result::unwrap).count();
+    assert_eq!(read, 4_000);
+    let exported = log.raw_entries().map(Result::unwrap).count();
+    assert_eq!(exported, 4_000);
+    let after = block_cache_bytes(&log);
+    // The 4,000 entries take about 4 MB on disk: a pass that cached them would hold that much.
+    assert!(
+        after <= before + (256 << 10),
+        "the block cache went from {before} to {after} bytes after one pass over the log"
+    );
+}
+
+#[test]
+fn memtables_stay_within_the_budget_however_much_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path()).unwrap();
+    // About 1 KB an entry, three times the memtables' budget in all.
+    let count = 3 * MEMTABLE_MEMORY / 1_000;
+    let mut most = 0;
+    fill(&log, count, |log| most = most.max(memtable_bytes(log)));
+    // A flush may still be under way while the next memtable fills: at most two at once.
+    assert!(
+        most <= 2 * MEMTABLE_MEMORY as u64,
+        "memtables held {most} bytes, the budget is {MEMTABLE_MEMORY}"
+    );
+}
