@@ -28,7 +28,7 @@ use plexus_protocol::reconcile::{answer, Item};
 use plexus_protocol::value::json_text_to_canonical;
 use plexus_protocol::{Draft, Entry, ForkProof};
 use serde_bytes::ByteBuf;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::vectors::reconcile::VecStore;
 
@@ -96,6 +96,8 @@ impl Served {
 pub struct HostilePeer {
     commands: mpsc::Sender<HostileCommand>,
     peer_id: PeerId,
+    /// Gossip messages received so far (what the node forwarded to this peer).
+    received: watch::Receiver<u64>,
 }
 
 #[derive(NetworkBehaviour)]
@@ -134,8 +136,6 @@ enum HostileCommand {
     },
     /// Replies with the requests for served feeds received so far.
     ServedTally { reply: oneshot::Sender<ServedTally> },
-    /// Replies with how many gossip messages this peer has received so far.
-    Received { reply: oneshot::Sender<u64> },
     /// Sends every request to `peer` at once; replies once each is answered or failed.
     Requests {
         peer: PeerId,
@@ -156,8 +156,13 @@ impl HostilePeer {
                 .parse()
                 .unwrap_or_else(|_| Multiaddr::empty()),
         );
-        tokio::spawn(run(swarm, receiver));
-        HostilePeer { commands, peer_id }
+        let (received_tx, received) = watch::channel(0);
+        tokio::spawn(run(swarm, receiver, received_tx));
+        HostilePeer {
+            commands,
+            peer_id,
+            received,
+        }
     }
 
     pub fn peer_id(&self) -> PeerId {
@@ -188,12 +193,10 @@ impl HostilePeer {
             .unwrap_or_else(|_| panic!("the hostile peer stopped"))
     }
 
-    /// How many gossip messages this peer has received (what the node forwarded to it).
-    pub async fn received(&self) -> u64 {
-        let (reply, done) = oneshot::channel();
-        self.send(HostileCommand::Received { reply }).await;
-        done.await
-            .unwrap_or_else(|_| panic!("the hostile peer stopped"))
+    /// How many gossip messages this peer has received (what the node forwarded to it), and
+    /// a way to wait for the next: `changed()` returns when another arrives.
+    pub fn received(&self) -> watch::Receiver<u64> {
+        self.received.clone()
     }
 
     /// Sends `requests` to `peer` all at once and tallies the answers.
@@ -360,14 +363,17 @@ struct Burst {
     reply: oneshot::Sender<RequestTally>,
 }
 
-async fn run(mut swarm: Swarm<HostileBehaviour>, mut commands: mpsc::Receiver<HostileCommand>) {
+async fn run(
+    mut swarm: Swarm<HostileBehaviour>,
+    mut commands: mpsc::Receiver<HostileCommand>,
+    received: watch::Sender<u64>,
+) {
     let mut joining: Vec<(IdentTopic, oneshot::Sender<()>)> = Vec::new();
     let mut bursts: Vec<Burst> = Vec::new();
     let mut floods: VecDeque<Flood> = VecDeque::new();
     let mut retry = tokio::time::interval(FLOOD_RETRY);
     let mut announced = VecStore(Vec::new());
     let mut served = Served::default();
-    let mut received: u64 = 0;
     loop {
         while let Some(flood) = floods.front_mut() {
             if !flood.push(&mut swarm) {
@@ -397,9 +403,6 @@ async fn run(mut swarm: Swarm<HostileBehaviour>, mut commands: mpsc::Receiver<Ho
                 Some(HostileCommand::ServedTally { reply }) => {
                     let _ = reply.send(served.tally);
                 }
-                Some(HostileCommand::Received { reply }) => {
-                    let _ = reply.send(received);
-                }
                 Some(HostileCommand::Announce { heads, reply }) => {
                     announced = VecStore(heads);
                     let _ = reply.send(());
@@ -424,7 +427,7 @@ async fn run(mut swarm: Swarm<HostileBehaviour>, mut commands: mpsc::Receiver<Ho
                     gossipsub::Event::Message { .. },
                 )) = &event
                 {
-                    received += 1;
+                    received.send_modify(|count| *count += 1);
                 }
                 handle_event(event, &mut bursts);
                 // Joined once the node's subscription is known here.

@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use plexus_node::node::limits::IngressLimits;
 
-use crate::cluster::{address, spawn_node_with, test_net_config, NodeSpec, TestNode, NAMESPACE};
+use crate::cluster::{
+    address, spawn_node_with, test_net_config, wait_for, NodeSpec, TestNode, NAMESPACE,
+};
 use crate::hostile::{note, note_topic, HostilePeer};
 
 /// Authors whose entries each publisher floods, interleaved.
@@ -18,8 +20,8 @@ const STALL: Duration = Duration::from_secs(10);
 /// How long the publishers may take to join the node's mesh.
 const MESH_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// How often the flood looks at the node's log while it waits for room.
-const POLL: Duration = Duration::from_millis(2);
+/// How long no forwarded copy may arrive before the flood counts them.
+const FORWARDS_QUIET: Duration = Duration::from_secs(1);
 
 /// Entries sent and not yet stored, at most: half the node's event queue.
 const WINDOW: u64 = (plexus_node::net::EVENT_QUEUE / 2) as u64;
@@ -93,6 +95,7 @@ pub async fn flood(node: &TestNode, publisher_count: usize, entries: usize) -> F
     let started = Instant::now();
     let mut floods: Vec<std::vec::IntoIter<Vec<u8>>> =
         floods.into_iter().map(Vec::into_iter).collect();
+    let mut changes = node.node.changes();
     let (mut sent, mut last, mut last_progress) = (0u64, stored_before, Instant::now());
     let mut elapsed = Duration::ZERO;
     while last - stored_before < total && last_progress.elapsed() < STALL {
@@ -109,7 +112,8 @@ pub async fn flood(node: &TestNode, publisher_count: usize, entries: usize) -> F
                 sent += count as u64;
             }
         } else {
-            tokio::time::sleep(POLL).await;
+            // The window is full: the next store makes room (or the stall check ends the run).
+            let _ = tokio::time::timeout(STALL, changes.changed()).await;
         }
         let now = stored(node).await;
         if now > last {
@@ -117,25 +121,21 @@ pub async fn flood(node: &TestNode, publisher_count: usize, entries: usize) -> F
             elapsed = started.elapsed();
         }
     }
-    // Forwarded copies keep arriving a little after the last store; count them once they stop.
-    let mut forwarded = 0;
-    let mut settled = Instant::now();
-    while settled.elapsed() < Duration::from_secs(1) {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        let mut now = 0;
-        for publisher in &publishers {
-            now += publisher.received().await;
-        }
-        if now > forwarded {
-            (forwarded, settled) = (now, Instant::now());
+    // Forwarded copies keep arriving a little after the last store; count them once none has
+    // arrived for a second.
+    let mut received: Vec<_> = publishers.iter().map(HostilePeer::received).collect();
+    loop {
+        let next = received
+            .iter_mut()
+            .map(|receiver| Box::pin(receiver.changed()));
+        match tokio::time::timeout(FORWARDS_QUIET, futures::future::select_all(next)).await {
+            Ok((Ok(()), _, _)) => {}
+            // A quiet second, or a publisher that stopped.
+            Err(_) | Ok((Err(_), _, _)) => break,
         }
     }
-    let status = node
-        .node
-        .net()
-        .status()
-        .await
-        .unwrap_or_else(|error| panic!("network status: {error}"));
+    let forwarded: u64 = received.iter().map(|receiver| *receiver.borrow()).sum();
+    let status = net_status(node).await;
     let pending = node
         .node
         .log()
@@ -180,28 +180,30 @@ fn signed_entries(per_author: usize) -> Vec<Vec<u8>> {
 
 /// Waits until `count` peers are in the node's mesh for `topic`: forwarding needs them there.
 async fn wait_meshed(node: &TestNode, topic: &str, count: usize) {
-    let started = Instant::now();
-    loop {
-        let status = node
-            .node
-            .net()
-            .status()
-            .await
-            .unwrap_or_else(|error| panic!("network status: {error}"));
-        let in_mesh = status
+    let in_mesh = |status: &plexus_node::net::NetStatus| {
+        status
             .peers
             .iter()
             .filter(|peer| peer.mesh.iter().any(|meshed| meshed == topic))
-            .count();
-        if in_mesh >= count {
-            return;
-        }
-        assert!(
-            started.elapsed() < MESH_TIMEOUT,
-            "only {in_mesh} of {count} publishers joined the node's mesh"
-        );
-        tokio::time::sleep(POLL).await;
-    }
+            .count()
+    };
+    wait_for(
+        &format!("{count} publishers in the node's mesh"),
+        MESH_TIMEOUT,
+        &[node],
+        || net_status(node),
+        |status| in_mesh(status) >= count,
+    )
+    .await;
+}
+
+/// The node's network status.
+async fn net_status(node: &TestNode) -> plexus_node::net::NetStatus {
+    node.node
+        .net()
+        .status()
+        .await
+        .unwrap_or_else(|error| panic!("network status: {error}"))
 }
 
 /// Entries in the node's log.
