@@ -64,8 +64,10 @@ pub struct SoakConfig {
 
 impl SoakConfig {
     /// The configuration from `PLEXUS_SOAK_SECONDS`, `PLEXUS_SOAK_NODES` and
-    /// `PLEXUS_SOAK_RESTART_SECONDS`, each defaulting to the given value, and
-    /// `PLEXUS_SOAK_VIEW_HISTORY_MINUTES` (the node's default when unset).
+    /// `PLEXUS_SOAK_RESTART_SECONDS`, each defaulting to the given value,
+    /// `PLEXUS_SOAK_VIEW_HISTORY_MINUTES` (the node's default when unset),
+    /// `PLEXUS_SOAK_SETTLE_SECONDS` (by default the view's window and a minute) and
+    /// `PLEXUS_SOAK_STEP_MS` (500: each agent's pause between two steps).
     pub fn from_env(seconds: u64, nodes: usize, restart_seconds: u64) -> SoakConfig {
         let read = |name: &str, default: u64| {
             std::env::var(name)
@@ -87,11 +89,12 @@ impl SoakConfig {
             warm_up: Duration::from_secs((seconds / 5).clamp(10, 60)),
             view_history_minutes,
             // The window, and the minute after it in which the view next forgets.
-            settle: view_history_minutes.map_or(Duration::ZERO, |minutes| {
-                Duration::from_secs(60 * minutes + 60)
-            }),
+            settle: Duration::from_secs(read(
+                "PLEXUS_SOAK_SETTLE_SECONDS",
+                view_history_minutes.map_or(0, |minutes| 60 * minutes + 60),
+            )),
             sample_every: Duration::from_secs(if seconds > 120 { 5 } else { 2 }),
-            step_every: Duration::from_millis(500),
+            step_every: Duration::from_millis(read("PLEXUS_SOAK_STEP_MS", 500).max(1)),
         }
     }
 }
@@ -107,6 +110,27 @@ pub struct Sample {
     pub rss_kib: u64,
     pub open_files: u64,
     pub disk_bytes: u64,
+}
+
+/// `samples` as CSV, one line each after a header: node, process (counting restarts),
+/// seconds since the soak started and since the process started, RSS (KiB), open files and
+/// the data directory's size (bytes).
+pub fn samples_csv(samples: &[Sample]) -> String {
+    let mut csv =
+        String::from("node,life,seconds,seconds_since_start,rss_kib,open_files,disk_bytes\n");
+    for sample in samples {
+        csv.push_str(&format!(
+            "{},{},{:.1},{:.1},{},{},{}\n",
+            sample.node,
+            sample.life,
+            sample.seconds,
+            sample.seconds_since_start,
+            sample.rss_kib,
+            sample.open_files,
+            sample.disk_bytes
+        ));
+    }
+    csv
 }
 
 /// A moment at which an agent's node answered that its claim held the lease.

@@ -1,7 +1,9 @@
 //! A short soak in the test suite (60 s, 4 nodes, a node killed and restarted every 25 s): the
 //! same invariants as `scripts/faults.sh soak` (10 minutes, 8 nodes), not its figures.
-//! `PLEXUS_SOAK_SECONDS`, `PLEXUS_SOAK_NODES` and `PLEXUS_SOAK_RESTART_SECONDS` change the run;
-//! every figure is printed as a `soak | ...` line.
+//! `PLEXUS_SOAK_SECONDS`, `PLEXUS_SOAK_NODES`, `PLEXUS_SOAK_RESTART_SECONDS`,
+//! `PLEXUS_SOAK_VIEW_HISTORY_MINUTES`, `PLEXUS_SOAK_SETTLE_SECONDS` and `PLEXUS_SOAK_STEP_MS`
+//! change the run; every figure is printed as a `soak | ...` line, and
+//! `PLEXUS_SOAK_SAMPLES=FILE` writes every resource sample to FILE as CSV.
 
 use plexus_tests::netnode::plexus_binary;
 use plexus_tests::soak::{self, SoakConfig, SKEW_WINDOW_MS};
@@ -12,6 +14,11 @@ fn a_soak_with_restarts_keeps_leases_exclusive_and_every_export_verifies() {
     let work = tempfile::tempdir().unwrap();
     let report = soak::run(&plexus_binary(), work.path(), &config);
 
+    if let Some(path) = std::env::var_os("PLEXUS_SOAK_SAMPLES") {
+        std::fs::write(&path, soak::samples_csv(&report.samples)).unwrap_or_else(|error| {
+            panic!("cannot write the samples to {}: {error}", path.display())
+        });
+    }
     let minutes = config.duration.as_secs_f64() / 60.0;
     eprintln!(
         "soak | run | {} nodes, {:.1} min, {} restarts, {} requests answered, {} refused or \
