@@ -5,7 +5,7 @@ use super::*;
 use crate::store::open::MEMTABLE_MEMORY;
 
 /// RocksDB's integer property `name` of each column family.
-fn per_family(log: &Log, name: &str) -> impl Iterator<Item = u64> + '_ {
+fn per_family<'a>(log: &'a Log, name: &str) -> impl Iterator<Item = u64> + 'a {
     let name = name.to_owned();
     COLUMN_FAMILIES.iter().map(move |family| {
         log.db
