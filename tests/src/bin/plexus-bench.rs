@@ -105,13 +105,14 @@ fn sync_feeds(feeds: usize, sessions: u64) -> anyhow::Result<()> {
         let started = Instant::now();
         let cpu_started = process_cpu_seconds();
         connect(&fresh, &holder).await;
-        // The log's feed count is a counter (O(1)): polling it costs the writer nothing.
+        // The log's feed count is a counter (O(1)), read again at each change of the log.
+        let mut changes = fresh.node.changes();
         while fresh.node.log().stats()?.feeds < feeds as u64 {
             anyhow::ensure!(
                 started.elapsed() < Duration::from_secs(1_200),
                 "no convergence in 20 minutes"
             );
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            let _ = tokio::time::timeout(Duration::from_secs(1), changes.changed()).await;
         }
         let converge_seconds = started.elapsed().as_secs_f64();
         let cpu_seconds = process_cpu_seconds() - cpu_started;
