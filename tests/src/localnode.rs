@@ -8,7 +8,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use plexus_node::client::ApiClient;
@@ -29,6 +29,8 @@ pub struct LocalNode {
     pub p2p_address: String,
     child: Option<Child>,
     stderr: Arc<Mutex<Vec<u8>>>,
+    /// Disconnects when the stderr reader has taken the last bytes (the stream ended).
+    stderr_done: Option<mpsc::Receiver<()>>,
 }
 
 /// Why `plexus run` did not come up: it exited (with what it printed) or took too long.
@@ -57,6 +59,7 @@ impl LocalNode {
             p2p_address: String::new(),
             child: None,
             stderr: Arc::default(),
+            stderr_done: None,
         }
     }
 
@@ -79,7 +82,7 @@ impl LocalNode {
             .spawn()
             .unwrap_or_else(|error| panic!("start plexus run: {error}"));
         self.stderr = Arc::default();
-        keep_tail(child.stderr.take(), Arc::clone(&self.stderr));
+        self.stderr_done = keep_tail(child.stderr.take(), Arc::clone(&self.stderr));
         let lines = line_channel(child.stdout.take());
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
@@ -193,9 +196,8 @@ impl LocalNode {
 
     fn failure(&self, status: Option<ExitStatus>) -> StartFailure {
         // The stderr reader ends with the process; give it a moment to take the last bytes.
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while Arc::strong_count(&self.stderr) > 1 && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
+        if let Some(done) = &self.stderr_done {
+            let _ = done.recv_timeout(Duration::from_secs(2));
         }
         StartFailure {
             status,
@@ -220,21 +222,26 @@ fn has_setpriv() -> bool {
         .is_ok_and(|status| status.success())
 }
 
-/// Keeps the last [`STDERR_KEPT`] bytes a child prints on stderr; the reader thread holds a
-/// clone of `kept` until the stream ends.
-fn keep_tail(stderr: Option<std::process::ChildStderr>, kept: Arc<Mutex<Vec<u8>>>) {
-    if let Some(mut stderr) = stderr {
-        std::thread::spawn(move || {
-            let mut buffer = [0u8; 4096];
-            while let Ok(read) = stderr.read(&mut buffer) {
-                if read == 0 {
-                    break;
-                }
-                let mut kept = kept.lock().unwrap_or_else(|e| e.into_inner());
-                kept.extend_from_slice(&buffer[..read]);
-                let excess = kept.len().saturating_sub(STDERR_KEPT);
-                kept.drain(..excess);
+/// Keeps the last [`STDERR_KEPT`] bytes a child prints on stderr; the receiver returned
+/// disconnects once the stream has ended and everything read is in `kept`.
+fn keep_tail(
+    stderr: Option<std::process::ChildStderr>,
+    kept: Arc<Mutex<Vec<u8>>>,
+) -> Option<mpsc::Receiver<()>> {
+    let mut stderr = stderr?;
+    let (done, finished) = mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        let _done = done;
+        let mut buffer = [0u8; 4096];
+        while let Ok(read) = stderr.read(&mut buffer) {
+            if read == 0 {
+                break;
             }
-        });
-    }
+            let mut kept = kept.lock().unwrap_or_else(|e| e.into_inner());
+            kept.extend_from_slice(&buffer[..read]);
+            let excess = kept.len().saturating_sub(STDERR_KEPT);
+            kept.drain(..excess);
+        }
+    });
+    Some(finished)
 }
