@@ -1,13 +1,18 @@
 //! The web page's side of the node: the bundle served at `/ui/` without a token and loading
-//! nothing from elsewhere, the views at a past moment (`?at=`), and the lease timeline.
+//! nothing from elsewhere, the views at a past moment (`?at=`) and the history the node keeps
+//! for them, and the lease timeline.
 //! (The page itself is tested in a real browser by `web/tests/browser.mjs`, from scripts/test.sh.)
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use plexus_crypto::Keypair;
 use plexus_node::client::ClientError;
 use plexus_node::clock::now_ms;
-use plexus_tests::cluster::{shutdown, spawn};
+use plexus_node::store::IngestOutcome;
+use plexus_protocol::coord::Body;
+use plexus_protocol::{Draft, Entry};
+use plexus_tests::cluster::{shutdown, spawn, NAMESPACE};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -332,5 +337,84 @@ async fn moments_before_the_kept_history_are_refused_with_where_to_ask() {
         "the history kept starts a day back: {timeline}"
     );
     assert_eq!(timeline["truncated"], true);
+    shutdown(nodes).await;
+}
+
+/// A task that ended before the history the view keeps is not listed; asked for by id, the
+/// node says how and when it ended and where its history is; an update to it is refused as
+/// its whole history refuses it; and a moment before that history is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_that_ended_before_the_kept_history_is_not_listed_but_stays_ended() {
+    const HOUR: u64 = 3_600_000;
+    let mut nodes = spawn(1).await;
+    let client = nodes[0].api().await;
+    let worker = Keypair::generate();
+    let started = now_ms();
+    let mut prev = None;
+    let updates = [
+        (started - 26 * HOUR, "TASK_STATE_WORKING"),
+        (started - 25 * HOUR, "TASK_STATE_COMPLETED"),
+    ];
+    for (seq, (timestamp_ms, state)) in (1..).zip(updates) {
+        let body = json!({"taskId": "old", "status": {"state": state}});
+        let body = Body::from_json("task", body).unwrap().encode().unwrap();
+        let draft = Draft {
+            namespace: NAMESPACE.into(),
+            seq,
+            prev,
+            timestamp_ms,
+            kind: "task".into(),
+            body,
+        };
+        let entry = Entry::sign(&worker, draft).unwrap();
+        prev = Some(entry.id());
+        let outcome = nodes[0].node.submit(entry.encode()).await.unwrap();
+        assert!(
+            matches!(outcome, IngestOutcome::Accepted { .. }),
+            "{outcome:?}"
+        );
+    }
+    // The node's own update folds everything stored before it into the view.
+    let working = json!({"taskId": "new", "status": {"state": "TASK_STATE_WORKING"}});
+    client.post("/v1/tasks", &working).await.unwrap();
+    let listed = client.get("/v1/tasks").await.unwrap();
+    let ids: Vec<&str> = listed["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|task| task["task_id"].as_str())
+        .collect();
+    assert_eq!(ids, ["new"], "{listed}");
+    let status_of = |error: ClientError| match error {
+        ClientError::Status {
+            status,
+            code,
+            message,
+            ..
+        } => (status, code, message),
+        other => panic!("{other}"),
+    };
+    let (status, code, message) = status_of(client.get("/v1/tasks/old").await.unwrap_err());
+    assert_eq!((status, code.as_str()), (404, "not_found"), "{message}");
+    for says in [
+        "TASK_STATE_COMPLETED",
+        &(started - 25 * HOUR).to_string(),
+        "plexus audit replay",
+    ] {
+        assert!(message.contains(says), "{says:?} in {message}");
+    }
+    let again = json!({"taskId": "old", "status": {"state": "TASK_STATE_WORKING"}});
+    let (status, _, message) = status_of(client.post("/v1/tasks", &again).await.unwrap_err());
+    assert_eq!(status, 409, "{message}");
+    assert!(message.contains("TASK_STATE_COMPLETED"), "{message}");
+    for route in ["/v1/tasks", "/v1/tasks/new"] {
+        let too_old = format!("{route}?at={}", started - 25 * HOUR);
+        let (status, code, message) = status_of(client.get(&too_old).await.unwrap_err());
+        assert_eq!(
+            (status, code.as_str()),
+            (410, "before_history"),
+            "{message}"
+        );
+    }
     shutdown(nodes).await;
 }

@@ -375,7 +375,10 @@ pub(super) async fn tasks(
         None => None,
     };
     let at = query.at.unwrap_or_else(now_ms);
-    let mut tasks = state.node.coord().view().tasks(&namespace, at);
+    let view = state.node.coord().view();
+    within_history(&view, at)?;
+    let mut tasks = view.tasks(&namespace, at);
+    drop(view);
     tasks.retain(|task| {
         wanted_state.is_none_or(|wanted| task.state == wanted)
             && query
@@ -394,18 +397,13 @@ pub(super) async fn get_task(
     let query = query?.0;
     let namespace = namespace(&state, query.namespace)?;
     let at = query.at.unwrap_or_else(now_ms);
-    let task = state
-        .node
-        .coord()
-        .view()
-        .task(&namespace, &task_id, at)
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                format!("no task {task_id:?} in namespace {namespace}"),
-            )
-        })?;
+    let view = state.node.coord().view();
+    within_history(&view, at)?;
+    let task = view.task(&namespace, &task_id, at);
+    let Some(task) = task else {
+        return Err(no_task(&task_id, &namespace, &view));
+    };
+    drop(view);
     Ok(Json(task).into_response())
 }
 
@@ -736,6 +734,21 @@ fn no_claim(claim_id: &str, namespace: &str, kept_from_ms: u64) -> ApiError {
              then `plexus audit replay EXPORT --at TIME`"
         ),
     )
+}
+
+fn no_task(task_id: &str, namespace: &str, view: &ViewGuard<'_>) -> ApiError {
+    let message = match view.task_ended_before_history(namespace, task_id) {
+        Some((state, ended_ms)) => format!(
+            "task {task_id:?} in namespace {namespace} ended in {} at {ended_ms} (Unix ms), \
+             before {} (Unix ms), the start of the history the node's view keeps \
+             (--view-history-minutes): the log keeps its every update: `plexus audit export`, \
+             then `plexus audit replay EXPORT --at TIME`",
+            state.as_str(),
+            view.kept_from_ms()
+        ),
+        None => format!("no task {task_id:?} in namespace {namespace}"),
+    };
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
 }
 
 /// Refuses a moment before the history the view keeps: the view forgot what ended before it,

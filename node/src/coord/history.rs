@@ -3,7 +3,8 @@
 //!
 //! Every [`FORGET_EVERY_MS`] the coordinator has the view drop what no answer from
 //! `now − history` on can need ([`View::forget_before`]: ended claims with their renewals and
-//! releases, ended constraints, superseded card events, rate-limit keys no window reaches).
+//! releases, ended constraints, superseded card events, rate-limit keys no window reaches, the
+//! updates of tasks that ended, keeping each one's final state).
 //! The log keeps everything; the API refuses a query for a moment before the horizon and
 //! points to `plexus audit replay --at`, which answers it from an export.
 //!

@@ -342,10 +342,81 @@ fn tasks_follow_the_state_machine_and_keep_rejected_updates() {
         "{last:?}"
     );
     assert_eq!(view.task(NS, "t1", 25).unwrap().state, TaskState::Working);
+    // Applying every update a second time changes nothing.
+    let twice = view_of(&[reversed.as_slice(), entries.as_slice()].concat());
+    assert_eq!(
+        format!("{:?}", twice.task(NS, "t1", 100)),
+        format!("{:?}", Some(task))
+    );
     assert!(view
         .check_task_update(NS, "t1", TaskState::Failed, 100)
         .unwrap_err()
         .contains("TASK_STATE_COMPLETED"));
+}
+
+/// A task that ended before the horizon is dropped to its end: not listed, refusing every
+/// later update as its whole history does, and stale (needing a rebuild) only for an update
+/// that may sort before its end. The rule holds for a task that arrives after the forget.
+#[test]
+fn a_task_that_ended_before_the_horizon_is_dropped_and_stays_ended() {
+    let mut agents = Agents::new(2);
+    let update = |task: &str, state: &str| json!({"taskId": task, "status": {"state": state}});
+    let ended = [
+        agents.publish(0, "task", 100, update("a", "TASK_STATE_SUBMITTED")),
+        agents.publish(1, "task", 200, update("a", "TASK_STATE_COMPLETED")),
+    ];
+    let running = agents.publish(0, "task", 150, update("b", "TASK_STATE_WORKING"));
+    let mut entries = ended.to_vec();
+    entries.push(running);
+    let full = view_of(&entries);
+    let mut view = view_of(&entries);
+    let forgotten = view.forget_before(1_000);
+    assert_eq!((forgotten.tasks, forgotten.task_updates), (1, 2));
+    let held = view.held();
+    assert_eq!((held.task_updates, held.finished_tasks), (1, 1));
+    assert!(view.task(NS, "a", 1_500).is_none());
+    assert!(
+        full.task(NS, "a", 1_500).is_some(),
+        "a view that forgot nothing lists it"
+    );
+    assert_eq!(
+        view.task_ended_before_history(NS, "a"),
+        Some((TaskState::Completed, 200))
+    );
+    assert_eq!(view.task_ended_before_history(NS, "b"), None);
+    let listed: Vec<String> = view
+        .tasks(NS, 1_500)
+        .into_iter()
+        .map(|t| t.task_id)
+        .collect();
+    assert_eq!(listed, ["b"]);
+    // A later update is refused as the whole history refuses it, and needs nothing dropped.
+    let again = agents.publish(0, "task", 1_200, update("a", "TASK_STATE_WORKING"));
+    file(&mut view, &again);
+    assert!(!view.needs_rebuild());
+    assert!(view.task(NS, "a", 1_500).is_none());
+    let refusal = view.check_task_update(NS, "a", TaskState::Working, 1_500);
+    assert_eq!(
+        refusal,
+        full.check_task_update(NS, "a", TaskState::Working, 1_500)
+    );
+    assert!(refusal.unwrap_err().contains("TASK_STATE_COMPLETED"));
+    // An update made before its end may come first in its order: the view needs a rebuild.
+    let earlier = agents.publish(1, "task", 200, update("a", "TASK_STATE_FAILED"));
+    file(&mut view, &earlier);
+    assert!(view.needs_rebuild());
+    // A task that ended before the horizon but reached the view after the forget: not listed.
+    let mut late = View::new();
+    late.forget_before(1_000);
+    for entry in &ended {
+        file(&mut late, entry);
+    }
+    assert!(!late.needs_rebuild());
+    assert!(late.task(NS, "a", 1_500).is_none());
+    assert_eq!(
+        late.task_ended_before_history(NS, "a"),
+        Some((TaskState::Completed, 200))
+    );
 }
 
 #[test]
@@ -636,6 +707,14 @@ fn forgetting_hourly_keeps_a_day_of_history_not_a_week() {
                 json!({"name": format!("a{step}"), "ttlMs": DAY}),
             ),
         ];
+        let task = format!("t{step}");
+        for (at, state) in [
+            (now, "TASK_STATE_WORKING"),
+            (now + MINUTE, "TASK_STATE_COMPLETED"),
+        ] {
+            let body = json!({"taskId": task, "status": {"state": state}});
+            entries.push(agents.publish(agent, "task", at, body));
+        }
         if step % 12 == 0 {
             let rule = json!({"type": "maxHolders", "limit": 1});
             let body = json!({"resource": "r*", "rule": rule, "ttlMs": 30 * MINUTE});
@@ -651,7 +730,10 @@ fn forgetting_hourly_keeps_a_day_of_history_not_a_week() {
         !kept.needs_rebuild(),
         "live entries never need what was forgotten"
     );
-    assert_eq!(kept.snapshot(now), full.snapshot(now));
+    assert_eq!(
+        kept.snapshot(now),
+        without_tasks_ended_before(full.snapshot(now), kept.kept_from_ms())
+    );
     let last_day = (now - DAY + 60 * MINUTE, now);
     assert_eq!(
         kept.timeline(NS, last_day.0, last_day.1),
@@ -666,4 +748,17 @@ fn forgetting_hourly_keeps_a_day_of_history_not_a_week() {
     assert!(held.order_keys <= a_day, "{held:?}");
     assert!(held.card_events <= a_day + 3, "{held:?}");
     assert!(held.constraints <= 26, "{held:?}");
+    assert!(held.task_updates <= 2 * a_day, "{held:?}");
+    assert_eq!(held.finished_tasks + held.task_updates / 2, 7 * 288);
+}
+
+/// `snapshot` without the tasks that ended before `horizon`, which a view forgetting that
+/// horizon does not list.
+fn without_tasks_ended_before(mut snapshot: Snapshot, horizon: u64) -> Snapshot {
+    for space in snapshot.namespaces.values_mut() {
+        space
+            .tasks
+            .retain(|task| !(task.state.is_terminal() && task.updated_ms < horizon));
+    }
+    snapshot
 }

@@ -23,7 +23,8 @@
 //!   a `notBefore` constraint is live and `now` is before its time, nobody holds.
 //! - **Tasks.** A task's updates are taken in (timestamp, author, seq) order through the
 //!   state machine of [`crate::body::TaskState::check_transition`]; an illegal update stays in the history,
-//!   marked rejected with its reason, and changes nothing.
+//!   marked rejected with its reason, and changes nothing. A task that ended before the
+//!   history the view keeps is not listed ([`View::kept_from_ms`]).
 //! - **Constraints** are live from their timestamp for `ttlMs`; **patterns** are kept forever.
 //!
 //! Indexes keep a query at the current time from walking the whole history: every claim is
@@ -39,6 +40,7 @@ mod forget;
 mod leases;
 mod registry;
 mod space;
+mod tasks;
 mod timeline;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -46,13 +48,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use plexus_crypto::{sha256, AgentId, Hash256};
 use serde::Serialize;
 
-use crate::body::{parse_entry_id, Body, Capability, Constraint, Intent, Pattern, TaskUpdate};
+use crate::body::{parse_entry_id, Body, Capability, Constraint, Intent, Pattern};
 use crate::entry::Entry;
 
 pub use forget::{Forgotten, Held};
 use leases::order_key;
 pub use leases::{ClaimStanding, ClaimView, LeaseView};
-pub use registry::{CardQuery, CardView, ConstraintView, PatternView, TaskHistoryItem, TaskView};
+pub use registry::{CardQuery, CardView, ConstraintView, PatternView};
+pub use tasks::{TaskHistoryItem, TaskView};
 pub use timeline::{ClaimTimeline, ResourceTimeline, Segment, Timeline};
 
 /// Where a task update sorts: (timestamp, author, seq, entry id).
@@ -122,7 +125,9 @@ struct Space {
     releases: BTreeMap<Hash256, BTreeMap<(u64, Hash256), Stamped<()>>>,
     /// Updates by task id, keyed by (timestamp, author, seq, id): one author's updates made in
     /// the same millisecond keep the order of its feed.
-    tasks: BTreeMap<String, BTreeMap<TaskKey, Stamped<TaskUpdate>>>,
+    tasks: BTreeMap<String, tasks::TaskUpdates>,
+    /// Tasks that ended before the horizon, whose updates were dropped.
+    finished: BTreeMap<String, tasks::Finished>,
     constraints: BTreeMap<Hash256, Stamped<Constraint>>,
     patterns: BTreeMap<Hash256, Stamped<Pattern>>,
     /// Claims, renewals and releases this node received late ([`View::mark_late`]).
@@ -250,14 +255,10 @@ impl View {
             }
             Body::Task(update) => {
                 task_id = Some(update.task_id.clone());
-                space
-                    .tasks
-                    .entry(update.task_id.clone())
-                    .or_default()
-                    .insert(
-                        (timestamp_ms, author, header.seq, id),
-                        Stamped::at(meta, update),
-                    );
+                space.file_task(
+                    (timestamp_ms, author, header.seq, id),
+                    Stamped::at(meta, update),
+                );
             }
             Body::Constraint(constraint) => {
                 resource = Some(constraint.resource.clone());

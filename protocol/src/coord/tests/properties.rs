@@ -334,12 +334,92 @@ proptest! {
         }
         prop_assert_eq!(forgetting.kept_from_ms(), horizon);
         for now in [horizon, horizon + 1, horizon + 37, horizon + 150, horizon + 400, 2_000] {
-            prop_assert_eq!(forgetting.snapshot(now), full.snapshot(now), "at {}", now);
+            let expected = without_tasks_ended_before(full.snapshot(now), horizon);
+            prop_assert_eq!(forgetting.snapshot(now), expected, "at {}", now);
+            for task in ["t0", "t1"] {
+                prop_assert_eq!(
+                    forgetting.check_task_update(NS, task, TaskState::Working, now),
+                    full.check_task_update(NS, task, TaskState::Working, now),
+                    "task {} at {}", task, now
+                );
+            }
         }
         let window = forgetting.timeline(NS, horizon, horizon + 300);
         prop_assert_eq!(window, full.timeline(NS, horizon, horizon + 300));
         let held = forgetting.held();
         let all = full.held();
         prop_assert!(held.claims <= all.claims && held.constraints <= all.constraints);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Task updates alone, in any order, some arriving after a forget: the view that dropped
+    /// the tasks ended before the horizon lists, and refuses or accepts updates, exactly as a
+    /// view that kept every update (less the tasks ended before the horizon), once rebuilt
+    /// when it says it needs it; an update made after the horizon never makes it stale.
+    #[test]
+    fn dropping_ended_tasks_keeps_every_verdict(
+        seed in any::<u64>(),
+        len in 1usize..40,
+        split in 0usize..40,
+        horizon in 0u64..300,
+    ) {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let mut agents = Agents::new(3);
+        let states = [
+            TaskState::Submitted,
+            TaskState::Working,
+            TaskState::InputRequired,
+            TaskState::Completed,
+            TaskState::Failed,
+            TaskState::Rejected,
+        ];
+        let entries: Vec<Entry> = (0..len)
+            .map(|_| {
+                let state = states[rng.gen_range(0..states.len())].as_str();
+                let task = format!("t{}", rng.gen_range(0..3));
+                let body = json!({"taskId": task, "status": {"state": state}});
+                agents.publish(rng.gen_range(0..3), "task", rng.gen_range(0..40u64) * 10, body)
+            })
+            .collect();
+        let split = split.min(entries.len());
+        let full = view_of(&entries);
+        let mut forgetting = view_of(&entries[..split]);
+        forgetting.forget_before(horizon);
+        for entry in &entries[split..] {
+            let stale = forgetting.needs_rebuild();
+            file(&mut forgetting, entry);
+            prop_assert!(
+                stale || !forgetting.needs_rebuild() || entry.header().timestamp_ms < horizon,
+                "an update made after the horizon needed what was dropped"
+            );
+        }
+        if forgetting.needs_rebuild() {
+            forgetting = view_of(&entries);
+            forgetting.forget_before(horizon);
+        }
+        for now in [horizon, horizon + 25, 500] {
+            prop_assert_eq!(
+                forgetting.tasks(NS, now),
+                without_tasks_ended_before(full.snapshot(now), horizon)
+                    .namespaces
+                    .remove(NS)
+                    .map(|space| space.tasks)
+                    .unwrap_or_default(),
+                "at {}", now
+            );
+            for task in ["t0", "t1", "t2"] {
+                for state in states {
+                    prop_assert_eq!(
+                        forgetting.check_task_update(NS, task, state, now),
+                        full.check_task_update(NS, task, state, now),
+                        "{} to {:?} at {}", task, state, now
+                    );
+                }
+            }
+        }
     }
 }

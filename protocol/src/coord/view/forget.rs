@@ -11,16 +11,19 @@
 //! - card events other than each author's latest by (seq, id) among those made by `H` (the card
 //!   at a time `T ≥ H` is the latest event made by `T`, which is that one or a later one);
 //! - rate-limit keys (an author's claims on a resource, in lease order) older than every window
-//!   a kept rate-limit constraint could look back from a kept claim.
+//!   a kept rate-limit constraint could look back from a kept claim;
+//! - the updates of tasks whose accepted history ends in a terminal state made before `H`,
+//!   keeping each one's id, final state and end time (`tasks.rs`): such a task is not listed
+//!   at any time, and nothing after its end can change it.
 //!
-//! Task histories and patterns are kept: a task's state is the fold of all its updates, and
-//! patterns have no end.
+//! Patterns are kept: they have no end.
 //!
 //! **Answers at any time `T ≥ H` stay exactly those of a view that forgot nothing**, for the
-//! entries applied so far. An entry applied later could need what was dropped only if it is
+//! entries applied so far (neither lists a task that ended before `H`). An entry applied later could need what was dropped only if it is
 //! history from before `H`: a claim made before `H` (renewals of it may have been dropped as
 //! orphans, and its rate-limit window reaches back past the kept keys), a renewal
-//! //! or release made before `H` of a claim not held (the claim may have been dropped), or a
+//! or release made before `H` of a claim not held (the claim may have been dropped), an
+//! update of a dropped task made no later than its end (it may sort before the end), or a
 //! rate-limit constraint in force after `H` whose window is wider than any kept when
 //! rate-limit keys were dropped. Applying such an entry marks the view stale
 //! ([`View::needs_rebuild`]): its owner folds the log again into a new view and forgets the
@@ -32,6 +35,7 @@ use std::collections::BTreeMap;
 
 use plexus_crypto::Hash256;
 
+use super::tasks::TaskUpdates;
 use super::{Space, View};
 use crate::body::ConstraintRule;
 
@@ -45,6 +49,9 @@ pub struct Forgotten {
     pub card_events: usize,
     /// Rate-limit keys of claims no longer held.
     pub order_keys: usize,
+    /// Tasks that ended before the horizon, and their updates.
+    pub tasks: usize,
+    pub task_updates: usize,
 }
 
 /// How much history the view holds, summed over namespaces.
@@ -56,6 +63,8 @@ pub struct Held {
     pub constraints: usize,
     pub card_events: usize,
     pub task_updates: usize,
+    /// Tasks that ended before the horizon: each one's id, final state and end time.
+    pub finished_tasks: usize,
     pub patterns: usize,
     /// Rate-limit keys, those of claims still held included.
     pub order_keys: usize,
@@ -99,6 +108,7 @@ impl View {
             space.forget_claims(horizon, widest, &mut forgotten);
             space.forget_constraints(horizon, &mut forgotten);
             space.forget_card_events(horizon, &mut forgotten);
+            space.forget_tasks(horizon, &mut forgotten);
         }
         self.horizon.order_keys_dropped |= forgotten.order_keys > 0;
         forgotten
@@ -124,7 +134,8 @@ impl View {
                 + space.releases.values().map(BTreeMap::len).sum::<usize>();
             held.constraints += space.constraints.len();
             held.card_events += space.cards.values().map(BTreeMap::len).sum::<usize>();
-            held.task_updates += space.tasks.values().map(BTreeMap::len).sum::<usize>();
+            held.task_updates += space.tasks.values().map(TaskUpdates::len).sum::<usize>();
+            held.finished_tasks += space.finished.len();
             held.patterns += space.patterns.len();
             held.order_keys += space
                 .claims_in_order
@@ -164,6 +175,8 @@ impl View {
                 }
                 _ => false,
             },
+            Body::Task(update) => space
+                .is_some_and(|space| space.precedes_a_finished_task(&update.task_id, timestamp_ms)),
             _ => false,
         }
     }

@@ -1,10 +1,10 @@
-//! The other queries of [`View`]: the capability registry (cards), tasks through their
-//! state machine, live constraints and shared patterns.
+//! The other queries of [`View`]: the capability registry (cards), live constraints and
+//! shared patterns.
 
 use serde::Serialize;
 
 use super::{Stamped, View};
-use crate::body::{Capability, Constraint, ConstraintRule, Skill, TaskState};
+use crate::body::{Capability, Constraint, ConstraintRule, Skill};
 
 /// A card as the registry shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -18,34 +18,6 @@ pub struct CardView {
     pub published_ms: u64,
     pub expires_ms: u64,
     pub entry_id: String,
-}
-
-/// A task with its history.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct TaskView {
-    pub task_id: String,
-    pub context_id: String,
-    pub state: TaskState,
-    pub message: String,
-    /// The author of the task's first accepted update.
-    pub created_by: String,
-    pub updated_by: String,
-    pub created_ms: u64,
-    pub updated_ms: u64,
-    pub history: Vec<TaskHistoryItem>,
-}
-
-/// One update in a task's history.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct TaskHistoryItem {
-    pub entry_id: String,
-    pub author: String,
-    pub timestamp_ms: u64,
-    pub state: TaskState,
-    pub message: String,
-    pub references: Vec<String>,
-    /// Why the state machine refused this update; `None` when it was applied.
-    pub rejected: Option<String>,
 }
 
 /// A live constraint.
@@ -113,80 +85,6 @@ impl View {
                 })
             })
             .collect()
-    }
-
-    /// Every task, by task id.
-    pub fn tasks(&self, namespace: &str, now_ms: u64) -> Vec<TaskView> {
-        let Some(space) = self.spaces.get(namespace) else {
-            return Vec::new();
-        };
-        space
-            .tasks
-            .keys()
-            .filter_map(|task_id| self.task(namespace, task_id, now_ms))
-            .collect()
-    }
-
-    /// One task, replayed through the state machine.
-    pub fn task(&self, namespace: &str, task_id: &str, now_ms: u64) -> Option<TaskView> {
-        let updates = self.spaces.get(namespace)?.tasks.get(task_id)?;
-        let mut view: Option<TaskView> = None;
-        for update in updates.values().filter(|u| u.timestamp_ms <= now_ms) {
-            let state = update.value.status.state;
-            let from = view.as_ref().map(|task| task.state);
-            let verdict = state.check_transition(from);
-            let item = TaskHistoryItem {
-                entry_id: update.id.to_string(),
-                author: update.author.to_string(),
-                timestamp_ms: update.timestamp_ms,
-                state,
-                message: update.value.status.message.clone(),
-                references: update.value.references.clone(),
-                rejected: verdict.clone().err(),
-            };
-            match (&mut view, verdict) {
-                (None, Ok(())) => {
-                    view = Some(TaskView {
-                        task_id: task_id.to_owned(),
-                        context_id: update.value.context_id.clone(),
-                        state,
-                        message: update.value.status.message.clone(),
-                        created_by: update.author.to_string(),
-                        updated_by: update.author.to_string(),
-                        created_ms: update.timestamp_ms,
-                        updated_ms: update.timestamp_ms,
-                        history: vec![item],
-                    });
-                }
-                (Some(task), Ok(())) => {
-                    task.state = state;
-                    task.message = update.value.status.message.clone();
-                    task.updated_by = update.author.to_string();
-                    task.updated_ms = update.timestamp_ms;
-                    if task.context_id.is_empty() {
-                        task.context_id = update.value.context_id.clone();
-                    }
-                    task.history.push(item);
-                }
-                (Some(task), Err(_)) => task.history.push(item),
-                // An illegal first update does not create the task; it is not shown until a
-                // legal one arrives, and then only the legal history counts.
-                (None, Err(_)) => {}
-            }
-        }
-        view
-    }
-
-    /// Whether `state` may follow the task's current state at `now_ms`.
-    pub fn check_task_update(
-        &self,
-        namespace: &str,
-        task_id: &str,
-        state: TaskState,
-        now_ms: u64,
-    ) -> Result<(), String> {
-        let current = self.task(namespace, task_id, now_ms).map(|task| task.state);
-        state.check_transition(current)
     }
 
     /// Live constraints, by entry id.
