@@ -110,24 +110,40 @@ pub struct Sample {
     pub rss_kib: u64,
     pub open_files: u64,
     pub disk_bytes: u64,
+    /// RocksDB's memtables and block cache, as the node's `/v1/metrics` reports them (both
+    /// bounded, at 32 MiB each); `None` when the node did not answer.
+    pub rocksdb_kib: Option<u64>,
+}
+
+impl Sample {
+    /// RSS less RocksDB's memtables and block cache: what is left once the two bounded caches
+    /// are set aside, `None` when they were not reported.
+    pub fn rss_less_rocksdb_kib(&self) -> Option<u64> {
+        Some(self.rss_kib.saturating_sub(self.rocksdb_kib?))
+    }
 }
 
 /// `samples` as CSV, one line each after a header: node, process (counting restarts),
-/// seconds since the soak started and since the process started, RSS (KiB), open files and
-/// the data directory's size (bytes).
+/// seconds since the soak started and since the process started, RSS (KiB), open files, the
+/// data directory's size (bytes) and RocksDB's memtables and block cache (KiB, empty when not
+/// reported).
 pub fn samples_csv(samples: &[Sample]) -> String {
-    let mut csv =
-        String::from("node,life,seconds,seconds_since_start,rss_kib,open_files,disk_bytes\n");
+    let mut csv = String::from(
+        "node,life,seconds,seconds_since_start,rss_kib,open_files,disk_bytes,rocksdb_kib\n",
+    );
     for sample in samples {
         csv.push_str(&format!(
-            "{},{},{:.1},{:.1},{},{},{}\n",
+            "{},{},{:.1},{:.1},{},{},{},{}\n",
             sample.node,
             sample.life,
             sample.seconds,
             sample.seconds_since_start,
             sample.rss_kib,
             sample.open_files,
-            sample.disk_bytes
+            sample.disk_bytes,
+            sample
+                .rocksdb_kib
+                .map_or(String::new(), |kib| kib.to_string())
         ));
     }
     csv
@@ -189,13 +205,18 @@ pub fn run(binary: &Path, root: &Path, config: &SoakConfig) -> SoakReport {
         })
         .collect();
 
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|error| panic!("runtime: {error}"));
     let begin = Instant::now();
     let mut samples = Vec::new();
     let mut restarts = 0u32;
     let mut next_restart = begin + config.restart_every;
     while begin.elapsed() < config.duration {
         for (index, node) in nodes.iter().enumerate() {
-            if let Some(sample) = sample(node, index, lives[index], begin, started_at[index]) {
+            let life = (index, lives[index], started_at[index]);
+            if let Some(sample) = sample(node, life, begin, &runtime) {
                 samples.push(sample);
             }
         }
@@ -450,13 +471,12 @@ impl Agent {
     }
 }
 
-/// One resource sample of `node`, if it runs.
+/// One resource sample of `node` (its index, process count and start), if it runs.
 fn sample(
     node: &LocalNode,
-    index: usize,
-    life: u32,
+    (index, life, started): (usize, u32, Instant),
     begin: Instant,
-    started: Instant,
+    runtime: &tokio::runtime::Runtime,
 ) -> Option<Sample> {
     let pid = node.pid()?;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -473,7 +493,26 @@ fn sample(
         rss_kib,
         open_files,
         disk_bytes: directory_size(&node.data_dir),
+        rocksdb_kib: rocksdb_kib(node, runtime),
     })
+}
+
+/// RocksDB's memtables and block cache, in KiB, from the node's `/v1/metrics`.
+fn rocksdb_kib(node: &LocalNode, runtime: &tokio::runtime::Runtime) -> Option<u64> {
+    let client = plexus_node::client::ApiClient::for_data_dir(&node.data_dir).ok()?;
+    let metrics = runtime
+        .block_on(client.request("GET", "/v1/metrics", None))
+        .ok()?;
+    let text = String::from_utf8(metrics.body).ok()?;
+    let gauge = |name: &str| -> Option<u64> {
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))?
+            .trim()
+            .parse()
+            .ok()
+    };
+    let bytes = gauge("plexus_store_memtable_bytes")? + gauge("plexus_store_block_cache_bytes")?;
+    Some(bytes / 1024)
 }
 
 fn directory_size(path: &Path) -> u64 {
@@ -628,8 +667,9 @@ fn check_replays(node: &LocalNode, exports: &[PathBuf], view: &View, beliefs: &[
 }
 
 /// Least-squares slope of `value` against minutes, over the samples of each process taken
-/// after its warm-up and after the soak settled; the largest over processes (per-process
-/// values need a process that lived long enough: at least 3 samples).
+/// after its warm-up and after the soak settled, leaving out values that are not finite (not
+/// measured); the largest over processes (per-process values need a process that lived long
+/// enough: at least 3 samples).
 pub fn worst_slope(
     samples: &[Sample],
     config: &SoakConfig,
@@ -643,7 +683,8 @@ pub fn worst_slope(
         } else {
             sample.seconds
         };
-        if warm >= config.warm_up.as_secs_f64() && sample.seconds >= config.settle.as_secs_f64() {
+        let settled = sample.seconds >= config.settle.as_secs_f64();
+        if warm >= config.warm_up.as_secs_f64() && settled && value(sample).is_finite() {
             let life = if per_process { sample.life } else { 0 };
             groups
                 .entry((sample.node, life))

@@ -58,9 +58,14 @@ async fn a_claim_stored_while_gossip_fails_is_answered_as_made() {
         .await
         .unwrap()
         .body;
-    assert!(String::from_utf8(metrics)
-        .unwrap()
-        .contains("plexus_gossip_publish_failures_total 1"));
+    let metrics = String::from_utf8(metrics).unwrap();
+    assert!(metrics.contains("plexus_gossip_publish_failures_total 1"));
+    // The two claims sit in RocksDB's memtables, not yet flushed.
+    let memtables = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("plexus_store_memtable_bytes "))
+        .and_then(|value| value.parse::<u64>().ok());
+    assert!(memtables.is_some_and(|bytes| bytes > 0), "{metrics}");
     shutdown(vec![node]).await;
 }
 

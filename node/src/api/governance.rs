@@ -155,11 +155,11 @@ pub(super) async fn members(
 pub(super) async fn metrics(State(state): State<ApiState>) -> Reply {
     let log = Arc::clone(state.node.log());
     // The log's locks are held across synced writes: never wait for them on a runtime thread.
-    let (stats, counts, versions) = tokio::task::spawn_blocking(move || {
+    let (stats, memory, counts, versions) = tokio::task::spawn_blocking(move || {
         let now = now_ms();
         let governor = log.governor_versions(now);
         log.stats()
-            .map(|stats| (stats, log.rejection_counts(), governor))
+            .map(|stats| (stats, log.memory(), log.rejection_counts(), governor))
     })
     .await
     .map_err(|error| unavailable(error.to_string()))?
@@ -188,6 +188,16 @@ pub(super) async fn metrics(State(state): State<ApiState>) -> Reply {
         "plexus_rejection_journal_records",
         "Records ever written to the rejection journal (it keeps the newest 100000).",
         stats.rejected,
+    );
+    gauge(
+        "plexus_store_memtable_bytes",
+        "Bytes RocksDB holds written but not yet flushed, all column families (a 32 MiB budget).",
+        memory.memtables,
+    );
+    gauge(
+        "plexus_store_block_cache_bytes",
+        "Bytes of blocks in RocksDB's block cache (32 MiB, shared by every column family).",
+        memory.block_cache,
     );
     gauge("plexus_peers", "Connected peers.", net.peers.len() as u64);
     gauge(

@@ -285,6 +285,16 @@ pub struct LogStats {
     pub rejected: u64,
 }
 
+/// What RocksDB holds in memory for a log, in bytes; both are bounded (`open.rs`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreMemory {
+    /// Written and not yet flushed, across every column family: up to the 32 MiB budget, plus
+    /// tables being flushed.
+    pub memtables: u64,
+    /// Blocks in the one block cache every family shares (32 MiB).
+    pub block_cache: u64,
+}
+
 /// Tunables of a log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogOptions {

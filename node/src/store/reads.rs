@@ -7,8 +7,8 @@ use rocksdb::{Direction, IteratorMode};
 
 use super::{
     decode_head, decode_stored, entry_key, feed_prefix, keys, scan_options, JournalEntry, Log,
-    LogStats, RawEntry, StoreError, CF_ENTRIES, CF_FORKS, CF_HEADS, CF_IDS, CF_JOURNAL,
-    COLUMN_FAMILIES,
+    LogStats, RawEntry, StoreError, StoreMemory, CF_ENTRIES, CF_FORKS, CF_HEADS, CF_IDS,
+    CF_JOURNAL, COLUMN_FAMILIES,
 };
 
 /// What a response being read may still take: bytes, and whether it holds nothing yet (its
@@ -217,6 +217,25 @@ impl Log {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone())
+    }
+
+    /// What RocksDB holds in memory: memtables (summed over the column families) and the
+    /// shared block cache (the same figure from every family, so the largest).
+    pub fn memory(&self) -> StoreMemory {
+        let property = |name: &'static str| {
+            COLUMN_FAMILIES.iter().map(move |family| {
+                // A property RocksDB cannot give counts as nothing held.
+                self.db
+                    .property_int_value_cf(self.cf(family), name)
+                    .ok()
+                    .flatten()
+                    .unwrap_or(0)
+            })
+        };
+        StoreMemory {
+            memtables: property("rocksdb.size-all-mem-tables").sum(),
+            block_cache: property("rocksdb.block-cache-usage").max().unwrap_or(0),
+        }
     }
 
     /// Flushes memtables to SST files. Durability does not depend on it (the WAL is synced on

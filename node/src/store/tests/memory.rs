@@ -4,29 +4,6 @@
 use super::*;
 use crate::store::open::MEMTABLE_MEMORY;
 
-/// RocksDB's integer property `name` of each column family.
-fn per_family<'a>(log: &'a Log, name: &str) -> impl Iterator<Item = u64> + 'a {
-    let name = name.to_owned();
-    COLUMN_FAMILIES.iter().map(move |family| {
-        log.db
-            .property_int_value_cf(log.cf(family), name.as_str())
-            .unwrap()
-            .unwrap_or(0)
-    })
-}
-
-/// Bytes held in memtables, across every column family (written, not yet flushed to disk).
-fn memtable_bytes(log: &Log) -> u64 {
-    per_family(log, "rocksdb.size-all-mem-tables").sum()
-}
-
-/// Bytes of blocks in the block cache (one cache serves every family, so the largest figure).
-fn block_cache_bytes(log: &Log) -> u64 {
-    per_family(log, "rocksdb.block-cache-usage")
-        .max()
-        .unwrap_or(0)
-}
-
 /// `count` entries of about 1 KB each, in one feed, stored in batches as gossip and backfill
 /// store them.
 fn fill(log: &Log, count: usize, mut each_batch: impl FnMut(&Log)) {
@@ -55,12 +32,12 @@ fn reading_the_whole_journal_does_not_fill_the_block_cache() {
         }
     }
     let log = Log::open(dir.path()).unwrap();
-    let before = block_cache_bytes(&log);
+    let before = log.memory().block_cache;
     let read = log.journal(0).map(Result::unwrap).count();
     assert_eq!(read, 4_000);
     let exported = log.raw_entries().map(Result::unwrap).count();
     assert_eq!(exported, 4_000);
-    let after = block_cache_bytes(&log);
+    let after = log.memory().block_cache;
     // The 4,000 entries take about 4 MB on disk: a pass that cached them would hold that much.
     assert!(
         after <= before + (256 << 10),
@@ -75,10 +52,16 @@ fn memtables_stay_within_the_budget_however_much_is_written() {
     // About 1 KB an entry, three times the memtables' budget in all.
     let count = 3 * MEMTABLE_MEMORY / 1_000;
     let mut most = 0;
-    fill(&log, count, |log| most = most.max(memtable_bytes(log)));
+    fill(&log, count, |log| most = most.max(log.memory().memtables));
     // A flush may still be under way while the next memtable fills: at most two at once.
     assert!(
         most <= 2 * MEMTABLE_MEMORY as u64,
         "memtables held {most} bytes, the budget is {MEMTABLE_MEMORY}"
+    );
+    // What `/v1/metrics` reports as plexus_store_memtable_bytes: the budget filled at least
+    // half way before a flush.
+    assert!(
+        most >= MEMTABLE_MEMORY as u64 / 2,
+        "memtables never held more than {most} bytes while writing {count} KB"
     );
 }
