@@ -27,8 +27,8 @@
 # (SIGKILL) and restarted every minute; prints RSS, open files and disk (worst slope after
 # warm-up) and the lease and export checks as `soak | ...` lines. The nodes keep
 # PLEXUS_SOAK_VIEW_HISTORY_MINUTES (5, the least allowed) of history in their views, so that
-# the views fill within the run: the slopes leave out the first 6 minutes
-# (PLEXUS_SOAK_SETTLE_SECONDS changes that; PLEXUS_SOAK_STEP_MS, 500, each agent's pause
+# the views fill within the run: the slopes leave out the first 6 minutes of the run and of
+# each process (PLEXUS_SOAK_SETTLE_SECONDS changes that; PLEXUS_SOAK_STEP_MS, 500, each agent's pause
 # between two steps). PLEXUS_SOAK_SAMPLES=FILE writes every resource
 # sample to FILE as CSV. Needs no root.
 #

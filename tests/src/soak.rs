@@ -53,9 +53,10 @@ pub struct SoakConfig {
     pub warm_up: Duration,
     /// `--view-history-minutes` of every node; the node's default (a day) when `None`.
     pub view_history_minutes: Option<u64>,
-    /// Samples taken this long after the soak starts are left out of the slopes too: the
-    /// nodes' first processes start with empty logs, and their views grow until they hold the
-    /// whole history window (a restarted process holds it once it has loaded its log).
+    /// Samples taken before the soak, and the process sampled, have run this long are left
+    /// out of the slopes too: a process's view grows until it holds the whole history window,
+    /// and a restarted process, although it loads the window from its log, was measured
+    /// growing for as long as a first one (`docs/reliability.md`, Soak).
     pub settle: Duration,
     pub sample_every: Duration,
     /// Pause between two steps of each agent (a step is a lease request and a task update).
@@ -499,7 +500,7 @@ fn sample(
 
 /// RocksDB's memtables and block cache, in KiB, from the node's `/v1/metrics`.
 fn rocksdb_kib(node: &LocalNode, runtime: &tokio::runtime::Runtime) -> Option<u64> {
-    let client = plexus_node::client::ApiClient::for_data_dir(&node.data_dir).ok()?;
+    let client = ApiClient::for_data_dir(&node.data_dir).ok()?;
     let metrics = runtime
         .block_on(client.request("GET", "/v1/metrics", None))
         .ok()?;
@@ -666,10 +667,10 @@ fn check_replays(node: &LocalNode, exports: &[PathBuf], view: &View, beliefs: &[
     checked
 }
 
-/// Least-squares slope of `value` against minutes, over the samples of each process taken
-/// after its warm-up and after the soak settled, leaving out values that are not finite (not
-/// measured); the largest over processes (per-process values need a process that lived long
-/// enough: at least 3 samples).
+/// Least-squares slope of `value` against minutes, over the samples of each process (or each
+/// data directory, when not `per_process`) taken once it has run for its warm-up and for the
+/// settling time, and after the soak settled, leaving out values that are not finite (not
+/// measured); the largest over processes (a process needs at least 3 such samples).
 pub fn worst_slope(
     samples: &[Sample],
     config: &SoakConfig,
@@ -678,13 +679,14 @@ pub fn worst_slope(
 ) -> Option<f64> {
     let mut groups: BTreeMap<(usize, u32), Vec<(f64, f64)>> = BTreeMap::new();
     for sample in samples {
-        let warm = if per_process {
+        let ran = if per_process {
             sample.seconds_since_start
         } else {
             sample.seconds
         };
+        let warm = ran >= config.warm_up.max(config.settle).as_secs_f64();
         let settled = sample.seconds >= config.settle.as_secs_f64();
-        if warm >= config.warm_up.as_secs_f64() && settled && value(sample).is_finite() {
+        if warm && settled && value(sample).is_finite() {
             let life = if per_process { sample.life } else { 0 };
             groups
                 .entry((sample.node, life))
@@ -719,4 +721,56 @@ fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A process sampled every 5 s that grows by 2 MiB a minute for its first `grows` seconds
+    /// and is flat after.
+    fn process(node: usize, life: u32, born: f64, until: f64, grows: f64) -> Vec<Sample> {
+        let mut samples = Vec::new();
+        let mut seconds = born;
+        while seconds < until {
+            let age = seconds - born;
+            samples.push(Sample {
+                node,
+                life,
+                seconds,
+                seconds_since_start: age,
+                rss_kib: (32.0 * 1024.0 + 2.0 * 1024.0 * age.min(grows) / 60.0) as u64,
+                open_files: 30,
+                disk_bytes: 0,
+                rocksdb_kib: None,
+            });
+            seconds += 5.0;
+        }
+        samples
+    }
+
+    #[test]
+    fn a_process_restarted_late_counts_only_once_it_has_settled() {
+        let config = SoakConfig {
+            nodes: 2,
+            duration: Duration::from_secs(600),
+            restart_every: Duration::from_secs(60),
+            warm_up: Duration::from_secs(60),
+            view_history_minutes: Some(5),
+            settle: Duration::from_secs(360),
+            sample_every: Duration::from_secs(5),
+            step_every: Duration::from_millis(500),
+        };
+        // Both grow 2 MiB a minute for their first 6 minutes: one lived the whole run, one was
+        // restarted at minute 7.
+        let mut samples = process(0, 0, 0.0, 600.0, 360.0);
+        samples.extend(process(1, 1, 420.0, 600.0, 360.0));
+        let rss = |sample: &Sample| sample.rss_kib as f64 / 1024.0;
+        let worst = worst_slope(&samples, &config, true, rss).unwrap();
+        assert!(worst.abs() < 0.01, "worst slope {worst} MiB/min");
+        // Still growing after it settled: measured.
+        let grown = process(0, 0, 0.0, 600.0, 600.0);
+        let worst = worst_slope(&grown, &config, true, rss).unwrap();
+        assert!((worst - 2.0).abs() < 0.01, "worst slope {worst} MiB/min");
+    }
 }

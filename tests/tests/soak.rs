@@ -42,7 +42,8 @@ fn a_soak_with_restarts_keeps_leases_exclusive_and_every_export_verifies() {
         };
     worst("rss", "MiB", true, &|s| s.rss_kib as f64 / 1024.0);
     // Memtables and the block cache fill toward their bounds (32 MiB each) for as long as the
-    // node writes less than that: what grows besides them is the rest.
+    // node writes less than that: what grows besides them is the rest. Once memtables flush,
+    // the allocator may keep their memory, and this figure rises as RocksDB's falls.
     worst(
         "rss less RocksDB's memtables and block cache",
         "MiB",
