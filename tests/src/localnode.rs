@@ -245,3 +245,14 @@ fn keep_tail(
     });
     Some(finished)
 }
+
+/// The value of `name` in a `/v1/metrics` answer (Prometheus text: `NAME VALUE` lines), if it
+/// is there and a whole number.
+pub fn metric_value(metrics: &str, name: &str) -> Option<u64> {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))?
+        .trim()
+        .parse()
+        .ok()
+}

@@ -26,7 +26,7 @@ use rand::Rng;
 use serde_json::{json, Value};
 
 use crate::fixtures::item_ranges;
-use crate::localnode::{describe, LocalNode};
+use crate::localnode::{describe, metric_value, LocalNode};
 
 /// The namespace every agent works in.
 pub const NAMESPACE: &str = "soak";
@@ -505,13 +505,7 @@ fn rocksdb_kib(node: &LocalNode, runtime: &tokio::runtime::Runtime) -> Option<u6
         .block_on(client.request("GET", "/v1/metrics", None))
         .ok()?;
     let text = String::from_utf8(metrics.body).ok()?;
-    let gauge = |name: &str| -> Option<u64> {
-        text.lines()
-            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))?
-            .trim()
-            .parse()
-            .ok()
-    };
+    let gauge = |name| metric_value(&text, name);
     let bytes = gauge("plexus_store_memtable_bytes")? + gauge("plexus_store_block_cache_bytes")?;
     Some(bytes / 1024)
 }

@@ -6,6 +6,7 @@ use plexus_node::client::{ApiClient, RawResponse};
 use plexus_tests::cluster::{
     shutdown, spawn_node, start_again, stop, test_net_config, TestNode, NAMESPACE,
 };
+use plexus_tests::localnode::metric_value;
 use serde_json::{json, Value};
 
 fn claim_body(resource: &str) -> Value {
@@ -61,10 +62,7 @@ async fn a_claim_stored_while_gossip_fails_is_answered_as_made() {
     let metrics = String::from_utf8(metrics).unwrap();
     assert!(metrics.contains("plexus_gossip_publish_failures_total 1"));
     // The two claims sit in RocksDB's memtables, not yet flushed.
-    let memtables = metrics
-        .lines()
-        .find_map(|line| line.strip_prefix("plexus_store_memtable_bytes "))
-        .and_then(|value| value.parse::<u64>().ok());
+    let memtables = metric_value(&metrics, "plexus_store_memtable_bytes");
     assert!(memtables.is_some_and(|bytes| bytes > 0), "{metrics}");
     shutdown(vec![node]).await;
 }
