@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs what building Plexus needs, idempotently: the C toolchain and libclang that
-# rocksdb's bindgen uses. `--tests` adds cargo-nextest (the test runner) and iproute2 and
-# nftables (the network-fault tests), `--bench` also GNU
-# time (peak memory in benchmarks). The demo asks for neither, so a first run does not wait
-# for cargo-nextest to compile. Safe to run again: what is installed is skipped.
+# rocksdb's bindgen uses, and make (jemalloc's build runs its configure script and make).
+# `--tests` adds cargo-nextest (the test runner) and iproute2 and nftables (the
+# network-fault tests), `--bench` also GNU time (peak memory in benchmarks). The demo asks
+# for neither, so a first run does not wait for cargo-nextest to compile. Safe to run again:
+# what is installed is skipped.
 set -euo pipefail
 
 tests=false
-packages=(clang libclang-dev)
+packages=(clang libclang-dev make)
 for argument in "$@"; do
   case "$argument" in
     # The network-fault tests (tests/tests/netfaults.rs) make namespaces, nftables rules and

@@ -11,6 +11,7 @@
 //! - [`node`]: a running node: log, network task and ingest worker wired together.
 //! - [`api`]: the local HTTP API served by `plexus run`.
 //! - [`mcp`]: the node as MCP tools, over stdio (`plexus mcp`) and at the API's `/mcp`.
+//! - `heap`: what the allocator (jemalloc, the process's malloc) holds, for `/v1/metrics`.
 //! - [`client`]: a small client of the HTTP API, for the CLI and tests.
 //! - `cli`: the `plexus` command line, run by [`run_cli`].
 
@@ -21,6 +22,7 @@ pub mod client;
 pub mod clock;
 pub mod config;
 pub mod coord;
+pub(crate) mod heap;
 pub mod mcp;
 pub mod net;
 pub mod node;

@@ -114,6 +114,9 @@ pub struct Sample {
     /// RocksDB's memtables and block cache, as the node's `/v1/metrics` reports them (both
     /// bounded, at 32 MiB each); `None` when the node did not answer.
     pub rocksdb_kib: Option<u64>,
+    /// Bytes allocated and not freed (KiB), the node's `plexus_heap_allocated_bytes`: live
+    /// data, without what the allocator keeps; `None` when the node did not answer.
+    pub heap_kib: Option<u64>,
 }
 
 impl Sample {
@@ -126,15 +129,15 @@ impl Sample {
 
 /// `samples` as CSV, one line each after a header: node, process (counting restarts),
 /// seconds since the soak started and since the process started, RSS (KiB), open files, the
-/// data directory's size (bytes) and RocksDB's memtables and block cache (KiB, empty when not
-/// reported).
+/// data directory's size (bytes), RocksDB's memtables and block cache and the allocated heap
+/// (KiB, empty when not reported).
 pub fn samples_csv(samples: &[Sample]) -> String {
     let mut csv = String::from(
-        "node,life,seconds,seconds_since_start,rss_kib,open_files,disk_bytes,rocksdb_kib\n",
+        "node,life,seconds,seconds_since_start,rss_kib,open_files,disk_bytes,rocksdb_kib,heap_kib\n",
     );
     for sample in samples {
         csv.push_str(&format!(
-            "{},{},{:.1},{:.1},{},{},{},{}\n",
+            "{},{},{:.1},{:.1},{},{},{},{},{}\n",
             sample.node,
             sample.life,
             sample.seconds,
@@ -142,12 +145,15 @@ pub fn samples_csv(samples: &[Sample]) -> String {
             sample.rss_kib,
             sample.open_files,
             sample.disk_bytes,
-            sample
-                .rocksdb_kib
-                .map_or(String::new(), |kib| kib.to_string())
+            optional(sample.rocksdb_kib),
+            optional(sample.heap_kib),
         ));
     }
     csv
+}
+
+fn optional(kib: Option<u64>) -> String {
+    kib.map_or(String::new(), |kib| kib.to_string())
 }
 
 /// A moment at which an agent's node answered that its claim held the lease.
@@ -486,6 +492,11 @@ fn sample(
         .find_map(|line| line.strip_prefix("VmRSS:"))
         .and_then(|value| value.split_whitespace().next()?.parse().ok())?;
     let open_files = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count() as u64;
+    let metrics = metrics(node, runtime);
+    let gauge = |name| metric_value(metrics.as_deref()?, name);
+    let rocksdb = gauge("plexus_store_memtable_bytes")
+        .zip(gauge("plexus_store_block_cache_bytes"))
+        .map(|(memtables, cache)| (memtables + cache) / 1024);
     Some(Sample {
         node: index,
         life,
@@ -494,20 +505,18 @@ fn sample(
         rss_kib,
         open_files,
         disk_bytes: directory_size(&node.data_dir),
-        rocksdb_kib: rocksdb_kib(node, runtime),
+        rocksdb_kib: rocksdb,
+        heap_kib: gauge("plexus_heap_allocated_bytes").map(|bytes| bytes / 1024),
     })
 }
 
-/// RocksDB's memtables and block cache, in KiB, from the node's `/v1/metrics`.
-fn rocksdb_kib(node: &LocalNode, runtime: &tokio::runtime::Runtime) -> Option<u64> {
+/// The node's `/v1/metrics`, if it answers.
+fn metrics(node: &LocalNode, runtime: &tokio::runtime::Runtime) -> Option<String> {
     let client = ApiClient::for_data_dir(&node.data_dir).ok()?;
     let metrics = runtime
         .block_on(client.request("GET", "/v1/metrics", None))
         .ok()?;
-    let text = String::from_utf8(metrics.body).ok()?;
-    let gauge = |name| metric_value(&text, name);
-    let bytes = gauge("plexus_store_memtable_bytes")? + gauge("plexus_store_block_cache_bytes")?;
-    Some(bytes / 1024)
+    String::from_utf8(metrics.body).ok()
 }
 
 fn directory_size(path: &Path) -> u64 {
@@ -737,6 +746,7 @@ mod tests {
                 open_files: 30,
                 disk_bytes: 0,
                 rocksdb_kib: None,
+                heap_kib: None,
             });
             seconds += 5.0;
         }

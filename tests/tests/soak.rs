@@ -53,6 +53,10 @@ fn a_soak_with_restarts_keeps_leases_exclusive_and_every_export_verifies() {
                 .map_or(f64::NAN, |kib| kib as f64 / 1024.0)
         },
     );
+    // Live data: what the node holds allocated, without what the allocator keeps.
+    worst("allocated heap", "MiB", true, &|s| {
+        s.heap_kib.map_or(f64::NAN, |kib| kib as f64 / 1024.0)
+    });
     let fds = worst("open files", "files", true, &|s| s.open_files as f64);
     worst("disk", "MiB", false, &|s| {
         s.disk_bytes as f64 / (1024.0 * 1024.0)

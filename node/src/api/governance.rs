@@ -199,6 +199,19 @@ pub(super) async fn metrics(State(state): State<ApiState>) -> Reply {
         "Bytes of blocks in RocksDB's block cache (32 MiB, shared by every column family).",
         memory.block_cache,
     );
+    if let Some(heap) = crate::heap::read() {
+        gauge(
+            "plexus_heap_allocated_bytes",
+            "Bytes the process has allocated and not freed (RocksDB's included).",
+            heap.allocated,
+        );
+        gauge(
+            "plexus_heap_resident_bytes",
+            "Bytes of memory the allocator holds resident: the allocated bytes, its metadata \
+             and freed pages not yet returned to the system.",
+            heap.resident,
+        );
+    }
     gauge("plexus_peers", "Connected peers.", net.peers.len() as u64);
     gauge(
         "plexus_connections_inbound",

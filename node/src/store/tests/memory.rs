@@ -65,3 +65,23 @@ fn memtables_stay_within_the_budget_however_much_is_written() {
         "memtables never held more than {most} bytes while writing {count} KB"
     );
 }
+
+#[test]
+fn rocksdb_allocates_through_jemalloc() {
+    // jemalloc is the process's malloc, RocksDB's C++ included (`crate::heap`): what the
+    // memtables hold shows in its statistics, and what they free goes back to one allocator.
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path()).unwrap();
+    let before = crate::heap::read().unwrap().allocated;
+    // About 8 MB, a quarter of the memtables' budget: nothing is flushed.
+    fill(&log, 8_000, |_| {});
+    let memtables = log.memory().memtables;
+    let after = crate::heap::read().unwrap().allocated;
+    assert!(memtables >= 8_000_000, "memtables hold {memtables} bytes");
+    assert!(
+        after >= before + memtables / 2,
+        "RocksDB holds {memtables} bytes of memtables but jemalloc's allocated bytes went from \
+         {before} to {after}: RocksDB allocates elsewhere"
+    );
+}
+
