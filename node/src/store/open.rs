@@ -32,6 +32,11 @@ pub(super) const MEMTABLE_MEMORY: usize = 32 << 20;
 fn family_options(cache: &Cache) -> Options {
     let mut tables = BlockBasedOptions::default();
     tables.set_block_cache(cache);
+    // Index blocks (an entry per 4 KiB data block) go in the cache too. RocksDB keeps them
+    // outside it by default, in every open table's reader, where they grow with the log.
+    // Level-0 tables, few and the most read, keep theirs pinned.
+    tables.set_cache_index_and_filter_blocks(true);
+    tables.set_pin_l0_filter_and_index_blocks_in_cache(true);
     let mut family = Options::default();
     family.set_block_based_table_factory(&tables);
     family.set_compression_type(rocksdb::DBCompressionType::Lz4);
