@@ -100,7 +100,11 @@ const CF_JOURNAL: &str = "journal";
 const CF_FORKS: &str = "forks";
 const CF_PENDING: &str = "pending";
 const CF_REJECTED: &str = "rejected";
-const COLUMN_FAMILIES: [&str; 7] = [
+/// Every column family of a log's database, RocksDB's default one (idempotency answers,
+/// `answers.rs`) included, so that each is opened with the same options and counted in
+/// [`Log::memory`].
+const COLUMN_FAMILIES: [&str; 8] = [
+    rocksdb::DEFAULT_COLUMN_FAMILY_NAME,
     CF_ENTRIES,
     CF_IDS,
     CF_HEADS,
